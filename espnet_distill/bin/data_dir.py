@@ -1,0 +1,109 @@
+"""Kaldi data-dir tools (the engines behind utils/*.sh).
+
+    python -m espnet_distill.bin.data_dir validate [--no-audio] [--no-text] DIR
+    python -m espnet_distill.bin.data_dir fix DIR
+    python -m espnet_distill.bin.data_dir subset (--first N | --random N [--seed S] |
+                                                 --speakers A,B | --seconds S [--seed S]) SRC DST
+    python -m espnet_distill.bin.data_dir combine DST SRC1 SRC2 ...
+    python -m espnet_distill.bin.data_dir split-scp [--utt2spk FILE] SCP OUT1 OUT2 ...
+    python -m espnet_distill.bin.data_dir utt2spk-to-spk2utt UTT2SPK [SPK2UTT]
+
+Every error names the file, the line and what is wrong, and exits with status 1.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from espnet_distill.data.audio import AudioError
+from espnet_distill.data.kaldi_dir import (
+    DataDirError,
+    combine_data_dirs,
+    fix_data_dir,
+    read_table,
+    split_scp,
+    subset_data_dir,
+    utt2spk_to_spk2utt,
+    validate_data_dir,
+    write_table,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="data_dir", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    v = sub.add_parser("validate", help="check a data dir; print the first problem and exit 1")
+    v.add_argument("dir", help="Kaldi data dir (wav.scp, text, utt2spk, spk2utt, optional segments/reco2dur)")
+    v.add_argument("--no-audio", action="store_true", help="do not read the audio of every utterance")
+    v.add_argument("--no-text", action="store_true", help="do not require a text file (unlabelled data)")
+
+    f = sub.add_parser("fix", help="keep utterances present in every file, sort, rebuild spk2utt")
+    f.add_argument("dir", help="Kaldi data dir; originals are kept in DIR/.backup/")
+
+    s = sub.add_parser("subset", help="copy a subset of a data dir")
+    g = s.add_mutually_exclusive_group(required=True)
+    g.add_argument("--first", type=int, help="the first N utterances (sorted order)")
+    g.add_argument("--random", type=int, help="N utterances drawn at random with --seed")
+    g.add_argument("--speakers", help="comma-separated speaker ids: all their utterances")
+    g.add_argument("--seconds", type=float, help="random utterances (with --seed) up to this total duration")
+    s.add_argument("--seed", type=int, default=0, help="random seed for --random and --seconds (default 0)")
+    s.add_argument("src", help="source data dir")
+    s.add_argument("dst", help="destination data dir (created)")
+
+    c = sub.add_parser("combine", help="concatenate data dirs (ids must be unique)")
+    c.add_argument("dst", help="destination data dir (created)")
+    c.add_argument("srcs", nargs="+", help="source data dirs")
+
+    sp = sub.add_parser("split-scp", help="split an scp-like file into contiguous near-equal parts")
+    sp.add_argument("--utt2spk", help="keep every speaker's utterances in one part")
+    sp.add_argument("scp", help="input file")
+    sp.add_argument("outputs", nargs="+", help="output files (their number is the number of parts)")
+
+    u = sub.add_parser("utt2spk-to-spk2utt", help="invert utt2spk")
+    u.add_argument("utt2spk", help="input utt2spk")
+    u.add_argument("spk2utt", nargs="?", help="output (default: stdout)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        if args.cmd == "validate":
+            summary = validate_data_dir(args.dir, check_audio=not args.no_audio, need_text=not args.no_text, progress=True)
+            extra = f", {summary['seconds'] / 3600:.3f} h" if "seconds" in summary else ""
+            logging.info("%s: OK (%d utterances, %d speakers%s)", args.dir, summary["utts"], summary["spks"], extra)
+        elif args.cmd == "fix":
+            fix_data_dir(args.dir)
+        elif args.cmd == "subset":
+            n = subset_data_dir(
+                args.src,
+                args.dst,
+                first=args.first,
+                random_n=args.random,
+                speakers=args.speakers.split(",") if args.speakers else None,
+                seconds=args.seconds,
+                seed=args.seed,
+            )
+            logging.info("%s: wrote %d utterances from %s", args.dst, n, args.src)
+        elif args.cmd == "combine":
+            n = combine_data_dirs(args.dst, args.srcs)
+            logging.info("%s: combined %d utterances from %d dirs", args.dst, n, len(args.srcs))
+        elif args.cmd == "split-scp":
+            split_scp(args.scp, args.outputs, utt2spk=args.utt2spk)
+        elif args.cmd == "utt2spk-to-spk2utt":
+            items = utt2spk_to_spk2utt(read_table(args.utt2spk).items)
+            if args.spk2utt:
+                write_table(args.spk2utt, items)
+            else:
+                sys.stdout.writelines(f"{k} {v}\n" for k, v in items)
+    except (DataDirError, AudioError) as e:
+        logging.error("%s", e)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,182 @@
+"""Read wav.scp entries into 16 kHz mono float32 waveforms.
+
+An entry is one of
+- a file path (wav, flac, anything libsndfile reads; any rate; mono or stereo),
+- a Kaldi ark offset (``foo.ark:1234``, read with kaldiio),
+- a pipe ending in ``|`` (``sox in.flac -t wav - |``), run with bash and pipefail.
+A ``segments`` line cuts ``[start, end)`` seconds out of a recording.
+
+Every error is an :class:`AudioError` naming the utterance id and the entry.
+"""
+from __future__ import annotations
+
+import io
+import logging
+import os
+import subprocess
+from functools import lru_cache
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import soundfile as sf
+
+logger = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16000
+
+
+class AudioError(RuntimeError):
+    """An utterance's audio cannot be read."""
+
+
+@lru_cache(maxsize=16)
+def _resampler(orig: int, new: int):
+    import torchaudio
+
+    return torchaudio.transforms.Resample(orig, new)
+
+
+def to_mono_16k(samples: np.ndarray, rate: int, target: int = SAMPLE_RATE) -> np.ndarray:
+    """``samples``: (T,) or (T, C) float -> (T',) float32 mono at ``target`` Hz."""
+    x = np.asarray(samples, dtype=np.float32)
+    if x.ndim == 2:
+        x = x.mean(axis=1)
+    if rate != target:
+        import torch
+
+        with torch.no_grad():
+            x = _resampler(rate, target)(torch.from_numpy(np.ascontiguousarray(x))).numpy()
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def _run_pipe(utt: str, entry: str) -> bytes:
+    cmd = entry.rstrip()[:-1].strip()
+    proc = subprocess.run(
+        ["bash", "-c", f"set -o pipefail; {cmd}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    if proc.returncode != 0:
+        err = proc.stderr.decode("utf-8", "replace").strip().splitlines()[-3:]
+        raise AudioError(
+            f"utterance '{utt}': pipe command failed with exit code {proc.returncode}: {cmd!r}: " + " | ".join(err)
+        )
+    if not proc.stdout:
+        raise AudioError(f"utterance '{utt}': pipe command wrote no audio: {cmd!r}")
+    return proc.stdout
+
+
+def read_entry(utt: str, entry: str) -> tuple[np.ndarray, int]:
+    """Read one wav.scp value at its own sample rate: ``(samples (T,) or (T, C), rate)``."""
+    entry = entry.strip()
+    if entry.endswith("|"):
+        data = _run_pipe(utt, entry)
+        try:
+            x, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+        except Exception as e:  # libsndfile's errors are terse; add context
+            raise AudioError(f"utterance '{utt}': pipe output is not readable audio ({e}): {entry!r}") from None
+        return x, rate
+    ark_offset = ":" in entry and entry.rsplit(":", 1)[1].isdigit() and not os.path.isfile(entry)
+    if ark_offset:
+        import kaldiio
+
+        path = entry.rsplit(":", 1)[0]
+        if not os.path.isfile(path):
+            raise AudioError(f"utterance '{utt}': file not found: {path!r} (wav.scp entry {entry!r})")
+        try:
+            rate, x = kaldiio.load_mat(entry)
+        except Exception as e:
+            raise AudioError(f"utterance '{utt}': cannot read ark entry {entry!r}: {e}") from None
+        x = np.asarray(x)
+        if np.issubdtype(x.dtype, np.integer):
+            x = x.astype(np.float32) / 32768.0
+        return x, int(rate)
+    if not os.path.isfile(entry):
+        raise AudioError(f"utterance '{utt}': file not found: {entry!r}")
+    try:
+        x, rate = sf.read(entry, dtype="float32", always_2d=True)
+    except Exception as e:
+        raise AudioError(f"utterance '{utt}': cannot read audio file {entry!r}: {e}") from None
+    missing = wav_missing_bytes(entry)
+    if missing > 0:
+        raise AudioError(f"utterance '{utt}': audio file {entry!r} is truncated: {missing} bytes of its data chunk are missing")
+    return x, rate
+
+
+def wav_missing_bytes(path: str) -> int:
+    """For a RIFF/WAVE file, how many bytes of the data chunk its header promises
+    but the file lacks (0 for complete files, streamed headers and other formats).
+    libsndfile silently reads what is there, so truncation must be checked here."""
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return 0
+        size = os.fstat(f.fileno()).st_size
+        pos = 12
+        while pos + 8 <= size:
+            f.seek(pos)
+            chunk = f.read(8)
+            cid, clen = chunk[:4], int.from_bytes(chunk[4:8], "little")
+            if cid == b"data":
+                if clen in (0, 0xFFFFFFFF):  # written by a stream: length unknown
+                    return 0
+                return max(0, pos + 8 + clen - size)
+            pos += 8 + clen + (clen & 1)
+    return 0
+
+
+def load_utterance(
+    utt: str, entry: str, segment: tuple[float, float] | None = None, target_rate: int = SAMPLE_RATE
+) -> np.ndarray:
+    """Read an utterance as (T,) float32 mono at ``target_rate``.
+
+    ``segment``: optional ``(start, end)`` in seconds within the recording.
+    """
+    x, rate = read_entry(utt, entry)
+    if segment is not None:
+        x = cut_segment(utt, x, rate, segment, entry)
+    return _checked_16k(utt, x, rate, entry, target_rate)
+
+
+def cut_segment(utt: str, x: np.ndarray, rate: int, segment: tuple[float, float], where: str) -> np.ndarray:
+    """``x[start:end]`` for a segment in seconds; up to 20 ms past the end is tolerated."""
+    start, end = segment
+    a, b = int(round(start * rate)), int(round(end * rate))
+    if a >= len(x) or b > len(x) + int(0.02 * rate):
+        raise AudioError(
+            f"utterance '{utt}': segment {start}-{end} s is outside the recording ({len(x) / rate:.3f} s) of {where!r}"
+        )
+    return x[a:b]
+
+
+def _checked_16k(utt: str, x: np.ndarray, rate: int, where: str, target_rate: int = SAMPLE_RATE) -> np.ndarray:
+    if len(x) == 0:
+        raise AudioError(f"utterance '{utt}': audio is empty: {where!r}")
+    if not np.isfinite(x).all():
+        raise AudioError(f"utterance '{utt}': audio contains NaN or Inf: {where!r}")
+    return to_mono_16k(x, rate, target_rate)
+
+
+def iter_data_dir_audio(data_dir: str | os.PathLike, progress: bool = False) -> Iterator[tuple[str, np.ndarray]]:
+    """Yield ``(utt, waveform)`` for every utterance of a data dir, in utt2spk order
+    (segments-aware; each recording is read once per run of its segments)."""
+    from tqdm import tqdm
+
+    from espnet_distill.data.kaldi_dir import read_table
+
+    d = Path(data_dir)
+    wav = read_table(d / "wav.scp").as_dict()
+    utts = read_table(d / "utt2spk").keys()
+    if (d / "segments").is_file():
+        seg = read_table(d / "segments").as_dict()
+        cache_key, cache = None, None
+        for utt in tqdm(utts, desc=f"reading {d.name}", disable=not progress, unit="utt"):
+            reco, a, b = seg[utt].split()
+            if reco != cache_key:
+                x, rate = read_entry(utt, wav[reco])
+                cache_key, cache = reco, (x, rate)
+            x, rate = cache
+            piece = cut_segment(utt, x, rate, (float(a), float(b)), wav[reco])
+            yield utt, _checked_16k(utt, piece, rate, wav[reco])
+    else:
+        for utt in tqdm(utts, desc=f"reading {d.name}", disable=not progress, unit="utt"):
+            yield utt, load_utterance(utt, wav[utt])

@@ -1,0 +1,505 @@
+"""Kaldi data directories: reading, writing, validating, fixing, subsetting.
+
+A data directory holds plain-text tables, one ``<key> <value>`` per line,
+sorted by key in byte order (``LC_ALL=C sort``) with unique keys:
+
+    wav.scp   <utt-or-reco> <path or "command |">
+    text      <utt> <transcript>
+    utt2spk   <utt> <spk>
+    spk2utt   <spk> <utt1> <utt2> ...
+    segments  <utt> <reco> <start-s> <end-s>          (optional)
+    reco2dur  <reco> <seconds>                        (optional)
+    utt2dur   <utt> <seconds>                         (optional, written by us)
+
+Every error raised here is a :class:`DataDirError` whose message names the
+file, the line number and what is wrong with it.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import random
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+logger = logging.getLogger(__name__)
+
+# Tables keyed by utterance id (segments are too).
+UTT_TABLES = ("text", "utt2spk", "utt2dur", "segments")
+# Tables keyed by recording id when segments exist, else by utterance id.
+RECO_TABLES = ("wav.scp", "reco2dur")
+ALL_TABLES = UTT_TABLES + RECO_TABLES
+
+
+class DataDirError(ValueError):
+    """A data directory (or one of its files) is malformed."""
+
+
+@dataclass
+class Table:
+    """One Kaldi table: ordered (key, value) pairs plus where each came from."""
+
+    path: Path
+    items: list[tuple[str, str]] = field(default_factory=list)
+    lines: list[int] = field(default_factory=list)
+
+    def keys(self) -> list[str]:
+        return [k for k, _ in self.items]
+
+    def as_dict(self) -> dict[str, str]:
+        return dict(self.items)
+
+
+def read_table(path: str | os.PathLike, allow_empty_value: bool = False) -> Table:
+    """Read ``<key> <value>`` lines. Duplicate keys, non-UTF-8 bytes and
+    (unless ``allow_empty_value``) missing values raise :class:`DataDirError`.
+
+    Sorting is not checked here; see :func:`check_sorted`.
+    """
+    path = Path(path)
+    table = Table(path)
+    seen: dict[str, int] = {}
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise DataDirError(f"{path}: file not found") from None
+    for lineno, bline in enumerate(raw.split(b"\n"), start=1):
+        if not bline.strip():
+            continue
+        try:
+            line = bline.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise DataDirError(
+                f"{path}:{lineno}: not valid UTF-8 (byte {bline[e.start:e.start + 1]!r} at column {e.start + 1})"
+            ) from None
+        line = line.rstrip("\r")
+        parts = line.strip().split(maxsplit=1)
+        key = parts[0]
+        value = parts[1].strip() if len(parts) > 1 else ""
+        if not value and not allow_empty_value:
+            raise DataDirError(f"{path}:{lineno}: key '{key}' has an empty value: {line!r}")
+        if key in seen:
+            raise DataDirError(f"{path}:{lineno}: duplicate id '{key}' (first on line {seen[key]})")
+        seen[key] = lineno
+        table.items.append((key, value))
+        table.lines.append(lineno)
+    return table
+
+
+def check_sorted(table: Table) -> None:
+    """Raise if keys are not in ``LC_ALL=C sort`` order (byte order)."""
+    prev = None
+    for (key, _), lineno in zip(table.items, table.lines):
+        if prev is not None and key.encode() < prev.encode():
+            raise DataDirError(
+                f"{table.path}:{lineno}: not sorted: '{key}' comes after '{prev}' "
+                f"(sort with LC_ALL=C sort, or run utils/fix_data_dir.sh)"
+            )
+        prev = key
+
+
+def write_table(path: str | os.PathLike, items: Iterable[tuple[str, str]], sort: bool = True) -> None:
+    """Write a table atomically (temp file + rename), sorted by key in byte order."""
+    path = Path(path)
+    items = list(items)
+    if sort:
+        items.sort(key=lambda kv: kv[0].encode())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            for k, v in items:
+                f.write(f"{k} {v}\n")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def utt2spk_to_spk2utt(utt2spk: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Invert utt2spk: ``[(spk, "utt1 utt2 ...")]`` with speakers and utterances sorted."""
+    spk: dict[str, list[str]] = {}
+    for utt, s in utt2spk:
+        spk.setdefault(s, []).append(utt)
+    return [(s, " ".join(sorted(u, key=str.encode))) for s, u in sorted(spk.items(), key=lambda kv: kv[0].encode())]
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def _parse_segment(table: Table, key: str, value: str, lineno: int) -> tuple[str, float, float]:
+    parts = value.split()
+    if len(parts) != 3:
+        raise DataDirError(f"{table.path}:{lineno}: expected '<utt> <reco> <start> <end>', got '{key} {value}'")
+    try:
+        start, end = float(parts[1]), float(parts[2])
+    except ValueError:
+        raise DataDirError(f"{table.path}:{lineno}: start/end of '{key}' are not numbers: {value!r}") from None
+    if start < 0 or end <= start:
+        raise DataDirError(f"{table.path}:{lineno}: segment '{key}' has start {start} and end {end} (need 0 <= start < end)")
+    return parts[0], start, end
+
+
+def _float_value(table: Table, key: str, value: str, lineno: int) -> float:
+    try:
+        x = float(value)
+    except ValueError:
+        raise DataDirError(f"{table.path}:{lineno}: duration of '{key}' is not a number: {value!r}") from None
+    if x <= 0:
+        raise DataDirError(f"{table.path}:{lineno}: duration of '{key}' is {x} (must be > 0)")
+    return x
+
+
+def _first_missing(needed: Table, have: set[str], what: str, where: Path) -> None:
+    for (key, _), lineno in zip(needed.items, needed.lines):
+        if key not in have:
+            raise DataDirError(f"{needed.path}:{lineno}: {what} '{key}' is not in {where}")
+
+
+def validate_data_dir(
+    data_dir: str | os.PathLike,
+    check_audio: bool = True,
+    need_text: bool = True,
+    progress: bool = False,
+) -> dict:
+    """Check a data dir; raise :class:`DataDirError` at the first problem.
+
+    Checks: every table parses (UTF-8, unique ids, non-empty values), is sorted;
+    text (when ``need_text``), utt2spk and wav.scp (or segments) cover the same
+    utterances; spk2utt is the inverse of utt2spk; segments point at recordings
+    in wav.scp with valid times (within reco2dur when given); with
+    ``check_audio`` every utterance's audio is read.
+
+    Returns a summary dict: ``{"utts", "spks", "seconds" (when audio was read)}``.
+    """
+    d = Path(data_dir)
+    if not d.is_dir():
+        raise DataDirError(f"{d}: not a directory")
+    for name in ("wav.scp", "utt2spk"):
+        if not (d / name).is_file():
+            raise DataDirError(f"{d}: missing required file {name}")
+    if need_text and not (d / "text").is_file():
+        raise DataDirError(f"{d}: missing required file text")
+
+    tables: dict[str, Table] = {}
+    for name in ALL_TABLES + ("spk2utt",):
+        p = d / name
+        if p.is_file():
+            tables[name] = read_table(p)
+            check_sorted(tables[name])
+
+    utt2spk = tables["utt2spk"]
+    utts = set(utt2spk.keys())
+    for (utt, spk), lineno in zip(utt2spk.items, utt2spk.lines):
+        if len(spk.split()) != 1:
+            raise DataDirError(f"{utt2spk.path}:{lineno}: utterance '{utt}' has more than one speaker field: {spk!r}")
+
+    segments = tables.get("segments")
+    wav = tables["wav.scp"]
+    wav_keys = set(wav.keys())
+    if segments is not None:
+        reco2dur = tables["reco2dur"].as_dict() if "reco2dur" in tables else {}
+        for (utt, value), lineno in zip(segments.items, segments.lines):
+            reco, start, end = _parse_segment(segments, utt, value, lineno)
+            if reco not in wav_keys:
+                raise DataDirError(f"{segments.path}:{lineno}: recording '{reco}' of utterance '{utt}' is not in {wav.path}")
+            if reco in reco2dur and end > float(reco2dur[reco]) + 0.02:
+                raise DataDirError(
+                    f"{segments.path}:{lineno}: segment '{utt}' ends at {end} s, after the end of recording "
+                    f"'{reco}' ({reco2dur[reco]} s in reco2dur)"
+                )
+        audio_utts = set(segments.keys())
+        audio_src: Table = segments
+    else:
+        audio_utts = wav_keys
+        audio_src = wav
+        if "reco2dur" in tables:
+            _first_missing(tables["reco2dur"], wav_keys, "recording", wav.path)
+    if "reco2dur" in tables:
+        for (k, v), lineno in zip(tables["reco2dur"].items, tables["reco2dur"].lines):
+            _float_value(tables["reco2dur"], k, v, lineno)
+
+    # utterance coverage, both ways
+    _first_missing(utt2spk, audio_utts, "utterance", audio_src.path)
+    _first_missing(audio_src, utts, "utterance", utt2spk.path)
+    if need_text or "text" in tables:
+        text = tables["text"]
+        _first_missing(text, utts, "utterance", utt2spk.path)
+        _first_missing(utt2spk, set(text.keys()), "utterance", text.path)
+    if "utt2dur" in tables:
+        _first_missing(tables["utt2dur"], utts, "utterance", utt2spk.path)
+        for (k, v), lineno in zip(tables["utt2dur"].items, tables["utt2dur"].lines):
+            _float_value(tables["utt2dur"], k, v, lineno)
+
+    expected = dict(utt2spk_to_spk2utt(utt2spk.items))
+    if "spk2utt" in tables:
+        s2u = tables["spk2utt"]
+        for (spk, us), lineno in zip(s2u.items, s2u.lines):
+            if spk not in expected:
+                raise DataDirError(f"{s2u.path}:{lineno}: speaker '{spk}' has no utterance in {utt2spk.path}")
+            if sorted(us.split()) != sorted(expected[spk].split()):
+                raise DataDirError(f"{s2u.path}:{lineno}: utterances of speaker '{spk}' disagree with {utt2spk.path}")
+        missing = set(expected) - set(s2u.keys())
+        if missing:
+            raise DataDirError(f"{s2u.path}: speaker '{sorted(missing)[0]}' of {utt2spk.path} is missing")
+    else:
+        raise DataDirError(f"{d}: missing spk2utt (create it with utils/utt2spk_to_spk2utt.sh)")
+
+    summary = {"utts": len(utts), "spks": len(expected)}
+    if check_audio:
+        from espnet_distill.data.audio import iter_data_dir_audio
+
+        seconds = 0.0
+        for _, wav_arr in iter_data_dir_audio(d, progress=progress):
+            seconds += len(wav_arr) / 16000
+        summary["seconds"] = seconds
+    return summary
+
+
+# ----------------------------------------------------------------------------- fixing
+
+
+def fix_data_dir(data_dir: str | os.PathLike) -> dict[str, dict[str, int]]:
+    """Keep only utterances present in every table; sort all tables; rebuild spk2utt.
+
+    Originals are kept in ``<dir>/.backup/``. Returns, per file, how many lines
+    were dropped and why (``{"text": {"not in wav.scp": 2}}``); also logged.
+    """
+    d = Path(data_dir)
+    tables = {name: read_table(d / name, allow_empty_value=True) for name in ALL_TABLES if (d / name).is_file()}
+    if "utt2spk" not in tables or "wav.scp" not in tables:
+        raise DataDirError(f"{d}: fix_data_dir needs at least wav.scp and utt2spk")
+    seg = tables.get("segments")
+    wav_keys = set(tables["wav.scp"].keys())
+
+    # utterances that have audio
+    if seg is not None:
+        audio = {utt for utt, v in seg.items if v.split() and v.split()[0] in wav_keys}
+    else:
+        audio = wav_keys
+    keep = set(tables["utt2spk"].keys()) & audio
+    if "text" in tables:
+        keep &= {k for k, v in tables["text"].items if v.strip()}
+    for name in ("utt2dur",):
+        if name in tables:
+            keep &= set(tables[name].keys())
+
+    dropped: dict[str, dict[str, int]] = {}
+
+    def reason_for(name: str, key: str, value: str) -> str:
+        if name == "text" and not value.strip():
+            return "empty transcript"
+        if name != "utt2spk" and key not in tables["utt2spk"].as_dict():
+            return "not in utt2spk"
+        if name != "text" and "text" in tables and key not in tables["text"].as_dict():
+            return "not in text"
+        if key not in audio:
+            return "no audio (not in wav.scp)" if seg is None else "no audio (recording not in wav.scp)"
+        if "text" in tables and not tables["text"].as_dict().get(key, "").strip():
+            return "empty transcript"
+        return "not in every table"
+
+    backup = d / ".backup"
+    backup.mkdir(exist_ok=True)
+    for name, table in tables.items():
+        (backup / name).write_bytes(table.path.read_bytes())
+        if name in UTT_TABLES:
+            kept = [(k, v) for k, v in table.items if k in keep]
+            for k, v in table.items:
+                if k not in keep:
+                    r = reason_for(name, k, v)
+                    dropped.setdefault(name, {}).setdefault(r, 0)
+                    dropped[name][r] += 1
+        elif seg is not None:  # recordings: keep those still used
+            used = {tables["segments"].as_dict()[u].split()[0] for u in keep}
+            kept = [(k, v) for k, v in table.items if k in used]
+            if len(kept) < len(table.items):
+                dropped.setdefault(name, {})["recording without kept segments"] = len(table.items) - len(kept)
+        else:
+            kept = [(k, v) for k, v in table.items if k in keep]
+            for k, v in table.items:
+                if k not in keep:
+                    r = reason_for(name, k, v)
+                    dropped.setdefault(name, {}).setdefault(r, 0)
+                    dropped[name][r] += 1
+        write_table(d / name, kept)
+    write_table(d / "spk2utt", utt2spk_to_spk2utt(read_table(d / "utt2spk").items))
+    for name, reasons in dropped.items():
+        for r, n in reasons.items():
+            logger.info("%s: dropped %d line(s) of %s: %s", d, n, name, r)
+    logger.info("%s: kept %d utterances (originals in %s)", d, len(keep), backup)
+    return dropped
+
+
+# ----------------------------------------------------------------------------- subsetting
+
+
+def _select_utts(d: Path, pick: Callable[[list[str], dict[str, str]], list[str]]) -> list[str]:
+    utt2spk = read_table(d / "utt2spk")
+    return pick(utt2spk.keys(), utt2spk.as_dict())
+
+
+def copy_subset(src: str | os.PathLike, dst: str | os.PathLike, utts: Iterable[str]) -> int:
+    """Copy ``src`` to ``dst`` keeping only ``utts`` (and the recordings they use)."""
+    s, t = Path(src), Path(dst)
+    keep = set(utts)
+    t.mkdir(parents=True, exist_ok=True)
+    seg_path = s / "segments"
+    recos = None
+    if seg_path.is_file():
+        seg = read_table(seg_path)
+        recos = {v.split()[0] for k, v in seg.items if k in keep}
+    for name in ALL_TABLES:
+        if not (s / name).is_file():
+            continue
+        table = read_table(s / name, allow_empty_value=True)
+        by = recos if (name in RECO_TABLES and recos is not None) else keep
+        write_table(t / name, [(k, v) for k, v in table.items if k in by])
+    write_table(t / "spk2utt", utt2spk_to_spk2utt(read_table(t / "utt2spk").items))
+    return len(keep)
+
+
+def utt_durations(data_dir: str | os.PathLike) -> dict[str, float]:
+    """Utterance durations in seconds: from utt2dur, else segments, else by reading audio
+    (the result is then cached in ``utt2dur``)."""
+    d = Path(data_dir)
+    if (d / "utt2dur").is_file():
+        return {k: float(v) for k, v in read_table(d / "utt2dur").items}
+    if (d / "segments").is_file():
+        out = {}
+        for k, v in read_table(d / "segments").items:
+            _, a, b = v.split()
+            out[k] = float(b) - float(a)
+        return out
+    from espnet_distill.data.audio import iter_data_dir_audio
+
+    out = {utt: len(w) / 16000 for utt, w in iter_data_dir_audio(d)}
+    write_table(d / "utt2dur", [(k, f"{v:.3f}") for k, v in out.items()])
+    return out
+
+
+def subset_data_dir(
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    first: int | None = None,
+    random_n: int | None = None,
+    speakers: Iterable[str] | None = None,
+    seconds: float | None = None,
+    seed: int = 0,
+) -> int:
+    """Write a subset of ``src`` to ``dst``; exactly one selector must be given.
+
+    - ``first``: the first N utterances in sorted order;
+    - ``random_n``: N utterances drawn with ``seed``;
+    - ``speakers``: every utterance of the listed speakers;
+    - ``seconds``: utterances drawn in a ``seed``-shuffled order until their total
+      duration reaches ``seconds`` (the last one may overshoot).
+    Returns the number of utterances written.
+    """
+    chosen = [x is not None for x in (first, random_n, speakers, seconds)]
+    if sum(chosen) != 1:
+        raise ValueError("subset_data_dir: give exactly one of first, random_n, speakers, seconds")
+    s = Path(src)
+    utt2spk = read_table(s / "utt2spk")
+    utts = utt2spk.keys()
+    if first is not None:
+        sel = utts[:first]
+    elif random_n is not None:
+        if random_n > len(utts):
+            raise DataDirError(f"{s}: asked for {random_n} random utterances but it has only {len(utts)}")
+        sel = random.Random(seed).sample(utts, random_n)
+    elif speakers is not None:
+        wanted = set(speakers)
+        have = set(utt2spk.as_dict().values())
+        unknown = wanted - have
+        if unknown:
+            raise DataDirError(f"{s}: unknown speaker(s) {sorted(unknown)} (known: {sorted(have)})")
+        sel = [u for u, spk in utt2spk.items if spk in wanted]
+    else:
+        dur = utt_durations(s)
+        order = list(utts)
+        random.Random(seed).shuffle(order)
+        sel, total = [], 0.0
+        for u in order:
+            if total >= seconds:
+                break
+            sel.append(u)
+            total += dur[u]
+        if total < seconds:
+            logger.warning("%s: has only %.1f s of audio; asked for %.1f s, taking all", s, total, seconds)
+    return copy_subset(s, dst, sel)
+
+
+def combine_data_dirs(dst: str | os.PathLike, srcs: Iterable[str | os.PathLike]) -> int:
+    """Concatenate data dirs into ``dst``; ids must be unique across the sources."""
+    t = Path(dst)
+    srcs = [Path(s) for s in srcs]
+    merged: dict[str, list[tuple[str, str]]] = {}
+    origin: dict[tuple[str, str], Path] = {}
+    for name in ALL_TABLES:
+        present = [s for s in srcs if (s / name).is_file()]
+        if not present:
+            continue
+        if len(present) != len(srcs):
+            missing = [str(s) for s in srcs if s not in present]
+            if name in ("wav.scp", "utt2spk", "text"):
+                raise DataDirError(f"combine: {name} is missing in {missing}")
+            logger.warning("combine: %s missing in %s; not writing it", name, missing)
+            continue
+        items = []
+        for s in present:
+            for k, v in read_table(s / name, allow_empty_value=True).items:
+                if (name, k) in origin:
+                    raise DataDirError(f"combine: id '{k}' of {name} is in both {origin[(name, k)]} and {s}")
+                origin[(name, k)] = s
+                items.append((k, v))
+        merged[name] = items
+    t.mkdir(parents=True, exist_ok=True)
+    for name, items in merged.items():
+        write_table(t / name, items)
+    write_table(t / "spk2utt", utt2spk_to_spk2utt(merged["utt2spk"]))
+    return len(merged["utt2spk"])
+
+
+def split_scp(
+    scp: str | os.PathLike,
+    outputs: list[str | os.PathLike],
+    utt2spk: str | os.PathLike | None = None,
+) -> None:
+    """Split an scp-like file into ``len(outputs)`` contiguous, near-equal parts.
+
+    With ``utt2spk``, all utterances of a speaker go to the same part.
+    """
+    table = read_table(scp, allow_empty_value=True)
+    n = len(outputs)
+    if n < 1:
+        raise ValueError("split_scp: need at least one output")
+    if utt2spk is None:
+        groups = [[kv] for kv in table.items]
+    else:
+        u2s = read_table(utt2spk).as_dict()
+        groups_d: dict[str, list] = {}
+        for k, v in table.items:
+            if k not in u2s:
+                raise DataDirError(f"{scp}: utterance '{k}' is not in {utt2spk}")
+            groups_d.setdefault(u2s[k], []).append((k, v))
+        groups = list(groups_d.values())
+    if len(groups) < n:
+        raise DataDirError(f"{scp}: cannot split {len(groups)} {'speakers' if utt2spk else 'lines'} into {n} parts")
+    total = sum(len(g) for g in groups)
+    parts: list[list[tuple[str, str]]] = [[] for _ in range(n)]
+    done = 0
+    gi = 0
+    for i in range(n):
+        target = round(total * (i + 1) / n)
+        # each remaining part needs at least one group
+        while gi < len(groups) and (done < target or not parts[i]) and len(groups) - gi > n - i - 1:
+            parts[i].extend(groups[gi])
+            done += len(groups[gi])
+            gi += 1
+    parts[-1].extend(kv for g in groups[gi:] for kv in g)
+    for out, items in zip(outputs, parts):
+        write_table(out, items, sort=False)

@@ -1,0 +1,198 @@
+"""Kaldi-style job launchers: run N copies of a command, each with its own log.
+
+Interface (as Kaldi's run.pl / slurm.pl):
+
+    launcher [options] JOB=1:N log/name.JOB.log command arg ... JOB ...
+    launcher [options] log/name.log command arg ...
+
+Every ``JOB`` in the log path and in the command is replaced by the job index.
+The command words are joined with spaces and run by ``bash -c`` with
+``pipefail`` (so quoted pipes work). Each log starts with the command and ends
+with its exit code and run time. On failure the launcher exits 1 and says which
+jobs failed, showing the tail of the first failing log.
+
+Backends: ``local`` runs the jobs on this machine, at most ``--max-jobs-run`` at
+a time; ``slurm`` submits one job array with ``sbatch --wait``.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+JOB_RANGE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(\d+):(\d+)$")
+
+
+@dataclass
+class JobSpec:
+    """What to run: ``command`` and ``log`` still contain the job variable."""
+
+    var: str | None
+    first: int
+    last: int
+    log: str
+    command: str
+    max_jobs_run: int = 32
+    num_threads: int = 1
+    mem: str | None = None
+    gpu: int = 0
+
+    def indices(self) -> list[int]:
+        return list(range(self.first, self.last + 1))
+
+    def expand(self, text: str, index: int) -> str:
+        return text if self.var is None else re.sub(rf"\b{self.var}\b", str(index), text)
+
+
+class LaunchError(RuntimeError):
+    pass
+
+
+def parse_args(argv: list[str], prog: str) -> JobSpec:
+    p = argparse.ArgumentParser(
+        prog=prog,
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        usage=f"{prog} [options] [JOB=1:N] LOG COMMAND ...",
+    )
+    p.add_argument("--max-jobs-run", type=int, default=32, help="run at most this many jobs at once (local)")
+    p.add_argument("--num-threads", type=int, default=1, help="CPU threads per job (OMP_NUM_THREADS; slurm --cpus-per-task)")
+    p.add_argument("--mem", default=None, help="memory per job, e.g. 4G (slurm --mem; ignored locally)")
+    p.add_argument("--gpu", type=int, default=0, help="GPUs per job (slurm --gres=gpu:N; locally CUDA_VISIBLE_DEVICES is left as is)")
+    p.add_argument("rest", nargs=argparse.REMAINDER, help="[JOB=1:N] LOG COMMAND ...")
+    args = p.parse_args(argv)
+    rest = list(args.rest)
+    var, first, last = None, 1, 1
+    if rest and JOB_RANGE.match(rest[0]):
+        m = JOB_RANGE.match(rest.pop(0))
+        var, first, last = m.group(1), int(m.group(2)), int(m.group(3))
+        if last < first:
+            p.error(f"empty job range {var}={first}:{last}")
+    if len(rest) < 2:
+        p.error("need a log file and a command")
+    log, cmd = rest[0], rest[1:]
+    if var is not None and var not in log:
+        p.error(f"the log file '{log}' must contain {var} so that the jobs do not share one log")
+    command = " ".join(cmd)
+    return JobSpec(var, first, last, log, command, args.max_jobs_run, args.num_threads, args.mem, args.gpu)
+
+
+def _tail(path: Path, n: int = 15) -> str:
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return "(log not found)"
+    return "\n".join(lines[-n:])
+
+
+def _report(spec: JobSpec, codes: dict[int, int], prog: str) -> int:
+    failed = [i for i, c in sorted(codes.items()) if c != 0]
+    if not failed:
+        return 0
+    first_log = Path(spec.expand(spec.log, failed[0]))
+    sys.stderr.write(
+        f"{prog}: {len(failed)} / {len(codes)} jobs failed: {spec.var or 'job'} {failed}; "
+        f"first failing log: {first_log}\n--- tail of {first_log} ---\n{_tail(first_log)}\n---\n"
+    )
+    return 1
+
+
+def _wrapped_command(spec: JobSpec, index: int, log: Path) -> str:
+    """A bash script that runs one job, writing header, output and footer into ``log``."""
+    cmd = spec.expand(spec.command, index)
+    q = shlex.quote
+    return (
+        f"exec >> {q(str(log))} 2>&1\n"
+        f"export OMP_NUM_THREADS={spec.num_threads} MKL_NUM_THREADS={spec.num_threads}\n"
+        f"echo {q('# ' + cmd)}\n"
+        f"echo \"# Started at $(date)\"\n"
+        f"start=$(date +%s)\n"
+        f"( set -o pipefail; {cmd}\n)\n"
+        f"rc=$?\n"
+        f"echo \"# Accounting: time=$(( $(date +%s) - start )) threads={spec.num_threads}\"\n"
+        f"echo \"# Ended (code $rc) at $(date)\"\n"
+        f"exit $rc\n"
+    )
+
+
+def run_local(spec: JobSpec, prog: str = "run.sh") -> int:
+    """Run the jobs here, at most ``spec.max_jobs_run`` at a time. Returns the exit status."""
+
+    def one(index: int) -> int:
+        log = Path(spec.expand(spec.log, index))
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text("")
+        return subprocess.run(["bash", "-c", _wrapped_command(spec, index, log)]).returncode
+
+    with ThreadPoolExecutor(max_workers=max(1, spec.max_jobs_run)) as pool:
+        codes = dict(zip(spec.indices(), pool.map(one, spec.indices())))
+    return _report(spec, codes, prog)
+
+
+def run_slurm(spec: JobSpec, prog: str = "slurm.sh", poll: float = 2.0) -> int:
+    """Submit one Slurm job array (``sbatch --wait``) and collect each task's exit code."""
+    first_log = Path(spec.expand(spec.log, spec.first))
+    qdir = first_log.parent / "q"
+    qdir.mkdir(parents=True, exist_ok=True)
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(spec.log).name.replace(spec.var or "JOB", "X"))
+    script = qdir / f"{name}.sh"
+    cases = []
+    for i in spec.indices():
+        log = Path(spec.expand(spec.log, i)).resolve()
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text("")
+        body = _wrapped_command(spec, i, log).replace("exit $rc\n", "")
+        cases.append(f"{i})\n{body}echo $rc > {shlex.quote(str((qdir / f'{name}.{i}.rc').resolve()))}\nexit $rc\n;;")
+        (qdir / f"{name}.{i}.rc").unlink(missing_ok=True)
+    script.write_text(
+        "#!/usr/bin/env bash\n"
+        f"cd {shlex.quote(os.getcwd())}\n"
+        'case "$SLURM_ARRAY_TASK_ID" in\n' + "\n".join(cases) + "\n*) echo bad task id >&2; exit 1;;\nesac\n"
+    )
+    script.chmod(0o755)
+    sbatch = [
+        "sbatch",
+        "--wait",
+        f"--job-name={name}",
+        f"--array={spec.first}-{spec.last}%{spec.max_jobs_run}",
+        f"--cpus-per-task={spec.num_threads}",
+        f"--output={qdir.resolve() / (name + '.%a.out')}",
+    ]
+    if spec.mem:
+        sbatch.append(f"--mem={spec.mem}")
+    if spec.gpu:
+        sbatch.append(f"--gres=gpu:{spec.gpu}")
+    try:
+        proc = subprocess.run(sbatch + [str(script)], capture_output=True, text=True)
+    except FileNotFoundError:
+        sys.stderr.write(f"{prog}: sbatch not found on PATH: is this a Slurm cluster? Use utils/run.sh to run locally.\n")
+        return 1
+    codes = {}
+    for i in spec.indices():
+        rc_file = qdir / f"{name}.{i}.rc"
+        codes[i] = int(rc_file.read_text().strip()) if rc_file.is_file() else 1
+    if proc.returncode != 0 and all(c == 0 for c in codes.values()):
+        sys.stderr.write(f"{prog}: sbatch failed ({proc.returncode}): {proc.stderr.strip()}\n")
+        return 1
+    return _report(spec, codes, prog)
+
+
+BACKENDS = {"local": run_local, "slurm": run_slurm}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in BACKENDS:
+        sys.stderr.write(f"usage: python -m espnet_distill.bin.launch {{{','.join(BACKENDS)}}} [options] [JOB=1:N] LOG CMD ...\n")
+        return 2
+    backend = argv.pop(0)
+    prog = {"local": "utils/run.sh", "slurm": "utils/slurm.sh"}[backend]
+    spec = parse_args(argv, prog)
+    return BACKENDS[backend](spec, prog)

@@ -1,0 +1,68 @@
+"""Shared fixtures. Tests run offline on data they build, the embedded corpus and ../shared/data."""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+# Scripts under utils/ and the recipes call `python`: make it this interpreter.
+os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{ROOT / 'utils'}{os.pathsep}{os.environ['PATH']}"
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def tone(seconds: float, rate: int = 16000, freq: float = 440.0, channels: int = 1) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    x = (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+    return np.stack([x] * channels, axis=1) if channels > 1 else x
+
+
+def write_wav(path: Path, seconds: float = 0.5, rate: int = 16000, channels: int = 1, freq: float = 440.0) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, tone(seconds, rate, freq, channels), rate, subtype="PCM_16")
+    return path
+
+
+def make_data_dir(root: Path, utts: dict[str, tuple[str, str]], name: str = "data") -> Path:
+    """utts: utt -> (spk, text); writes a wav per utterance and a valid Kaldi dir."""
+    d = root / name
+    d.mkdir(parents=True, exist_ok=True)
+    wav, text, u2s = [], [], []
+    for i, (utt, (spk, txt)) in enumerate(sorted(utts.items())):
+        p = write_wav(root / "wav" / f"{utt}.wav", 0.3 + 0.1 * i, freq=200 + 50 * i)
+        wav.append(f"{utt} {p}\n")
+        text.append(f"{utt} {txt}\n")
+        u2s.append(f"{utt} {spk}\n")
+    (d / "wav.scp").write_text("".join(wav))
+    (d / "text").write_text("".join(text))
+    (d / "utt2spk").write_text("".join(u2s))
+    spk: dict[str, list[str]] = {}
+    for utt, (s, _) in sorted(utts.items()):
+        spk.setdefault(s, []).append(utt)
+    (d / "spk2utt").write_text("".join(f"{s} {' '.join(u)}\n" for s, u in sorted(spk.items())))
+    return d
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return make_data_dir(
+        tmp_path,
+        {
+            "spkA-001": ("spkA", "hello world"),
+            "spkA-002": ("spkA", "good morning"),
+            "spkB-001": ("spkB", "the cat sat"),
+            "spkB-002": ("spkB", "on the mat"),
+        },
+    )
+
+
+def need(cmd: str) -> None:
+    if shutil.which(cmd) is None:
+        pytest.fail(f"'{cmd}' is not installed: run tools/install.sh (make setup)")

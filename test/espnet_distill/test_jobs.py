@@ -1,0 +1,67 @@
+"""The Kaldi-style launchers (utils/run.sh and utils/slurm.sh)."""
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(args, cwd, env=None):
+    return subprocess.run(args, cwd=cwd, capture_output=True, text=True, env=env)
+
+
+def test_local_runs_all_jobs_with_logs(tmp_path):
+    r = run([str(ROOT / "utils/run.sh"), "--max-jobs-run", "2", "JOB=1:4", "log/t.JOB.log",
+             "echo", "job", "JOB", ">", "out.JOB.txt"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    for i in range(1, 5):
+        assert (tmp_path / f"out.{i}.txt").read_text() == f"job {i}\n"
+        log = (tmp_path / f"log/t.{i}.log").read_text()
+        assert log.startswith(f"# echo job {i} > out.{i}.txt") and "# Ended (code 0)" in log
+
+
+def test_local_failure_names_jobs_and_shows_log(tmp_path):
+    r = run([str(ROOT / "utils/run.sh"), "JOB=1:3", "log/f.JOB.log",
+             "echo start JOB; [ JOB -eq 1 ] || { echo boom JOB >&2; exit 7; }"], tmp_path)
+    assert r.returncode == 1
+    assert "2 / 3 jobs failed: JOB [2, 3]" in r.stderr
+    assert "log/f.2.log" in r.stderr and "boom 2" in r.stderr
+    assert "# Ended (code 7)" in (tmp_path / "log/f.3.log").read_text()
+
+
+def test_pipe_failure_is_not_hidden(tmp_path):
+    r = run([str(ROOT / "utils/run.sh"), "log/p.log", "false | cat"], tmp_path)
+    assert r.returncode == 1
+
+
+def test_log_must_contain_job_variable(tmp_path):
+    r = run([str(ROOT / "utils/run.sh"), "JOB=1:2", "log/same.log", "true"], tmp_path)
+    assert r.returncode == 2 and "must contain JOB" in r.stderr
+
+
+FAKE_SBATCH = """#!/usr/bin/env bash
+# A stand-in for Slurm's sbatch --wait --array=A-B%M: runs each array task here.
+echo "$@" >> "$FAKE_SBATCH_CALLS"
+script=${@: -1}
+for a in "$@"; do case "$a" in --array=*) r=${a#--array=}; r=${r%%%*};; esac; done
+rc=0
+for i in $(seq ${r%-*} ${r#*-}); do SLURM_ARRAY_TASK_ID=$i bash "$script" || rc=1; done
+exit $rc
+"""
+
+
+def test_slurm_backend_with_fake_sbatch(tmp_path):
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "sbatch").write_text(FAKE_SBATCH)
+    (bindir / "sbatch").chmod(0o755)
+    env = dict(os.environ, PATH=f"{bindir}:{os.environ['PATH']}", FAKE_SBATCH_CALLS=str(tmp_path / "calls"))
+    r = run([str(ROOT / "utils/slurm.sh"), "--mem", "2G", "--gpu", "1", "JOB=1:3", "log/s.JOB.log",
+             "echo hi JOB; [ JOB -ne 3 ]"], tmp_path, env)
+    assert r.returncode == 1
+    assert "1 / 3 jobs failed: JOB [3]" in r.stderr
+    calls = (tmp_path / "calls").read_text()
+    assert "--array=1-3" in calls and "--mem=2G" in calls and "--gres=gpu:1" in calls and "--wait" in calls
+    assert "hi 2" in (tmp_path / "log/s.2.log").read_text()
