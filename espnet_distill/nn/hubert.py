@@ -1,0 +1,351 @@
+"""HuBERT's architecture with fairseq parameter names (so released and s3prl-converted
+checkpoints load without renaming), used by teachers and by the CNN students.
+
+Shapes: B batch, L samples, T frames (20 ms at 16 kHz with the default CNN), D model width.
+Masks are boolean and True on *valid* positions.
+
+Differences from fairseq, both on padding only: the first layer's GroupNorm takes its
+statistics over valid frames, and padded frames are zeroed after every CNN layer, so an
+utterance gives the same hidden states alone and padded inside a batch.
+"""
+from __future__ import annotations
+
+import ast
+import math
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+DEFAULT_CONV = [[512, 10, 5]] + [[512, 3, 2]] * 4 + [[512, 2, 2]] * 2
+
+
+@dataclass
+class HubertConfig:
+    """Architecture hyper-parameters (defaults: HuBERT Base)."""
+
+    conv_layers: list = field(default_factory=lambda: [list(c) for c in DEFAULT_CONV])  # [dim, kernel, stride]
+    conv_bias: bool = False
+    extractor_mode: str = "default"  # "default": GroupNorm after the first conv; "layer_norm": LN after each
+    embed_dim: int = 768
+    ffn_dim: int = 3072
+    num_layers: int = 12
+    num_heads: int = 12
+    conv_pos: int = 128
+    conv_pos_groups: int = 16
+    layer_norm_first: bool = False
+    dropout: float = 0.1
+    attention_dropout: float = 0.1
+    activation_dropout: float = 0.0
+    dropout_input: float = 0.0
+    layerdrop: float = 0.0
+    final_dim: int = 256  # 0: no prediction head
+    num_classes: int = 504  # rows of label_embs_concat; 0: no codebook
+    logit_temp: float = 0.1
+    normalize: bool = False  # zero-mean unit-variance waveform (HuBERT Large)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "HubertConfig":
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        unknown = sorted(set(d) - set(known))
+        if unknown:
+            raise ValueError(f"unknown HubertConfig keys: {unknown}")
+        return cls(**known)
+
+    @property
+    def conv_dim(self) -> int:
+        return self.conv_layers[-1][0]
+
+    @property
+    def receptive_field(self) -> int:
+        """Samples needed for one output frame (400 for HuBERT's CNN)."""
+        rf = 1
+        for _, k, s in reversed(self.conv_layers):
+            rf = (rf - 1) * s + k
+        return rf
+
+    @property
+    def hop(self) -> int:
+        return math.prod(s for _, _, s in self.conv_layers)
+
+
+def parse_conv_spec(spec: str) -> list[list[int]]:
+    """Parse fairseq's ``conv_feature_layers`` string, e.g.
+    ``"[(512,10,5)] + [(512,3,2)] * 4 + [(512,2,2)] * 2"``, without ``eval``:
+    only list/tuple literals of ints, ``+`` and ``* int`` are allowed."""
+
+    def ev(node):
+        if isinstance(node, ast.Expression):
+            return ev(node.body)
+        if isinstance(node, (ast.List, ast.Tuple)):
+            return [ev(e) for e in node.elts]
+        if isinstance(node, ast.Constant) and isinstance(node.value, int):
+            return node.value
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+            return ev(node.left) + ev(node.right)
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult):
+            return ev(node.left) * ev(node.right)
+        raise ValueError(f"unsupported element in conv spec {spec!r}: {ast.dump(node)[:60]}")
+
+    out = ev(ast.parse(spec, mode="eval"))
+    if not all(isinstance(t, list) and len(t) == 3 for t in out):
+        raise ValueError(f"conv spec {spec!r} must be a list of (dim, kernel, stride)")
+    return [list(t) for t in out]
+
+
+def conv_output_lengths(lengths: torch.Tensor, conv_layers: list) -> torch.Tensor:
+    """Frames after the CNN: per layer floor((L - k) / s) + 1 (clamped at 0)."""
+    out = lengths.clone()
+    for _, k, s in conv_layers:
+        out = torch.div(out - k, s, rounding_mode="floor") + 1
+        out = out.clamp(min=0)
+    return out
+
+
+def lengths_to_mask(lengths: torch.Tensor, max_len: int | None = None) -> torch.Tensor:
+    """(B,) lengths -> (B, T) bool mask, True on valid positions."""
+    t = int(max_len if max_len is not None else lengths.max())
+    return torch.arange(t, device=lengths.device)[None, :] < lengths[:, None]
+
+
+def masked_group_norm(x: torch.Tensor, mask: torch.Tensor, norm: nn.GroupNorm) -> torch.Tensor:
+    """Per-channel GroupNorm (groups == channels) over valid frames only.
+
+    x: (B, C, T); mask: (B, T). Equals ``norm(x)`` when nothing is padded.
+    """
+    m = mask[:, None, :].to(x.dtype)
+    n = m.sum(-1, keepdim=True).clamp(min=1)
+    mean = (x * m).sum(-1, keepdim=True) / n
+    var = (((x - mean) * m) ** 2).sum(-1, keepdim=True) / n
+    y = (x - mean) / torch.sqrt(var + norm.eps)
+    return (y * norm.weight[None, :, None] + norm.bias[None, :, None]) * m
+
+
+class TransposedLayerNorm(nn.Module):
+    """LayerNorm over channels of a (B, C, T) tensor (fairseq's TransposeLast-LN-TransposeLast);
+    stored as ``.1`` to keep fairseq's key names."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.add_module("1", nn.LayerNorm(dim))
+
+    def forward(self, x):
+        return getattr(self, "1")(x.transpose(1, 2)).transpose(1, 2)
+
+
+class ConvFeatureExtractor(nn.Module):
+    """Waveform CNN. Keys: conv_layers.{i}.0 (Conv1d), .2 (norm, when present)."""
+
+    def __init__(self, conv_layers: list, mode: str = "default", bias: bool = False):
+        super().__init__()
+        if mode not in ("default", "layer_norm"):
+            raise ValueError(f"extractor_mode must be 'default' or 'layer_norm', got {mode!r}")
+        self.mode = mode
+        self.spec = [list(c) for c in conv_layers]
+        layers = []
+        in_d = 1
+        for i, (dim, k, s) in enumerate(self.spec):
+            mods: list[nn.Module] = [nn.Conv1d(in_d, dim, k, stride=s, bias=bias), nn.Dropout(0.0)]
+            if mode == "layer_norm":
+                mods.append(TransposedLayerNorm(dim))
+            elif i == 0:
+                mods.append(nn.GroupNorm(dim, dim, affine=True))
+            mods.append(nn.GELU())
+            layers.append(nn.Sequential(*mods))
+            in_d = dim
+        self.conv_layers = nn.ModuleList(layers)
+
+    def forward(self, wav: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """wav: (B, L), lengths: (B,) -> features (B, C, T), frame lengths (B,)."""
+        x = wav[:, None, :]
+        for (_, k, s), layer in zip(self.spec, self.conv_layers):
+            x = layer[0](x)
+            lengths = (torch.div(lengths - k, s, rounding_mode="floor") + 1).clamp(min=0)
+            mask = lengths_to_mask(lengths, x.shape[-1])
+            if len(layer) == 4:
+                norm = layer[2]
+                x = masked_group_norm(x, mask, norm) if isinstance(norm, nn.GroupNorm) else norm(x)
+            x = layer[-1](x) * mask[:, None, :].to(x.dtype)
+        return x, lengths
+
+
+class WeightNormConv1d(nn.Module):
+    """Conv1d with weight = g * v / ||v|| (norm over all dims but 2, as fairseq's
+    ``weight_norm(dim=2)``). Keys: weight_g (1, 1, K), weight_v (D, D/G, K), bias."""
+
+    def __init__(self, dim: int, kernel: int, groups: int):
+        super().__init__()
+        self.kernel, self.groups = kernel, groups
+        self.weight_v = nn.Parameter(torch.empty(dim, dim // groups, kernel))
+        std = math.sqrt(4 / (kernel * dim))
+        nn.init.normal_(self.weight_v, 0, std)
+        self.weight_g = nn.Parameter(self.weight_v.detach().norm(dim=(0, 1), keepdim=True).clone())
+        self.bias = nn.Parameter(torch.zeros(dim))
+
+    def forward(self, x):
+        w = self.weight_g * self.weight_v / self.weight_v.norm(dim=(0, 1), keepdim=True)
+        return F.conv1d(x, w, self.bias, padding=self.kernel // 2, groups=self.groups)
+
+
+class PositionalConv(nn.Module):
+    """HuBERT's convolutional relative position embedding: (B, T, D) -> (B, T, D)."""
+
+    def __init__(self, dim: int, kernel: int, groups: int):
+        super().__init__()
+        self.kernel = kernel
+        self.add_module("0", WeightNormConv1d(dim, kernel, groups))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = getattr(self, "0")(x.transpose(1, 2))
+        if self.kernel % 2 == 0:
+            y = y[..., :-1]
+        return F.gelu(y).transpose(1, 2)
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, dim: int, heads: int, dropout: float):
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"embed dim {dim} is not divisible by {heads} heads")
+        self.heads, self.dropout = heads, dropout
+        self.k_proj, self.v_proj, self.q_proj, self.out_proj = (nn.Linear(dim, dim) for _ in range(4))
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """x: (B, T, D); mask: (B, T) valid keys."""
+        b, t, d = x.shape
+        h = self.heads
+
+        def split(y):
+            return y.view(b, t, h, d // h).transpose(1, 2)
+
+        q, k, v = split(self.q_proj(x)), split(self.k_proj(x)), split(self.v_proj(x))
+        attn_mask = None if mask is None else mask[:, None, None, :]
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0)
+        return self.out_proj(y.transpose(1, 2).reshape(b, t, d))
+
+
+class TransformerLayer(nn.Module):
+    """fairseq TransformerSentenceEncoderLayer (post-LN unless ``layer_norm_first``)."""
+
+    def __init__(self, dim: int, ffn: int, heads: int, dropout: float, attn_dropout: float, act_dropout: float,
+                 layer_norm_first: bool):
+        super().__init__()
+        self.self_attn = SelfAttention(dim, heads, attn_dropout)
+        self.self_attn_layer_norm = nn.LayerNorm(dim)
+        self.fc1, self.fc2 = nn.Linear(dim, ffn), nn.Linear(ffn, dim)
+        self.final_layer_norm = nn.LayerNorm(dim)
+        self.dropout, self.act_dropout, self.layer_norm_first = dropout, act_dropout, layer_norm_first
+
+    def _ffn(self, x):
+        y = F.dropout(F.gelu(self.fc1(x)), self.act_dropout, self.training)
+        return F.dropout(self.fc2(y), self.dropout, self.training)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        if self.layer_norm_first:
+            x = x + F.dropout(self.self_attn(self.self_attn_layer_norm(x), mask), self.dropout, self.training)
+            return x + self._ffn(self.final_layer_norm(x))
+        x = self.self_attn_layer_norm(x + F.dropout(self.self_attn(x, mask), self.dropout, self.training))
+        return self.final_layer_norm(x + self._ffn(x))
+
+
+class TransformerEncoder(nn.Module):
+    """Positional conv + LayerNorm + layers. Keys: pos_conv.0.*, layer_norm, layers.{i}."""
+
+    def __init__(self, dim: int, ffn: int, layers: int, heads: int, conv_pos: int, conv_pos_groups: int,
+                 dropout: float = 0.1, attn_dropout: float = 0.1, act_dropout: float = 0.0,
+                 layer_norm_first: bool = False, layerdrop: float = 0.0):
+        super().__init__()
+        self.pos_conv = PositionalConv(dim, conv_pos, conv_pos_groups)
+        self.layer_norm = nn.LayerNorm(dim)
+        self.layers = nn.ModuleList(
+            TransformerLayer(dim, ffn, heads, dropout, attn_dropout, act_dropout, layer_norm_first) for _ in range(layers)
+        )
+        self.dropout, self.layer_norm_first, self.layerdrop = dropout, layer_norm_first, layerdrop
+
+    def embed(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """(B, T, D) projected features -> the input to the first layer (hidden state 0)."""
+        x = x * mask[..., None].to(x.dtype)
+        x = x + self.pos_conv(x)
+        if not self.layer_norm_first:
+            x = self.layer_norm(x)
+        return F.dropout(x, self.dropout, self.training)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, num_layers: int | None = None) -> list[torch.Tensor]:
+        """x: (B, T, D) projected features; returns ``1 + num_layers`` hidden states (B, T, D)."""
+        x = self.embed(x, mask)
+        hiddens = [x]
+        layers = self.layers if num_layers is None else self.layers[:num_layers]
+        for i, layer in enumerate(layers):
+            if self.training and self.layerdrop > 0 and torch.rand(()) < self.layerdrop:
+                hiddens.append(x)
+                continue
+            x = layer(x, mask)
+            hiddens.append(x)
+        if self.layer_norm_first and (num_layers is None or num_layers == len(self.layers)):
+            hiddens[-1] = self.layer_norm(hiddens[-1])
+        return hiddens
+
+
+class HubertModel(nn.Module):
+    """HuBERT: CNN -> LN -> projection -> (masking) -> transformer; optional codebook head."""
+
+    def __init__(self, cfg: HubertConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.feature_extractor = ConvFeatureExtractor(cfg.conv_layers, cfg.extractor_mode, cfg.conv_bias)
+        self.layer_norm = nn.LayerNorm(cfg.conv_dim)
+        self.post_extract_proj = nn.Linear(cfg.conv_dim, cfg.embed_dim) if cfg.conv_dim != cfg.embed_dim else None
+        self.mask_emb = nn.Parameter(torch.empty(cfg.embed_dim).uniform_())
+        self.encoder = TransformerEncoder(
+            cfg.embed_dim, cfg.ffn_dim, cfg.num_layers, cfg.num_heads, cfg.conv_pos, cfg.conv_pos_groups,
+            cfg.dropout, cfg.attention_dropout, cfg.activation_dropout, cfg.layer_norm_first, cfg.layerdrop,
+        )
+        if cfg.final_dim > 0:
+            self.final_proj = nn.Linear(cfg.embed_dim, cfg.final_dim)
+        if cfg.num_classes > 0:
+            if cfg.final_dim <= 0:
+                raise ValueError("a codebook (num_classes > 0) needs final_dim > 0")
+            self.label_embs_concat = nn.Parameter(torch.empty(cfg.num_classes, cfg.final_dim).uniform_())
+
+    @property
+    def has_codebook(self) -> bool:
+        return self.cfg.num_classes > 0 and self.cfg.final_dim > 0
+
+    def frame_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        return conv_output_lengths(lengths, self.cfg.conv_layers)
+
+    def features(self, wav: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """wav (B, L) -> projected CNN features (B, T, D) and frame mask (B, T)."""
+        if self.cfg.normalize:
+            m = lengths_to_mask(lengths, wav.shape[1]).to(wav.dtype)
+            n = m.sum(1, keepdim=True).clamp(min=1)
+            mean = (wav * m).sum(1, keepdim=True) / n
+            var = (((wav - mean) * m) ** 2).sum(1, keepdim=True) / n
+            wav = (wav - mean) / torch.sqrt(var + 1e-5) * m
+        feats, flen = self.feature_extractor(wav, lengths)
+        x = self.layer_norm(feats.transpose(1, 2))
+        if self.post_extract_proj is not None:
+            x = self.post_extract_proj(x)
+        x = F.dropout(x, self.cfg.dropout_input, self.training)
+        return x, lengths_to_mask(flen, x.shape[1])
+
+    def forward(self, wav: torch.Tensor, lengths: torch.Tensor, time_mask: torch.Tensor | None = None,
+                num_layers: int | None = None) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Hidden states (``1 + num_layers`` of (B, T, D)) and the frame mask (B, T).
+
+        ``time_mask`` (B, T) True where frames are replaced by the mask embedding (pretraining).
+        """
+        x, mask = self.features(wav, lengths)
+        if time_mask is not None:
+            x = torch.where(time_mask[..., None], self.mask_emb.to(x.dtype), x)
+        return self.encoder(x, mask, num_layers), mask
+
+    def logits(self, h: torch.Tensor) -> torch.Tensor:
+        """(B, T, D) last hidden state -> (B, T, C) cosine logits over the codebook / logit_temp."""
+        z = F.normalize(self.final_proj(h).float(), dim=-1, eps=1e-8)
+        e = F.normalize(self.label_embs_concat.float(), dim=-1, eps=1e-8)
+        return z @ e.T / self.cfg.logit_temp

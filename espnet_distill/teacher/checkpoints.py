@@ -1,0 +1,324 @@
+"""HuBERT checkpoint formats -> one (HubertConfig, fairseq-named state dict).
+
+Formats (the registry ``FORMATS``; ``detect_format`` picks one from the file's keys):
+
+- ``espnet_distill``: ours, ``{"format": "espnet_distill.hubert", "config", "state_dict", "meta"}``.
+- ``hubert_local``: s3prl's converted HuBERT (``task_cfg``, ``model_cfg``, ``model_weight``,
+  ``dictionaries_symbols``).
+- ``fairseq``: a released fairseq checkpoint (``cfg`` with ``model``/``task``, ``model``);
+  converted without importing fairseq.
+- ``torchaudio_hubert``: a ``HuBERTPretrainModel`` state dict (``wav2vec2.*``,
+  ``logit_generator.*``), bare or as ``{"state_dict", "config"}``.
+- ``espnet_hubert_local``: an ESPnet HuBERT pretraining model (``encoder.hubert_pretrain_model.*``),
+  with ESPnet's ``config.yaml`` beside it when there is one.
+
+Every file is read with ``torch.load(weights_only=True)``.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from espnet_distill.nn.hubert import HubertConfig, HubertModel, parse_conv_spec
+
+logger = logging.getLogger(__name__)
+
+OUR_FORMAT = "espnet_distill.hubert"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, of an unknown format, or lacks keys."""
+
+
+def safe_load(path: str | os.PathLike) -> dict:
+    """``torch.load(weights_only=True)`` with errors that name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # pickle errors name a global; keep the first line
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{path}: cannot be read as a weights-only torch checkpoint ({msg})") from None
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{path}: expected a dict checkpoint, found {type(obj).__name__}")
+    return obj
+
+
+def atomic_save(obj: dict, path: str | os.PathLike) -> None:
+    """torch.save to a temp file in the same folder, then rename (never a half-written file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def require_keys(d: dict, keys: list[str], what: str) -> None:
+    missing = [k for k in keys if k not in d]
+    if missing:
+        raise CheckpointError(f"{what}: missing keys {missing} (has {sorted(d)[:12]})")
+
+
+# ----------------------------------------------------------------------------- ours
+
+
+def save_hubert(path: str | os.PathLike, model: HubertModel, meta: dict | None = None) -> None:
+    atomic_save(
+        {"format": OUR_FORMAT, "version": 1, "config": model.cfg.to_dict(),
+         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}, "meta": meta or {}},
+        path,
+    )
+
+
+def _from_ours(ckpt: dict, path: Path, hints: dict) -> tuple[HubertConfig, dict, dict]:
+    require_keys(ckpt, ["config", "state_dict"], str(path))
+    return HubertConfig.from_dict(ckpt["config"]), ckpt["state_dict"], ckpt.get("meta", {})
+
+
+# ----------------------------------------------------------------------------- fairseq / s3prl
+
+_FAIRSEQ_FIELDS = {  # fairseq model cfg -> HubertConfig
+    "extractor_mode": "extractor_mode", "encoder_layers": "num_layers", "encoder_embed_dim": "embed_dim",
+    "encoder_ffn_embed_dim": "ffn_dim", "encoder_attention_heads": "num_heads", "conv_bias": "conv_bias",
+    "conv_pos": "conv_pos", "conv_pos_groups": "conv_pos_groups", "layer_norm_first": "layer_norm_first",
+    "final_dim": "final_dim", "logit_temp": "logit_temp", "dropout": "dropout",
+    "attention_dropout": "attention_dropout", "activation_dropout": "activation_dropout",
+    "dropout_input": "dropout_input", "encoder_layerdrop": "layerdrop",
+}
+
+
+def config_from_fairseq(model_cfg: dict, task_cfg: dict, state: dict, what: str) -> HubertConfig:
+    """HubertConfig from fairseq-style model/task configs (plain dicts)."""
+    model_cfg = dict(model_cfg)
+    kw = {ours: model_cfg[theirs] for theirs, ours in _FAIRSEQ_FIELDS.items() if theirs in model_cfg}
+    if "conv_feature_layers" in model_cfg:
+        kw["conv_layers"] = parse_conv_spec(str(model_cfg["conv_feature_layers"]))
+    kw["normalize"] = bool(task_cfg.get("normalize", False))
+    act = model_cfg.get("activation_fn", "gelu")
+    if act != "gelu":
+        raise CheckpointError(f"{what}: activation_fn {act!r} is not supported (only gelu)")
+    if model_cfg.get("untie_final_proj", False):
+        raise CheckpointError(f"{what}: untie_final_proj=True (several label sets) is not supported")
+    if "final_proj.weight" in state:
+        kw["final_dim"] = state["final_proj.weight"].shape[0]
+    else:
+        kw["final_dim"] = 0
+    kw["num_classes"] = state["label_embs_concat"].shape[0] if "label_embs_concat" in state else 0
+    return HubertConfig(**kw)
+
+
+_REQUIRED_WEIGHTS = ["feature_extractor.conv_layers.0.0.weight", "encoder.pos_conv.0.weight_v", "encoder.layers.0.fc1.weight"]
+
+
+def fairseq_model_cfg(cfg: HubertConfig) -> dict:
+    """fairseq/s3prl ``model_cfg`` (plain dict) describing ``cfg``."""
+    out = {theirs: getattr(cfg, ours) for theirs, ours in _FAIRSEQ_FIELDS.items()}
+    out["conv_feature_layers"] = "[" + ", ".join(f"({d}, {k}, {s})" for d, k, s in cfg.conv_layers) + "]"
+    out.update(activation_fn="gelu", label_rate=50, untie_final_proj=False, feature_grad_mult=0.0)
+    return out
+
+
+def save_s3prl_hubert_local(path: str | os.PathLike, model: HubertModel) -> None:
+    """Write ``model`` in s3prl's converted HuBERT format (``S3PRLUpstream("hubert_local", path)``)."""
+    k = model.cfg.num_classes
+    atomic_save(
+        {
+            "task_cfg": {"normalize": model.cfg.normalize, "sample_rate": 16000, "label_rate": 50, "labels": ["km"]},
+            "model_cfg": fairseq_model_cfg(model.cfg),
+            "model_weight": {k_: v.detach().cpu() for k_, v in model.state_dict().items()},
+            "dictionaries_symbols": [[str(i) for i in range(k)]],
+        },
+        path,
+    )
+
+
+def _from_s3prl(ckpt: dict, path: Path, hints: dict) -> tuple[HubertConfig, dict, dict]:
+    require_keys(ckpt, ["task_cfg", "model_cfg", "model_weight", "dictionaries_symbols"], f"{path} (s3prl hubert_local)")
+    state = ckpt["model_weight"]
+    require_keys(state, _REQUIRED_WEIGHTS, f"{path} model_weight")
+    cfg = config_from_fairseq(ckpt["model_cfg"], ckpt["task_cfg"], state, str(path))
+    return cfg, state, {"dictionaries_symbols": ckpt["dictionaries_symbols"], "source_format": "hubert_local"}
+
+
+def _from_fairseq(ckpt: dict, path: Path, hints: dict) -> tuple[HubertConfig, dict, dict]:
+    require_keys(ckpt, ["cfg", "model"], f"{path} (fairseq)")
+    cfg = ckpt["cfg"]
+    require_keys(cfg, ["model", "task"], f"{path} cfg")
+    state = ckpt["model"]
+    require_keys(state, _REQUIRED_WEIGHTS, f"{path} model")
+    out = config_from_fairseq(cfg["model"], cfg["task"], state, str(path))
+    return out, state, {"source_format": "fairseq"}
+
+
+# ----------------------------------------------------------------------------- torchaudio / espnet
+
+_TA_RULES: list[tuple[str, str]] = [
+    (r"^wav2vec2\.feature_extractor\.conv_layers\.(\d+)\.conv\.", r"feature_extractor.conv_layers.\1.0."),
+    (r"^wav2vec2\.encoder\.feature_projection\.layer_norm\.", "layer_norm."),
+    (r"^wav2vec2\.encoder\.feature_projection\.projection\.", "post_extract_proj."),
+    (r"^wav2vec2\.encoder\.transformer\.pos_conv_embed\.conv\.parametrizations\.weight\.original0$", "encoder.pos_conv.0.weight_g"),
+    (r"^wav2vec2\.encoder\.transformer\.pos_conv_embed\.conv\.parametrizations\.weight\.original1$", "encoder.pos_conv.0.weight_v"),
+    (r"^wav2vec2\.encoder\.transformer\.pos_conv_embed\.conv\.", "encoder.pos_conv.0."),
+    (r"^wav2vec2\.encoder\.transformer\.layer_norm\.", "encoder.layer_norm."),
+    (r"^wav2vec2\.encoder\.transformer\.layers\.(\d+)\.attention\.", r"encoder.layers.\1.self_attn."),
+    (r"^wav2vec2\.encoder\.transformer\.layers\.(\d+)\.layer_norm\.", r"encoder.layers.\1.self_attn_layer_norm."),
+    (r"^wav2vec2\.encoder\.transformer\.layers\.(\d+)\.feed_forward\.intermediate_dense\.", r"encoder.layers.\1.fc1."),
+    (r"^wav2vec2\.encoder\.transformer\.layers\.(\d+)\.feed_forward\.output_dense\.", r"encoder.layers.\1.fc2."),
+    (r"^wav2vec2\.encoder\.transformer\.layers\.(\d+)\.final_layer_norm\.", r"encoder.layers.\1.final_layer_norm."),
+    (r"^mask_generator\.mask_embedding$", "mask_emb"),
+    (r"^logit_generator\.final_proj\.", "final_proj."),
+    (r"^logit_generator\.label_embeddings$", "label_embs_concat"),
+]
+_TA_STRIDE = {10: 5, 3: 2, 2: 2}  # HuBERT's CNN: kernel -> stride
+
+
+def torchaudio_to_fairseq(state: dict, what: str, hints: dict | None = None) -> tuple[HubertConfig, dict]:
+    """Rename a torchaudio HuBERTPretrainModel state dict and infer its config.
+
+    Shapes give everything except the head count and ``layer_norm_first``: they come from
+    ``hints`` (torchaudio factory names ``encoder_num_heads``, ``encoder_layer_norm_first``,
+    ``extractor_conv_layer_config``), else embed_dim // 64 heads and layer_norm_first for
+    width >= 1024 (true of HuBERT Base, Large and XLarge).
+    """
+    hints = hints or {}
+    out: dict[str, torch.Tensor] = {}
+    layer_norm_mode = any(re.match(r"^wav2vec2\.feature_extractor\.conv_layers\.1\.layer_norm\.", k) for k in state)
+    for k, v in state.items():
+        m = re.match(r"^wav2vec2\.feature_extractor\.conv_layers\.(\d+)\.layer_norm\.(weight|bias)$", k)
+        if m:
+            out[f"feature_extractor.conv_layers.{m.group(1)}.2.{'1.' if layer_norm_mode else ''}{m.group(2)}"] = v
+            continue
+        for pat, rep in _TA_RULES:
+            if re.match(pat, k):
+                out[re.sub(pat, rep, k)] = v
+                break
+        else:
+            raise CheckpointError(f"{what}: unexpected torchaudio key {k!r}")
+    require_keys(out, _REQUIRED_WEIGHTS, f"{what} (after renaming torchaudio keys)")
+    conv = []
+    i = 0
+    while f"feature_extractor.conv_layers.{i}.0.weight" in out:
+        dim, _, k = out[f"feature_extractor.conv_layers.{i}.0.weight"].shape
+        conv.append([dim, k, _TA_STRIDE.get(k, 0)])
+        i += 1
+    if hints.get("extractor_conv_layer_config"):
+        conv = [list(c) for c in hints["extractor_conv_layer_config"]]
+    elif any(c[2] == 0 for c in conv):
+        raise CheckpointError(f"{what}: cannot infer CNN strides; give extractor_conv_layer_config")
+    embed = out["encoder.layer_norm.weight"].shape[0]
+    n_layers = 1 + max(int(m.group(1)) for k in out if (m := re.match(r"encoder\.layers\.(\d+)\.", k)))
+    cfg = HubertConfig(
+        conv_layers=conv,
+        conv_bias="feature_extractor.conv_layers.0.0.bias" in out,
+        extractor_mode="layer_norm" if layer_norm_mode else "default",
+        embed_dim=embed,
+        ffn_dim=out["encoder.layers.0.fc1.weight"].shape[0],
+        num_layers=n_layers,
+        num_heads=int(hints.get("encoder_num_heads", max(1, embed // 64))),
+        conv_pos=out["encoder.pos_conv.0.weight_v"].shape[-1],
+        conv_pos_groups=embed // out["encoder.pos_conv.0.weight_v"].shape[1],
+        layer_norm_first=bool(hints.get("encoder_layer_norm_first", embed >= 1024)),
+        final_dim=out["final_proj.weight"].shape[0] if "final_proj.weight" in out else 0,
+        num_classes=out["label_embs_concat"].shape[0] if "label_embs_concat" in out else 0,
+        logit_temp=float(hints.get("logit_temp", 0.1)),
+        normalize=bool(hints.get("normalize", False)),
+    )
+    return cfg, out
+
+
+def _from_torchaudio(ckpt: dict, path: Path, hints: dict) -> tuple[HubertConfig, dict, dict]:
+    state = ckpt
+    if "state_dict" in ckpt:
+        state, hints = ckpt["state_dict"], {**ckpt.get("config", {}), **hints}
+    cfg, out = torchaudio_to_fairseq(state, str(path), hints)
+    return cfg, out, {"source_format": "torchaudio_hubert"}
+
+
+ESPNET_PREFIX = "encoder.hubert_pretrain_model."
+
+
+def _from_espnet(ckpt: dict, path: Path, hints: dict) -> tuple[HubertConfig, dict, dict]:
+    state = {k[len(ESPNET_PREFIX):]: v for k, v in ckpt.items() if k.startswith(ESPNET_PREFIX)}
+    if not state:
+        raise CheckpointError(f"{path}: no '{ESPNET_PREFIX}*' keys: not an ESPnet HuBERT pretraining model")
+    cfg_path = path.parent / "config.yaml"
+    if cfg_path.is_file():
+        import yaml
+
+        with open(cfg_path) as f:
+            hints = {**((yaml.safe_load(f) or {}).get("encoder_conf", {}) or {}), **hints}
+    cfg, out = torchaudio_to_fairseq(state, str(path), hints)
+    return cfg, out, {"source_format": "espnet_hubert_local"}
+
+
+FORMATS: dict[str, Callable[[dict, Path, dict], tuple[HubertConfig, dict, dict]]] = {
+    "espnet_distill": _from_ours,
+    "hubert_local": _from_s3prl,
+    "fairseq": _from_fairseq,
+    "torchaudio_hubert": _from_torchaudio,
+    "espnet_hubert_local": _from_espnet,
+}
+
+
+def detect_format(ckpt: dict, path: Path) -> str:
+    if ckpt.get("format") == OUR_FORMAT:
+        return "espnet_distill"
+    if "model_weight" in ckpt or "model_cfg" in ckpt:
+        return "hubert_local"
+    if "cfg" in ckpt and "model" in ckpt:
+        return "fairseq"
+    keys = ckpt.get("state_dict", ckpt)
+    if isinstance(keys, dict) and any(str(k).startswith("wav2vec2.") for k in keys):
+        return "torchaudio_hubert"
+    if any(str(k).startswith(ESPNET_PREFIX) for k in ckpt):
+        return "espnet_hubert_local"
+    if "format" in ckpt:
+        raise CheckpointError(f"{path}: format {ckpt['format']!r} is not a HuBERT checkpoint format we read")
+    raise CheckpointError(
+        f"{path}: unknown checkpoint format (top-level keys {sorted(map(str, ckpt))[:8]}); "
+        f"supported: {sorted(FORMATS)}"
+    )
+
+
+def load_hubert(path: str | os.PathLike, fmt: str = "auto", strict: bool = True,
+                hints: dict | None = None) -> tuple[HubertModel, dict]:
+    """Build a :class:`HubertModel` from any supported checkpoint. Returns (model, meta).
+
+    ``hints``: torchaudio factory arguments for state dicts that do not carry their
+    config (``encoder_num_heads``, ``encoder_layer_norm_first``, ``extractor_conv_layer_config``).
+    """
+    path = Path(path)
+    ckpt = safe_load(path)
+    if fmt == "auto":
+        fmt = detect_format(ckpt, path)
+    if fmt not in FORMATS:
+        raise CheckpointError(f"unknown checkpoint format {fmt!r}; supported: {sorted(FORMATS)} or 'auto'")
+    cfg, state, meta = FORMATS[fmt](ckpt, path, dict(hints or {}))
+    model = HubertModel(cfg)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [k for k in missing if k != "mask_emb"]
+    if strict and (missing or unexpected):
+        raise CheckpointError(f"{path} ({fmt}): missing weights {missing[:10]}, unexpected weights {unexpected[:10]}")
+    meta = dict(meta, format=fmt, path=str(path))
+    return model, meta
+
+
+def convert_to_ours(src: str | os.PathLike, dst: str | os.PathLike, fmt: str = "auto") -> HubertModel:
+    """Convert any supported HuBERT checkpoint (a released fairseq one included) to our format,
+    keeping final_proj and label_embs_concat."""
+    model, meta = load_hubert(src, fmt)
+    save_hubert(dst, model, meta={"converted_from": str(src), **{k: v for k, v in meta.items() if k != "path"}})
+    return model

@@ -1,0 +1,220 @@
+"""One teacher API over local HuBERT checkpoints and s3prl upstreams.
+
+    teacher = build_teacher({"backend": "local", "path": "exp/teacher/teacher.pt"})
+    out = teacher(wavs, lengths)    # wavs (B, L) 16 kHz float, lengths (B,)
+    out.hidden   # list of 1 + num_layers tensors (B, T, D); hidden[0] is the input to layer 1
+    out.mask     # (B, T) bool, True on valid frames
+    out.logits   # (B, T, C) cos(final_proj(h_L), e_c) / tau, or None without a codebook head
+
+A teacher is frozen, always in eval mode (dropout and layer drop off) and runs under no_grad.
+Backends are chosen by the ``backend`` key of ``conf/teacher/*.yaml`` (registry ``BACKENDS``).
+"""
+from __future__ import annotations
+
+import abc
+import difflib
+import logging
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from espnet_distill.nn.hubert import HubertModel, lengths_to_mask
+from espnet_distill.teacher.checkpoints import load_hubert
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TeacherOutput:
+    hidden: list[torch.Tensor]
+    mask: torch.Tensor
+    logits: torch.Tensor | None
+
+
+class TeacherError(ValueError):
+    pass
+
+
+class Teacher(nn.Module, metaclass=abc.ABCMeta):
+    """Base class: frozen, eval mode, no_grad. Subclasses implement ``_forward``."""
+
+    name: str = "teacher"
+    receptive_field: int = 400
+
+    def _freeze(self) -> None:
+        for p in self.parameters():
+            p.requires_grad_(False)
+        super().train(False)
+
+    def train(self, mode: bool = True) -> "Teacher":  # a teacher never leaves eval mode
+        return super().train(False)
+
+    @property
+    @abc.abstractmethod
+    def num_layers(self) -> int:
+        """Number of transformer layers (hidden states are 1 + num_layers)."""
+
+    @property
+    @abc.abstractmethod
+    def dim(self) -> int:
+        """Width of the hidden states."""
+
+    @property
+    def has_codebook(self) -> bool:
+        return self.label_embeddings() is not None
+
+    def label_embeddings(self) -> torch.Tensor | None:
+        """(C, F) frozen codebook embeddings, or None."""
+        return None
+
+    @property
+    def logit_temp(self) -> float:
+        return 0.1
+
+    def require_codebook(self, why: str = "L_disc") -> None:
+        if not self.has_codebook:
+            raise TeacherError(
+                f"{why} needs a teacher with a codebook head (final_proj + label embeddings), "
+                f"but teacher '{self.name}' has none; set alpha to 0 or use a HuBERT pretraining checkpoint"
+            )
+
+    def check_lengths(self, lengths: torch.Tensor, utt_ids: list[str] | None = None) -> None:
+        short = (lengths < self.receptive_field).nonzero().flatten().tolist()
+        if short:
+            i = short[0]
+            who = f"utterance '{utt_ids[i]}'" if utt_ids else f"batch item {i}"
+            raise TeacherError(
+                f"{who} has {int(lengths[i])} samples ({int(lengths[i]) / 16000:.4f} s), shorter than the "
+                f"teacher's receptive field of {self.receptive_field} samples; filter such utterances out"
+            )
+
+    @torch.no_grad()
+    def forward(self, wavs: torch.Tensor, lengths: torch.Tensor, utt_ids: list[str] | None = None) -> TeacherOutput:
+        self.check_lengths(lengths, utt_ids)
+        return self._forward(wavs, lengths)
+
+    @abc.abstractmethod
+    def _forward(self, wavs: torch.Tensor, lengths: torch.Tensor) -> TeacherOutput:
+        """The model's forward pass, called under no_grad after the length check."""
+
+
+class HubertTeacher(Teacher):
+    """A teacher from any local HuBERT checkpoint (see teacher/checkpoints.py)."""
+
+    def __init__(self, model: HubertModel, name: str = "hubert"):
+        super().__init__()
+        self.model = model
+        self.name = name
+        self.receptive_field = model.cfg.receptive_field
+        model.encoder.layerdrop = 0.0
+        self._freeze()
+
+    @property
+    def num_layers(self) -> int:
+        return self.model.cfg.num_layers
+
+    @property
+    def dim(self) -> int:
+        return self.model.cfg.embed_dim
+
+    def label_embeddings(self) -> torch.Tensor | None:
+        return self.model.label_embs_concat if self.model.has_codebook else None
+
+    @property
+    def logit_temp(self) -> float:
+        return self.model.cfg.logit_temp
+
+    def _forward(self, wavs, lengths) -> TeacherOutput:
+        hidden, mask = self.model(wavs, lengths)
+        logits = self.model.logits(hidden[-1]) if self.model.has_codebook else None
+        return TeacherOutput(hidden, mask, logits)
+
+
+class S3PRLTeacher(Teacher):
+    """Any s3prl upstream by name (``S3PRLUpstream``); the codebook head is taken from the loaded
+    model where it has one (HuBERT's ``final_proj`` and ``label_embs_concat``)."""
+
+    def __init__(self, name: str, path_or_url: str | None = None, refresh: bool = False):
+        super().__init__()
+        from s3prl.nn import S3PRLUpstream
+
+        names = S3PRLUpstream.available_names()
+        if name not in names:
+            close = difflib.get_close_matches(name, names, n=5, cutoff=0.5)
+            raise TeacherError(f"unknown s3prl upstream '{name}'; close matches: {close or 'none'}")
+        kwargs = {"path_or_url": path_or_url} if path_or_url else {}
+        try:
+            self.upstream = S3PRLUpstream(name, refresh=refresh, **kwargs)
+        except Exception as e:
+            raise TeacherError(
+                f"s3prl upstream '{name}' could not be loaded ({type(e).__name__}: {str(e)[:300]}); "
+                "without network, download its checkpoint elsewhere and use backend: local"
+            ) from None
+        self.name = name
+        inner = getattr(getattr(self.upstream, "upstream", None), "model", None)
+        self._head = inner if inner is not None and hasattr(inner, "final_proj") and hasattr(inner, "label_embs_concat") else None
+        self._freeze()
+        with torch.no_grad():
+            hs, _ = self.upstream(torch.zeros(1, 16000), torch.tensor([16000]))
+        self._num_layers, self._dim = len(hs) - 1, hs[0].shape[-1]
+
+    @property
+    def num_layers(self) -> int:
+        return self._num_layers
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    def label_embeddings(self):
+        return None if self._head is None else self._head.label_embs_concat
+
+    @property
+    def logit_temp(self) -> float:
+        return float(getattr(self._head, "logit_temp", 0.1))
+
+    def _forward(self, wavs, lengths) -> TeacherOutput:
+        hs, hs_len = self.upstream(wavs, lengths)
+        n = hs_len[0].to(wavs.device)
+        if self.upstream.downsample_rates[0] == 320:
+            # S3PRLUpstream pads to ceil(L / 320) frames by repeating the last one; keep the CNN's
+            # own count, floor((L - 400) / 320) + 1, as every other backend and the students do.
+            n = torch.div(lengths - 400, 320, rounding_mode="floor") + 1
+            hs = [h[:, : int(n.max())] for h in hs]
+        mask = lengths_to_mask(n, hs[0].shape[1])
+        logits = None
+        if self._head is not None:
+            z = F.normalize(self._head.final_proj(hs[-1]).float(), dim=-1, eps=1e-8)
+            e = F.normalize(self._head.label_embs_concat.float(), dim=-1, eps=1e-8)
+            logits = z @ e.T / self.logit_temp
+        return TeacherOutput(list(hs), mask, logits)
+
+
+def _local(conf: dict) -> Teacher:
+    if "path" not in conf:
+        raise TeacherError("teacher config with backend 'local' needs 'path'")
+    model, meta = load_hubert(conf["path"], conf.get("format", "auto"), hints=conf.get("torchaudio_config"))
+    return HubertTeacher(model, name=conf.get("name", str(conf["path"])))
+
+
+def _s3prl(conf: dict) -> Teacher:
+    if "name" not in conf:
+        raise TeacherError("teacher config with backend 's3prl' needs 'name' (e.g. hubert_base)")
+    return S3PRLTeacher(conf["name"], conf.get("path_or_url"), bool(conf.get("refresh", False)))
+
+
+BACKENDS: dict[str, Callable[[dict], Teacher]] = {"local": _local, "s3prl": _s3prl}
+
+
+def build_teacher(conf: dict) -> Teacher:
+    """Build a frozen teacher from a ``conf/teacher/*.yaml`` mapping (key ``backend``)."""
+    backend = conf.get("backend", "local")
+    if backend not in BACKENDS:
+        raise TeacherError(f"unknown teacher backend '{backend}'; choose one of {sorted(BACKENDS)}")
+    teacher = BACKENDS[backend](conf)
+    logger.info("teacher '%s': %d layers x %d, codebook: %s", teacher.name, teacher.num_layers, teacher.dim,
+                "yes" if teacher.has_codebook else "no")
+    return teacher

@@ -1,0 +1,176 @@
+"""Every supported teacher checkpoint format, cross-checked against torchaudio and s3prl."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torchaudio
+import yaml
+
+from espnet_distill.nn.hubert import HubertConfig, HubertModel
+from espnet_distill.teacher.checkpoints import (
+    CheckpointError,
+    convert_to_ours,
+    fairseq_model_cfg,
+    load_hubert,
+    save_hubert,
+    save_s3prl_hubert_local,
+)
+from espnet_distill.teacher.teacher import TeacherError, build_teacher
+
+CONV = [[32, 10, 5], [32, 3, 2], [32, 3, 2], [32, 3, 2], [32, 3, 2], [32, 2, 2], [32, 2, 2]]
+TINY = dict(conv_layers=CONV, embed_dim=48, ffn_dim=96, num_layers=2, num_heads=4, conv_pos=16, conv_pos_groups=4,
+            final_dim=16, num_classes=12, dropout=0.0, attention_dropout=0.0)
+
+
+def tiny_torchaudio_model():
+    torch.manual_seed(0)
+    m = torchaudio.models.hubert_pretrain_model(
+        extractor_mode="group_norm", extractor_conv_layer_config=[tuple(c) for c in CONV], extractor_conv_bias=False,
+        encoder_embed_dim=48, encoder_projection_dropout=0.0, encoder_pos_conv_kernel=16, encoder_pos_conv_groups=4,
+        encoder_num_layers=2, encoder_num_heads=4, encoder_attention_dropout=0.0, encoder_ff_interm_features=96,
+        encoder_ff_interm_dropout=0.0, encoder_dropout=0.0, encoder_layer_norm_first=False, encoder_layer_drop=0.0,
+        mask_prob=0.8, mask_selection="static", mask_other=0.0, mask_length=10, no_mask_overlap=False,
+        mask_min_space=1, mask_channel_prob=0.0, mask_channel_selection="static", mask_channel_other=0.0,
+        mask_channel_length=10, no_mask_channel_overlap=False, mask_channel_min_space=1, skip_masked=False,
+        skip_nomask=False, num_classes=12, final_dim=16, feature_grad_mult=None)
+    # make the random weights less symmetric than torchaudio's init
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(0.02 * torch.randn_like(p))
+    return m.eval()
+
+
+@pytest.fixture(scope="module")
+def ta_model():
+    return tiny_torchaudio_model()
+
+
+@pytest.fixture
+def wav():
+    torch.manual_seed(1)
+    return torch.randn(2, 8000) * 0.1, torch.tensor([8000, 8000])
+
+
+def test_torchaudio_format_matches_torchaudio_forward(tmp_path, ta_model, wav):
+    torch.save(ta_model.state_dict(), tmp_path / "ta.pt")  # a bare state dict: heads come from the config
+    teacher = build_teacher({"backend": "local", "path": str(tmp_path / "ta.pt"), "torchaudio_config": {"encoder_num_heads": 4}})
+    x, n = wav
+    out = teacher(x, n)
+    assert len(out.hidden) == 3 and out.hidden[0].shape == (2, 24, 48)
+    assert out.mask.all() and out.mask.shape == (2, 24)
+    with torch.no_grad():
+        ref_layers, _ = ta_model.wav2vec2.extract_features(x, n)
+        feats, _ = ta_model.wav2vec2.feature_extractor(x, n)
+        proj = ta_model.wav2vec2.encoder.feature_projection(feats)
+        ref0 = ta_model.wav2vec2.encoder.transformer._preprocess(proj)
+        ref_logits = ta_model.logit_generator.final_proj(ref_layers[-1])
+        ref_logits = torch.nn.functional.cosine_similarity(
+            ref_logits.unsqueeze(2), ta_model.logit_generator.label_embeddings[None, None], dim=-1) / 0.1
+    torch.testing.assert_close(out.hidden[0], ref0, atol=1e-5, rtol=1e-4)
+    for ours, ref in zip(out.hidden[1:], ref_layers):
+        torch.testing.assert_close(ours, ref, atol=1e-5, rtol=1e-4)
+    assert out.logits.shape == (2, 24, 12)
+    torch.testing.assert_close(out.logits, ref_logits, atol=1e-4, rtol=1e-4)
+
+
+def test_same_weights_through_every_format(tmp_path, ta_model, wav):
+    torch.save({"state_dict": ta_model.state_dict(), "config": {"encoder_num_heads": 4}}, tmp_path / "ta.pt")
+    base, _ = load_hubert(tmp_path / "ta.pt")
+    save_s3prl_hubert_local(tmp_path / "s3prl.pt", base)
+    save_hubert(tmp_path / "ours.pt", base)
+    torch.save({"cfg": {"model": fairseq_model_cfg(base.cfg), "task": {"normalize": False}},
+                "model": base.state_dict()}, tmp_path / "fairseq.pt")
+    espnet_dir = tmp_path / "espnet"
+    espnet_dir.mkdir()
+    torch.save({"encoder.hubert_pretrain_model." + k: v for k, v in ta_model.state_dict().items()}, espnet_dir / "model.pth")
+    (espnet_dir / "config.yaml").write_text(yaml.safe_dump({"encoder_conf": {"encoder_num_heads": 4}}))
+    convert_to_ours(tmp_path / "fairseq.pt", tmp_path / "from_fairseq.pt")
+
+    x, n = wav
+    ref = build_teacher({"path": str(tmp_path / "ta.pt")})(x, n)
+    for path, fmt in [("s3prl.pt", "hubert_local"), ("ours.pt", "espnet_distill"), ("fairseq.pt", "fairseq"),
+                      ("espnet/model.pth", "espnet_hubert_local"), ("from_fairseq.pt", "espnet_distill")]:
+        model, meta = load_hubert(tmp_path / path)
+        assert meta["format"] == fmt, path
+        out = build_teacher({"path": str(tmp_path / path)})(x, n)
+        for a, b in zip(out.hidden, ref.hidden):
+            torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+        torch.testing.assert_close(out.logits, ref.logits, atol=1e-5, rtol=0)
+
+
+def test_s3prl_backend_loads_our_export(tmp_path, ta_model, wav):
+    """s3prl's own HuBERT code, given our s3prl-format export, gives our hidden states."""
+    base = HubertModel(HubertConfig(**TINY)).eval()
+    save_s3prl_hubert_local(tmp_path / "s3prl.pt", base)
+    x, n = wav
+    ours = build_teacher({"path": str(tmp_path / "s3prl.pt")})(x, n)
+    theirs = build_teacher({"backend": "s3prl", "name": "hubert_local", "path_or_url": str(tmp_path / "s3prl.pt")})
+    assert theirs.has_codebook and theirs.num_layers == 2 and theirs.dim == 48
+    out = theirs(x, n)
+    assert len(out.hidden) == len(ours.hidden)
+    for a, b in zip(out.hidden, ours.hidden):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+    torch.testing.assert_close(out.logits, ours.logits, atol=1e-4, rtol=0)
+
+
+def test_padding_does_not_change_an_utterance():
+    model = HubertModel(HubertConfig(**TINY)).eval()
+    teacher = build_teacher.__globals__["HubertTeacher"](model)
+    torch.manual_seed(2)
+    a = torch.randn(1, 6000) * 0.1
+    batch = torch.zeros(2, 9000)
+    batch[0, :6000] = a[0]
+    batch[1] = torch.randn(9000) * 0.1
+    alone = teacher(a, torch.tensor([6000]))
+    both = teacher(batch, torch.tensor([6000, 9000]))
+    t = alone.mask.sum()
+    assert int(both.mask[0].sum()) == t == (6000 - 400) // 320 + 1
+    for h1, h2 in zip(alone.hidden, both.hidden):
+        torch.testing.assert_close(h1[0, :t], h2[0, :t], atol=1e-5, rtol=0)
+
+
+def test_teacher_is_frozen_and_in_eval(tmp_path):
+    model = HubertModel(HubertConfig(**TINY, layerdrop=0.5))
+    save_hubert(tmp_path / "t.pt", model)
+    t = build_teacher({"path": str(tmp_path / "t.pt")})
+    t.train()
+    assert not t.training and not t.model.training and t.model.encoder.layerdrop == 0
+    assert not any(p.requires_grad for p in t.parameters())
+    out = t(torch.randn(1, 4000, requires_grad=True), torch.tensor([4000]))
+    assert not out.hidden[-1].requires_grad
+
+
+def test_bad_checkpoints_get_clear_errors(tmp_path):
+    torch.save({"weights": torch.zeros(3)}, tmp_path / "odd.pt")
+    with pytest.raises(CheckpointError, match=r"odd.pt: unknown checkpoint format .*supported"):
+        load_hubert(tmp_path / "odd.pt")
+    torch.save({"task_cfg": {}, "model_cfg": {}, "model_weight": {}}, tmp_path / "partial.pt")
+    with pytest.raises(CheckpointError, match=r"partial.pt \(s3prl hubert_local\): missing keys \['dictionaries_symbols'\]"):
+        load_hubert(tmp_path / "partial.pt")
+    model = HubertModel(HubertConfig(**TINY))
+    sd = model.state_dict()
+    del sd["encoder.layers.1.fc2.weight"]
+    torch.save({"format": "espnet_distill.hubert", "config": model.cfg.to_dict(), "state_dict": sd}, tmp_path / "m.pt")
+    with pytest.raises(CheckpointError, match=r"missing weights \['encoder.layers.1.fc2.weight'\]"):
+        load_hubert(tmp_path / "m.pt")
+    with pytest.raises(CheckpointError, match="checkpoint not found"):
+        load_hubert(tmp_path / "nope.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="junk.pt: cannot be read as a weights-only torch checkpoint"):
+        load_hubert(tmp_path / "junk.pt")
+
+
+def test_unknown_s3prl_name_lists_close_matches():
+    with pytest.raises(TeacherError, match=r"unknown s3prl upstream 'hubert_bsae'; close matches: \[.*'hubert_base'"):
+        build_teacher({"backend": "s3prl", "name": "hubert_bsae"})
+
+
+def test_codebook_required_and_short_audio(tmp_path):
+    model = HubertModel(HubertConfig(**dict(TINY, num_classes=0)))
+    save_hubert(tmp_path / "t.pt", model)
+    t = build_teacher({"path": str(tmp_path / "t.pt")})
+    assert not t.has_codebook and t(torch.randn(1, 1000), torch.tensor([1000])).logits is None
+    with pytest.raises(TeacherError, match="L_disc needs a teacher with a codebook head"):
+        t.require_codebook()
+    with pytest.raises(TeacherError, match=r"utterance 'u2' has 300 samples .* receptive field of 400"):
+        t(torch.randn(2, 1000), torch.tensor([1000, 300]), utt_ids=["u1", "u2"])
