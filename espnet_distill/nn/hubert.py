@@ -309,7 +309,8 @@ class HubertModel(nn.Module):
         if cfg.num_classes > 0:
             if cfg.final_dim <= 0:
                 raise ValueError("a codebook (num_classes > 0) needs final_dim > 0")
-            self.label_embs_concat = nn.Parameter(torch.empty(cfg.num_classes, cfg.final_dim).uniform_())
+            # N(0, 1) rows start nearly orthogonal (fairseq's U[0, 1) rows all point one way)
+            self.label_embs_concat = nn.Parameter(torch.randn(cfg.num_classes, cfg.final_dim))
 
     @property
     def has_codebook(self) -> bool:

@@ -9,9 +9,11 @@
 #   5. asr       ESPnet ASR fine-tuning with each student as a trainable frontend
 #   6. score     decode, score with sclite, write RESULTS.md
 #
-# A finished stage leaves ${expdir}/<stage>/.done holding the command that ran it;
+# A finished stage leaves ${expdir}/<stage>/.done holding the options it ran with;
 # a rerun skips it unless --force true is given, the marker is removed, or the
-# stage's options changed. ${expdir}/<stage>/reproduce.sh reruns it exactly.
+# stage's options changed (then the old results move to ${expdir}/<stage>.<time>).
+# A stage killed midway resumes: its training jobs continue from their checkpoints.
+# ${expdir}/<stage>/reproduce.sh reruns a stage exactly.
 set -euo pipefail
 
 log() {
@@ -30,6 +32,13 @@ datadir=data          # where Kaldi data dirs are
 
 # Stage 1: data
 local_data_opts=""    # options passed to local/data.sh
+
+# Stage 2: teacher
+teacher_config=conf/teacher/pretrain_small.yaml  # backend: pretrain | local | s3prl (see conf/teacher/)
+
+# Stages 3 and 4: students (one exp/distill/<config name> each)
+distill_configs="conf/distill/dt_cnn.yaml"   # waveform-CNN students
+fbank_configs="conf/distill/dt_fbank.yaml"   # Fbank students with front-end adaptation
 
 # Data sets
 train_set=train       # unlabelled audio for teacher pretraining and distillation
@@ -54,6 +63,12 @@ run_args=$(printf '%q ' "$0" "$@")
 . ./cmd.sh
 
 [ -n "${finetune_sets}" ] || finetune_sets=${train_set}
+# Training entry points run on ${ngpu} GPUs through torchrun when ngpu > 1.
+if [ "${ngpu}" -gt 1 ]; then
+    python_launcher="torchrun --standalone --nproc_per_node=${ngpu}"
+else
+    python_launcher=python
+fi
 
 # stage_begin NUM NAME OPTIONS: 0 (run) when NUM is in [stage, stop_stage] and the stage
 # is not finished with the same OPTIONS; otherwise 1 (skip).
@@ -65,7 +80,11 @@ stage_begin() {
             log "Stage ${num} (${name}): already done (${marker}); --force true or remove the marker to rerun"
             return 1
         fi
-        log "Stage ${num} (${name}): options changed since the last run; rerunning"
+        local old=${expdir}/${name}.$(date +%Y%m%d-%H%M%S)
+        log "Stage ${num} (${name}): options changed since the last run; moving its results to ${old} and rerunning"
+        mv "${expdir}/${name}" "${old}"
+    elif [ -d "${expdir}/${name}" ] && [ ! -f "${marker}" ]; then
+        log "Stage ${num} (${name}): unfinished earlier run found; training jobs resume from their checkpoints"
     fi
     rm -f "${marker}"
     mkdir -p "${expdir}/${name}"
@@ -96,9 +115,95 @@ if stage_begin 1 data "${opts}"; then
     stage_end 1 data "${opts}"
 fi
 
-for num in 2 3 4 5 6; do
+# ---------------------------------------------------------------------------- 2. teacher
+# Writes ${expdir}/teacher/teacher.yaml, the teacher every later stage uses.
+teacher_dir=${expdir}/teacher
+opts="${teacher_config} $(sha256sum < "${teacher_config}" | cut -c1-16) ${train_set} ${valid_set}"
+if stage_begin 2 teacher "${opts}"; then
+    backend=$(python -m espnet_distill.bin.config_get "${teacher_config}" backend local)
+    if [ "${backend}" = pretrain ]; then
+        iterations=$(python -m espnet_distill.bin.config_get "${teacher_config}" iterations 1)
+        n_clusters=$(python -m espnet_distill.bin.config_get "${teacher_config}" kmeans.n_clusters 100)
+        sample_frames=$(python -m espnet_distill.bin.config_get "${teacher_config}" kmeans.sample_frames 200000)
+        km_seed=$(python -m espnet_distill.bin.config_get "${teacher_config}" kmeans.seed 0)
+        source=mfcc; layer_opt=""; init_opt=""
+        for it in $(seq "${iterations}"); do
+            d=${teacher_dir}/iter${it}
+            mkdir -p "${d}/feats"
+            log "Teacher iteration ${it}: features (${source}) of ${train_set} in ${nj} jobs, and of ${valid_set}"
+            # shellcheck disable=SC2086
+            ${train_cmd} JOB=1:"${nj}" "${d}/log/dump_train.JOB.log" \
+                python -m espnet_distill.bin.teacher_pretrain dump --data-dir "${datadir}/${train_set}" \
+                --shard JOB --num-shards "${nj}" --out "${d}/feats/train.JOB.pt" --source "${source}" ${layer_opt}
+            # shellcheck disable=SC2086
+            ${train_cmd} "${d}/log/dump_valid.log" \
+                python -m espnet_distill.bin.teacher_pretrain dump --data-dir "${datadir}/${valid_set}" \
+                --out "${d}/feats/valid.1.pt" --source "${source}" ${layer_opt}
+            train_feats=$(for n in $(seq "${nj}"); do printf '%s ' "${d}/feats/train.${n}.pt"; done)
+            log "Teacher iteration ${it}: k-means (${n_clusters} clusters)"
+            # shellcheck disable=SC2086
+            ${train_cmd} "${d}/log/kmeans.log" \
+                python -m espnet_distill.bin.teacher_pretrain kmeans --train-feats ${train_feats} \
+                --label "train=$(echo ${train_feats} | tr ' ' ',')" "valid=${d}/feats/valid.1.pt" \
+                --n-clusters "${n_clusters}" --sample-frames "${sample_frames}" --seed "${km_seed}" --outdir "${d}"
+            log "Teacher iteration ${it}: masked-prediction pretraining (log: ${d}/train.log)"
+            # shellcheck disable=SC2086
+            ${cuda_cmd} "${d}/train.log" \
+                ${python_launcher} -m espnet_distill.bin.teacher_pretrain train --config "${teacher_config}" \
+                --train-dir "${datadir}/${train_set}" --valid-dir "${datadir}/${valid_set}" \
+                --labels-dir "${d}" --outdir "${d}" ${init_opt}
+            source=${d}/teacher.pt
+            layer_opt="--layer $(python -m espnet_distill.bin.config_get "${teacher_config}" iter2_layer 4)"
+            init_opt="--init ${d}/teacher.pt"
+        done
+        cp "${d}/teacher.pt" "${teacher_dir}/teacher.pt"
+        cp "${d}/summary.json" "${teacher_dir}/summary.json"
+        cp "${d}/curves.png" "${teacher_dir}/curves.png"
+        cp "${d}/curves.json" "${teacher_dir}/curves.json"
+        printf 'backend: local\npath: %s\n' "$(cd "${teacher_dir}" && pwd)/teacher.pt" > "${teacher_dir}/teacher.yaml"
+        log "Teacher summary: $(cat "${teacher_dir}/summary.json" | tr -d '\n ')"
+    else
+        mkdir -p "${teacher_dir}"
+        cp "${teacher_config}" "${teacher_dir}/teacher.yaml"
+    fi
+    python -m espnet_distill.bin.teacher_info --config "${teacher_dir}/teacher.yaml" --json "${teacher_dir}/info.json"
+    stage_end 2 teacher "${opts}"
+fi
+
+# ---------------------------------------------------------------------------- 3, 4. distill
+# distill_one NAME CONFIG: train exp/distill/NAME from the stage-2 teacher.
+distill_one() {
+    local name=$1 config=$2 d=${expdir}/distill/$1
+    mkdir -p "${d}"
+    log "Distilling ${name} (${config}); log: ${d}/train.log"
+    # shellcheck disable=SC2086
+    ${cuda_cmd} "${d}/train.log" \
+        ${python_launcher} -m espnet_distill.bin.distill_train --config "${config}" \
+        --teacher "${teacher_dir}/teacher.yaml" --train-dir "${datadir}/${train_set}" \
+        --valid-dir "${datadir}/${valid_set}" --outdir "${d}"
+    log "${name}: $(python -m espnet_distill.bin.config_get "${d}/summary.json" valid)"
+}
+
+configs_hash() {  # the content of the configs and of the teacher: a change reruns the stage
+    { cat "$@"; [ ! -f "${teacher_dir}/teacher.yaml" ] || cat "${teacher_dir}/teacher.yaml"; } | sha256sum | cut -c1-16
+}
+
+for num in 3 4; do
+    if [ "${num}" = 3 ]; then configs=${distill_configs}; sname=distill; else configs=${fbank_configs}; sname=fbank; fi
+    # shellcheck disable=SC2086
+    opts="${configs} $(configs_hash ${configs}) ${train_set} ${valid_set}"
+    if stage_begin "${num}" "${sname}" "${opts}"; then
+        [ -f "${teacher_dir}/teacher.yaml" ] || { log "Error: no ${teacher_dir}/teacher.yaml: run stage 2 first"; exit 1; }
+        for config in ${configs}; do
+            distill_one "$(basename "${config}" .yaml)" "${config}"
+        done
+        stage_end "${num}" "${sname}" "${opts}"
+    fi
+done
+
+for num in 5 6; do
     if [ "${stage}" -le "${num}" ] && [ "${stop_stage}" -ge "${num}" ]; then
-        log "Error: stage ${num} is not part of this version of the recipe yet (available: 1)"
+        log "Error: stage ${num} is not part of this version of the recipe yet (available: 1-4)"
         exit 1
     fi
 done

@@ -4,7 +4,8 @@ cmd_backend=${cmd_backend:-local}
 case "${cmd_backend}" in
     local)
         export train_cmd="utils/run.sh --max-jobs-run ${max_jobs_run:-2}"
-        export cuda_cmd="utils/run.sh --max-jobs-run 1"
+        # training jobs run one at a time with every core (nproc alone would obey OMP_NUM_THREADS=1)
+        export cuda_cmd="utils/run.sh --max-jobs-run 1 --num-threads ${train_threads:-$(nproc --all)}"
         export decode_cmd="utils/run.sh --max-jobs-run ${max_jobs_run:-2}" ;;
     slurm)
         export train_cmd="utils/slurm.sh --mem 4G"

@@ -1,0 +1,128 @@
+"""Parameters, MACs and measured forward time per second of audio, per model part.
+
+A model is benchmarked as two callables: its front-end (waveform -> frames) and its encoder
+(frames -> hidden states), so that front-end, encoder and total costs are reported apart.
+MACs come from torch's FLOP counter (matmuls, convolutions, attention; MACs = FLOPs / 2).
+Times are medians of repeated runs on the current device, per second of input audio.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+
+
+@dataclass
+class Bench:
+    name: str
+    module: nn.Module  # the whole model (moved to the device, put in eval mode)
+    frontend: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+    encoder: Callable[[torch.Tensor, torch.Tensor], object]
+    params: dict[str, int]
+    encoder_key: str = ""  # models with the same key share an encoder shape (for "vs CNN" ratios)
+    frontend_kind: str = "cnn"
+
+
+def count(m: nn.Module | None) -> int:
+    return sum(p.numel() for p in m.parameters()) if m is not None else 0
+
+
+def bench_from_hubert(name: str, model) -> Bench:
+    """A HuBERT (teacher) model: front-end = CNN + LN + projection; encoder = pos conv + layers."""
+    heads = count(getattr(model, "final_proj", None)) + (model.label_embs_concat.numel() if model.has_codebook else 0)
+    fe = count(model.feature_extractor) + count(model.layer_norm) + count(model.post_extract_proj)
+    c = model.cfg
+    return Bench(name, model, model.features, lambda x, m: model.encoder(x, m),
+                 {"frontend": fe, "encoder": count(model.encoder), "heads": heads},
+                 f"{c.num_layers}x{c.embed_dim}x{c.ffn_dim}", "cnn")
+
+
+def bench_from_student(name: str, student) -> Bench:
+    p = student.param_counts()
+    c = student.cfg
+    return Bench(name, student, student.frontend, lambda x, m: student.encoder(x, m),
+                 {"frontend": p["frontend"], "encoder": p["encoder"], "heads": p["heads"]},
+                 f"{c.num_layers}x{c.dim}x{c.ffn_dim}", c.frontend)
+
+
+@torch.no_grad()
+def macs_per_second(b: Bench, seconds: float = 10.0, device: str = "cpu") -> tuple[float, float]:
+    """(front-end MACs, encoder MACs) per second of audio, counted on one utterance."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    n = int(seconds * 16000)
+    wav, lengths = torch.randn(1, n, device=device) * 0.1, torch.tensor([n], device=device)
+    with FlopCounterMode(display=False) as fc:
+        x, m = b.frontend(wav, lengths)
+    fe = fc.get_total_flops() / 2 / seconds
+    with FlopCounterMode(display=False) as fc:
+        b.encoder(x, m)
+    return fe, fc.get_total_flops() / 2 / seconds
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+@torch.no_grad()
+def time_per_second(b: Bench, batch: int, seconds: float, repeats: int = 5, device: str = "cpu") -> dict[str, float]:
+    """Median seconds of compute per second of audio: front-end, encoder, total (front-end then encoder)."""
+    n = int(seconds * 16000)
+    wav = torch.randn(batch, n, device=device) * 0.1
+    lengths = torch.full((batch,), n, device=device)
+    audio = batch * seconds
+    fe_t, enc_t, tot_t = [], [], []
+    x, m = b.frontend(wav, lengths)  # warm-up
+    b.encoder(x, m)
+    for _ in range(repeats):
+        _sync(device)
+        t0 = time.perf_counter()
+        x, m = b.frontend(wav, lengths)
+        _sync(device)
+        t1 = time.perf_counter()
+        b.encoder(x, m)
+        _sync(device)
+        t2 = time.perf_counter()
+        fe_t.append(t1 - t0)
+        enc_t.append(t2 - t1)
+        tot_t.append(t2 - t0)
+    return {"frontend": statistics.median(fe_t) / audio, "encoder": statistics.median(enc_t) / audio,
+            "total": statistics.median(tot_t) / audio}
+
+
+def run(benches: list[Bench], batch_sizes: tuple[int, ...] = (1, 8), seconds: float = 8.0, repeats: int = 5,
+        device: str = "cpu", teacher_name: str | None = None) -> tuple[list[dict], str]:
+    """Benchmark every model; returns rows and a markdown table with speed-ups."""
+    rows = []
+    for b in benches:
+        fe_macs, enc_macs = macs_per_second(b, device=device)
+        row = {"name": b.name, "params": b.params, "macs": {"frontend": fe_macs, "encoder": enc_macs},
+               "encoder_key": b.encoder_key, "frontend_kind": b.frontend_kind, "time": {}}
+        for bs in batch_sizes:
+            row["time"][bs] = time_per_second(b, bs, seconds if bs == 1 else seconds / 2, repeats, device)
+        rows.append(row)
+    teacher = next((r for r in rows if r["name"] == teacher_name), None)
+    lines = [
+        "| model | params FE / enc / heads (M) | GMACs per audio-s FE / enc | "
+        + " | ".join(f"ms per audio-s, batch {bs}: FE / enc / total" for bs in batch_sizes)
+        + " | speed-up vs teacher | speed-up vs CNN student |",
+        "|---|---|---|" + "---|" * len(batch_sizes) + "---|---|",
+    ]
+    for r in rows:
+        p = r["params"]
+        cnn = next((c for c in rows if c["encoder_key"] == r["encoder_key"] and c["frontend_kind"] == "cnn"
+                    and c is not r and r["frontend_kind"] != "cnn"), None)
+        bs0 = batch_sizes[0]
+        vs_t = f"{teacher['time'][bs0]['total'] / r['time'][bs0]['total']:.2f}x" if teacher else "-"
+        vs_c = f"{cnn['time'][bs0]['total'] / r['time'][bs0]['total']:.2f}x" if cnn else "-"
+        times = " | ".join(
+            f"{1e3 * r['time'][bs]['frontend']:.1f} / {1e3 * r['time'][bs]['encoder']:.1f} / {1e3 * r['time'][bs]['total']:.1f}"
+            for bs in batch_sizes)
+        lines.append(f"| {r['name']} | {p['frontend'] / 1e6:.2f} / {p['encoder'] / 1e6:.2f} / {p['heads'] / 1e6:.2f} | "
+                     f"{r['macs']['frontend'] / 1e9:.3f} / {r['macs']['encoder'] / 1e9:.3f} | {times} | {vs_t} | {vs_c} |")
+    return rows, "\n".join(lines)

@@ -1,0 +1,87 @@
+"""Benchmark teacher and students: parameters, MACs and forward time per second of audio.
+
+    python -m espnet_distill.bin.benchmark [--paper] [--checkpoint PATH ...] [--device cpu]
+        [--batch-sizes 1 8] [--seconds 8] [--repeats 5] [--threads N] [--json OUT] [--markdown OUT]
+
+``--paper`` (the default when no checkpoint is given) adds the teacher (HuBERT Base shape)
+and S&W, D&T and D&T-Fbank at paper size, with random weights (timing does not depend on
+them). ``--checkpoint`` adds any of our teacher or student checkpoints. Prints a markdown
+table with front-end / encoder / total time, and the speed-up of each model against the
+teacher and against the CNN student of the same encoder shape.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+import torch
+import yaml
+
+from espnet_distill.analysis.benchmark import bench_from_hubert, bench_from_student, run
+from espnet_distill.nn.hubert import HubertConfig, HubertModel
+
+PAPER_CONFS = Path(__file__).resolve().parents[2] / "egs2/synth_en/distill1/conf/distill/paper"
+
+
+def paper_benches():
+    from espnet_distill.bin.distill_train import build_student
+    from espnet_distill.teacher.teacher import HubertTeacher
+
+    torch.manual_seed(0)
+    teacher = HubertTeacher(HubertModel(HubertConfig()), "HuBERT Base (teacher)")
+    out = [bench_from_hubert("HuBERT Base (teacher)", teacher.model)]
+    for name, label in [("sw", "S&W (CNN, 2x768)"), ("dt", "D&T (CNN, 12x480)"), ("dt_fbank", "D&T-Fbank (12x480)")]:
+        conf = yaml.safe_load((PAPER_CONFS / f"{name}.yaml").read_text())
+        student, _ = build_student(conf, teacher)
+        out.append(bench_from_student(label, student.eval()))
+    return out
+
+
+def checkpoint_bench(path: str):
+    from espnet_distill.student.export import STUDENT_FORMAT, load_student
+    from espnet_distill.teacher.checkpoints import load_hubert, safe_load
+
+    if safe_load(path).get("format") == STUDENT_FORMAT:
+        student, _ = load_student(path)
+        return bench_from_student(Path(path).parent.name or path, student.eval())
+    model, _ = load_hubert(path)
+    return bench_from_hubert(f"{Path(path).parent.name} (teacher)", model.eval())
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s")
+    p = argparse.ArgumentParser(prog="benchmark", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--paper", action="store_true", help="include the paper-size teacher and students (random weights)")
+    p.add_argument("--checkpoint", nargs="*", default=[], help="our teacher or student checkpoints to include")
+    p.add_argument("--teacher-name", default=None, help="row name of the teacher for speed-ups (default: the first teacher row)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8], help="batch sizes to time (the first one gives the speed-ups)")
+    p.add_argument("--seconds", type=float, default=8.0, help="utterance length for batch 1 (half of it for larger batches)")
+    p.add_argument("--repeats", type=int, default=5, help="timed repetitions (median reported)")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    p.add_argument("--json", help="write the measured rows to this JSON file")
+    p.add_argument("--markdown", help="write the table to this file")
+    a = p.parse_args(argv)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    benches = paper_benches() if (a.paper or not a.checkpoint) else []
+    benches += [checkpoint_bench(c) for c in a.checkpoint]
+    for b in benches:
+        b.module.to(a.device).eval()
+    teacher_name = a.teacher_name or next((b.name for b in benches if "teacher" in b.name), None)
+    rows, table = run(benches, tuple(a.batch_sizes), a.seconds, a.repeats, a.device, teacher_name)
+    print(f"device: {a.device}, torch threads: {torch.get_num_threads()}, torch {torch.__version__}\n")
+    print(table)
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(rows, f, indent=2)
+    if a.markdown:
+        Path(a.markdown).write_text(table + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,156 @@
+"""Distill a student from a teacher (recipe stages 3 and 4).
+
+    python -m espnet_distill.bin.distill_train --config conf/distill/dt_cnn.yaml \\
+        --teacher exp/teacher/teacher.yaml --train-dir data/train --valid-dir data/dev \\
+        --outdir exp/distill/dt_cnn
+
+Under torchrun (``torchrun --nproc_per_node N -m espnet_distill.bin.distill_train ...``) the
+batches are split across processes (nccl on GPU, gloo on CPU).
+
+The config has four sections:
+
+    student:  StudentConfig (front-end, width, depth, heads; teacher_* are filled from the teacher)
+    init:     {frontend: bool, pos_conv: bool, layers: {student_layer: teacher_layer}}
+    distill:  {alpha: L_disc weight, lam: cosine weight in L_reg, fe_adapt_steps: K,
+               cache_teacher: bool, cmvn_utts: utterances for the fbank CMVN}
+    train:    TrainConfig (max_steps, lr, warmup_ratio, betas, weight_decay, grad_clip,
+               max_batch_seconds, amp, ckpt_every, ...)
+
+Writes OUTDIR/: checkpoint.pt (resumable), config.yaml (resolved), train_log.jsonl,
+student.pt (our format), student.distiller_local.pt (CNN students without front-end LN),
+curves.png/.json, and summary.json with the students' L1 and cosine to the teacher's
+layers on the validation set.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+import torch
+import yaml
+
+from espnet_distill.data.dataset import AudioDataset, collate
+from espnet_distill.student.export import export_distiller_local, save_student
+from espnet_distill.student.frontend import FbankFrontend, estimate_cmvn
+from espnet_distill.student.model import Student, StudentConfig, init_from_teacher
+from espnet_distill.teacher.checkpoints import CheckpointError
+from espnet_distill.teacher.teacher import HubertTeacher, S3PRLTeacher, TeacherError, build_teacher
+from espnet_distill.train.distill import DistillTask
+from espnet_distill.train.trainer import Trainer, TrainConfig, dist_info
+
+SECTIONS = ("student", "init", "distill", "train")
+
+
+def teacher_state(teacher) -> dict | None:
+    """The teacher's weights with fairseq names, for initialising students."""
+    if isinstance(teacher, HubertTeacher):
+        return teacher.model.state_dict()
+    if isinstance(teacher, S3PRLTeacher) and teacher._head is not None:
+        return teacher._head.state_dict()
+    return None
+
+
+def build_student(conf: dict, teacher) -> tuple[Student, dict]:
+    """Student of ``conf['student']`` sized for ``teacher``, initialised per ``conf['init']``."""
+    scfg = dict(conf.get("student", {}))
+    scfg.update(teacher_dim=teacher.dim, teacher_layers=teacher.num_layers)
+    embs = teacher.label_embeddings()
+    if embs is not None:
+        scfg.update(num_classes=embs.shape[0], codebook_dim=embs.shape[1], tau=teacher.logit_temp)
+    elif scfg.get("disc_head"):
+        logging.info("teacher has no codebook head: the student gets no L_disc head")
+        scfg["disc_head"] = None
+    student = Student(StudentConfig.from_dict(scfg), label_embs=embs)
+    report = {"copied": [], "skipped": []}
+    init = conf.get("init") or {}
+    state = teacher_state(teacher)
+    if init and state is not None:
+        report = init_from_teacher(student, state, bool(init.get("frontend", False)), bool(init.get("pos_conv", False)),
+                                   {int(k): int(v) for k, v in (init.get("layers") or {}).items()})
+    elif init:
+        logging.warning("this teacher does not expose fairseq-named weights: student starts from random weights")
+    return student, report
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s")
+    p = argparse.ArgumentParser(prog="distill_train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", required=True, help="student/distillation YAML (sections: student, init, distill, train)")
+    p.add_argument("--teacher", required=True, help="teacher YAML (exp/teacher/teacher.yaml after stage 2)")
+    p.add_argument("--train-dir", required=True, help="Kaldi data dir of the (unlabelled) training audio")
+    p.add_argument("--valid-dir", required=True, help="Kaldi data dir for validation")
+    p.add_argument("--outdir", required=True, help="experiment folder")
+    p.add_argument("--no-resume", action="store_true", help="start over even if OUTDIR/checkpoint.pt exists")
+    a = p.parse_args(argv)
+
+    with open(a.config) as f:
+        conf = yaml.safe_load(f) or {}
+    unknown = sorted(set(conf) - set(SECTIONS))
+    if unknown:
+        logging.error("%s: unknown sections %s (valid: %s)", a.config, unknown, list(SECTIONS))
+        return 1
+    with open(a.teacher) as f:
+        tconf = yaml.safe_load(f) or {}
+    dconf = conf.get("distill", {}) or {}
+    train_cfg = TrainConfig.from_dict(conf.get("train", {}) or {})
+    try:
+        teacher = build_teacher(tconf)
+        if float(dconf.get("alpha", 0.0)) > 0:
+            teacher.require_codebook("L_disc (distill.alpha > 0)")
+    except (TeacherError, CheckpointError) as e:
+        logging.error("%s: %s", a.teacher, e)
+        return 1
+
+    torch.manual_seed(train_cfg.seed)
+    student, init_report = build_student(conf, teacher)
+    task = DistillTask(student, teacher, float(dconf.get("alpha", 0.0)), float(dconf.get("lam", 1.0)),
+                       int(dconf.get("fe_adapt_steps", 0)), bool(dconf.get("cache_teacher", False)))
+    min_samples = max(teacher.receptive_field, 400)
+    train_set = AudioDataset(a.train_dir, max_seconds=train_cfg.max_utt_seconds, min_samples=min_samples, preload=True)
+    valid_set = AudioDataset(a.valid_dir, max_seconds=train_cfg.max_utt_seconds, min_samples=min_samples, preload=True)
+
+    if isinstance(student.frontend, FbankFrontend):
+        n = int(dconf.get("cmvn_utts", 500))
+        idx = list(range(0, len(train_set), max(1, len(train_set) // n)))[:n]
+        batches = (collate([train_set[i] for i in idx[j:j + 16]]) for j in range(0, len(idx), 16))
+        mean, std, frames = estimate_cmvn(student.frontend, batches)
+        student.frontend.set_cmvn(mean, std)
+        logging.info("fbank CMVN from %d frames of %d utterances", frames, len(idx))
+
+    counts = student.param_counts()
+    logging.info("student: %s", counts)
+    resolved = {"student": student.cfg.to_dict(), "init": conf.get("init") or {}, "distill": dconf,
+                "teacher": tconf, "data": {"train": a.train_dir, "valid": a.valid_dir}}
+    outdir = Path(a.outdir)
+    trainer = Trainer(task, train_set, valid_set, train_cfg, outdir, resolved)
+    valid = trainer.fit(resume=not a.no_resume)
+    rank, _, _ = dist_info()
+    if rank != 0:
+        return 0
+    student.cpu()
+    meta = {"params": counts, "steps": trainer.step, "valid": valid, "teacher": tconf}
+    save_student(outdir / "student.pt", student, meta)
+    exported = None
+    try:
+        export_distiller_local(student, outdir / "student.distiller_local.pt")
+        exported = str(outdir / "student.distiller_local.pt")
+    except CheckpointError as e:
+        logging.info("not exported to distiller_local: %s", e)
+    from espnet_distill.analysis.plots import plot_curves
+
+    keys = ["loss", "reg", "disc", "fe_l1", "lr"]
+    plot_curves(outdir / "train_log.jsonl", keys, outdir / "curves.png", title=f"distillation ({outdir.name})")
+    per_layer = {k: v for k, v in valid.items() if k.startswith(("l1_", "cos_"))}
+    summary = {"params": counts, "steps": trainer.step, "init_copied": len(init_report["copied"]),
+               "valid": valid, "valid_per_layer": per_layer, "distiller_local": exported}
+    with open(outdir / "summary.json", "w") as f:
+        json.dump(summary, f, indent=2)
+    logging.info("summary: %s", json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

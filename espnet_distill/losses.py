@@ -1,0 +1,72 @@
+"""Distillation losses: small pure functions over valid frames only.
+
+Shapes: B batch, T frames, D features, C classes. ``mask`` is (B, T) bool, True on valid
+frames; padded frames never contribute (the public DistilHuBERT/FitHuBERT code averages
+over padding; we do not).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of (B, T) values over valid frames."""
+    m = mask.to(x.dtype)
+    return (x * m).sum() / m.sum().clamp(min=1)
+
+
+def reg_loss_layer(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, lam: float = 1.0
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One layer of L_reg: mean over valid frames of (1/D)|h - h^|_1 - lam * log sigmoid(cos(h, h^)).
+
+    pred, target: (B, T, D); mask: (B, T). Returns (loss, mean L1, mean cosine), all scalars.
+    """
+    pred, target = pred.float(), target.float()
+    l1 = (pred - target).abs().mean(-1)  # (B, T)
+    cos = F.cosine_similarity(pred, target, dim=-1, eps=1e-8)  # (B, T)
+    per_frame = l1 - lam * F.logsigmoid(cos)
+    return masked_mean(per_frame, mask), masked_mean(l1, mask).detach(), masked_mean(cos, mask).detach()
+
+
+def reg_loss(preds: dict[int, torch.Tensor], targets: dict[int, torch.Tensor], mask: torch.Tensor, lam: float = 1.0
+             ) -> tuple[torch.Tensor, dict[str, float]]:
+    """L_reg averaged over the predicted layers. ``preds``/``targets``: {teacher layer: (B, T, D)}.
+
+    Returns (loss, stats) with per-layer L1 and cosine in ``stats``.
+    """
+    if not preds:
+        raise ValueError("reg_loss: no predicted layers")
+    total = 0.0
+    stats: dict[str, float] = {}
+    for layer, p in preds.items():
+        loss, l1, cos = reg_loss_layer(p, targets[layer], mask, lam)
+        total = total + loss
+        stats[f"l1_{layer}"] = float(l1)
+        stats[f"cos_{layer}"] = float(cos)
+    loss = total / len(preds)
+    stats["reg"] = float(loss.detach())
+    return loss, stats
+
+
+def disc_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, mask: torch.Tensor, kind: str = "kl"
+              ) -> torch.Tensor:
+    """L_disc over valid frames. logits: (B, T, C).
+
+    ``kl``: KL(p_T || p_S) = sum_c p_T (log p_T - log p_S)  (types 1 and 2);
+    ``ce``: -log p_S(argmax_c p_T)                           (type 3, HuBERT-style hard labels).
+    """
+    log_ps = F.log_softmax(student_logits.float(), dim=-1)
+    if kind == "kl":
+        log_pt = F.log_softmax(teacher_logits.float(), dim=-1)
+        per_frame = (log_pt.exp() * (log_pt - log_ps)).sum(-1)
+    elif kind == "ce":
+        per_frame = -log_ps.gather(-1, teacher_logits.argmax(-1, keepdim=True)).squeeze(-1)
+    else:
+        raise ValueError(f"unknown L_disc kind '{kind}' (kl or ce)")
+    return masked_mean(per_frame, mask)
+
+
+def frontend_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Front-end adaptation: mean L1 over valid frames and features. pred, target: (B, T, D)."""
+    return masked_mean((pred.float() - target.float()).abs().mean(-1), mask)

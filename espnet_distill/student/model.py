@@ -1,0 +1,168 @@
+"""A student: front-end + transformer encoder + prediction heads + L_disc head.
+
+    student = Student(StudentConfig(...))
+    out = student(wav, lengths)
+    out.hidden       # 1 + num_layers of (B, T, D); hidden[0] is the input to layer 1
+    out.mask         # (B, T) valid frames
+    out.preds        # {teacher_layer: (B, T, D_T)} from the prediction heads
+    out.disc_logits  # (B, T, C) from the L_disc head, or None
+
+``hidden`` is what downstream tasks (ESPnet ASR) use; the heads exist for distillation only.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+
+from espnet_distill.nn.hubert import TransformerEncoder
+from espnet_distill.student.frontend import FRONTENDS
+from espnet_distill.student.heads import build_disc_head, build_pred_head
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class StudentConfig:
+    frontend: str = "cnn"  # FRONTENDS key: cnn | fbank
+    frontend_conf: dict = field(default_factory=dict)  # cnn: conv_layers, extractor_mode, layer_norm; fbank: num_mel_bins, dropout
+    dim: int = 480
+    ffn_dim: int = 480
+    num_layers: int = 12
+    num_heads: int = 12
+    conv_pos: int = 128
+    conv_pos_groups: int = 16
+    layer_norm_first: bool = False
+    dropout: float = 0.1
+    attention_dropout: float = 0.1
+    activation_dropout: float = 0.1
+    pred_head: str = "layer-wise"  # expand-last | layer-wise
+    pred_targets: list | None = None  # expand-last: teacher layers, e.g. [4, 8, 12]
+    layer_map: dict | None = None  # layer-wise: {student layer: teacher layer}; default i -> i
+    pred_inter_dim: int = 0  # expand-last hidden size (0 = dim)
+    disc_head: str | None = "type2"  # type1 | type2 | type3 | None (no L_disc)
+    teacher_dim: int = 768
+    teacher_layers: int = 12
+    num_classes: int = 504
+    codebook_dim: int = 256
+    tau: float = 0.1
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "StudentConfig":
+        unknown = sorted(set(d) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ValueError(f"unknown student config keys {unknown}; valid: {sorted(cls.__dataclass_fields__)}")
+        return cls(**d)
+
+
+@dataclass
+class StudentOutput:
+    hidden: list[torch.Tensor]
+    mask: torch.Tensor
+    preds: dict[int, torch.Tensor]
+    disc_logits: torch.Tensor | None
+
+
+class Student(nn.Module):
+    def __init__(self, cfg: StudentConfig, label_embs: torch.Tensor | None = None):
+        super().__init__()
+        self.cfg = cfg
+        if cfg.frontend not in FRONTENDS:
+            raise ValueError(f"unknown front-end '{cfg.frontend}'; choose one of {sorted(FRONTENDS)}")
+        self.frontend = FRONTENDS[cfg.frontend](dim=cfg.dim, **cfg.frontend_conf)
+        self.encoder = TransformerEncoder(cfg.dim, cfg.ffn_dim, cfg.num_layers, cfg.num_heads, cfg.conv_pos,
+                                          cfg.conv_pos_groups, cfg.dropout, cfg.attention_dropout,
+                                          cfg.activation_dropout, cfg.layer_norm_first)
+        self.pred_head = build_pred_head(cfg.pred_head, cfg.dim, cfg.teacher_dim, cfg.num_layers, cfg.teacher_layers,
+                                         cfg.pred_targets, cfg.layer_map, cfg.pred_inter_dim)
+        self.disc_head = None
+        if cfg.disc_head:
+            embs = label_embs if label_embs is not None else torch.zeros(cfg.num_classes, cfg.codebook_dim)
+            self.disc_head = build_disc_head(cfg.disc_head, cfg.dim, embs, cfg.tau)
+        # front-end adaptation (fbank): Linear(D -> D_T) to the teacher's layer-0 input
+        self.fe_head = nn.Linear(cfg.dim, cfg.teacher_dim) if cfg.frontend == "fbank" else None
+
+    # ------------------------------------------------------------------ forward passes
+    def encode(self, wav: torch.Tensor, lengths: torch.Tensor, num_layers: int | None = None):
+        """Hidden states (1 + layers of (B, T, D)) and frame mask: what downstream tasks use."""
+        x, mask = self.frontend(wav, lengths)
+        return self.encoder(x, mask, num_layers), mask
+
+    def forward(self, wav: torch.Tensor, lengths: torch.Tensor) -> StudentOutput:
+        hidden, mask = self.encode(wav, lengths)
+        preds = self.pred_head(hidden)
+        disc = self.disc_head(hidden[-1]) if self.disc_head is not None else None
+        return StudentOutput(hidden, mask, preds, disc)
+
+    def frontend_adapt(self, wav: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Front-end adaptation: Linear(front-end output) -> (B, T, D_T), to match the teacher's hidden[0]."""
+        if self.fe_head is None:
+            raise ValueError(f"front-end adaptation is for the fbank front-end; this student uses '{self.cfg.frontend}'")
+        x, mask = self.frontend(wav, lengths)
+        return self.fe_head(x), mask
+
+    def frontend_parameters(self) -> list[nn.Parameter]:
+        """What learns during front-end adaptation: the front-end and its Linear head."""
+        return list(self.frontend.parameters()) + (list(self.fe_head.parameters()) if self.fe_head is not None else [])
+
+    # ------------------------------------------------------------------ bookkeeping
+    def param_counts(self) -> dict[str, int]:
+        """Parameters of the front-end, the encoder, and the distillation heads (dropped after distillation)."""
+        def n(m):
+            return sum(p.numel() for p in m.parameters()) if m is not None else 0
+
+        heads = n(self.pred_head) + n(self.disc_head) + n(self.fe_head)
+        return {"frontend": n(self.frontend), "encoder": n(self.encoder), "heads": heads,
+                "total_without_heads": n(self.frontend) + n(self.encoder)}
+
+
+# ---------------------------------------------------------------------------- init from teacher
+
+_TEACHER_TO_STUDENT = [
+    (r"^feature_extractor\.", "frontend.feature_extractor."),
+    (r"^layer_norm\.", "frontend.layer_norm."),
+    (r"^post_extract_proj\.", "frontend.post_extract_proj."),
+    (r"^encoder\.pos_conv\.", "encoder.pos_conv."),
+    (r"^encoder\.layer_norm\.", "encoder.layer_norm."),
+]
+
+
+def init_from_teacher(student: Student, teacher_state: dict[str, torch.Tensor], frontend: bool = True,
+                      pos_conv: bool = True, layers: dict[int, int] | None = None) -> dict[str, list[str]]:
+    """Copy teacher weights (fairseq names) into the student wherever the shapes match.
+
+    ``frontend``: CNN, its LayerNorm and projection; ``pos_conv``: positional conv and encoder LayerNorm;
+    ``layers``: {student layer: teacher layer} (1-based). Returns what was copied and skipped.
+    """
+    own = student.state_dict()
+    copied, skipped = [], []
+    wanted: dict[str, str] = {}
+    for k in teacher_state:
+        for pat, rep in _TEACHER_TO_STUDENT:
+            if re.match(pat, k):
+                is_fe = not k.startswith("encoder.")
+                if (is_fe and frontend) or (not is_fe and pos_conv):
+                    wanted[re.sub(pat, rep, k)] = k
+        m = re.match(r"^encoder\.layers\.(\d+)\.(.*)$", k)
+        if m and layers:
+            for s, t in layers.items():
+                if int(t) - 1 == int(m.group(1)):
+                    wanted[f"encoder.layers.{int(s) - 1}.{m.group(2)}"] = k
+    new = dict(own)
+    for dst, src in wanted.items():
+        if dst in own and own[dst].shape == teacher_state[src].shape:
+            new[dst] = teacher_state[src].detach().clone()
+            copied.append(dst)
+        else:
+            skipped.append(dst)
+    student.load_state_dict(new)
+    logger.info("init from teacher: copied %d tensors, skipped %d (shape or name mismatch)", len(copied), len(skipped))
+    if skipped:
+        logger.info("not copied: %s", skipped[:10])
+    return {"copied": copied, "skipped": skipped}

@@ -1,0 +1,229 @@
+"""Pretrain a small HuBERT on a corpus without a released teacher (recipe stage 2).
+
+HuBERT iteration 1, one function per step (as fairseq's simple_kmeans scripts):
+
+1. :func:`dump_features` - MFCC + deltas + delta-deltas at 50 Hz (25 ms window, 20 ms hop,
+   so frame t covers the same samples as the CNN's frame t), or the hidden states of a
+   layer of a previous iteration's model; written per shard.
+2. :func:`fit_kmeans` - global CMVN + mini-batch k-means on a sample of frames.
+3. :func:`assign_labels` - nearest centroid per frame, written as a Kaldi-style table.
+4. :class:`HubertPretrainTask` - masked prediction: spans of ``mask_length`` frames start
+   with probability ``mask_prob / mask_length`` per frame (fairseq's rule); cross-entropy on
+   masked frames over cos(final_proj(h), e_c) / tau logits.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from espnet_distill.data.audio import iter_data_dir_audio
+from espnet_distill.data.dataset import IGNORE
+from espnet_distill.data.kaldi_dir import read_table, write_table
+from espnet_distill.nn.hubert import HubertModel
+from espnet_distill.teacher.checkpoints import atomic_save, load_hubert, safe_load
+
+logger = logging.getLogger(__name__)
+
+
+# ----------------------------------------------------------------------------- features
+
+
+def mfcc_frames(wav: torch.Tensor) -> torch.Tensor:
+    """(L,) 16 kHz waveform -> (T, 39) MFCC + deltas + delta-deltas, T = floor((L - 400) / 320) + 1."""
+    import torchaudio
+
+    m = torchaudio.compliance.kaldi.mfcc(
+        wav[None] * 32768, sample_frequency=16000, frame_length=25.0, frame_shift=20.0, num_ceps=13,
+        num_mel_bins=23, dither=0.0, snip_edges=True, use_energy=False,
+    )  # (T, 13)
+    d1 = torchaudio.functional.compute_deltas(m.T[None])[0]
+    d2 = torchaudio.functional.compute_deltas(d1[None])[0]
+    return torch.cat([m, d1.T, d2.T], dim=1)
+
+
+def shard_utts(utts: list[str], shard: int, num_shards: int) -> list[str]:
+    """Contiguous shard ``shard`` (1-based) of ``num_shards``."""
+    if not 1 <= shard <= num_shards:
+        raise ValueError(f"shard {shard} is not in 1..{num_shards}")
+    n = len(utts)
+    return utts[(shard - 1) * n // num_shards: shard * n // num_shards]
+
+
+@torch.no_grad()
+def dump_features(data_dir: str | os.PathLike, out: str | os.PathLike, shard: int = 1, num_shards: int = 1,
+                  source: str = "mfcc", layer: int | None = None) -> int:
+    """Write ``{"utts", "lengths", "feats" (sum T, D)}`` for one shard of a data dir.
+
+    ``source``: "mfcc", or the path of a HuBERT checkpoint whose ``layer`` hidden states are used.
+    """
+    from tqdm import tqdm
+
+    from espnet_distill.data.kaldi_dir import copy_subset
+
+    utts = shard_utts(read_table(Path(data_dir) / "utt2spk").keys(), shard, num_shards)
+    model = None
+    if source != "mfcc":
+        model, _ = load_hubert(source)
+        model.eval()
+        if layer is None or not 0 <= layer <= model.cfg.num_layers:
+            raise ValueError(f"feature layer must be in 0..{model.cfg.num_layers} for {source}, got {layer}")
+    tmp_dir = Path(out).parent / f".shard{shard}"
+    copy_subset(data_dir, tmp_dir, utts)
+    names, lengths, feats = [], [], []
+    for utt, wav in tqdm(iter_data_dir_audio(tmp_dir), total=len(utts), desc=f"features {shard}/{num_shards}"):
+        x = torch.from_numpy(wav)
+        if model is None:
+            f = mfcc_frames(x)
+        else:
+            hidden, _ = model(x[None], torch.tensor([len(x)]), num_layers=layer)
+            f = hidden[layer][0]
+        names.append(utt)
+        lengths.append(f.shape[0])
+        feats.append(f.float())
+    atomic_save({"utts": names, "lengths": torch.tensor(lengths), "feats": torch.cat(feats)}, out)
+    for p in tmp_dir.iterdir():
+        p.unlink()
+    tmp_dir.rmdir()
+    return len(names)
+
+
+def load_feature_shards(paths: list[str | os.PathLike]) -> tuple[list[str], torch.Tensor, torch.Tensor]:
+    utts, lengths, feats = [], [], []
+    for p in paths:
+        d = safe_load(p)
+        utts += d["utts"]
+        lengths.append(d["lengths"])
+        feats.append(d["feats"])
+    return utts, torch.cat(lengths), torch.cat(feats)
+
+
+# ----------------------------------------------------------------------------- k-means
+
+
+def fit_kmeans(feats: torch.Tensor, n_clusters: int, sample_frames: int = 200_000, seed: int = 0) -> dict:
+    """Mini-batch k-means on CMVN-normalised frames. Returns ``{"centers", "mean", "std", "inertia"}``
+    (inertia: mean squared distance of the fitted frames to their centroid)."""
+    from sklearn.cluster import MiniBatchKMeans
+
+    mean, std = feats.mean(0), feats.std(0).clamp(min=1e-5)
+    x = ((feats - mean) / std).numpy()
+    rng = np.random.default_rng(seed)
+    if len(x) > sample_frames:
+        x = x[rng.choice(len(x), sample_frames, replace=False)]
+    if len(x) < n_clusters:
+        raise ValueError(f"only {len(x)} frames to fit {n_clusters} clusters; use more audio or fewer clusters")
+    km = MiniBatchKMeans(n_clusters=n_clusters, random_state=seed, batch_size=10_000, n_init=3,
+                         max_no_improvement=50, init="k-means++", reassignment_ratio=0.0)
+    km.fit(x)
+    return {"centers": torch.from_numpy(km.cluster_centers_).float(), "mean": mean, "std": std,
+            "inertia": float(km.inertia_ / len(x))}
+
+
+def assign_labels(feats: torch.Tensor, km: dict, chunk: int = 50_000) -> torch.Tensor:
+    """(N, D) frames -> (N,) nearest-centroid labels."""
+    x = (feats - km["mean"]) / km["std"]
+    out = []
+    for i in range(0, len(x), chunk):
+        out.append(torch.cdist(x[i:i + chunk], km["centers"]).argmin(1))
+    return torch.cat(out)
+
+
+def write_labels(path: str | os.PathLike, utts: list[str], lengths: torch.Tensor, labels: torch.Tensor) -> None:
+    rows, off = [], 0
+    for u, n in zip(utts, lengths.tolist()):
+        rows.append((u, " ".join(map(str, labels[off: off + n].tolist()))))
+        off += n
+    write_table(path, rows)
+
+
+def read_labels(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    return {k: np.array(v.split(), dtype=np.int64) for k, v in read_table(path).items}
+
+
+# ----------------------------------------------------------------------------- masked prediction
+
+
+def span_mask(lengths: torch.Tensor, max_len: int, prob: float, span: int,
+              generator: torch.Generator | None = None) -> torch.Tensor:
+    """(B,) valid frame counts -> (B, T) bool mask of masked frames (fairseq's static rule).
+
+    For an utterance of T frames, ``int(prob * T / span + u)`` (u ~ U[0, 1)) span starts are
+    drawn without replacement from [0, T - span]; spans may overlap. Padding is never masked.
+    """
+    b = len(lengths)
+    mask = torch.zeros(b, max_len, dtype=torch.bool)
+    for i, t in enumerate(lengths.tolist()):
+        if t <= span:
+            continue
+        n = int(prob * t / span + float(torch.rand((), generator=generator)))
+        n = max(1, min(n, t - span))
+        starts = torch.randperm(t - span, generator=generator)[:n]
+        idx = (starts[:, None] + torch.arange(span)[None]).flatten()
+        mask[i, idx] = True
+    return mask
+
+
+def align_labels(labels: torch.Tensor, t: int) -> torch.Tensor:
+    """Crop or pad (with IGNORE) (B, T') frame labels to T frames."""
+    if labels.shape[1] >= t:
+        return labels[:, :t]
+    return F.pad(labels, (0, t - labels.shape[1]), value=IGNORE)
+
+
+class HubertPretrainTask:
+    """Masked prediction of k-means labels (trainer task: see train/trainer.py)."""
+
+    def __init__(self, model: HubertModel, mask_prob: float = 0.8, mask_length: int = 10, majority_class: int = 0,
+                 nomask_weight: float = 0.0):
+        self.model = model
+        self.mask_prob, self.mask_length = mask_prob, mask_length
+        self.majority_class = majority_class
+        self.nomask_weight = nomask_weight  # fairseq's pred_nomask_weight: loss on unmasked frames too
+
+    def _forward(self, batch: dict, generator: torch.Generator | None = None):
+        wav, lengths = batch["wav"], batch["lengths"]
+        frames = self.model.frame_lengths(lengths)
+        t = int(frames.max())
+        time_mask = span_mask(frames.cpu(), t, self.mask_prob, self.mask_length, generator).to(wav.device)
+        hidden, valid = self.model(wav, lengths, time_mask=time_mask)
+        labels = align_labels(batch["km"], t)
+        sel = time_mask & valid & (labels != IGNORE)
+        logits = self.model.logits(hidden[-1][sel])  # (N, C)
+        return logits, labels[sel], hidden, valid, labels, time_mask
+
+    def training_step(self, batch: dict, step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        logits, target, hidden, valid, labels, time_mask = self._forward(batch)
+        loss = F.cross_entropy(logits, target)
+        stats = {"acc": float((logits.argmax(-1) == target).float().mean()), "masked_frames": int(target.numel())}
+        if self.nomask_weight > 0:
+            sel = ~time_mask & valid & (labels != IGNORE)
+            if sel.any():
+                um = self.model.logits(hidden[-1][sel])
+                um_loss = F.cross_entropy(um, labels[sel])
+                loss = loss + self.nomask_weight * um_loss
+                stats.update(loss_nomask=float(um_loss.detach()), acc_nomask=float((um.argmax(-1) == labels[sel]).float().mean()))
+        return loss, stats
+
+    @torch.no_grad()
+    def validation_step(self, batch: dict) -> dict[str, tuple[float, float]]:
+        g = torch.Generator().manual_seed(1234)  # the same masks at every validation
+        logits, target, hidden, valid, labels, _ = self._forward(batch, g)
+        n = target.numel()
+        unmasked_sel = valid & (labels != IGNORE)
+        um_logits = self.model.logits(hidden[-1][unmasked_sel])
+        return {
+            "loss": (float(F.cross_entropy(logits, target, reduction="sum")), n),
+            "acc": (float((logits.argmax(-1) == target).sum()), n),
+            "majority_rate": (float((target == self.majority_class).sum()), n),
+            "acc_all_frames": (float((um_logits.argmax(-1) == labels[unmasked_sel]).sum()), int(unmasked_sel.sum())),
+        }
+
+
+def param_count(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+

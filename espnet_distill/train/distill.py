@@ -1,0 +1,137 @@
+"""The distillation task (a trainer task, see train/trainer.py).
+
+Steps ``[0, fe_adapt_steps)`` (front-end adaptation, fbank students): only the front-end and
+its Linear(D -> D_T) head learn, with L1 to the teacher's hidden[0]; every other parameter
+gets no gradient and stays bit-identical. Later steps distill the whole student with
+L = L_reg + alpha * L_disc. The teacher runs frozen under no_grad on the same device; with
+``cache_teacher`` its outputs are kept per utterance (fp16 on the CPU) and reused in later
+epochs, which is exact because the teacher is deterministic and pad-invariant.
+"""
+from __future__ import annotations
+
+import logging
+
+import torch
+
+from espnet_distill.losses import disc_loss, frontend_loss, reg_loss
+from espnet_distill.student.model import Student
+from espnet_distill.teacher.teacher import Teacher, TeacherOutput
+
+logger = logging.getLogger(__name__)
+
+
+class TeacherCache:
+    """Per-utterance teacher outputs (only the layers the student predicts, and the logits)."""
+
+    def __init__(self, layers: list[int], dtype=torch.float16):
+        self.layers, self.dtype = sorted(set(layers)), dtype
+        self.store: dict[str, tuple[list[torch.Tensor], torch.Tensor | None]] = {}
+
+    def get(self, teacher: Teacher, batch: dict) -> TeacherOutput:
+        utts = batch["utt"]
+        device = batch["wav"].device
+        if not all(u in self.store for u in utts):
+            out = teacher(batch["wav"], batch["lengths"], utt_ids=utts)
+            for i, u in enumerate(utts):
+                n = int(out.mask[i].sum())
+                hs = [out.hidden[layer][i, :n].to("cpu", self.dtype) for layer in self.layers]
+                lg = out.logits[i, :n].to("cpu", self.dtype) if out.logits is not None else None
+                self.store[u] = (hs, lg)
+            # fall through: serve from the cache, so that targets are the same (fp16-rounded)
+            # in every epoch, including after a resume that starts with an empty cache
+        lens = [self.store[u][0][0].shape[0] for u in utts]
+        t = max(lens)
+        mask = torch.arange(t, device=device)[None] < torch.tensor(lens, device=device)[:, None]
+        hidden: list[torch.Tensor | None] = [None] * (max(self.layers) + 1)
+        for j, layer in enumerate(self.layers):
+            h = torch.zeros(len(utts), t, self.store[utts[0]][0][j].shape[-1], device=device)
+            for i, u in enumerate(utts):
+                h[i, : lens[i]] = self.store[u][0][j].to(device, torch.float32)
+            hidden[layer] = h
+        logits = None
+        if self.store[utts[0]][1] is not None:
+            logits = torch.zeros(len(utts), t, self.store[utts[0]][1].shape[-1], device=device)
+            for i, u in enumerate(utts):
+                logits[i, : lens[i]] = self.store[u][1].to(device, torch.float32)
+        return TeacherOutput(hidden, mask, logits)
+
+
+def _align(t: int, *xs: torch.Tensor) -> list[torch.Tensor]:
+    return [x[:, :t] for x in xs]
+
+
+class DistillTask:
+    def __init__(self, student: Student, teacher: Teacher, alpha: float = 0.0, lam: float = 1.0,
+                 fe_adapt_steps: int = 0, cache_teacher: bool = False):
+        self.model = student
+        self.teacher = teacher
+        self.alpha, self.lam, self.fe_adapt_steps = alpha, lam, fe_adapt_steps
+        if alpha > 0:
+            teacher.require_codebook("L_disc (alpha > 0)")
+            if student.disc_head is None:
+                raise ValueError("alpha > 0 needs a student with a disc_head (type1, type2 or type3)")
+        if fe_adapt_steps > 0 and student.fe_head is None:
+            raise ValueError("fe_adapt_steps > 0 needs a student with the fbank front-end")
+        layers = [0] + list(student.pred_head(self._dummy_hidden()).keys()) if cache_teacher else []
+        self.cache = TeacherCache(layers) if cache_teacher else None
+
+    def _dummy_hidden(self) -> list[torch.Tensor]:
+        cfg = self.model.cfg
+        return [torch.zeros(1, 1, cfg.dim) for _ in range(cfg.num_layers + 1)]
+
+    def to(self, device) -> "DistillTask":
+        self.teacher.to(device)
+        return self
+
+    def teacher_outputs(self, batch: dict) -> TeacherOutput:
+        if self.cache is not None:
+            return self.cache.get(self.teacher, batch)
+        return self.teacher(batch["wav"], batch["lengths"], utt_ids=batch["utt"])
+
+    def _losses(self, batch: dict, step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        t = self.teacher_outputs(batch)
+        if step < self.fe_adapt_steps:
+            pred, mask = self.model.frontend_adapt(batch["wav"], batch["lengths"])
+            n = min(pred.shape[1], t.mask.shape[1])
+            pred, mask, tmask, target = pred[:, :n], mask[:, :n], t.mask[:, :n], t.hidden[0][:, :n]
+            loss = frontend_loss(pred, target, mask & tmask)
+            return loss, {"fe_l1": float(loss.detach())}
+        out = self.model(batch["wav"], batch["lengths"])
+        n = min(out.mask.shape[1], t.mask.shape[1])
+        mask = out.mask[:, :n] & t.mask[:, :n]
+        preds = {k: v[:, :n] for k, v in out.preds.items()}
+        targets = {k: t.hidden[k][:, :n] for k in preds}
+        loss, stats = reg_loss(preds, targets, mask, self.lam)
+        if self.alpha > 0:
+            ld = disc_loss(out.disc_logits[:, :n], t.logits[:, :n], mask, self.model.disc_head.loss)
+            loss = loss + self.alpha * ld
+            stats["disc"] = float(ld.detach())
+        return loss, stats
+
+    def training_step(self, batch: dict, step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        return self._losses(batch, step)
+
+    @torch.no_grad()
+    def validation_step(self, batch: dict) -> dict[str, tuple[float, float]]:
+        """Frame-weighted L1 and cosine to every predicted teacher layer, L_disc, and total loss."""
+        t = self.teacher_outputs(batch)
+        out = self.model(batch["wav"], batch["lengths"])
+        n = min(out.mask.shape[1], t.mask.shape[1])
+        mask = out.mask[:, :n] & t.mask[:, :n]
+        frames = float(mask.sum())
+        loss, stats = reg_loss({k: v[:, :n] for k, v in out.preds.items()},
+                               {k: t.hidden[k][:, :n] for k in out.preds}, mask, self.lam)
+        res = {k: (v * frames, frames) for k, v in stats.items()}
+        total = float(loss)
+        if out.disc_logits is not None and t.logits is not None:
+            ld = float(disc_loss(out.disc_logits[:, :n], t.logits[:, :n], mask, self.model.disc_head.loss))
+            res["disc"] = (ld * frames, frames)
+            total += self.alpha * ld
+            agree = (out.disc_logits[:, :n].argmax(-1) == t.logits[:, :n].argmax(-1))[mask].float().sum()
+            res["disc_top1_agree"] = (float(agree), frames)
+        if self.model.fe_head is not None:
+            pred, m = self.model.frontend_adapt(batch["wav"], batch["lengths"])
+            k = min(pred.shape[1], n)
+            res["fe_l1"] = (float(frontend_loss(pred[:, :k], t.hidden[0][:, :k], mask[:, :k])) * frames, frames)
+        res["loss"] = (total * frames, frames)
+        return res

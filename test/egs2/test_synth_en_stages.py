@@ -1,0 +1,58 @@
+"""Stages 1-4 of the embedded recipe at tiny sizes: corpus, teacher, CNN and Fbank students."""
+from __future__ import annotations
+
+import json
+import subprocess
+
+import yaml
+from conftest import need
+from test_synth_en_stage1 import copy_recipe, recipe_env
+
+TEACHER = {
+    "backend": "pretrain",
+    "kmeans": {"n_clusters": 12, "sample_frames": 20000, "seed": 0},
+    "model": {"conv_layers": [[16, 10, 5], [16, 3, 2], [16, 3, 2], [16, 3, 2], [16, 3, 2], [16, 2, 2], [16, 2, 2]],
+              "embed_dim": 32, "ffn_dim": 64, "num_layers": 2, "num_heads": 2, "conv_pos": 8, "conv_pos_groups": 4,
+              "final_dim": 16, "layer_norm_first": True},
+    "mask": {"prob": 0.8, "length": 5, "nomask_weight": 1.0},
+    "train": {"max_steps": 12, "lr": 0.002, "max_batch_seconds": 12, "valid_every": 6, "ckpt_every": 6},
+}
+
+
+def student(frontend: str) -> dict:
+    s = {"student": {"frontend": frontend, "dim": 24, "ffn_dim": 24, "num_layers": 2, "num_heads": 2, "conv_pos": 8,
+                     "conv_pos_groups": 4, "pred_head": "layer-wise", "disc_head": "type2"},
+         "distill": {"alpha": 0.4, "cache_teacher": True, "fe_adapt_steps": 4 if frontend == "fbank" else 0},
+         "train": {"max_steps": 10, "lr": 0.002, "max_batch_seconds": 12, "ckpt_every": 5}}
+    if frontend == "cnn":
+        s["student"]["frontend_conf"] = {"conv_layers": TEACHER["model"]["conv_layers"], "layer_norm": False}
+        s["init"] = {"frontend": True}
+    return s
+
+
+def test_stages_1_to_4_tiny(tmp_path):
+    need("espeak-ng")
+    r = copy_recipe(tmp_path / "recipe")
+    (r / "conf/teacher/tiny.yaml").write_text(yaml.safe_dump(TEACHER))
+    (r / "conf/distill/cnn_tiny.yaml").write_text(yaml.safe_dump(student("cnn")))
+    (r / "conf/distill/fbank_tiny.yaml").write_text(yaml.safe_dump(student("fbank")))
+    args = ["./run.sh", "--stage", "1", "--stop_stage", "4", "--nj", "2",
+            "--local_data_opts", "--train_hours 0.02 --dev_utts 6 --test_utts 6 --lowres 1min:60 --nj 2",
+            "--finetune_sets", "train_1min", "--teacher_config", "conf/teacher/tiny.yaml",
+            "--distill_configs", "conf/distill/cnn_tiny.yaml", "--fbank_configs", "conf/distill/fbank_tiny.yaml"]
+    p = subprocess.run(args, cwd=r, env=recipe_env(), capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr[-4000:]
+    summary = json.loads((r / "exp/teacher/summary.json").read_text())
+    assert summary["kmeans_clusters"] == 12 and summary["dev_majority_rate"] > 0
+    info = json.loads((r / "exp/teacher/info.json").read_text())
+    assert info["has_codebook"] and info["num_layers"] == 2
+    for name in ("cnn_tiny", "fbank_tiny"):
+        s = json.loads((r / f"exp/distill/{name}/summary.json").read_text())
+        assert s["steps"] == 10 and "l1_1" in s["valid_per_layer"] and "cos_2" in s["valid_per_layer"]
+        assert (r / f"exp/distill/{name}/student.pt").is_file() and (r / f"exp/distill/{name}/curves.png").is_file()
+    assert (r / "exp/distill/cnn_tiny/student.distiller_local.pt").is_file()
+    log = (r / "exp/distill/fbank_tiny/train_log.jsonl").read_text().splitlines()
+    assert "fe_l1" in json.loads(log[0]) and "reg" in json.loads(log[-2] if "valid" in log[-1] else log[-1])
+    # a rerun skips all four stages
+    p2 = subprocess.run(args, cwd=r, env=recipe_env(), capture_output=True, text=True)
+    assert p2.returncode == 0 and p2.stderr.count("already done") == 4, p2.stderr[-2000:]

@@ -1,0 +1,61 @@
+"""Front-ends: Kaldi-exact fbank, CNN-exact frame counts, padding invariance."""
+from __future__ import annotations
+
+import torch
+import torchaudio
+
+from espnet_distill.nn.hubert import DEFAULT_CONV, conv_output_lengths
+from espnet_distill.student.frontend import CNNFrontend, FbankFrontend, cnn_frames, estimate_cmvn
+
+
+def test_batched_fbank_matches_torchaudio_kaldi():
+    torch.manual_seed(0)
+    fe = FbankFrontend(dim=16)
+    lengths = torch.tensor([8000, 5123])
+    wav = torch.randn(2, 8000) * 0.1
+    fb, mask = fe.fbank(wav, lengths)
+    for i, n in enumerate(lengths.tolist()):
+        ref = torchaudio.compliance.kaldi.fbank(wav[i:i + 1, :n] * 32768, num_mel_bins=80, dither=0.0,
+                                                sample_frequency=16000, frame_length=25.0, frame_shift=10.0)
+        assert int(mask[i].sum()) == ref.shape[0]
+        torch.testing.assert_close(fb[i, : ref.shape[0]], ref, atol=2e-3, rtol=1e-4)
+
+
+def test_fbank_frames_equal_cnn_frames_for_every_length():
+    fe = FbankFrontend(dim=8, dropout=0.0).eval()
+    lengths = torch.tensor(list(range(400, 1400, 7)) + [1599, 1600, 1601, 1919, 1920, 1921, 16000, 16001, 16319, 16320])
+    conv = conv_output_lengths(lengths, DEFAULT_CONV)
+    assert torch.equal(cnn_frames(lengths), conv)
+    for n in lengths.tolist():
+        x, mask = fe(torch.randn(1, n) * 0.1, torch.tensor([n]))
+        assert x.shape[1] == int(mask.sum()) == (n - 400) // 320 + 1, n
+    x, mask = fe(torch.randn(len(lengths), int(lengths.max())), lengths)
+    assert torch.equal(mask.sum(1), conv)
+
+
+def test_frontends_are_padding_invariant():
+    torch.manual_seed(1)
+    for fe in (FbankFrontend(dim=8, dropout=0.0), CNNFrontend(dim=8, conv_layers=[[8, 10, 5]] + [[8, 3, 2]] * 4 + [[8, 2, 2]] * 2)):
+        fe.eval()
+        a = torch.randn(1, 5000) * 0.1
+        batch = torch.randn(2, 7000) * 0.1
+        batch[0, :5000] = a[0]
+        batch[0, 5000:] = 0.7  # garbage in the padding must not leak in
+        alone, m1 = fe(a, torch.tensor([5000]))
+        both, m2 = fe(batch, torch.tensor([5000, 7000]))
+        t = int(m1.sum())
+        assert int(m2[0].sum()) == t
+        torch.testing.assert_close(alone[0, :t], both[0, :t], atol=1e-5, rtol=1e-5)
+
+
+def test_cmvn_estimate_normalises():
+    fe = FbankFrontend(dim=8)
+    torch.manual_seed(2)
+    batches = [{"wav": torch.randn(2, 6000) * 0.2, "lengths": torch.tensor([6000, 4000])} for _ in range(3)]
+    mean, std, n = estimate_cmvn(fe, batches)
+    fe.set_cmvn(mean, std)
+    fb, m = fe.fbank(batches[0]["wav"], batches[0]["lengths"])
+    z = (fb[m] - fe.cmvn_mean) / fe.cmvn_std
+    assert n == 3 * ((6000 - 400) // 160 + 1 + (4000 - 400) // 160 + 1)
+    assert abs(float(z.mean())) < 0.3
+    assert "cmvn_mean" in fe.state_dict() and "mel" not in fe.state_dict()

@@ -1,0 +1,70 @@
+"""Losses: hand-computed values, padding invariance, and where gradients go."""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from espnet_distill.losses import disc_loss, frontend_loss, reg_loss, reg_loss_layer
+
+
+def test_reg_loss_hand_computed():
+    pred = torch.tensor([[[1.0, 0.0], [0.0, 2.0]]])  # (1, 2, 2)
+    target = torch.tensor([[[1.0, 1.0], [0.0, 1.0]]])
+    mask = torch.tensor([[True, True]])
+    loss, l1, cos = reg_loss_layer(pred, target, mask, lam=1.0)
+    # frame 1: L1 = 0.5, cos = 1/sqrt(2); frame 2: L1 = 0.5, cos = 1
+    c1 = 1 / math.sqrt(2)
+    expected = ((0.5 - math.log(1 / (1 + math.exp(-c1)))) + (0.5 - math.log(1 / (1 + math.exp(-1.0))))) / 2
+    assert abs(float(loss) - expected) < 1e-6
+    assert abs(float(l1) - 0.5) < 1e-6 and abs(float(cos) - (c1 + 1) / 2) < 1e-6
+
+
+def test_disc_loss_hand_computed():
+    t = torch.log(torch.tensor([[[0.5, 0.5]]]))
+    s = torch.log(torch.tensor([[[0.25, 0.75]]]))
+    m = torch.ones(1, 1, dtype=torch.bool)
+    kl = 0.5 * math.log(0.5 / 0.25) + 0.5 * math.log(0.5 / 0.75)
+    assert abs(float(disc_loss(s, t, m, "kl")) - kl) < 1e-6
+    t2 = torch.log(torch.tensor([[[0.2, 0.8]]]))
+    assert abs(float(disc_loss(s, t2, m, "ce")) + math.log(0.75)) < 1e-6
+    assert float(disc_loss(t, t, m, "kl")) < 1e-7
+
+
+def test_alone_and_padded_give_the_same_loss():
+    torch.manual_seed(0)
+    p, t = torch.randn(1, 5, 4), torch.randn(1, 5, 4)
+    sl, tl = torch.randn(1, 5, 6), torch.randn(1, 5, 6)
+    m = torch.ones(1, 5, dtype=torch.bool)
+    # the same utterance padded to 9 frames with garbage, in a batch with itself
+    pad = lambda x: torch.cat([x, 100 * torch.randn(1, 4, x.shape[-1])], 1)  # noqa: E731
+    P, T = torch.cat([pad(p), pad(p)]), torch.cat([pad(t), pad(t)])
+    SL, TL = torch.cat([pad(sl), pad(sl)]), torch.cat([pad(tl), pad(tl)])
+    M = torch.zeros(2, 9, dtype=torch.bool)
+    M[:, :5] = True
+    a, _ = reg_loss({4: p}, {4: t}, m)
+    b, _ = reg_loss({4: P}, {4: T}, M)
+    torch.testing.assert_close(a, b)
+    torch.testing.assert_close(disc_loss(sl, tl, m), disc_loss(SL, TL, M))
+    torch.testing.assert_close(disc_loss(sl, tl, m, "ce"), disc_loss(SL, TL, M, "ce"))
+    torch.testing.assert_close(frontend_loss(p, t, m), frontend_loss(P, T, M))
+
+
+def test_reg_loss_averages_layers_and_gradients_reach_only_predictions():
+    torch.manual_seed(1)
+    w = torch.nn.Linear(4, 4)
+    other = torch.nn.Linear(4, 4)
+    x = torch.randn(2, 3, 4)
+    m = torch.ones(2, 3, dtype=torch.bool)
+    t4, t8 = torch.randn(2, 3, 4), torch.randn(2, 3, 4)
+    teacher_logits = torch.randn(2, 3, 5)
+    loss, stats = reg_loss({4: w(x), 8: w(x) * 2}, {4: t4, 8: t8}, m)
+    l4, _, _ = reg_loss_layer(w(x), t4, m)
+    l8, _, _ = reg_loss_layer(w(x) * 2, t8, m)
+    torch.testing.assert_close(loss, (l4 + l8) / 2)
+    assert set(stats) >= {"l1_4", "cos_4", "l1_8", "cos_8", "reg"}
+    total = loss + disc_loss(F.pad(w(x), (0, 1)), teacher_logits, m)
+    total.backward()
+    assert w.weight.grad is not None and float(w.weight.grad.abs().sum()) > 0
+    assert other.weight.grad is None
