@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 VENV ?= $(CURDIR)/tools/venv
 export ESPNET_DISTILL_VENV := $(VENV)
-DEMO_STAGES ?= --stage 1 --stop_stage 1
+DEMO_STAGES ?= --stage 1 --stop_stage 6
 PYTEST_ARGS ?=
 
 .PHONY: setup demo test clean-demo

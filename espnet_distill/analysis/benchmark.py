@@ -25,6 +25,7 @@ class Bench:
     params: dict[str, int]
     encoder_key: str = ""  # models with the same key share an encoder shape (for "vs CNN" ratios)
     frontend_kind: str = "cnn"
+    checkpoint: str | None = None
 
 
 def count(m: nn.Module | None) -> int:
@@ -101,7 +102,7 @@ def run(benches: list[Bench], batch_sizes: tuple[int, ...] = (1, 8), seconds: fl
     rows = []
     for b in benches:
         fe_macs, enc_macs = macs_per_second(b, device=device)
-        row = {"name": b.name, "params": b.params, "macs": {"frontend": fe_macs, "encoder": enc_macs},
+        row = {"name": b.name, "checkpoint": b.checkpoint, "params": b.params, "macs": {"frontend": fe_macs, "encoder": enc_macs},
                "encoder_key": b.encoder_key, "frontend_kind": b.frontend_kind, "time": {}}
         for bs in batch_sizes:
             row["time"][bs] = time_per_second(b, bs, seconds if bs == 1 else seconds / 2, repeats, device)

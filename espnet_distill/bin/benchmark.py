@@ -46,9 +46,12 @@ def checkpoint_bench(path: str):
 
     if safe_load(path).get("format") == STUDENT_FORMAT:
         student, _ = load_student(path)
-        return bench_from_student(Path(path).parent.name or path, student.eval())
-    model, _ = load_hubert(path)
-    return bench_from_hubert(f"{Path(path).parent.name} (teacher)", model.eval())
+        b = bench_from_student(Path(path).parent.name or path, student.eval())
+    else:
+        model, _ = load_hubert(path)
+        b = bench_from_hubert(f"{Path(path).parent.name} (teacher)", model.eval())
+    b.checkpoint = str(path)
+    return b
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -84,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--valid-dir", required=True, help="Kaldi data dir for validation")
     p.add_argument("--outdir", required=True, help="experiment folder")
     p.add_argument("--no-resume", action="store_true", help="start over even if OUTDIR/checkpoint.pt exists")
+    p.add_argument("--init-only", action="store_true",
+                   help="write the initialised, undistilled student (fbank CMVN included) and stop: "
+                        "the from-scratch baseline of stage 5")
     a = p.parse_args(argv)
 
     with open(a.config) as f:
@@ -122,6 +125,11 @@ def main(argv: list[str] | None = None) -> int:
 
     counts = student.param_counts()
     logging.info("student: %s", counts)
+    if a.init_only:
+        Path(a.outdir).mkdir(parents=True, exist_ok=True)
+        save_student(Path(a.outdir) / "student.pt", student.cpu(), {"params": counts, "steps": 0, "init_only": True})
+        logging.info("wrote the undistilled student to %s", Path(a.outdir) / "student.pt")
+        return 0
     resolved = {"student": student.cfg.to_dict(), "init": conf.get("init") or {}, "distill": dconf,
                 "teacher": tconf, "data": {"train": a.train_dir, "valid": a.valid_dir}}
     outdir = Path(a.outdir)

@@ -1,4 +1,5 @@
-"""Stages 1-4 of the embedded recipe at tiny sizes: corpus, teacher, CNN and Fbank students."""
+"""Stages 1-6 of the embedded recipe at tiny sizes: corpus, teacher, CNN and Fbank students,
+ESPnet fine-tuning of each (plus the from-scratch baseline and the teacher), decoding, scoring."""
 from __future__ import annotations
 
 import json
@@ -30,13 +31,23 @@ def student(frontend: str) -> dict:
     return s
 
 
-def test_stages_1_to_4_tiny(tmp_path):
+ASR = {
+    "frontend": "distilled", "frontend_conf": {"layer": "last"}, "encoder": "passthrough",
+    "model_conf": {"ctc_weight": 1.0, "report_cer": False, "report_wer": False}, "optim": "adamw", "optim_conf": {"lr": 0.002},
+    "batch_type": "numel", "batch_bins": 200000, "max_epoch": 2, "num_workers": 0,
+    "best_model_criterion": [["valid", "loss", "min"]], "keep_nbest_models": 1, "seed": 0,
+}
+
+
+def test_stages_1_to_6_tiny(tmp_path):
     need("espeak-ng")
     r = copy_recipe(tmp_path / "recipe")
     (r / "conf/teacher/tiny.yaml").write_text(yaml.safe_dump(TEACHER))
     (r / "conf/distill/cnn_tiny.yaml").write_text(yaml.safe_dump(student("cnn")))
     (r / "conf/distill/fbank_tiny.yaml").write_text(yaml.safe_dump(student("fbank")))
-    args = ["./run.sh", "--stage", "1", "--stop_stage", "4", "--nj", "2",
+    (r / "conf/asr/tiny.yaml").write_text(yaml.safe_dump(ASR))
+    args = ["./run.sh", "--stage", "1", "--stop_stage", "6", "--nj", "2", "--asr_config", "conf/asr/tiny.yaml",
+            "--asr_scratch_config", "conf/distill/fbank_tiny.yaml",
             "--local_data_opts", "--train_hours 0.02 --dev_utts 6 --test_utts 6 --lowres 1min:60 --nj 2",
             "--finetune_sets", "train_1min", "--teacher_config", "conf/teacher/tiny.yaml",
             "--distill_configs", "conf/distill/cnn_tiny.yaml", "--fbank_configs", "conf/distill/fbank_tiny.yaml"]
@@ -53,6 +64,20 @@ def test_stages_1_to_4_tiny(tmp_path):
     assert (r / "exp/distill/cnn_tiny/student.distiller_local.pt").is_file()
     log = (r / "exp/distill/fbank_tiny/train_log.jsonl").read_text().splitlines()
     assert "fe_l1" in json.loads(log[0]) and "reg" in json.loads(log[-2] if "valid" in log[-1] else log[-1])
-    # a rerun skips all four stages
+    # stages 5-6: four ASR models, each decoded and scored on dev and test
+    for name in ("cnn_tiny", "fbank_tiny", "scratch", "teacher"):
+        d = r / f"exp/asr/{name}_train_1min"
+        assert (d / "valid.loss.best.pth").is_file(), name
+        for x in ("dev", "test"):
+            scores = json.loads((d / f"decode_ctc_greedy_{x}/scores.json").read_text())
+            assert scores["wer"]["sclite"]["ref"] == scores["wer"]["ours"]["ref"] > 0
+            assert (d / f"decode_ctc_greedy_{x}/score_wer/result.txt").is_file()
+            assert (d / f"decode_ctc_greedy_{x}/score_cer/result.txt").is_file()
+        assert "|decode_ctc_greedy_test|6|" in (d / "RESULTS.md").read_text()
+    assert "%WER" in p.stdout
+    summary = (r / "RESULTS.md").read_text()
+    for name in ("cnn_tiny", "fbank_tiny", "scratch", "teacher"):
+        assert f"| {name}_train_1min | ctc greedy |" in summary
+    # a rerun skips all six stages
     p2 = subprocess.run(args, cwd=r, env=recipe_env(), capture_output=True, text=True)
-    assert p2.returncode == 0 and p2.stderr.count("already done") == 4, p2.stderr[-2000:]
+    assert p2.returncode == 0 and p2.stderr.count("already done") == 6, p2.stderr[-2000:]

@@ -40,6 +40,18 @@ teacher_config=conf/teacher/pretrain_small.yaml  # backend: pretrain | local | s
 distill_configs="conf/distill/dt_cnn.yaml"   # waveform-CNN students
 fbank_configs="conf/distill/dt_fbank.yaml"   # Fbank students with front-end adaptation
 
+# Stage 5: ESPnet ASR
+asr_config=conf/asr/ctc.yaml                       # ESPnet training config (frontend: distilled)
+asr_scratch_config=conf/distill/dt_fbank.yaml      # from-scratch baseline architecture ("" = none)
+asr_teacher=true                                   # also fine-tune the teacher as a reference
+asr_args=""                                        # extra options for espnet_distill.bin.asr_train
+token_type=char                                    # char | bpe
+bpe_size=100                                       # BPE vocabulary size (token_type=bpe)
+
+# Stage 6: decoding and scoring
+score_opts="--case lower --punctuation remove"     # text normalisation before scoring
+decode_att_config=conf/asr/decode_att.yaml         # beam search options for models with a decoder
+
 # Data sets
 train_set=train       # unlabelled audio for teacher pretraining and distillation
 valid_set=dev         # validation set
@@ -201,11 +213,113 @@ for num in 3 4; do
     fi
 done
 
-for num in 5 6; do
-    if [ "${stage}" -le "${num}" ] && [ "${stop_stage}" -ge "${num}" ]; then
-        log "Error: stage ${num} is not part of this version of the recipe yet (available: 1-4)"
-        exit 1
+# ---------------------------------------------------------------------------- 5. asr
+# One ESPnet model per (frontend, fine-tuning set): exp/asr/<frontend>_<set>. Frontends: every
+# student of stages 3-4, the from-scratch baseline (the --asr_scratch_config architecture,
+# random weights, no distillation) and the teacher itself.
+asr_dir=${expdir}/asr
+token_dir=dump/token_list/${token_type}
+bpe_opt=""
+[ "${token_type}" = bpe ] && bpe_opt="--bpe-model ${token_dir}/bpe.model"
+
+asr_frontends() {  # "name checkpoint" lines
+    local config
+    for config in ${distill_configs} ${fbank_configs}; do
+        echo "$(basename "${config}" .yaml) ${expdir}/distill/$(basename "${config}" .yaml)/student.pt"
+    done
+    [ -z "${asr_scratch_config}" ] || echo "scratch ${asr_dir}/scratch_init/student.pt"
+    ! ${asr_teacher} || echo "teacher ${teacher_dir}/teacher.pt"
+}
+
+# shellcheck disable=SC2086
+opts="$(configs_hash ${asr_config} ${asr_scratch_config} ${distill_configs} ${fbank_configs}) ${finetune_sets} ${token_type} ${bpe_size} ${asr_teacher} ${asr_args}"
+if stage_begin 5 asr "${opts}"; then
+    mkdir -p "${token_dir}"
+    # shellcheck disable=SC2046
+    python -m espnet_distill.asr.prep tokens --token-type "${token_type}" --bpe-size "${bpe_size}" \
+        --text $(for x in ${finetune_sets}; do printf '%s ' "${datadir}/${x}/text"; done) --out "${token_dir}"
+    for x in ${finetune_sets} ${valid_set}; do
+        # shellcheck disable=SC2086
+        python -m espnet_distill.asr.prep shapes --data-dir "${datadir}/${x}" --token-type "${token_type}" \
+            ${bpe_opt} --out "dump/shapes/${x}"
+    done
+    if [ -n "${asr_scratch_config}" ]; then
+        log "From-scratch baseline: ${asr_scratch_config} with random weights"
+        ${train_cmd} "${asr_dir}/scratch_init/init.log" \
+            python -m espnet_distill.bin.distill_train --init-only --config "${asr_scratch_config}" \
+            --teacher "${teacher_dir}/teacher.yaml" --train-dir "${datadir}/${train_set}" \
+            --valid-dir "${datadir}/${valid_set}" --outdir "${asr_dir}/scratch_init"
     fi
-done
+    while read -r name ckpt <&3; do  # fd 3: the jobs inside must not eat the list from stdin
+        for ft in ${finetune_sets}; do
+            d=${asr_dir}/${name}_${ft}
+            log "ASR fine-tuning ${name} on ${ft} (${asr_config}); log: ${d}/train.log"
+            mkdir -p "${d}"
+            # shellcheck disable=SC2086
+            ${cuda_cmd} "${d}/train.log" \
+                ${python_launcher} -m espnet_distill.bin.asr_train --config "${asr_config}" \
+                --frontend_conf "checkpoint=${ckpt}" --output_dir "${d}" --ngpu "${ngpu}" \
+                --token_type "${token_type}" --token_list "${token_dir}/tokens.txt" \
+                $([ "${token_type}" = bpe ] && echo "--bpemodel ${token_dir}/bpe.model") \
+                --use_preprocessor true --resume true \
+                --train_data_path_and_name_and_type "${datadir}/${ft}/wav.scp,speech,sound" \
+                --train_data_path_and_name_and_type "${datadir}/${ft}/text,text,text" \
+                --valid_data_path_and_name_and_type "${datadir}/${valid_set}/wav.scp,speech,sound" \
+                --valid_data_path_and_name_and_type "${datadir}/${valid_set}/text,text,text" \
+                --train_shape_file "dump/shapes/${ft}/speech_shape" \
+                --train_shape_file "dump/shapes/${ft}/text_shape.${token_type}" \
+                --valid_shape_file "dump/shapes/${valid_set}/speech_shape" \
+                --valid_shape_file "dump/shapes/${valid_set}/text_shape.${token_type}" ${asr_args}
+        done
+    done 3< <(asr_frontends)
+    stage_end 5 asr "${opts}"
+fi
+
+# ---------------------------------------------------------------------------- 6. score
+opts="$(configs_hash ${asr_config}) ${test_sets} ${finetune_sets} ${score_opts} ${decode_att_config}"
+if stage_begin 6 score "${opts}"; then
+    frontend_ckpts=""
+    while read -r name ckpt <&3; do
+        frontend_ckpts+=" ${ckpt}"
+        for ft in ${finetune_sets}; do
+            d=${asr_dir}/${name}_${ft}
+            model=${d}/valid.loss.best.pth
+            [ -f "${model}" ] || model=$(ls "${d}"/valid.*.best.pth | head -1)
+            has_decoder=$(python -m espnet_distill.bin.config_get "${d}/config.yaml" decoder none)
+            for x in ${test_sets}; do
+                out=${d}/decode_ctc_greedy_${x}
+                log "Decoding ${x} with ${name}_${ft} (CTC greedy)"
+                # shellcheck disable=SC2086
+                ${decode_cmd} "${out}/decode.log" \
+                    python -m espnet_distill.asr.decode --asr-config "${d}/config.yaml" --asr-model "${model}" \
+                    --data-dir "${datadir}/${x}" --out "${out}/text" ${bpe_opt}
+                # shellcheck disable=SC2086
+                python -m espnet_distill.bin.score --ref "${datadir}/${x}/text" --hyp "${out}/text" \
+                    --utt2spk "${datadir}/${x}/utt2spk" --outdir "${out}" ${score_opts}
+                if [ "${has_decoder}" != none ] && [ "${has_decoder}" != None ]; then
+                    out=${d}/decode_att_beam_${x}
+                    log "Decoding ${x} with ${name}_${ft} (attention beam search)"
+                    ${decode_cmd} "${out}/decode.log" \
+                        python -m espnet_distill.bin.asr_inference --config "${decode_att_config}" \
+                        --asr_train_config "${d}/config.yaml" --asr_model_file "${model}" \
+                        --data_path_and_name_and_type "${datadir}/${x}/wav.scp,speech,sound" \
+                        --output_dir "${out}" --ngpu 0
+                    cp "${out}/1best_recog/text" "${out}/text"
+                    # shellcheck disable=SC2086
+                    python -m espnet_distill.bin.score --ref "${datadir}/${x}/text" --hyp "${out}/text" \
+                        --utt2spk "${datadir}/${x}/utt2spk" --outdir "${out}" ${score_opts}
+                fi
+            done
+            python -m espnet_distill.bin.make_results exp-table --exp "${d}" --out "${d}/RESULTS.md"
+        done
+    done 3< <(asr_frontends)
+    log "Benchmarking the frontends (forward time per second of audio)"
+    # shellcheck disable=SC2086
+    python -m espnet_distill.bin.benchmark --checkpoint ${frontend_ckpts} --batch-sizes 1 \
+        --json "${asr_dir}/benchmark.json" --markdown "${asr_dir}/benchmark.md"
+    python -m espnet_distill.bin.make_results summary --asr-dir "${asr_dir}" --benchmark "${asr_dir}/benchmark.json" \
+        --test-sets ${test_sets} --out RESULTS.md
+    stage_end 6 score "${opts}"
+fi
 
 log "Successfully finished. [elapsed=${SECONDS}s]"

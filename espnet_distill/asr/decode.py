@@ -1,0 +1,86 @@
+"""CTC greedy decoding of an ESPnet ASR model trained through our entry points.
+
+    python -m espnet_distill.asr.decode --asr-config exp/asr/x/config.yaml --asr-model exp/asr/x/valid.loss.best.pth \\
+        --data-dir data/test --out exp/asr/x/decode_ctc_greedy_test/text [--bpe-model ...] [--batch-seconds 60]
+
+Writes a Kaldi text file of hypotheses (an empty hypothesis is an empty line after the id).
+Attention beam search runs through ``espnet_distill.bin.asr_inference`` (espnet2's own).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from espnet_distill.asr.task import ASRTask, register
+from espnet_distill.data.dataset import AudioDataset, BucketBatches, collate
+
+
+def tokens_to_text(tokens: list[str], bpe_model: str | None = None) -> str:
+    if bpe_model:
+        import sentencepiece as spm
+
+        return spm.SentencePieceProcessor(model_file=bpe_model).decode_pieces(tokens)
+    return "".join(" " if t == "<space>" else t for t in tokens).strip()
+
+
+def ctc_collapse(ids: list[int], blank: int = 0) -> list[int]:
+    """Merge repeats, then drop blanks."""
+    out, prev = [], None
+    for i in ids:
+        if i != prev and i != blank:
+            out.append(i)
+        prev = i
+    return out
+
+
+@torch.no_grad()
+def greedy_decode(model, data_dir: str | Path, batch_seconds: float = 60.0, device: str = "cpu",
+                  bpe_model: str | None = None) -> dict[str, str]:
+    """{utt: hypothesis} for every utterance of ``data_dir``."""
+    ds = AudioDataset(data_dir, max_seconds=None, min_samples=1)
+    sampler = BucketBatches(ds.samples, batch_seconds, shuffle=False)
+    token_list = model.token_list
+    blank = token_list.index("<blank>") if "<blank>" in token_list else 0
+    specials = {"<blank>", "<unk>", "<sos/eos>"}
+    hyps = {}
+    for idx in tqdm(list(sampler), desc=f"decode {Path(data_dir).name}", unit="batch"):
+        b = collate([ds[i] for i in idx])
+        enc, enc_lens = model.encode(b["wav"].to(device), b["lengths"].to(device))
+        best = model.ctc.argmax(enc)
+        for k, utt in enumerate(b["utt"]):
+            ids = ctc_collapse(best[k, : int(enc_lens[k])].tolist(), blank)
+            toks = [token_list[i] for i in ids if token_list[i] not in specials]
+            hyps[utt] = tokens_to_text(toks, bpe_model)
+    return hyps
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s")
+    p = argparse.ArgumentParser(prog="asr.decode", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--asr-config", required=True, help="the config.yaml ESPnet wrote next to the model")
+    p.add_argument("--asr-model", required=True, help="model .pth (e.g. valid.loss.best.pth)")
+    p.add_argument("--data-dir", required=True, help="Kaldi data dir to decode (text is not needed)")
+    p.add_argument("--out", required=True, help="hypotheses, as a Kaldi text file")
+    p.add_argument("--bpe-model", default=None, help="sentencepiece model for BPE token lists")
+    p.add_argument("--batch-seconds", type=float, default=60.0, help="padded audio per batch")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    a = p.parse_args(argv)
+    register()
+    model, _ = ASRTask.build_model_from_file(a.asr_config, a.asr_model, a.device)
+    model.eval()
+    hyps = greedy_decode(model, a.data_dir, a.batch_seconds, a.device, a.bpe_model)
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    with open(a.out, "w", encoding="utf-8") as f:  # empty hypotheses keep their line
+        for utt in sorted(hyps):
+            f.write(f"{utt} {hyps[utt]}\n".replace(" \n", "\n"))
+    logging.info("%s: %d hypotheses", a.out, len(hyps))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

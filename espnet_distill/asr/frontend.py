@@ -1,0 +1,128 @@
+"""ESPnet glue: our students (and teachers) as a trainable ESPnet frontend, and a pass-through
+encoder for whole-model ("unconstrained") fine-tuning.
+
+    frontend: distilled
+    frontend_conf:
+        checkpoint: exp/distill/dt_cnn/student.pt   # a student of ours, or any HuBERT checkpoint we read
+        layer: last            # "last", "weighted" (learned softmax-weighted sum of all layers), or an int
+        freeze_steps: 0        # keep the frontend frozen for the first N training forward passes
+    encoder: passthrough       # the frontend already is the encoder
+    encoder_conf: {output_size: 0, dropout: 0.1}
+
+Distillation heads (prediction and L_disc heads) are dropped: only the front-end and the
+transformer layers are kept and fine-tuned.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from espnet2.asr.encoder.abs_encoder import AbsEncoder
+from espnet2.asr.frontend.abs_frontend import AbsFrontend
+from torch import nn
+
+from espnet_distill.nn.hubert import HubertModel
+from espnet_distill.student.export import STUDENT_FORMAT, load_student
+from espnet_distill.teacher.checkpoints import CheckpointError, load_hubert, safe_load
+
+logger = logging.getLogger(__name__)
+
+
+class _HubertAsUpstream(nn.Module):
+    """A HuBERT (teacher) with the student interface ``encode(wav, lengths) -> (hidden, mask)``."""
+
+    def __init__(self, model: HubertModel):
+        super().__init__()
+        self.model = model
+        self.model.final_proj = None  # pretraining head: not needed downstream
+        if model.has_codebook:
+            del self.model.label_embs_concat
+            self.model.cfg.num_classes = 0
+        self.dim, self.num_layers = model.cfg.embed_dim, model.cfg.num_layers
+
+    def encode(self, wav, lengths):
+        return self.model(wav, lengths)
+
+
+def load_upstream(checkpoint: str | Path) -> tuple[nn.Module, int, int, str]:
+    """Our student or any HuBERT checkpoint -> (module with encode(), dim, layers, kind)."""
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise CheckpointError(f"frontend checkpoint {path} does not exist")
+    ckpt = safe_load(path)
+    if ckpt.get("format") == STUDENT_FORMAT:
+        student, _ = load_student(path)
+        student.pred_head = None  # distillation heads are dropped
+        student.disc_head = None
+        student.fe_head = None
+        return student, student.cfg.dim, student.cfg.num_layers, "student"
+    try:
+        model, _ = load_hubert(path)
+    except CheckpointError as e:
+        raise CheckpointError(f"frontend checkpoint {path} is neither an espnet_distill student nor a HuBERT "
+                              f"checkpoint we read: {e}") from None
+    up = _HubertAsUpstream(model)
+    return up, up.dim, up.num_layers, "teacher"
+
+
+class DistilledFrontend(AbsFrontend):
+    """A distilled student (or a teacher) as a trainable ESPnet frontend: waveform -> (B, T, D)."""
+
+    def __init__(self, checkpoint: str, layer: str | int = "last", freeze_steps: int = 0, fs: int = 16000):
+        super().__init__()
+        if isinstance(fs, str):  # ESPnet style "16k"
+            fs = int(float(fs[:-1]) * 1000) if fs.lower().endswith("k") else int(fs)
+        if int(fs) != 16000:
+            raise ValueError(f"the distilled frontend takes 16 kHz audio, got fs={fs}")
+        self.upstream, self.dim, self.num_layers, self.kind = load_upstream(checkpoint)
+        self.checkpoint = str(checkpoint)
+        if layer not in ("last", "weighted") and not (isinstance(layer, int) and 0 <= layer <= self.num_layers):
+            raise ValueError(f"layer must be 'last', 'weighted' or an int in 0..{self.num_layers}, got {layer!r}")
+        self.layer = layer
+        self.layer_weights = nn.Parameter(torch.zeros(self.num_layers + 1)) if layer == "weighted" else None
+        self.freeze_steps = int(freeze_steps)
+        self.register_buffer("forward_count", torch.zeros((), dtype=torch.long))
+        logger.info("distilled frontend: %s (%s, %d layers x %d), layer=%s, frozen for %d steps",
+                    checkpoint, self.kind, self.num_layers, self.dim, layer, self.freeze_steps)
+
+    def output_size(self) -> int:
+        return self.dim
+
+    def _select(self, hidden: list[torch.Tensor]) -> torch.Tensor:
+        if self.layer == "last":
+            return hidden[-1]
+        if self.layer == "weighted":
+            w = F.softmax(self.layer_weights, dim=0)
+            return sum(wi * h for wi, h in zip(w, hidden))
+        return hidden[int(self.layer)]
+
+    def forward(self, input: torch.Tensor, input_lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        frozen = self.training and int(self.forward_count) < self.freeze_steps
+        if self.training:
+            self.forward_count += 1
+        wav = input.float()
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not frozen):
+            hidden, mask = self.upstream.encode(wav, input_lengths)
+        feats = self._select(hidden)
+        return feats, mask.sum(1)
+
+
+class PassThroughEncoder(AbsEncoder):
+    """The encoder slot for whole-model fine-tuning: optional Linear(D -> output_size) + dropout."""
+
+    def __init__(self, input_size: int, output_size: int = 0, dropout: float = 0.0):
+        super().__init__()
+        self._out = output_size if output_size > 0 else input_size
+        self.proj = nn.Linear(input_size, output_size) if output_size > 0 else None
+        self.dropout = nn.Dropout(dropout)
+
+    def output_size(self) -> int:
+        return self._out
+
+    def forward(self, xs_pad, ilens, prev_states=None):
+        x = self.dropout(xs_pad)
+        if self.proj is not None:
+            x = self.proj(x)
+        return x, ilens, None

@@ -1,0 +1,53 @@
+"""Score hypotheses against references Kaldi-style (WER and CER, sclite and our counts).
+
+    python -m espnet_distill.bin.score --ref data/test/text --hyp exp/asr/x/decode_test/text \\
+        --utt2spk data/test/utt2spk --outdir exp/asr/x/decode_test [--case lower] [--punctuation remove]
+
+Writes OUTDIR/score_wer/ and OUTDIR/score_cer/ (ref.trn, hyp.trn, sclite's result.txt with
+per-speaker and summary tables) and OUTDIR/scores.json, and prints
+``%WER 12.34 [ 123 / 1000, 10 ins, 20 del, 93 sub ]`` lines. A missing --ref file means the set
+has no transcripts: hypotheses are kept and scoring is skipped with a message.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from espnet_distill.asr.prep import normalize_text
+from espnet_distill.asr.score import score_dir
+from espnet_distill.data.kaldi_dir import read_table
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s")
+    p = argparse.ArgumentParser(prog="score", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--ref", required=True, help="Kaldi text with the reference transcripts")
+    p.add_argument("--hyp", required=True, help="Kaldi text with the hypotheses (empty lines allowed)")
+    p.add_argument("--utt2spk", default=None, help="utt2spk for sclite's per-speaker table")
+    p.add_argument("--outdir", required=True, help="where score_wer/, score_cer/ and scores.json go")
+    p.add_argument("--case", choices=["lower", "upper", "keep"], default="lower", help="case folding before scoring")
+    p.add_argument("--punctuation", choices=["remove", "keep"], default="remove", help="punctuation before scoring")
+    a = p.parse_args(argv)
+    if not Path(a.ref).is_file():
+        logging.warning("%s not found: this set has no transcripts; hypotheses are in %s, scoring skipped", a.ref, a.hyp)
+        return 0
+    norm = lambda t: normalize_text(t, a.case, a.punctuation)  # noqa: E731
+    ref = {k: norm(v) for k, v in read_table(a.ref).items}
+    hyp = {k: norm(v) for k, v in read_table(a.hyp, allow_empty_value=True).items}
+    u2s = read_table(a.utt2spk).as_dict() if a.utt2spk else {}
+    out = {}
+    for unit, name in (("word", "wer"), ("char", "cer")):
+        ours, sclite = score_dir(ref, hyp, u2s, Path(a.outdir) / f"score_{name}", unit)
+        print(ours.kaldi_line(name.upper()))
+        out[name] = {"ours": asdict(ours), "sclite": asdict(sclite) if sclite else None, "rate": ours.rate()}
+    with open(Path(a.outdir) / "scores.json", "w") as f:
+        json.dump(out, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""Scoring: hand-made pairs with known counts; sclite's counts and ours agree."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from conftest import need
+
+from espnet_distill.asr.decode import ctc_collapse, tokens_to_text
+from espnet_distill.asr.prep import normalize_text
+from espnet_distill.asr.score import Counts, align_counts, score_dir
+
+PAIRS = {  # utt: (ref, hyp, (corr, sub, del, ins))
+    "s1-u1": ("a b c d", "a c d e", (3, 0, 1, 1)),
+    "s1-u2": ("x y z", "", (0, 0, 3, 0)),
+    "s2-u3": ("hello world", "hello there world", (2, 0, 0, 1)),
+    "s2-u4": ("the cat sat", "the bat sat", (2, 1, 0, 0)),
+    "s2-u5": ("one two", "one two", (2, 0, 0, 0)),
+}
+
+
+def test_align_counts_hand_made():
+    for utt, (ref, hyp, (c, s, d, i)) in PAIRS.items():
+        got = align_counts(ref.split(), hyp.split())
+        assert (got.corr, got.sub, got.dele, got.ins) == (c, s, d, i), utt
+
+
+def test_sclite_agrees_with_our_counts(tmp_path):
+    need("sctk")
+    ref = {u: r for u, (r, _, _) in PAIRS.items()}
+    hyp = {u: h for u, (_, h, _) in PAIRS.items()}
+    ours, sclite = score_dir(ref, hyp, {}, tmp_path / "wer", "word")
+    assert sclite is not None
+    assert (sclite.corr, sclite.sub, sclite.dele, sclite.ins, sclite.ref, sclite.snt_err) == \
+        (ours.corr, ours.sub, ours.dele, ours.ins, ours.ref, ours.snt_err) == (9, 1, 4, 2, 14, 4)
+    assert ours.kaldi_line() == "%WER 50.00 [ 7 / 14, 2 ins, 4 del, 1 sub ]"
+    report = (tmp_path / "wer/result.txt").read_text()
+    assert "Sum/Avg" in report and "| s1 " in report and "| s2 " in report  # per-speaker table
+    ours_c, sclite_c = score_dir(ref, hyp, {}, tmp_path / "cer", "char")
+    assert (sclite_c.err, sclite_c.ref) == (ours_c.err, ours_c.ref)
+
+
+def test_score_cli_missing_text_and_empty_hyp(tmp_path):
+    (tmp_path / "hyp").write_text("u1\nu2 Hello, World!\n")
+    (tmp_path / "ref").write_text("u1 some words\nu2 hello world\n")
+    r = subprocess.run([sys.executable, "-m", "espnet_distill.bin.score", "--ref", str(tmp_path / "ref"), "--hyp",
+                        str(tmp_path / "hyp"), "--outdir", str(tmp_path / "s")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "%WER 50.00 [ 2 / 4, 0 ins, 2 del, 0 sub ]" in r.stdout  # punctuation and case normalised
+    r = subprocess.run([sys.executable, "-m", "espnet_distill.bin.score", "--ref", str(tmp_path / "nope"), "--hyp",
+                        str(tmp_path / "hyp"), "--outdir", str(tmp_path / "s2")], capture_output=True, text=True)
+    assert r.returncode == 0 and "no transcripts" in r.stderr and "scoring skipped" in r.stderr
+
+
+def test_normalisation_and_ctc_helpers():
+    assert normalize_text("Hello,  World! It's \"fine\".") == "hello world it's fine"
+    assert normalize_text("Keep Case", case="keep", punctuation="keep") == "Keep Case"
+    assert ctc_collapse([0, 3, 3, 0, 3, 4, 4, 0]) == [3, 3, 4]
+    assert tokens_to_text(["h", "i", "<space>", "y", "o"]) == "hi yo"
+
+
+def test_unknown_unit_and_empty_reference():
+    from espnet_distill.asr.score import units
+
+    with pytest.raises(ValueError, match="unit must be word or char"):
+        units("a b", "phone")
+    assert Counts(1, 0).rate() == 0.0
