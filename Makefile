@@ -19,4 +19,4 @@ test: setup
 	$(VENV)/bin/python -m pytest test $(PYTEST_ARGS)
 
 clean-demo:
-	rm -rf egs2/synth_en/distill1/{data,exp,dump}
+	rm -rf egs2/synth_en/distill1/{data,exp,dump,downloads}

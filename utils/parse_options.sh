@@ -31,10 +31,11 @@ __po_is_valid() {  # no "| grep -q": with pipefail its early exit reads as failu
 
 __po_print_help() {
     [ -n "${help_message:-}" ] && printf '%s\n\n' "${help_message}"
-    echo "Options (current value):"
-    local v
+    echo "Options (current value; the comment on its line in $0):"
+    local v doc
     for v in $(__po_valid_options); do
-        printf '  --%-28s %s\n' "${v//_/-}" "${!v}"
+        doc=$(grep -m1 -E "^${v}=" "$0" 2> /dev/null | sed -n 's/^[^#]*#[[:space:]]*//p' || true)
+        printf '  --%-24s %-28s %s\n' "${v//_/-}" "${!v}" "${doc}"
     done
 }
 

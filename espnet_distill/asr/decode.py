@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from espnet_distill.asr.task import ASRTask, register
 from espnet_distill.data.dataset import AudioDataset, BucketBatches, collate
+from espnet_distill.bin import setup_logging
 
 
 def tokens_to_text(tokens: list[str], bpe_model: str | None = None) -> str:
@@ -60,7 +61,7 @@ def greedy_decode(model, data_dir: str | Path, batch_seconds: float = 60.0, devi
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s")
+    setup_logging()
     p = argparse.ArgumentParser(prog="asr.decode", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--asr-config", required=True, help="the config.yaml ESPnet wrote next to the model")
     p.add_argument("--asr-model", required=True, help="model .pth (e.g. valid.loss.best.pth)")

@@ -17,6 +17,7 @@ from collections import Counter
 from pathlib import Path
 
 from espnet_distill.data.kaldi_dir import read_table, utt_durations, write_table
+from espnet_distill.bin import setup_logging
 
 SPECIALS_HEAD = ["<blank>", "<unk>"]
 SPECIAL_TAIL = "<sos/eos>"
@@ -67,7 +68,7 @@ def tokenize(text: str, token_type: str, bpe_model: str | None = None) -> list[s
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s")
+    setup_logging()
     p = argparse.ArgumentParser(prog="asr.prep", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("tokens", help="write tokens.txt (and bpe.model for bpe)")

@@ -22,6 +22,7 @@ import yaml
 
 from espnet_distill.analysis.benchmark import bench_from_hubert, bench_from_student, run
 from espnet_distill.nn.hubert import HubertConfig, HubertModel
+from espnet_distill.bin import setup_logging
 
 PAPER_CONFS = Path(__file__).resolve().parents[2] / "egs2/synth_en/distill1/conf/distill/paper"
 
@@ -55,7 +56,7 @@ def checkpoint_bench(path: str):
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s")
+    setup_logging()
     p = argparse.ArgumentParser(prog="benchmark", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--paper", action="store_true", help="include the paper-size teacher and students (random weights)")
     p.add_argument("--checkpoint", nargs="*", default=[], help="our teacher or student checkpoints to include")

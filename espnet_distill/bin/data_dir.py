@@ -17,6 +17,7 @@ import logging
 import sys
 
 from espnet_distill.data.audio import AudioError
+from espnet_distill.bin import setup_logging
 from espnet_distill.data.kaldi_dir import (
     DataDirError,
     combine_data_dirs,
@@ -68,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s")
+    setup_logging()
     args = build_parser().parse_args(argv)
     try:
         if args.cmd == "validate":

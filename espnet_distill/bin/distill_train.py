@@ -37,20 +37,12 @@ from espnet_distill.student.export import export_distiller_local, save_student
 from espnet_distill.student.frontend import FbankFrontend, estimate_cmvn
 from espnet_distill.student.model import Student, StudentConfig, init_from_teacher
 from espnet_distill.teacher.checkpoints import CheckpointError
-from espnet_distill.teacher.teacher import HubertTeacher, S3PRLTeacher, TeacherError, build_teacher
+from espnet_distill.teacher.teacher import TeacherError, build_teacher
 from espnet_distill.train.distill import DistillTask
 from espnet_distill.train.trainer import Trainer, TrainConfig, dist_info
+from espnet_distill.bin import setup_logging
 
 SECTIONS = ("student", "init", "distill", "train")
-
-
-def teacher_state(teacher) -> dict | None:
-    """The teacher's weights with fairseq names, for initialising students."""
-    if isinstance(teacher, HubertTeacher):
-        return teacher.model.state_dict()
-    if isinstance(teacher, S3PRLTeacher) and teacher._head is not None:
-        return teacher._head.state_dict()
-    return None
 
 
 def build_student(conf: dict, teacher) -> tuple[Student, dict]:
@@ -66,7 +58,7 @@ def build_student(conf: dict, teacher) -> tuple[Student, dict]:
     student = Student(StudentConfig.from_dict(scfg), label_embs=embs)
     report = {"copied": [], "skipped": []}
     init = conf.get("init") or {}
-    state = teacher_state(teacher)
+    state = teacher.hubert_state_dict()
     if init and state is not None:
         report = init_from_teacher(student, state, bool(init.get("frontend", False)), bool(init.get("pos_conv", False)),
                                    {int(k): int(v) for k, v in (init.get("layers") or {}).items()})
@@ -76,7 +68,7 @@ def build_student(conf: dict, teacher) -> tuple[Student, dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s")
+    setup_logging()
     p = argparse.ArgumentParser(prog="distill_train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", required=True, help="student/distillation YAML (sections: student, init, distill, train)")
     p.add_argument("--teacher", required=True, help="teacher YAML (exp/teacher/teacher.yaml after stage 2)")

@@ -20,10 +20,11 @@ from pathlib import Path
 from espnet_distill.asr.prep import normalize_text
 from espnet_distill.asr.score import score_dir
 from espnet_distill.data.kaldi_dir import read_table
+from espnet_distill.bin import setup_logging
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s")
+    setup_logging()
     p = argparse.ArgumentParser(prog="score", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--ref", required=True, help="Kaldi text with the reference transcripts")
     p.add_argument("--hyp", required=True, help="Kaldi text with the hypotheses (empty lines allowed)")

@@ -13,6 +13,7 @@ import logging
 import sys
 
 from espnet_distill.data import synth_en
+from espnet_distill.bin import setup_logging
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--spec", required=True, help="the set's spec.scp")
     d.add_argument("--wav-dir", required=True, help="where the wavs are")
     d.add_argument("--data-dir", required=True, help="Kaldi data dir to write")
+    d.add_argument("--seed", type=int, default=0, help="the seed the wavs were synthesized with")
 
     st = sub.add_parser("stats", help="print corpus statistics")
     st.add_argument("--data-root", required=True, help="folder holding the data dirs")
@@ -51,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s")
+    setup_logging()
     a = build_parser().parse_args(argv)
     if a.cmd == "plan":
         plan = synth_en.plan_corpus(
@@ -64,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         n = synth_en.synthesize_specs(a.spec, a.wav_dir, a.seed)
         logging.info("%s: synthesized %d new wavs", a.spec, n)
     elif a.cmd == "dir":
-        synth_en.write_data_dir(a.spec, a.wav_dir, a.data_dir)
+        synth_en.write_data_dir(a.spec, a.wav_dir, a.data_dir, a.seed)
     elif a.cmd == "stats":
         s = synth_en.corpus_stats(a.data_root, a.sets, a.train_set)
         print(f"{'set':<16}{'utts':>7}{'hours':>8}{'spk':>5}{'words':>8}{'OOV':>8}")

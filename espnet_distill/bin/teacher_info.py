@@ -17,10 +17,11 @@ import yaml
 
 from espnet_distill.teacher.checkpoints import CheckpointError
 from espnet_distill.teacher.teacher import TeacherError, build_teacher
+from espnet_distill.bin import setup_logging
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s")
+    setup_logging()
     p = argparse.ArgumentParser(prog="teacher_info", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", required=True, help="teacher YAML (backend: local | s3prl, path / name, ...)")
     p.add_argument("--json", help="also write the description to this file")

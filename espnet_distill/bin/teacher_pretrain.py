@@ -25,6 +25,7 @@ import torch
 import yaml
 
 from espnet_distill.teacher import pretrain as pt
+from espnet_distill.bin import setup_logging
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -151,7 +152,7 @@ def cmd_train(a) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s")
+    setup_logging()
     a = build_parser().parse_args(argv)
     torch.set_num_threads(max(1, torch.get_num_threads()))
     if a.cmd == "dump":

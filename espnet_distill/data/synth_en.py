@@ -246,11 +246,18 @@ def synthesize(spec: UttSpec, seed: int = 0) -> np.ndarray:
     return np.clip(np.round(x * 32767), -32768, 32767).astype(np.int16)
 
 
-def synthesize_specs(spec_scp: str | os.PathLike, wav_dir: str | os.PathLike, seed: int = 0, progress: bool = True) -> int:
-    """Render every utterance of a spec.scp shard to ``<wav_dir>/<spk>/<utt>.wav``.
+def wav_path(wav_dir: str | os.PathLike, spec: UttSpec, seed: int) -> Path:
+    """``<wav_dir>/<spk>/<utt>.<hash>.wav``: the hash of the spec and seed names the file, so a
+    changed plan (other sentence, voice or noise) never reuses a stale wav of the same id."""
+    h = zlib.crc32(json.dumps([asdict(spec), seed], sort_keys=True).encode())
+    return Path(wav_dir) / spec.spk / f"{spec.utt}.{h:08x}.wav"
 
-    Existing wavs are kept (a killed job resumes); each file is written to a
-    temporary name and renamed, so a kill never leaves a partial wav.
+
+def synthesize_specs(spec_scp: str | os.PathLike, wav_dir: str | os.PathLike, seed: int = 0, progress: bool = True) -> int:
+    """Render every utterance of a spec.scp shard to :func:`wav_path`.
+
+    Existing wavs of the same spec are kept (a killed job resumes); each file is written
+    to a temporary name and renamed, so a kill never leaves a partial wav.
     Returns the number of wavs written now.
     """
     from tqdm import tqdm
@@ -259,7 +266,7 @@ def synthesize_specs(spec_scp: str | os.PathLike, wav_dir: str | os.PathLike, se
     written = 0
     for utt, js in tqdm(table.items, desc=f"synth {Path(spec_scp).name}", disable=not progress, unit="utt"):
         spec = UttSpec(**json.loads(js))
-        out = Path(wav_dir) / spec.spk / f"{utt}.wav"
+        out = wav_path(wav_dir, spec, seed)
         if out.is_file():
             continue
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -271,14 +278,15 @@ def synthesize_specs(spec_scp: str | os.PathLike, wav_dir: str | os.PathLike, se
     return written
 
 
-def write_data_dir(spec_scp: str | os.PathLike, wav_dir: str | os.PathLike, data_dir: str | os.PathLike) -> None:
+def write_data_dir(spec_scp: str | os.PathLike, wav_dir: str | os.PathLike, data_dir: str | os.PathLike,
+                   seed: int = 0) -> None:
     """Kaldi dir (wav.scp, text, utt2spk, spk2utt, utt2dur) for the synthesized utterances."""
     specs = [UttSpec(**json.loads(js)) for _, js in read_table(spec_scp).items]
     wav_dir = Path(wav_dir).resolve()
     d = Path(data_dir)
     wav, text, u2s, dur = [], [], [], []
     for s in specs:
-        path = wav_dir / s.spk / f"{s.utt}.wav"
+        path = wav_path(wav_dir, s, seed)
         if not path.is_file():
             raise FileNotFoundError(f"utterance '{s.utt}': wav {path} was not synthesized")
         wav.append((s.utt, str(path)))

@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from espnet_distill.config import from_dict
+
 DEFAULT_CONV = [[512, 10, 5]] + [[512, 3, 2]] * 4 + [[512, 2, 2]] * 2
 
 
@@ -50,11 +52,7 @@ class HubertConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "HubertConfig":
-        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
-        unknown = sorted(set(d) - set(known))
-        if unknown:
-            raise ValueError(f"unknown HubertConfig keys: {unknown}")
-        return cls(**known)
+        return from_dict(cls, d, "HubertConfig")
 
     @property
     def conv_dim(self) -> int:

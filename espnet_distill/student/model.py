@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
+from espnet_distill.config import from_dict
 from espnet_distill.nn.hubert import TransformerEncoder
 from espnet_distill.student.frontend import FRONTENDS
 from espnet_distill.student.heads import build_disc_head, build_pred_head
@@ -55,10 +56,7 @@ class StudentConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "StudentConfig":
-        unknown = sorted(set(d) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise ValueError(f"unknown student config keys {unknown}; valid: {sorted(cls.__dataclass_fields__)}")
-        return cls(**d)
+        return from_dict(cls, d, "student config")
 
 
 @dataclass

@@ -74,6 +74,10 @@ class Teacher(nn.Module, metaclass=abc.ABCMeta):
     def logit_temp(self) -> float:
         return 0.1
 
+    def hubert_state_dict(self) -> dict[str, torch.Tensor] | None:
+        """The weights with fairseq/HuBERT parameter names (to initialise students), or None."""
+        return None
+
     def require_codebook(self, why: str = "L_disc") -> None:
         if not self.has_codebook:
             raise TeacherError(
@@ -123,6 +127,9 @@ class HubertTeacher(Teacher):
     def label_embeddings(self) -> torch.Tensor | None:
         return self.model.label_embs_concat if self.model.has_codebook else None
 
+    def hubert_state_dict(self) -> dict[str, torch.Tensor]:
+        return self.model.state_dict()
+
     @property
     def logit_temp(self) -> float:
         return self.model.cfg.logit_temp
@@ -171,6 +178,9 @@ class S3PRLTeacher(Teacher):
 
     def label_embeddings(self):
         return None if self._head is None else self._head.label_embs_concat
+
+    def hubert_state_dict(self):
+        return None if self._head is None else self._head.state_dict()
 
     @property
     def logit_temp(self) -> float:

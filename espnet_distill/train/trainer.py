@@ -32,6 +32,7 @@ import torch.distributed as dist
 from torch import nn
 from tqdm import tqdm
 
+from espnet_distill.config import from_dict
 from espnet_distill.data.dataset import AudioDataset, BucketBatches, collate
 from espnet_distill.teacher.checkpoints import atomic_save, safe_load
 
@@ -62,13 +63,10 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
-        unknown = sorted(set(d) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise ValueError(f"unknown train options {unknown}; valid: {sorted(cls.__dataclass_fields__)}")
         d = dict(d)
         if "betas" in d:
             d["betas"] = tuple(d["betas"])
-        return cls(**d)
+        return from_dict(cls, d, "train")
 
 
 class Task(Protocol):

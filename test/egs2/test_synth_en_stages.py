@@ -11,6 +11,8 @@ from test_synth_en_stage1 import copy_recipe, recipe_env
 
 TEACHER = {
     "backend": "pretrain",
+    "iterations": 2,  # the second iteration clusters layer 1 of the first
+    "iter2_layer": 1,
     "kmeans": {"n_clusters": 12, "sample_frames": 20000, "seed": 0},
     "model": {"conv_layers": [[16, 10, 5], [16, 3, 2], [16, 3, 2], [16, 3, 2], [16, 3, 2], [16, 2, 2], [16, 2, 2]],
               "embed_dim": 32, "ffn_dim": 64, "num_layers": 2, "num_heads": 2, "conv_pos": 8, "conv_pos_groups": 4,
@@ -53,6 +55,7 @@ def test_stages_1_to_6_tiny(tmp_path):
             "--distill_configs", "conf/distill/cnn_tiny.yaml", "--fbank_configs", "conf/distill/fbank_tiny.yaml"]
     p = subprocess.run(args, cwd=r, env=recipe_env(), capture_output=True, text=True)
     assert p.returncode == 0, p.stderr[-4000:]
+    assert (r / "exp/teacher/iter1/teacher.pt").is_file() and (r / "exp/teacher/iter2/labels.train").is_file()
     summary = json.loads((r / "exp/teacher/summary.json").read_text())
     assert summary["kmeans_clusters"] == 12 and summary["dev_majority_rate"] > 0
     info = json.loads((r / "exp/teacher/info.json").read_text())

@@ -17,6 +17,7 @@ from espnet_distill.data.synth_en import (
     plan_corpus,
     plural,
     synthesize_specs,
+    wav_path,
     write_data_dir,
 )
 
@@ -63,7 +64,7 @@ def test_synthesis_resumes_and_makes_valid_dir(tmp_path):
     spec = tmp_path / "plan/dev/spec.scp"
     assert synthesize_specs(spec, tmp_path / "wav", seed=0, progress=False) == 2
     utt, js = read_table(spec).items[0]
-    wav = tmp_path / "wav" / json.loads(js)["spk"] / f"{utt}.wav"
+    wav = wav_path(tmp_path / "wav", UttSpec(**json.loads(js)), 0)
     first = wav.read_bytes()
     info = sf.info(str(wav))
     assert info.samplerate == 16000 and info.channels == 1 and info.subtype == "PCM_16" and info.duration > 0.5
@@ -73,6 +74,10 @@ def test_synthesis_resumes_and_makes_valid_dir(tmp_path):
     assert wav.read_bytes() == first  # deterministic, noise included
     write_data_dir(spec, tmp_path / "wav", tmp_path / "data/dev")
     assert validate_data_dir(tmp_path / "data/dev")["utts"] == 2
+    # a changed plan (another sentence for the same id) is synthesized anew, never reused
+    other = tmp_path / "plan/dev/spec2.scp"
+    other.write_text(spec.read_text().replace('"text": "', '"text": "hello '))
+    assert synthesize_specs(other, tmp_path / "wav", seed=0, progress=False) == 2
 
 
 def test_noise_lowers_snr(tmp_path):

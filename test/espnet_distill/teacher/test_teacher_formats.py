@@ -113,6 +113,25 @@ def test_s3prl_backend_loads_our_export(tmp_path, ta_model, wav):
     torch.testing.assert_close(out.logits, ours.logits, atol=1e-4, rtol=0)
 
 
+def test_convert_cli(tmp_path, ta_model):
+    import subprocess
+    import sys
+
+    base = HubertModel(HubertConfig(**TINY)).eval()
+    torch.save({"cfg": {"model": fairseq_model_cfg(base.cfg), "task": {"normalize": False}}, "model": base.state_dict()},
+               tmp_path / "fairseq.pt")
+    r = subprocess.run([sys.executable, "-m", "espnet_distill.bin.convert_teacher", str(tmp_path / "fairseq.pt"),
+                        str(tmp_path / "ours.pt")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    model, meta = load_hubert(tmp_path / "ours.pt")
+    assert meta["format"] == "espnet_distill" and model.has_codebook and model.cfg.num_classes == 12
+    torch.save({"cfg": {"model": {}, "task": {}}, "model": {"final_proj.weight": torch.zeros(2, 2)}}, tmp_path / "bad.pt")
+    r = subprocess.run([sys.executable, "-m", "espnet_distill.bin.convert_teacher", str(tmp_path / "bad.pt"),
+                        str(tmp_path / "x.pt")], capture_output=True, text=True)
+    assert r.returncode == 1 and "missing keys ['feature_extractor.conv_layers.0.0.weight'" in r.stderr
+    assert not (tmp_path / "x.pt").exists()
+
+
 def test_padding_does_not_change_an_utterance():
     model = HubertModel(HubertConfig(**TINY)).eval()
     teacher = build_teacher.__globals__["HubertTeacher"](model)

@@ -47,7 +47,7 @@ for x in train dev test; do
         python -m espnet_distill.bin.synth_corpus synth --spec "${plan}/${x}/spec.JOB.scp" \
         --wav-dir "${wavs}/${x}" --seed "${seed}"
     python -m espnet_distill.bin.synth_corpus dir --spec "${plan}/${x}/spec.scp" \
-        --wav-dir "${wavs}/${x}" --data-dir "data/${x}"
+        --wav-dir "${wavs}/${x}" --data-dir "data/${x}" --seed "${seed}"
     utils/validate_data_dir.sh "data/${x}"
 done
 

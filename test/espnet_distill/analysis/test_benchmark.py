@@ -1,0 +1,74 @@
+"""The benchmark: parameters per part, MACs, and a timing table with speed-ups (tiny models)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from espnet_distill.analysis.benchmark import bench_from_hubert, bench_from_student, macs_per_second
+from espnet_distill.analysis.plots import curves
+from espnet_distill.bin.distill_train import build_student
+from espnet_distill.nn.hubert import HubertConfig, HubertModel
+from espnet_distill.student.export import save_student
+from espnet_distill.teacher.checkpoints import save_hubert
+from espnet_distill.teacher.teacher import HubertTeacher
+
+CONV = [[32, 10, 5], [32, 3, 2], [32, 3, 2], [32, 3, 2], [32, 3, 2], [32, 2, 2], [32, 2, 2]]
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    d = tmp_path_factory.mktemp("bench")
+    torch.manual_seed(0)
+    teacher = HubertModel(HubertConfig(conv_layers=CONV, embed_dim=64, ffn_dim=128, num_layers=4, num_heads=4,
+                                       conv_pos=16, conv_pos_groups=4, final_dim=16, num_classes=10))
+    save_hubert(d / "teacher.pt", teacher)
+    out = {"teacher": d / "teacher.pt"}
+    for fe in ("cnn", "fbank"):
+        s = {"frontend": fe, "dim": 32, "ffn_dim": 32, "num_layers": 2, "num_heads": 2, "conv_pos": 8,
+             "conv_pos_groups": 4, "layer_map": {1: 2, 2: 4}}
+        if fe == "cnn":
+            s["frontend_conf"] = {"conv_layers": CONV, "layer_norm": False}
+        student, _ = build_student({"student": s}, HubertTeacher(teacher))
+        (d / fe).mkdir()
+        save_student(d / fe / "student.pt", student)
+        out[fe] = d / fe / "student.pt"
+    return out, teacher
+
+
+def test_macs_and_params(models):
+    paths, teacher = models
+    b = bench_from_hubert("t", teacher.eval())
+    fe, enc = macs_per_second(b, seconds=1.0)
+    # the first conv alone: 32 channels x 10 taps x 3199 frames per second
+    assert fe > 32 * 10 * 3199 and enc > 0
+    assert b.params["heads"] == 16 * 64 + 16 + 10 * 16
+    from espnet_distill.student.export import load_student
+
+    s, _ = load_student(paths["fbank"])
+    bs = bench_from_student("s", s)
+    assert bs.params["frontend"] == 80 * 64 * 5 + 64 + 32 * 32 + 32 and bs.frontend_kind == "fbank"
+
+
+def test_cli_table_with_speedups(models, tmp_path):
+    paths, _ = models
+    r = subprocess.run([sys.executable, "-m", "espnet_distill.bin.benchmark", "--checkpoint", str(paths["teacher"]),
+                        str(paths["cnn"]), str(paths["fbank"]), "--batch-sizes", "1", "2", "--seconds", "1",
+                        "--repeats", "1", "--json", str(tmp_path / "b.json")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    lines = [l for l in r.stdout.splitlines() if l.startswith("| ")]
+    assert len(lines) == 4  # header and three models
+    rows = json.loads((tmp_path / "b.json").read_text())
+    fb = next(x for x in rows if x["name"] == "fbank")
+    assert fb["time"]["1"]["total"] > 0 and fb["checkpoint"] == str(paths["fbank"])
+    fb_line = next(l for l in lines if l.startswith("| fbank "))
+    assert fb_line.rstrip(" |").split("|")[-1].strip().endswith("x")  # speed-up against the CNN student
+
+
+def test_curves_keep_the_last_record_of_a_resumed_step():
+    recs = [{"step": 1, "loss": 3.0}, {"step": 2, "loss": 2.0}, {"step": 2, "loss": 2.5}, {"step": 2, "split": "valid", "loss": 9}]
+    c = curves(recs, ["loss"])
+    assert c["train"] == {"step": [1, 2], "loss": [3.0, 2.5]} and c["valid"]["loss"] == [9]
