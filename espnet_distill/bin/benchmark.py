@@ -50,7 +50,8 @@ def checkpoint_bench(path: str):
         b = bench_from_student(Path(path).parent.name or path, student.eval())
     else:
         model, _ = load_hubert(path)
-        b = bench_from_hubert(f"{Path(path).parent.name} (teacher)", model.eval())
+        name = Path(path).parent.name
+        b = bench_from_hubert(name if "teacher" in name else f"{name} (teacher)", model.eval())
     b.checkpoint = str(path)
     return b
 

@@ -296,7 +296,7 @@ if stage_begin 6 score "${opts}"; then
                 # shellcheck disable=SC2086
                 python -m espnet_distill.bin.score --ref "${datadir}/${x}/text" --hyp "${out}/text" \
                     --utt2spk "${datadir}/${x}/utt2spk" --outdir "${out}" ${score_opts}
-                if [ "${has_decoder}" != none ] && [ "${has_decoder}" != None ]; then
+                if [ -n "${has_decoder}" ] && [ "${has_decoder}" != none ]; then  # CTC-only: no decoder
                     out=${d}/decode_att_beam_${x}
                     log "Decoding ${x} with ${name}_${ft} (attention beam search)"
                     ${decode_cmd} "${out}/decode.log" \
