@@ -176,5 +176,11 @@ def test_bad_student_configs():
         Student(StudentConfig(frontend="mfcc"))
     with pytest.raises(ValueError, match="unknown student config keys \\['widht'\\]"):
         StudentConfig.from_dict({"widht": 3})
+    with pytest.raises(ValueError, match=r"unknown prediction head 'bogus'; choose one of \['expand-last', 'layer-wise'\]"):
+        build_student({"student": dict(tiny_conf()["student"], pred_head="bogus")}, tiny_teacher())
+    with pytest.raises(ValueError, match=r"unknown L_disc head 'type9'; choose one of \['type1', 'type2', 'type3'\]"):
+        build_student({"student": dict(tiny_conf()["student"], disc_head="type9")}, tiny_teacher())
+    with pytest.raises(ValueError, match="layer_map names student layer 5, but the student has layers 1..2"):
+        build_student({"student": dict(tiny_conf()["student"], layer_map={5: 1})}, tiny_teacher())
     with pytest.raises(ValueError, match="layer_map targets \\[9\\] are not teacher layers 0..4"):
         build_student({"student": dict(tiny_conf()["student"], layer_map={1: 9})}, tiny_teacher())

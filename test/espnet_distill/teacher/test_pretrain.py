@@ -135,6 +135,18 @@ def test_killed_run_resumes_exactly(tiny_corpus, tmp_path):
         assert torch.equal(a[k], b[k]), k
 
 
+def test_resume_refuses_a_checkpoint_of_another_config(tiny_corpus, tmp_path):
+    first = subprocess.run(train_cmd(tiny_corpus, tmp_path / "run"), capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr[-2000:]
+    other = dict(TINY_CONF, train=dict(TINY_CONF["train"], lr=0.01))
+    (tiny_corpus / "other.yaml").write_text(yaml.safe_dump(other))
+    cmd = train_cmd(tiny_corpus, tmp_path / "run")
+    cmd[cmd.index("--config") + 1] = str(tiny_corpus / "other.yaml")
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode != 0 and "was written by a run with another configuration" in r.stderr
+    assert safe_load(tmp_path / "run/checkpoint.pt")["step"] == 8  # nothing was overwritten
+
+
 def test_two_process_ddp_on_cpu(tiny_corpus, tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
