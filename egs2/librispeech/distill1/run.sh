@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The paper's setting: HuBERT Base (s3prl) distilled on LibriSpeech 960 h into S&W, D&T and
+# D&T-Fbank, each fine-tuned with character CTC on train_clean_100 and Libri-light 10 h / 1 h,
+# scored on dev/test clean/other. GPU scale: see README.md in this folder for the cost per stage.
+set -euo pipefail
+
+./distill.sh \
+    --ngpu 1 \
+    --train_set train_960 \
+    --valid_set dev_clean \
+    --test_sets "dev_clean dev_other test_clean test_other" \
+    --finetune_sets "train_clean_100 train_10h train_1h" \
+    --teacher_config conf/teacher/s3prl_hubert_base.yaml \
+    --distill_configs "conf/distill/sw.yaml conf/distill/dt.yaml" \
+    --fbank_configs conf/distill/dt_fbank.yaml \
+    --asr_config conf/asr/ctc_char.yaml \
+    --asr_scratch_config "" \
+    --asr_teacher false \
+    --nj 16 \
+    "$@"
