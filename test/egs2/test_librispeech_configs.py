@@ -1,0 +1,78 @@
+"""Dry runs of every config of egs2/librispeech/distill1: each student is built at paper size and
+takes one distillation step on a tiny batch from a tiny local teacher with HuBERT Base's interface
+(12 layers, a codebook head); the ESPnet CTC config builds a model on such a student and takes one
+training step."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from espnet_distill.bin.distill_train import build_student
+from espnet_distill.nn.hubert import HubertConfig, HubertModel
+from espnet_distill.student.export import save_student
+from espnet_distill.teacher.teacher import HubertTeacher
+from espnet_distill.train.distill import DistillTask
+from espnet_distill.train.trainer import TrainConfig
+
+RECIPE = Path(__file__).resolve().parents[2] / "egs2/librispeech/distill1"
+CONV = [[32, 10, 5], [32, 3, 2], [32, 3, 2], [32, 3, 2], [32, 3, 2], [32, 2, 2], [32, 2, 2]]
+
+
+@pytest.fixture(scope="module")
+def teacher():
+    torch.manual_seed(0)
+    return HubertTeacher(HubertModel(HubertConfig(conv_layers=CONV, embed_dim=48, ffn_dim=64, num_layers=12,
+                                                  num_heads=4, conv_pos=16, conv_pos_groups=4, final_dim=16,
+                                                  num_classes=504)))
+
+
+def batch():
+    torch.manual_seed(1)
+    return {"utt": ["a", "b"], "wav": torch.randn(2, 12000) * 0.1, "lengths": torch.tensor([12000, 9000])}
+
+
+def test_teacher_config_names_a_known_s3prl_upstream():
+    conf = yaml.safe_load((RECIPE / "conf/teacher/s3prl_hubert_base.yaml").read_text())
+    from s3prl.nn import S3PRLUpstream
+
+    assert conf["backend"] == "s3prl" and conf["name"] in S3PRLUpstream.available_names()
+
+
+@pytest.mark.parametrize("name", ["sw", "dt", "dt_fbank"])
+def test_student_configs_take_a_step(teacher, name):
+    conf = yaml.safe_load((RECIPE / f"conf/distill/{name}.yaml").read_text())
+    TrainConfig.from_dict(conf["train"])  # the train section is valid
+    student, _ = build_student(conf, teacher)
+    d = conf["distill"]
+    task = DistillTask(student, teacher, d["alpha"], d["lam"], d["fe_adapt_steps"])
+    opt = torch.optim.AdamW(student.parameters(), lr=1e-4)
+    for step in sorted({0, d["fe_adapt_steps"]}):  # a front-end adaptation step (fbank) and a full step
+        loss, stats = task.training_step(batch(), step)
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        assert torch.isfinite(loss)
+    assert "reg" in stats and "disc" in stats
+
+
+def test_asr_config_builds_and_steps(teacher, tmp_path):
+    from espnet_distill.asr.task import ASRTask, register
+
+    register()
+    conf = yaml.safe_load((RECIPE / "conf/distill/dt.yaml").read_text())
+    student, _ = build_student(conf, teacher)
+    save_student(tmp_path / "student.pt", student)
+    (tmp_path / "tokens.txt").write_text("\n".join(["<blank>", "<unk>", "<space>", "A", "B", "<sos/eos>"]) + "\n")
+    parser = ASRTask.get_parser()
+    args = parser.parse_args(["--config", str(RECIPE / "conf/asr/ctc_char.yaml"), "--token_list",
+                              str(tmp_path / "tokens.txt"), "--token_type", "char",
+                              "--frontend_conf", f"checkpoint={tmp_path / 'student.pt'}"])
+    model = ASRTask.build_model(args)
+    b = batch()
+    text = torch.tensor([[3, 4, 2, 3], [4, 3, -1, -1]])
+    loss, stats, _ = model(b["wav"], b["lengths"], text, torch.tensor([4, 2]))
+    loss.backward()
+    assert torch.isfinite(loss) and model.frontend.output_size() == 480
