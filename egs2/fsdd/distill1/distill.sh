@@ -1,0 +1,1 @@
+../../TEMPLATE/distill1/distill.sh

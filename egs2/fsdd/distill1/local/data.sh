@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Stage 1 for FSDD: real human speech (isolated English digits, 6 speakers, 8 kHz).
+#   data/fsdd_train  4 speakers (labelled fine-tuning set, and unlabelled audio for the teacher)
+#   data/fsdd_dev    1 speaker;  data/fsdd_test: the held-out sixth speaker
+#   data/train, dev, test        the synthetic English corpus (egs2/synth_en's local/data.sh)
+#   data/train_pretrain          synthetic train + FSDD train audio: teacher and distillation data
+set -euo pipefail
+
+log() {
+    local fname=${BASH_SOURCE[1]##*/}
+    echo -e "$(date '+%Y-%m-%dT%H:%M:%S') (${fname}:${BASH_LINENO[0]}:${FUNCNAME[1]}) $*" >&2
+}
+
+train_speakers=jackson,theo,nicolas,yweweler
+dev_speakers=lucas
+test_speakers=george
+synth_opts="--train_hours 1.0 --dev_utts 100 --test_utts 100 --lowres '' --nj 2"  # the synthetic part
+help_message="Usage: $0 [options]   (FSDD from db.sh's FSDD; see the options below)"
+
+. ./path.sh
+. ./db.sh
+. utils/parse_options.sh
+
+log "Synthetic English corpus for teacher pretraining"
+eval "../../synth_en/distill1/local/data.sh ${synth_opts}"
+
+log "FSDD from ${FSDD}: train ${train_speakers}, dev ${dev_speakers}, test ${test_speakers}"
+python -m espnet_distill.bin.prepare_fsdd --recordings "${FSDD}" --wav-out downloads/fsdd_16k --data-root data \
+    --set "fsdd_train=${train_speakers}" --set "fsdd_dev=${dev_speakers}" --set "fsdd_test=${test_speakers}"
+for x in fsdd_train fsdd_dev fsdd_test; do
+    utils/validate_data_dir.sh "data/${x}"
+done
+rm -rf data/train_pretrain
+utils/combine_data_dir.sh data/train_pretrain data/train data/fsdd_train
+utils/validate_data_dir.sh --no-audio data/train_pretrain
+python -m espnet_distill.bin.synth_corpus stats --data-root data --sets train fsdd_train fsdd_dev fsdd_test \
+    --train-set fsdd_train
+log "Successfully finished. [elapsed=${SECONDS}s]"

@@ -1,0 +1,51 @@
+"""FSDD (real speech from ../shared/data) to speaker-independent 16 kHz Kaldi dirs."""
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import soundfile as sf
+from conftest import SHARED_DATA
+
+from espnet_distill.data.fsdd import FSDDError, prepare
+from espnet_distill.data.kaldi_dir import read_table, validate_data_dir
+
+RECORDINGS = SHARED_DATA / "fsdd" / "recordings"
+
+
+@pytest.fixture
+def small_fsdd(tmp_path):
+    if not RECORDINGS.is_dir():
+        pytest.fail(f"{RECORDINGS} is missing: the FSDD copy in shared/data is part of the project's inputs")
+    d = tmp_path / "recordings"
+    d.mkdir()
+    for spk in ("jackson", "theo", "george"):
+        for digit in (0, 7):
+            for take in (0, 1):
+                shutil.copy(RECORDINGS / f"{digit}_{spk}_{take}.wav", d)
+    return d
+
+
+def test_speaker_independent_split_at_16k(small_fsdd, tmp_path):
+    counts = prepare(small_fsdd, tmp_path / "wav16", tmp_path / "data",
+                     {"train": ["jackson", "theo"], "test": ["george"]})
+    assert counts == {"train": 8, "test": 4}
+    for s in ("train", "test"):
+        validate_data_dir(tmp_path / "data" / s)
+    text = read_table(tmp_path / "data/test/text").as_dict()
+    assert text == {"george-0_00": "zero", "george-0_01": "zero", "george-7_00": "seven", "george-7_01": "seven"}
+    spks = set(read_table(tmp_path / "data/train/utt2spk").as_dict().values())
+    assert spks == {"jackson", "theo"}
+    wav = read_table(tmp_path / "data/train/wav.scp").items[0][1]
+    info = sf.info(wav)
+    assert info.samplerate == 16000 and info.channels == 1
+    orig = sf.info(str(small_fsdd / "0_jackson_0.wav"))
+    assert orig.samplerate == 8000 and abs(info.duration - orig.duration) < 0.01
+
+
+def test_unknown_speaker_and_bad_names(small_fsdd, tmp_path):
+    with pytest.raises(FSDDError, match=r"speakers \['lucas'\] are not in the recordings"):
+        prepare(small_fsdd, tmp_path / "w", tmp_path / "d", {"dev": ["lucas"]})
+    (small_fsdd / "notes.wav").write_bytes(b"")
+    with pytest.raises(FSDDError, match="notes.wav: file name is not <digit>_<speaker>_<take>.wav"):
+        prepare(small_fsdd, tmp_path / "w", tmp_path / "d", {"test": ["george"]})
