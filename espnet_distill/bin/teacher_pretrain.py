@@ -139,7 +139,8 @@ def cmd_train(a) -> None:
         "kmeans_clusters": n_clusters,
         "kmeans_inertia": km_stats["inertia"],
         "dev_masked_acc": valid.get("acc"),
-        "dev_majority_rate": valid.get("majority_rate"),
+        "dev_majority_rate": valid.get("majority_rate"),  # train's majority class, on dev's masked frames
+        "dev_own_majority_rate": km_stats.get("valid_majority_rate"),  # dev's own most frequent class, all frames
         "dev_acc_all_frames": valid.get("acc_all_frames"),
         "dev_loss": valid.get("loss"),
     }
