@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from espnet_distill.asr.prep import bpe_processor
 from espnet_distill.asr.task import ASRTask, register
 from espnet_distill.data.dataset import AudioDataset, BucketBatches, collate
 from espnet_distill.bin import setup_logging
@@ -23,9 +24,7 @@ from espnet_distill.bin import setup_logging
 
 def tokens_to_text(tokens: list[str], bpe_model: str | None = None) -> str:
     if bpe_model:
-        import sentencepiece as spm
-
-        return spm.SentencePieceProcessor(model_file=bpe_model).decode_pieces(tokens)
+        return bpe_processor(bpe_model).decode_pieces(tokens)
     return "".join(" " if t == "<space>" else t for t in tokens).strip()
 
 

@@ -14,6 +14,7 @@ import re
 import sys
 import unicodedata
 from collections import Counter
+from functools import lru_cache
 from pathlib import Path
 
 from espnet_distill.data.kaldi_dir import read_table, utt_durations, write_table
@@ -59,12 +60,18 @@ def make_bpe_list(texts: list[str], out_dir: Path, vocab_size: int) -> list[str]
     return SPECIALS_HEAD + [p for p in pieces if p not in ("<unk>", "<s>", "</s>")] + [SPECIAL_TAIL]
 
 
+@lru_cache(maxsize=4)
+def bpe_processor(bpe_model: str):
+    """The sentencepiece model, loaded once per process."""
+    import sentencepiece as spm
+
+    return spm.SentencePieceProcessor(model_file=bpe_model)
+
+
 def tokenize(text: str, token_type: str, bpe_model: str | None = None) -> list[str]:
     if token_type == "char":
         return char_tokens(text)
-    import sentencepiece as spm
-
-    return spm.SentencePieceProcessor(model_file=bpe_model).encode(text, out_type=str)
+    return bpe_processor(bpe_model).encode(text, out_type=str)
 
 
 def main(argv: list[str] | None = None) -> int:

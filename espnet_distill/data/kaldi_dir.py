@@ -22,7 +22,7 @@ import random
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Iterable
 
 logger = logging.getLogger(__name__)
 
@@ -288,41 +288,34 @@ def fix_data_dir(data_dir: str | os.PathLike) -> dict[str, dict[str, int]]:
             keep &= set(tables[name].keys())
 
     dropped: dict[str, dict[str, int]] = {}
+    utt2spk = tables["utt2spk"].as_dict()
+    text = tables["text"].as_dict() if "text" in tables else None
 
-    def reason_for(name: str, key: str, value: str) -> str:
-        if name == "text" and not value.strip():
+    def reason_for(name: str, key: str) -> str:
+        if text is not None and not text.get(key, "-").strip():
             return "empty transcript"
-        if name != "utt2spk" and key not in tables["utt2spk"].as_dict():
+        if name != "utt2spk" and key not in utt2spk:
             return "not in utt2spk"
-        if name != "text" and "text" in tables and key not in tables["text"].as_dict():
+        if name != "text" and text is not None and key not in text:
             return "not in text"
         if key not in audio:
             return "no audio (not in wav.scp)" if seg is None else "no audio (recording not in wav.scp)"
-        if "text" in tables and not tables["text"].as_dict().get(key, "").strip():
-            return "empty transcript"
         return "not in every table"
 
+    used_recos = {seg.as_dict()[u].split()[0] for u in keep} if seg is not None else None
     backup = d / ".backup"
     backup.mkdir(exist_ok=True)
     for name, table in tables.items():
         (backup / name).write_bytes(table.path.read_bytes())
-        if name in UTT_TABLES:
-            kept = [(k, v) for k, v in table.items if k in keep]
-            for k, v in table.items:
-                if k not in keep:
-                    r = reason_for(name, k, v)
-                    dropped.setdefault(name, {}).setdefault(r, 0)
-                    dropped[name][r] += 1
-        elif seg is not None:  # recordings: keep those still used
-            used = {tables["segments"].as_dict()[u].split()[0] for u in keep}
-            kept = [(k, v) for k, v in table.items if k in used]
+        if name in RECO_TABLES and used_recos is not None:  # recordings: keep those still used
+            kept = [(k, v) for k, v in table.items if k in used_recos]
             if len(kept) < len(table.items):
                 dropped.setdefault(name, {})["recording without kept segments"] = len(table.items) - len(kept)
         else:
             kept = [(k, v) for k, v in table.items if k in keep]
-            for k, v in table.items:
+            for k, _ in table.items:
                 if k not in keep:
-                    r = reason_for(name, k, v)
+                    r = reason_for(name, k)
                     dropped.setdefault(name, {}).setdefault(r, 0)
                     dropped[name][r] += 1
         write_table(d / name, kept)
@@ -335,11 +328,6 @@ def fix_data_dir(data_dir: str | os.PathLike) -> dict[str, dict[str, int]]:
 
 
 # ----------------------------------------------------------------------------- subsetting
-
-
-def _select_utts(d: Path, pick: Callable[[list[str], dict[str, str]], list[str]]) -> list[str]:
-    utt2spk = read_table(d / "utt2spk")
-    return pick(utt2spk.keys(), utt2spk.as_dict())
 
 
 def copy_subset(src: str | os.PathLike, dst: str | os.PathLike, utts: Iterable[str]) -> int:
