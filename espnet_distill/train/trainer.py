@@ -14,6 +14,10 @@ atomic checkpoints every N steps holding model, optimizer, scheduler, scaler, RN
 the data position, exact ``resume``, tqdm progress, every loss term per step in
 ``train_log.jsonl`` (and TensorBoard when installed), and the resolved config beside
 the checkpoint.
+
+Fault injection for tests: with ``ESPNET_DISTILL_KILL_AT_STEP=N`` in the environment the
+process SIGKILLs itself right after the update of step N and before that step's checkpoint
+is written, as a crash or an out-of-memory kill would; the next run must resume exactly.
 """
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ import logging
 import math
 import os
 import random
+import signal
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -75,6 +80,12 @@ class Task(Protocol):
     def training_step(self, batch: dict, step: int) -> tuple[torch.Tensor, dict[str, float]]: ...
 
     def validation_step(self, batch: dict) -> dict[str, tuple[float, float]]: ...
+
+
+def _kill_at_step() -> int:
+    """The step named by ``ESPNET_DISTILL_KILL_AT_STEP`` (fault injection for tests), or -1."""
+    value = os.environ.get("ESPNET_DISTILL_KILL_AT_STEP", "")
+    return int(value) if value.strip() else -1
 
 
 def warmup_linear(step: int, total: int, warmup: int, min_ratio: float = 0.0) -> float:
@@ -267,6 +278,9 @@ class Trainer:
                 if self.cfg.valid_every and self.step % self.cfg.valid_every == 0 and self.step < self.cfg.max_steps:
                     last_valid = self.validate()
                     self._log({"step": self.step, "split": "valid", **last_valid})
+                if self.step == _kill_at_step():
+                    logger.warning("ESPNET_DISTILL_KILL_AT_STEP=%d: killing this process", self.step)
+                    os.kill(os.getpid(), signal.SIGKILL)
                 over_time = self.cfg.max_minutes > 0 and time.time() - start_time > 60 * self.cfg.max_minutes
                 if self.step % self.cfg.ckpt_every == 0 or self.step >= self.cfg.max_steps or over_time:
                     self.save_checkpoint()
