@@ -156,16 +156,18 @@ def _checked_16k(utt: str, x: np.ndarray, rate: int, where: str, target_rate: in
     return to_mono_16k(x, rate, target_rate)
 
 
-def iter_data_dir_audio(data_dir: str | os.PathLike, progress: bool = False) -> Iterator[tuple[str, np.ndarray]]:
-    """Yield ``(utt, waveform)`` for every utterance of a data dir, in utt2spk order
-    (segments-aware; each recording is read once per run of its segments)."""
+def iter_data_dir_audio(data_dir: str | os.PathLike, progress: bool = False,
+                        utts: list[str] | None = None) -> Iterator[tuple[str, np.ndarray]]:
+    """Yield ``(utt, waveform)`` for every utterance of a data dir (or those of ``utts``), in
+    utt2spk order (segments-aware; each recording is read once per run of its segments)."""
     from tqdm import tqdm
 
     from espnet_distill.data.kaldi_dir import read_table
 
     d = Path(data_dir)
     wav = read_table(d / "wav.scp").as_dict()
-    utts = read_table(d / "utt2spk").keys()
+    if utts is None:
+        utts = read_table(d / "utt2spk").keys()
     if (d / "segments").is_file():
         seg = read_table(d / "segments").as_dict()
         cache_key, cache = None, None

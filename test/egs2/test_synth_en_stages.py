@@ -3,6 +3,7 @@ ESPnet fine-tuning of each (plus the from-scratch baseline and the teacher), dec
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 
 import yaml
@@ -41,20 +42,51 @@ ASR = {
 }
 
 
+def make_messy_copy(src, dst) -> float:
+    """A copy of a data dir as users bring them: recordings read through a sox pipe that makes
+    them 8 kHz stereo, ``segments``, upper-case text with punctuation. Returns a duration limit
+    that only the longest utterance exceeds."""
+    dst.mkdir()
+    durs = {u: float(v) for u, v in (line.split() for line in (src / "utt2dur").read_text().splitlines())}
+    wav = dict(line.split(maxsplit=1) for line in (src / "wav.scp").read_text().splitlines())
+    (dst / "wav.scp").write_text("".join(f"rec-{u} sox {p} -r 8000 -c 2 -t wav - |\n" for u, p in sorted(wav.items())))
+    (dst / "segments").write_text("".join(f"{u} rec-{u} 0.00 {d:.2f}\n" for u, d in sorted(durs.items())))
+    text = [line.split(maxsplit=1) for line in (src / "text").read_text().splitlines()]
+    (dst / "text").write_text("".join(f"{u} \u201c{t.upper()}!\u201d, she said.\n" for u, t in text))
+    shutil.copy(src / "utt2spk", dst / "utt2spk")
+    shutil.copy(src / "spk2utt", dst / "spk2utt")
+    longest, second = sorted(durs.values())[-2:][::-1]
+    assert longest - second > 0.02
+    return round((longest + second) / 2, 2)
+
+
 def test_stages_1_to_6_tiny(tmp_path):
     need("espeak-ng")
+    need("sox")
     r = copy_recipe(tmp_path / "recipe")
     (r / "conf/teacher/tiny.yaml").write_text(yaml.safe_dump(TEACHER))
     (r / "conf/distill/cnn_tiny.yaml").write_text(yaml.safe_dump(student("cnn")))
     (r / "conf/distill/fbank_tiny.yaml").write_text(yaml.safe_dump(student("fbank")))
     (r / "conf/asr/tiny.yaml").write_text(yaml.safe_dump(ASR))
-    args = ["./run.sh", "--stage", "1", "--stop_stage", "6", "--nj", "2", "--asr_config", "conf/asr/tiny.yaml",
-            "--asr_scratch_config", "conf/distill/fbank_tiny.yaml",
-            "--local_data_opts", "--train_hours 0.02 --dev_utts 6 --test_utts 6 --lowres 1min:60 --nj 2",
-            "--finetune_sets", "train_1min", "--teacher_config", "conf/teacher/tiny.yaml",
+    stage1 = ["--nj", "2", "--local_data_opts", "--train_hours 0.02 --dev_utts 6 --test_utts 6 --lowres 1min:60 --nj 2"]
+    p = subprocess.run(["./run.sh", "--stage", "1", "--stop_stage", "1", *stage1, "--finetune_sets", "train_1min"], cwd=r, env=recipe_env(),
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr[-4000:]
+    # fine-tuning on a set in the form users bring (pipes, 8 kHz stereo, segments, punctuation)
+    limit = make_messy_copy(r / "data/train_1min", r / "data/train_1min_messy")
+    args = ["./run.sh", "--stage", "1", "--stop_stage", "6", *stage1, "--asr_config", "conf/asr/ctc.yaml",
+            "--asr_set_configs", "train_1min_messy=conf/asr/tiny.yaml",
+            "--asr_scratch_config", "conf/distill/fbank_tiny.yaml", "--max_wav_duration", str(limit),
+            "--finetune_sets", "train_1min_messy", "--teacher_config", "conf/teacher/tiny.yaml",
             "--distill_configs", "conf/distill/cnn_tiny.yaml", "--fbank_configs", "conf/distill/fbank_tiny.yaml"]
     p = subprocess.run(args, cwd=r, env=recipe_env(), capture_output=True, text=True)
     assert p.returncode == 0, p.stderr[-4000:]
+    assert f"dropped 1 longer than {limit:g} s" in p.stderr
+    assert "ASR fine-tuning cnn_tiny on train_1min_messy (conf/asr/tiny.yaml)" in p.stderr
+    dumped = r / "dump/raw/train_1min_messy"
+    assert len((dumped / "dropped").read_text().splitlines()) == 1
+    assert [line.split(maxsplit=1)[1] for line in (dumped / "text").read_text().splitlines()][0].endswith(" she said")
+    assert "kept all 6 utterances (no filtering)" in p.stderr  # dev and test are scored whole
     assert (r / "exp/teacher/iter1/teacher.pt").is_file() and (r / "exp/teacher/iter2/labels.train").is_file()
     summary = json.loads((r / "exp/teacher/summary.json").read_text())
     assert summary["kmeans_clusters"] == 12 and summary["dev_majority_rate"] > 0
@@ -69,7 +101,7 @@ def test_stages_1_to_6_tiny(tmp_path):
     assert "fe_l1" in json.loads(log[0]) and "reg" in json.loads(log[-2] if "valid" in log[-1] else log[-1])
     # stages 5-6: four ASR models, each decoded and scored on dev and test
     for name in ("cnn_tiny", "fbank_tiny", "scratch", "teacher"):
-        d = r / f"exp/asr/{name}_train_1min"
+        d = r / f"exp/asr/{name}_train_1min_messy"
         assert (d / "valid.loss.best.pth").is_file(), name
         for x in ("dev", "test"):
             scores = json.loads((d / f"decode_ctc_greedy_{x}/scores.json").read_text())
@@ -80,7 +112,7 @@ def test_stages_1_to_6_tiny(tmp_path):
     assert "%WER" in p.stdout
     summary = (r / "RESULTS.md").read_text()
     for name in ("cnn_tiny", "fbank_tiny", "scratch", "teacher"):
-        assert f"| {name}_train_1min | ctc greedy |" in summary
+        assert f"| {name}_train_1min_messy | ctc greedy |" in summary
     # a rerun skips all six stages
     p2 = subprocess.run(args, cwd=r, env=recipe_env(), capture_output=True, text=True)
     assert p2.returncode == 0 and p2.stderr.count("already done") == 6, p2.stderr[-2000:]

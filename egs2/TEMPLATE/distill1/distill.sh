@@ -6,8 +6,9 @@
 #   2. teacher   make the teacher available (s3prl name, local checkpoint, or pretrain one)
 #   3. distill   distill the students of --distill_configs
 #   4. fbank     Fbank students with front-end adaptation (--fbank_configs)
-#   5. asr       ESPnet ASR fine-tuning with each student as a trainable frontend
-#   6. score     decode, score with sclite, write RESULTS.md
+#   5. asr       dump the labelled sets (16 kHz files, normalised text, length filter), then
+#                ESPnet ASR fine-tuning with each student as a trainable frontend
+#   6. score     dump the test sets, decode, score with sclite, write RESULTS.md
 #
 # A finished stage leaves ${expdir}/<stage>/.done holding the options it ran with;
 # a rerun skips it unless --force true is given, the marker is removed, or the
@@ -29,6 +30,7 @@ nj=2                  # parallel jobs for data preparation and feature dumps
 ngpu=0                # GPUs per training job (0 = CPU)
 expdir=exp            # where models, logs and results go
 datadir=data          # where Kaldi data dirs are
+dumpdir=dump          # where the ESPnet inputs go (raw/<set>: 16 kHz audio files; token lists; shapes)
 
 # Stage 1: data
 local_data_opts=""    # options passed to local/data.sh
@@ -42,14 +44,18 @@ fbank_configs="conf/distill/dt_fbank.yaml"   # Fbank students with front-end ada
 
 # Stage 5: ESPnet ASR
 asr_config=conf/asr/ctc.yaml                       # ESPnet training config (frontend: distilled)
+asr_set_configs=""                                 # per fine-tuning set configs: "SET=CONFIG ..." (others: asr_config)
 asr_scratch_config=conf/distill/dt_fbank.yaml      # from-scratch baseline architecture ("" = none)
 asr_teacher=true                                   # also fine-tune the teacher as a reference
 asr_args=""                                        # extra options for espnet_distill.bin.asr_train
 token_type=char                                    # char | bpe
 bpe_size=100                                       # BPE vocabulary size (token_type=bpe)
+text_norm_opts="--case lower --punctuation remove" # transcript normalisation for training and scoring
+min_wav_duration=0.1                               # fine-tuning utterances shorter than this (s) are dropped
+max_wav_duration=20                                # fine-tuning utterances longer than this (s) are dropped (0: none)
+audio_format=flac                                  # format of the dumped 16 kHz audio: flac | wav
 
 # Stage 6: decoding and scoring
-score_opts="--case lower --punctuation remove"     # text normalisation before scoring
 decode_att_config=conf/asr/decode_att.yaml         # beam search options for models with a decoder
 
 # Data sets
@@ -214,11 +220,54 @@ for num in 3 4; do
 done
 
 # ---------------------------------------------------------------------------- 5. asr
+# dump_set SET FILTER: ${dumpdir}/raw/SET from ${datadir}/SET, in the form ESPnet's sound reader
+# takes (one 16 kHz mono file per utterance: pipes, segments, flac and other rates resolved by our
+# reader), text normalised by ${text_norm_opts}; FILTER=true drops utterances outside
+# [min_wav_duration, max_wav_duration] seconds or with empty text, and logs the counts (the list
+# is in ${dumpdir}/raw/SET/dropped). Skipped when done with the same inputs and options; a
+# killed dump resumes; a changed source dir is dumped again from scratch.
+dump_set() {
+    local x=$1 filter=$2 out=${dumpdir}/raw/$1 src=${datadir}/$1 audio_key opts
+    [ -f "${src}/text" ] || { log "Error: ${src}/text not found: sets for fine-tuning and scoring need transcripts"; exit 1; }
+    audio_key="$(cat "${src}/wav.scp" "${src}/utt2spk" $([ ! -f "${src}/segments" ] || echo "${src}/segments") \
+        | sha256sum | cut -c1-16) ${nj} ${audio_format}"
+    opts="${audio_key} $(sha256sum < "${src}/text" | cut -c1-16) ${filter} ${min_wav_duration} ${max_wav_duration} ${text_norm_opts}"
+    if [ -f "${out}/.done" ] && [ "$(cat "${out}/.done")" = "${opts}" ]; then
+        return 0
+    fi
+    if [ -f "${out}/.audio_key" ] && [ "$(cat "${out}/.audio_key")" != "${audio_key}" ]; then
+        log "${src} changed since ${out} was dumped: dumping it again"
+        rm -rf "${out}"
+    fi
+    rm -f "${out}/.done"
+    mkdir -p "${out}/log"
+    echo "${audio_key}" > "${out}/.audio_key"
+    log "Dumping ${src} to ${out} (16 kHz ${audio_format}, ${nj} jobs; log: ${out}/log)"
+    ${train_cmd} JOB=1:"${nj}" "${out}/log/audio.JOB.log" \
+        python -m espnet_distill.bin.dump_data_dir audio --data-dir "${src}" --out "${out}" \
+        --shard JOB --num-shards "${nj}" --audio-format "${audio_format}"
+    # shellcheck disable=SC2086
+    python -m espnet_distill.bin.dump_data_dir finish --data-dir "${src}" --out "${out}" --num-shards "${nj}" \
+        --audio-format "${audio_format}" --filter "${filter}" --min-seconds "${min_wav_duration}" \
+        --max-seconds "${max_wav_duration}" ${text_norm_opts}
+    echo "${opts}" > "${out}/.done"
+}
+
+# asr_config_for SET: the ESPnet config for fine-tuning on SET (asr_set_configs, else asr_config).
+asr_config_for() {
+    local pair
+    for pair in ${asr_set_configs}; do
+        if [ "${pair%%=*}" = "$1" ]; then echo "${pair#*=}"; return 0; fi
+    done
+    echo "${asr_config}"
+}
+
 # One ESPnet model per (frontend, fine-tuning set): exp/asr/<frontend>_<set>. Frontends: every
 # student of stages 3-4, the from-scratch baseline (the --asr_scratch_config architecture,
 # random weights, no distillation) and the teacher itself.
 asr_dir=${expdir}/asr
-token_dir=dump/token_list/${token_type}
+raw=${dumpdir}/raw
+token_dir=${dumpdir}/token_list/${token_type}
 bpe_opt=""
 [ "${token_type}" = bpe ] && bpe_opt="--bpe-model ${token_dir}/bpe.model"
 
@@ -232,16 +281,21 @@ asr_frontends() {  # "name checkpoint" lines
 }
 
 # shellcheck disable=SC2086
-opts="$(configs_hash ${asr_config} ${asr_scratch_config} ${distill_configs} ${fbank_configs}) ${finetune_sets} ${token_type} ${bpe_size} ${asr_teacher} ${asr_args}"
+asr_configs=$(for ft in ${finetune_sets}; do asr_config_for "${ft}"; done | sort -u | tr '\n' ' ')
+opts="$(configs_hash ${asr_configs} ${asr_scratch_config} ${distill_configs} ${fbank_configs}) ${finetune_sets} ${valid_set} ${token_type} ${bpe_size} ${asr_teacher} ${asr_args} ${text_norm_opts} ${min_wav_duration} ${max_wav_duration}"
 if stage_begin 5 asr "${opts}"; then
+    for x in ${finetune_sets}; do
+        dump_set "${x}" true
+    done
+    case " ${finetune_sets} " in *" ${valid_set} "*) ;; *) dump_set "${valid_set}" false ;; esac
     mkdir -p "${token_dir}"
     # shellcheck disable=SC2046
     python -m espnet_distill.asr.prep tokens --token-type "${token_type}" --bpe-size "${bpe_size}" \
-        --text $(for x in ${finetune_sets}; do printf '%s ' "${datadir}/${x}/text"; done) --out "${token_dir}"
+        --text $(for x in ${finetune_sets}; do printf '%s ' "${raw}/${x}/text"; done) --out "${token_dir}"
     for x in ${finetune_sets} ${valid_set}; do
         # shellcheck disable=SC2086
-        python -m espnet_distill.asr.prep shapes --data-dir "${datadir}/${x}" --token-type "${token_type}" \
-            ${bpe_opt} --out "dump/shapes/${x}"
+        python -m espnet_distill.asr.prep shapes --data-dir "${raw}/${x}" --token-type "${token_type}" \
+            ${bpe_opt} --out "${dumpdir}/shapes/${x}"
     done
     if [ -n "${asr_scratch_config}" ]; then
         log "From-scratch baseline: ${asr_scratch_config} with random weights"
@@ -253,31 +307,39 @@ if stage_begin 5 asr "${opts}"; then
     while read -r name ckpt <&3; do  # fd 3: the jobs inside must not eat the list from stdin
         for ft in ${finetune_sets}; do
             d=${asr_dir}/${name}_${ft}
-            log "ASR fine-tuning ${name} on ${ft} (${asr_config}); log: ${d}/train.log"
+            config=$(asr_config_for "${ft}")
+            log "ASR fine-tuning ${name} on ${ft} (${config}); log: ${d}/train.log"
             mkdir -p "${d}"
             # shellcheck disable=SC2086
             ${cuda_cmd} "${d}/train.log" \
-                ${python_launcher} -m espnet_distill.bin.asr_train --config "${asr_config}" \
+                ${python_launcher} -m espnet_distill.bin.asr_train --config "${config}" \
                 --frontend_conf "checkpoint=${ckpt}" --output_dir "${d}" --ngpu "${ngpu}" \
                 --token_type "${token_type}" --token_list "${token_dir}/tokens.txt" \
                 $([ "${token_type}" = bpe ] && echo "--bpemodel ${token_dir}/bpe.model") \
                 --use_preprocessor true --resume true \
-                --train_data_path_and_name_and_type "${datadir}/${ft}/wav.scp,speech,sound" \
-                --train_data_path_and_name_and_type "${datadir}/${ft}/text,text,text" \
-                --valid_data_path_and_name_and_type "${datadir}/${valid_set}/wav.scp,speech,sound" \
-                --valid_data_path_and_name_and_type "${datadir}/${valid_set}/text,text,text" \
-                --train_shape_file "dump/shapes/${ft}/speech_shape" \
-                --train_shape_file "dump/shapes/${ft}/text_shape.${token_type}" \
-                --valid_shape_file "dump/shapes/${valid_set}/speech_shape" \
-                --valid_shape_file "dump/shapes/${valid_set}/text_shape.${token_type}" ${asr_args}
+                --train_data_path_and_name_and_type "${raw}/${ft}/wav.scp,speech,sound" \
+                --train_data_path_and_name_and_type "${raw}/${ft}/text,text,text" \
+                --valid_data_path_and_name_and_type "${raw}/${valid_set}/wav.scp,speech,sound" \
+                --valid_data_path_and_name_and_type "${raw}/${valid_set}/text,text,text" \
+                --train_shape_file "${dumpdir}/shapes/${ft}/speech_shape" \
+                --train_shape_file "${dumpdir}/shapes/${ft}/text_shape.${token_type}" \
+                --valid_shape_file "${dumpdir}/shapes/${valid_set}/speech_shape" \
+                --valid_shape_file "${dumpdir}/shapes/${valid_set}/text_shape.${token_type}" ${asr_args}
         done
     done 3< <(asr_frontends)
     stage_end 5 asr "${opts}"
 fi
 
 # ---------------------------------------------------------------------------- 6. score
-opts="$(configs_hash ${asr_config}) ${test_sets} ${finetune_sets} ${score_opts} ${decode_att_config}"
+# shellcheck disable=SC2086
+opts="$(configs_hash ${asr_configs} ${decode_att_config}) ${test_sets} ${finetune_sets} ${text_norm_opts}"
 if stage_begin 6 score "${opts}"; then
+    for x in ${test_sets}; do
+        case " ${finetune_sets} " in
+            *" ${x} "*) log "Warning: ${x} is also a fine-tuning set: it is scored on its filtered dump" ;;
+            *) dump_set "${x}" false ;;
+        esac
+    done
     frontend_ckpts=""
     while read -r name ckpt <&3; do
         frontend_ckpts+=" ${ckpt}"
@@ -292,22 +354,22 @@ if stage_begin 6 score "${opts}"; then
                 # shellcheck disable=SC2086
                 ${decode_cmd} "${out}/decode.log" \
                     python -m espnet_distill.asr.decode --asr-config "${d}/config.yaml" --asr-model "${model}" \
-                    --data-dir "${datadir}/${x}" --out "${out}/text" ${bpe_opt}
+                    --data-dir "${raw}/${x}" --out "${out}/text" ${bpe_opt}
                 # shellcheck disable=SC2086
-                python -m espnet_distill.bin.score --ref "${datadir}/${x}/text" --hyp "${out}/text" \
-                    --utt2spk "${datadir}/${x}/utt2spk" --outdir "${out}" ${score_opts}
+                python -m espnet_distill.bin.score --ref "${raw}/${x}/text" --hyp "${out}/text" \
+                    --utt2spk "${raw}/${x}/utt2spk" --outdir "${out}" ${text_norm_opts}
                 if [ -n "${has_decoder}" ] && [ "${has_decoder}" != none ]; then  # CTC-only: no decoder
                     out=${d}/decode_att_beam_${x}
                     log "Decoding ${x} with ${name}_${ft} (attention beam search)"
                     ${decode_cmd} "${out}/decode.log" \
                         python -m espnet_distill.bin.asr_inference --config "${decode_att_config}" \
                         --asr_train_config "${d}/config.yaml" --asr_model_file "${model}" \
-                        --data_path_and_name_and_type "${datadir}/${x}/wav.scp,speech,sound" \
+                        --data_path_and_name_and_type "${raw}/${x}/wav.scp,speech,sound" \
                         --output_dir "${out}" --ngpu 0
                     cp "${out}/1best_recog/text" "${out}/text"
                     # shellcheck disable=SC2086
-                    python -m espnet_distill.bin.score --ref "${datadir}/${x}/text" --hyp "${out}/text" \
-                        --utt2spk "${datadir}/${x}/utt2spk" --outdir "${out}" ${score_opts}
+                    python -m espnet_distill.bin.score --ref "${raw}/${x}/text" --hyp "${out}/text" \
+                        --utt2spk "${raw}/${x}/utt2spk" --outdir "${out}" ${text_norm_opts}
                 fi
             done
             python -m espnet_distill.bin.make_results exp-table --exp "${d}" --out "${d}/RESULTS.md"
