@@ -1,7 +1,7 @@
-"""Speaker-independent Kaldi dirs from the Free Spoken Digit Dataset (8 kHz -> 16 kHz wavs).
+"""Speaker-independent Kaldi dirs from the Free Spoken Digit Dataset (wav.scp names the 8 kHz
+originals; they are resampled to 16 kHz when read).
 
-    python -m espnet_distill.bin.prepare_fsdd --recordings ../shared/data/fsdd/recordings \\
-        --wav-out downloads/fsdd_16k --data-root data \\
+    python -m espnet_distill.bin.prepare_fsdd --recordings ../shared/data/fsdd/recordings --data-root data \\
         --set fsdd_train=jackson,theo,nicolas,yweweler --set fsdd_dev=lucas --set fsdd_test=george
 """
 from __future__ import annotations
@@ -18,7 +18,6 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     p = argparse.ArgumentParser(prog="prepare_fsdd", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--recordings", required=True, help="FSDD's recordings/ folder")
-    p.add_argument("--wav-out", required=True, help="where the 16 kHz wavs are written (kept between runs)")
     p.add_argument("--data-root", required=True, help="where the Kaldi dirs go")
     p.add_argument("--set", action="append", required=True, metavar="NAME=SPK1,SPK2",
                    help="a data dir and its speakers (repeat the option)")
@@ -28,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
         name, _, spks = s.partition("=")
         split[name] = [x for x in spks.split(",") if x]
     try:
-        prepare(a.recordings, a.wav_out, a.data_root, split)
+        prepare(a.recordings, a.data_root, split)
     except FSDDError as e:
         logging.error("%s", e)
         return 1

@@ -1,8 +1,8 @@
 """The Free Spoken Digit Dataset (real speech, 8 kHz) -> speaker-independent Kaldi dirs.
 
-Files are ``{digit}_{speaker}_{take}.wav``; the transcript is the digit's English word. Audio is
-resampled to 16 kHz by our reader and written once as 16-bit wavs (ESPnet's sound reader does
-not resample), so every later stage reads plain 16 kHz files.
+Files are ``{digit}_{speaker}_{take}.wav``; the transcript is the digit's English word.
+``wav.scp`` points at the 8 kHz originals: our reader resamples them to 16 kHz when they are
+read, and the ESPnet stages read the 16 kHz copies that the recipe's dump step writes.
 """
 from __future__ import annotations
 
@@ -11,10 +11,8 @@ import os
 import re
 from pathlib import Path
 
-import numpy as np
 import soundfile as sf
 
-from espnet_distill.data.audio import load_utterance
 from espnet_distill.data.kaldi_dir import utt2spk_to_spk2utt, write_table
 
 logger = logging.getLogger(__name__)
@@ -44,9 +42,8 @@ def scan(recordings: str | os.PathLike) -> dict[str, list[tuple[str, str, Path]]
     return out
 
 
-def prepare(recordings: str | os.PathLike, wav_out: str | os.PathLike, data_root: str | os.PathLike,
-            split: dict[str, list[str]]) -> dict[str, int]:
-    """Write ``data_root/<set>`` for each ``set: [speakers]`` of ``split``; resampled wavs go to ``wav_out``."""
+def prepare(recordings: str | os.PathLike, data_root: str | os.PathLike, split: dict[str, list[str]]) -> dict[str, int]:
+    """Write ``data_root/<set>`` for each ``set: [speakers]`` of ``split``."""
     by_spk = scan(recordings)
     wanted = {s for spks in split.values() for s in spks}
     unknown = wanted - set(by_spk)
@@ -57,15 +54,12 @@ def prepare(recordings: str | os.PathLike, wav_out: str | os.PathLike, data_root
         wav, text, u2s, dur = [], [], [], []
         for spk in spks:
             for utt, word, path in by_spk[spk]:
-                out = Path(wav_out) / spk / f"{utt}.wav"
-                if not out.is_file():
-                    out.parent.mkdir(parents=True, exist_ok=True)
-                    x = load_utterance(utt, str(path))
-                    tmp = out.with_name(f".{out.name}.tmp")
-                    sf.write(tmp, np.clip(x, -1, 1), 16000, subtype="PCM_16", format="WAV")
-                    os.replace(tmp, out)
-                wav.append((utt, str(out.resolve())))
-                dur.append((utt, f"{sf.info(str(out)).duration:.3f}"))
+                try:
+                    seconds = sf.info(str(path)).duration
+                except sf.LibsndfileError as e:
+                    raise FSDDError(f"{path}: not readable audio ({e})") from None
+                wav.append((utt, str(path.resolve())))
+                dur.append((utt, f"{seconds:.4f}"))
                 text.append((utt, word))
                 u2s.append((utt, spk))
         d = Path(data_root) / name

@@ -1,4 +1,4 @@
-"""FSDD (real speech from ../shared/data) to speaker-independent 16 kHz Kaldi dirs."""
+"""FSDD (real speech from ../shared/data, 8 kHz) to speaker-independent Kaldi dirs read at 16 kHz."""
 from __future__ import annotations
 
 import shutil
@@ -7,6 +7,7 @@ import pytest
 import soundfile as sf
 from conftest import SHARED_DATA
 
+from espnet_distill.data.dataset import AudioDataset
 from espnet_distill.data.fsdd import FSDDError, prepare
 from espnet_distill.data.kaldi_dir import read_table, validate_data_dir
 
@@ -26,8 +27,8 @@ def small_fsdd(tmp_path):
     return d
 
 
-def test_speaker_independent_split_at_16k(small_fsdd, tmp_path):
-    counts = prepare(small_fsdd, tmp_path / "wav16", tmp_path / "data",
+def test_speaker_independent_split_read_at_16k(small_fsdd, tmp_path):
+    counts = prepare(small_fsdd, tmp_path / "data",
                      {"train": ["jackson", "theo"], "test": ["george"]})
     assert counts == {"train": 8, "test": 4}
     for s in ("train", "test"):
@@ -36,16 +37,19 @@ def test_speaker_independent_split_at_16k(small_fsdd, tmp_path):
     assert text == {"george-0_00": "zero", "george-0_01": "zero", "george-7_00": "seven", "george-7_01": "seven"}
     spks = set(read_table(tmp_path / "data/train/utt2spk").as_dict().values())
     assert spks == {"jackson", "theo"}
-    wav = read_table(tmp_path / "data/train/wav.scp").items[0][1]
-    info = sf.info(wav)
-    assert info.samplerate == 16000 and info.channels == 1
-    orig = sf.info(str(small_fsdd / "0_jackson_0.wav"))
-    assert orig.samplerate == 8000 and abs(info.duration - orig.duration) < 0.01
+    utt, wav = read_table(tmp_path / "data/train/wav.scp").items[0]
+    assert sf.info(wav).samplerate == 8000  # the original; resampled when read
+    x = AudioDataset(tmp_path / "data/train").load(utt)
+    assert abs(len(x) / 16000 - sf.info(wav).duration) < 1e-3
 
 
 def test_unknown_speaker_and_bad_names(small_fsdd, tmp_path):
     with pytest.raises(FSDDError, match=r"speakers \['lucas'\] are not in the recordings"):
-        prepare(small_fsdd, tmp_path / "w", tmp_path / "d", {"dev": ["lucas"]})
+        prepare(small_fsdd, tmp_path / "d", {"dev": ["lucas"]})
     (small_fsdd / "notes.wav").write_bytes(b"")
     with pytest.raises(FSDDError, match="notes.wav: file name is not <digit>_<speaker>_<take>.wav"):
-        prepare(small_fsdd, tmp_path / "w", tmp_path / "d", {"test": ["george"]})
+        prepare(small_fsdd, tmp_path / "d", {"test": ["george"]})
+    (small_fsdd / "notes.wav").unlink()
+    (small_fsdd / "1_george_9.wav").write_bytes(b"RIFF0000WAVEjunk")
+    with pytest.raises(FSDDError, match="1_george_9.wav: not readable audio"):
+        prepare(small_fsdd, tmp_path / "d", {"test": ["george"]})

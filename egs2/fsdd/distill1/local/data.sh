@@ -24,8 +24,22 @@ help_message="Usage: $0 [options]   (FSDD from db.sh's FSDD; see the options bel
 log "Synthetic English corpus for teacher pretraining"
 eval "../../synth_en/distill1/local/data.sh ${synth_opts}"
 
+if [ ! -d "${FSDD}" ]; then
+    clone=downloads/free-spoken-digit-dataset
+    if [ ! -d "${clone}/recordings" ]; then
+        log "${FSDD} not found: cloning ${FSDD_URL} into ${clone}"
+        rm -rf "${clone}.partial"
+        if ! git clone --quiet --depth 1 "${FSDD_URL}" "${clone}.partial"; then
+            rm -rf "${clone}.partial"
+            log "Error: cannot clone ${FSDD_URL} (no network?). Put FSDD's recordings/ folder (files like 0_george_0.wav) at ${FSDD}, or set FSDD in db.sh to where it is."
+            exit 1
+        fi
+        mv "${clone}.partial" "${clone}"
+    fi
+    FSDD=${clone}/recordings
+fi
 log "FSDD from ${FSDD}: train ${train_speakers}, dev ${dev_speakers}, test ${test_speakers}"
-python -m espnet_distill.bin.prepare_fsdd --recordings "${FSDD}" --wav-out downloads/fsdd_16k --data-root data \
+python -m espnet_distill.bin.prepare_fsdd --recordings "${FSDD}" --data-root data \
     --set "fsdd_train=${train_speakers}" --set "fsdd_dev=${dev_speakers}" --set "fsdd_test=${test_speakers}"
 for x in fsdd_train fsdd_dev fsdd_test; do
     utils/validate_data_dir.sh "data/${x}"
