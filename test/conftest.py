@@ -50,6 +50,19 @@ def make_data_dir(root: Path, utts: dict[str, tuple[str, str]], name: str = "dat
     return d
 
 
+def librispeech_chapter(root: Path, spk: str, chap: str, n: int, words: str = "HELLO WORLD") -> Path:
+    """``root/<spk>/<chap>/`` with ``n`` flac files and their ``.trans.txt``, as LibriSpeech lays them out."""
+    d = root / spk / chap
+    d.mkdir(parents=True)
+    lines = []
+    for i in range(n):
+        utt = f"{spk}-{chap}-{i:04d}"
+        sf.write(d / f"{utt}.flac", tone(0.3 + 0.1 * i), 16000, format="FLAC")
+        lines.append(f"{utt} {words} {i}")
+    (d / f"{spk}-{chap}.trans.txt").write_text("\n".join(lines) + "\n")
+    return d
+
+
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     return make_data_dir(

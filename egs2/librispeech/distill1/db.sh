@@ -1,5 +1,8 @@
 # Where the corpora are. LIBRISPEECH holds train-clean-100/, train-clean-360/, train-other-500/,
-# dev-clean/, dev-other/, test-clean/, test-other/ (the folder the archives unpack to is
-# LibriSpeech/). LIBRILIGHT holds Libri-light's librispeech_finetuning/ (1h/ and 9h/).
+# dev-clean/, dev-other/, test-clean/, test-other/ (the archives unpack to LibriSpeech/<split>/).
+# LIBRILIGHT holds Libri-light's librispeech_finetuning/ content (1h/ and 9h/). What is missing
+# is downloaded from the two URLs by local/data.sh (--download false: never).
 LIBRISPEECH=${LIBRISPEECH:-downloads/LibriSpeech}
 LIBRILIGHT=${LIBRILIGHT:-downloads/librispeech_finetuning}
+LIBRISPEECH_URL=${LIBRISPEECH_URL:-https://www.openslr.org/resources/12}
+LIBRILIGHT_URL=${LIBRILIGHT_URL:-https://dl.fbaipublicfiles.com/librilight/data/librispeech_finetuning.tgz}

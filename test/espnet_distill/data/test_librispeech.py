@@ -3,26 +3,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-import soundfile as sf
-from conftest import tone
+from conftest import librispeech_chapter as chapter
 
 from espnet_distill.data.kaldi_dir import read_table, validate_data_dir
 from espnet_distill.data.librispeech import LibriSpeechError, librilight_sources, prepare_dirs
-
-
-def chapter(root: Path, spk: str, chap: str, n: int, words: str = "HELLO WORLD") -> Path:
-    d = root / spk / chap
-    d.mkdir(parents=True)
-    lines = []
-    for i in range(n):
-        utt = f"{spk}-{chap}-{i:04d}"
-        sf.write(d / f"{utt}.flac", tone(0.3 + 0.1 * i), 16000, format="FLAC")
-        lines.append(f"{utt} {words} {i}")
-    (d / f"{spk}-{chap}.trans.txt").write_text("\n".join(lines) + "\n")
-    return d
 
 
 @pytest.fixture
@@ -73,30 +59,3 @@ def test_cli_names_the_problem(tree, tmp_path):
     assert r.returncode == 1
     assert "1272-128104.trans.txt:2: no audio file 1272-128104-0001.flac for utterance '1272-128104-0001'" in r.stderr
     assert not (tmp_path / "d" / "wav.scp").exists()
-
-
-def test_recipe_data_sh_on_a_fake_tree(tree, tmp_path):
-    import os
-    import shutil
-
-    root = Path(__file__).resolve().parents[3]
-    recipe = root / "egs2/librispeech/distill1"
-    r = tmp_path / "recipe"
-    r.mkdir()
-    for name in ("path.sh", "db.sh", "cmd.sh"):
-        shutil.copy(recipe / name, r / name)
-    shutil.copytree(recipe / "local", r / "local")
-    (r / "utils").symlink_to(root / "utils")
-    ls = tree / "LibriSpeech"
-    for split in ("dev-other", "test-clean", "test-other"):
-        chapter(ls / split, "7", "70", 1)
-    env = dict(os.environ, MAIN_ROOT=str(root), ESPNET_DISTILL_VENV=str(Path(sys.executable).parents[1]),
-               LIBRISPEECH=str(ls), LIBRILIGHT=str(tree / "librispeech_finetuning"))
-    p = subprocess.run(["local/data.sh"], cwd=r, env=env, capture_output=True, text=True)
-    assert p.returncode == 0, p.stderr[-2000:]
-    for d in ("dev_clean", "dev_other", "test_clean", "test_other", "train_clean_100", "train_10min", "train_1h", "train_10h"):
-        assert (r / "data" / d / "wav.scp").is_file(), d
-    assert "data/train_960 not prepared" in p.stderr
-    shutil.rmtree(ls / "test-other")
-    p = subprocess.run(["local/data.sh"], cwd=r, env=env, capture_output=True, text=True)
-    assert p.returncode == 1 and "test-other not found. Unpack test-other.tar.gz from LibriSpeech" in p.stderr

@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
-# Stage 1 for LibriSpeech: Kaldi dirs for the dev/test sets, train_clean_100, train_960 (when the
-# 360 h and 500 h splits are there) and the Libri-light fine-tuning sets train_10min/1h/10h.
-# Nothing is downloaded here: when a folder is missing, the message says what to put where.
+# Stage 1 for LibriSpeech: Kaldi dirs for dev_clean, dev_other, test_clean, test_other,
+# train_clean_100, train_960 (--train_960 true) and the Libri-light fine-tuning sets
+# train_10min, train_1h, train_10h (--librilight true).
+#
+# The corpora are read from db.sh's LIBRISPEECH and LIBRILIGHT. A split that is not there is
+# downloaded from LIBRISPEECH_URL / LIBRILIGHT_URL (the archives are kept in downloads/archives;
+# an interrupted download continues) unless --download false; when it cannot be downloaded, the
+# message says which archive to unpack where.
 set -euo pipefail
 
 log() {
@@ -9,35 +14,53 @@ log() {
     echo -e "$(date '+%Y-%m-%dT%H:%M:%S') (${fname}:${BASH_LINENO[0]}:${FUNCNAME[1]}) $*" >&2
 }
 
-librilight=true   # also prepare the Libri-light subsets (needs LIBRILIGHT in db.sh)
-help_message="Usage: $0 [--librilight true|false]"
+train_960=true    # also prepare train_960 (needs train-clean-360 and train-other-500: 30 GB more)
+librilight=true   # also prepare the Libri-light subsets train_10min, train_1h, train_10h
+download=true     # download what is missing (false: only say what to put where)
+archives=downloads/archives  # where downloaded archives are kept
+help_message="Usage: $0 [options]   (corpus locations and mirrors: db.sh)"
 
 . ./path.sh
 . ./db.sh
 . utils/parse_options.sh
 
-need() {  # need DIR WHAT
-    if [ ! -d "$1" ]; then
-        log "Error: $1 not found. $2"
-        exit 1
+# fetch WHAT NEEDED INTO URL INSTRUCTION: make folder NEEDED exist, when allowed by downloading
+# the archive URL and unpacking it (its top folder stripped) into INTO.
+fetch() {
+    local what=$1 needed=$2 into=$3 url=$4 instruction=$5 rc=0
+    [ ! -d "${needed}" ] || return 0
+    if ${download}; then
+        log "${needed} not found: downloading ${what}"
+        utils/download_and_untar.sh --strip-components 1 "${url}" "${archives}" "${into}" || rc=$?
+        if [ "${rc}" -eq 0 ] && [ -d "${needed}" ]; then
+            return 0
+        fi
+        log "Error: ${what} could not be downloaded from ${url}."
+    else
+        log "Error: ${needed} not found (--download false)."
     fi
+    log "${instruction}"
+    exit 1
 }
 
-need "${LIBRISPEECH}" "Set LIBRISPEECH in db.sh to the folder that holds dev-clean/, test-clean/, train-clean-100/, ...: unpack dev-clean.tar.gz, dev-other.tar.gz, test-clean.tar.gz, test-other.tar.gz and train-clean-100.tar.gz (plus train-clean-360 and train-other-500 for train_960) from LibriSpeech (openslr resource 12) there."
+splits="dev-clean dev-other test-clean test-other train-clean-100"
+! ${train_960} || splits+=" train-clean-360 train-other-500"
+for split in ${splits}; do
+    fetch "LibriSpeech ${split}" "${LIBRISPEECH}/${split}" "${LIBRISPEECH}" "${LIBRISPEECH_URL}/${split}.tar.gz" \
+        "Unpack ${split}.tar.gz from LibriSpeech (openslr.org resource 12) so that ${LIBRISPEECH}/${split}/ holds its <speaker>/<chapter>/ folders, or set LIBRISPEECH in db.sh to the folder that holds ${split}/."
+done
 for split in dev-clean dev-other test-clean test-other train-clean-100; do
-    need "${LIBRISPEECH}/${split}" "Unpack ${split}.tar.gz from LibriSpeech into ${LIBRISPEECH}/ (it creates ${split}/)."
     python -m espnet_distill.bin.prepare_librispeech split --root "${LIBRISPEECH}" --split "${split}" --out "data/${split//-/_}"
     utils/validate_data_dir.sh --no-audio "data/${split//-/_}"
 done
-if [ -d "${LIBRISPEECH}/train-clean-360" ] && [ -d "${LIBRISPEECH}/train-other-500" ]; then
+if ${train_960}; then
     python -m espnet_distill.bin.prepare_librispeech split --root "${LIBRISPEECH}" \
         --split train-clean-100 train-clean-360 train-other-500 --out data/train_960
     utils/validate_data_dir.sh --no-audio data/train_960
-else
-    log "train-clean-360/ or train-other-500/ not in ${LIBRISPEECH}: data/train_960 not prepared (train_clean_100 only)"
 fi
 if ${librilight}; then
-    need "${LIBRILIGHT}" "Set LIBRILIGHT in db.sh to Libri-light's librispeech_finetuning/ (holding 1h/ and 9h/), or pass --librilight false."
+    fetch "Libri-light's fine-tuning sets" "${LIBRILIGHT}/1h" "${LIBRILIGHT}" "${LIBRILIGHT_URL}" \
+        "Unpack librispeech_finetuning.tgz from Libri-light so that ${LIBRILIGHT}/ holds 1h/ and 9h/, or set LIBRILIGHT in db.sh, or pass --librilight false."
     for subset in 10min 1h 10h; do
         python -m espnet_distill.bin.prepare_librispeech librilight --root "${LIBRILIGHT}" --subset "${subset}" --out "data/train_${subset}"
         utils/validate_data_dir.sh --no-audio "data/train_${subset}"
