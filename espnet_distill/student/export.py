@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import torch
 
 from espnet_distill.student.model import Student, StudentConfig
 from espnet_distill.teacher.checkpoints import CheckpointError, atomic_save, require_keys, safe_load

@@ -50,6 +50,7 @@ def test_plan_is_deterministic_and_disjoint(tmp_path):
     p1 = plan_corpus(tmp_path / "a", seed=3, train_hours=0.05, dev_utts=30, test_utts=30)
     p2 = plan_corpus(tmp_path / "b", seed=3, train_hours=0.05, dev_utts=30, test_utts=30)
     assert (tmp_path / "a/train/spec.scp").read_text() == (tmp_path / "b/train/spec.scp").read_text()
+    assert {k: [s.text for s in v] for k, v in p1.items()} == {k: [s.text for s in v] for k, v in p2.items()}
     spk = {k: {s.spk for s in v} for k, v in p1.items()}
     txt = {k: {s.text for s in v} for k, v in p1.items()}
     assert not spk["train"] & spk["test"] and not spk["train"] & spk["dev"] and not spk["dev"] & spk["test"]
