@@ -127,3 +127,35 @@ def run(benches: list[Bench], batch_sizes: tuple[int, ...] = (1, 8), seconds: fl
         lines.append(f"| {r['name']} | {p['frontend'] / 1e6:.2f} / {p['encoder'] / 1e6:.2f} / {p['heads'] / 1e6:.2f} | "
                      f"{r['macs']['frontend'] / 1e9:.3f} / {r['macs']['encoder'] / 1e9:.3f} | {times} | {vs_t} | {vs_c} |")
     return rows, "\n".join(lines)
+
+
+def time_train_step(task, batch_seconds: float, utt_seconds: float, repeats: int = 3, device: str = "cpu",
+                    amp: str = "none") -> dict[str, float]:
+    """Median wall seconds of one distillation update: teacher forward, student forward and
+    backward (L_reg + alpha L_disc, after front-end adaptation), AdamW step. The batch holds
+    ``round(batch_seconds / utt_seconds)`` utterances of ``utt_seconds`` each. ``amp``: none |
+    fp16 | bf16 (autocast, GPU only). Returns ``{"step": s, "per_audio_second": s, "utts": n}``."""
+    n_utts = max(1, round(batch_seconds / utt_seconds))
+    n = int(utt_seconds * 16000)
+    batch = {"utt": [f"u{i}" for i in range(n_utts)], "wav": torch.randn(n_utts, n, device=device) * 0.1,
+             "lengths": torch.full((n_utts,), n, device=device)}
+    student = task.model.to(device).train()
+    task.to(device)
+    opt = torch.optim.AdamW(student.parameters(), lr=1e-4)
+    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(amp)
+    use_amp = dtype is not None and device.startswith("cuda")
+    step = task.fe_adapt_steps  # a full update, not a front-end adaptation one
+    times = []
+    for i in range(repeats + 1):  # the first update warms up
+        _sync(device)
+        t0 = time.perf_counter()
+        with torch.autocast(device_type="cuda", dtype=dtype, enabled=use_amp):
+            loss, _ = task.training_step(batch, step)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        _sync(device)
+        if i:
+            times.append(time.perf_counter() - t0)
+    s = statistics.median(times)
+    return {"step": s, "per_audio_second": s / (n_utts * utt_seconds), "utts": n_utts}

@@ -8,6 +8,12 @@ and S&W, D&T and D&T-Fbank at paper size, with random weights (timing does not d
 them). ``--checkpoint`` adds any of our teacher or student checkpoints. Prints a markdown
 table with front-end / encoder / total time, and the speed-up of each model against the
 teacher and against the CNN student of the same encoder shape.
+
+``--train-step`` times distillation instead: one update (HuBERT Base-shaped teacher forward,
+student forward and backward, AdamW) of each paper-size student on a batch of the config's
+``max_batch_seconds`` of audio (or ``--train-batch-seconds``) in ``--utt-seconds`` utterances,
+and projects the time of the config's ``max_steps`` updates. Run it on the machine that will
+train to know what stages 3 and 4 of the LibriSpeech recipe cost there.
 """
 from __future__ import annotations
 
@@ -19,7 +25,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from espnet_distill.analysis.benchmark import bench_from_hubert, bench_from_student, run
+from espnet_distill.analysis.benchmark import bench_from_hubert, bench_from_student, run, time_train_step
 from espnet_distill.nn.hubert import HubertConfig, HubertModel
 from espnet_distill.bin import setup_logging
 
@@ -38,6 +44,33 @@ def paper_benches():
         student, _ = build_student(conf, teacher)
         out.append(bench_from_student(label, student.eval()))
     return out
+
+
+def train_step_table(device: str, batch_seconds: float, utt_seconds: float, repeats: int,
+                     amp: str) -> tuple[list[dict], str]:
+    """Time one distillation update of each paper-size student; project each config's max_steps."""
+    from espnet_distill.bin.distill_train import build_student
+    from espnet_distill.teacher.teacher import HubertTeacher
+    from espnet_distill.train.distill import DistillTask
+
+    torch.manual_seed(0)
+    teacher = HubertTeacher(HubertModel(HubertConfig(num_classes=504)), "HuBERT Base (teacher)")
+    rows = []
+    lines = ["| student | batch | s per update | s per audio-s | updates (config) | projected hours |",
+             "|---|---|---|---|---|---|"]
+    for name in ("sw", "dt", "dt_fbank"):
+        conf = yaml.safe_load((PAPER_CONFS / f"{name}.yaml").read_text())
+        student, _ = build_student(conf, teacher)
+        d = conf["distill"]
+        task = DistillTask(student, teacher, d["alpha"], d.get("lam", 1.0), d.get("fe_adapt_steps", 0))
+        t = time_train_step(task, batch_seconds or conf["train"]["max_batch_seconds"], utt_seconds, repeats,
+                            device, amp)
+        steps = conf["train"]["max_steps"]
+        rows.append({"name": name, **t, "max_steps": steps, "projected_hours": t["step"] * steps / 3600})
+        lines.append(f"| {name} | {t['utts']} x {utt_seconds:g} s | {t['step']:.2f} | {t['per_audio_second']:.3f} | "
+                     f"{steps} | {t['step'] * steps / 3600:.1f} |")
+        student.cpu()
+    return rows, "\n".join(lines)
 
 
 def checkpoint_bench(path: str):
@@ -66,11 +99,28 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=8.0, help="utterance length for batch 1 (half of it for larger batches)")
     p.add_argument("--repeats", type=int, default=5, help="timed repetitions (median reported)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    p.add_argument("--train-step", action="store_true",
+                   help="time one distillation update per paper-size student instead of forward passes")
+    p.add_argument("--train-batch-seconds", type=float, default=0,
+                   help="--train-step: audio per batch (0: each config's train.max_batch_seconds)")
+    p.add_argument("--utt-seconds", type=float, default=12.3,
+                   help="--train-step: utterance length (LibriSpeech's mean is 12.3 s)")
+    p.add_argument("--amp", choices=["none", "fp16", "bf16"], default="none",
+                   help="--train-step: autocast dtype on GPU (the paper configs train in fp16)")
     p.add_argument("--json", help="write the measured rows to this JSON file")
     p.add_argument("--markdown", help="write the table to this file")
     a = p.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
+    if a.train_step:
+        rows, table = train_step_table(a.device, a.train_batch_seconds, a.utt_seconds, a.repeats, a.amp)
+        print(f"device: {a.device}, torch threads: {torch.get_num_threads()}, torch {torch.__version__}, amp: {a.amp}\n")
+        print(table)
+        if a.json:
+            Path(a.json).write_text(json.dumps(rows, indent=2) + "\n")
+        if a.markdown:
+            Path(a.markdown).write_text(table + "\n")
+        return 0
     benches = paper_benches() if (a.paper or not a.checkpoint) else []
     benches += [checkpoint_bench(c) for c in a.checkpoint]
     for b in benches:

@@ -68,6 +68,19 @@ def test_cli_table_with_speedups(models, tmp_path):
     assert fb_line.rstrip(" |").split("|")[-1].strip().endswith("x")  # speed-up against the CNN student
 
 
+def test_train_step_projects_each_paper_config(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "espnet_distill.bin.benchmark", "--train-step", "--train-batch-seconds",
+                        "2", "--utt-seconds", "1", "--repeats", "1", "--json", str(tmp_path / "t.json")],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows = {x["name"]: x for x in json.loads((tmp_path / "t.json").read_text())}
+    assert set(rows) == {"sw", "dt", "dt_fbank"}
+    for x in rows.values():
+        assert x["utts"] == 2 and x["step"] > 0 and x["per_audio_second"] == pytest.approx(x["step"] / 2)
+        assert x["projected_hours"] == pytest.approx(x["step"] * x["max_steps"] / 3600)
+    assert rows["dt_fbank"]["max_steps"] == 27500 and "| dt_fbank | 2 x 1 s |" in r.stdout
+
+
 def test_curves_keep_the_last_record_of_a_resumed_step():
     recs = [{"step": 1, "loss": 3.0}, {"step": 2, "loss": 2.0}, {"step": 2, "loss": 2.5}, {"step": 2, "split": "valid", "loss": 9}]
     c = curves(recs, ["loss"])
