@@ -4,6 +4,7 @@ takes one distillation step on a tiny batch from a tiny local teacher with HuBER
 training step."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -58,7 +59,19 @@ def test_student_configs_take_a_step(teacher, name):
     assert "reg" in stats and "disc" in stats
 
 
-def test_asr_config_builds_and_steps(teacher, tmp_path):
+def test_run_sh_names_a_config_per_finetuning_set():
+    run = (RECIPE / "run.sh").read_text()
+    sets = re.search(r'--finetune_sets "([^"]+)"', run).group(1).split()
+    per_set = dict(pair.split("=") for pair in re.search(r'--asr_set_configs "([^"]+)"', run).group(1).split())
+    default = re.search(r"--asr_config (\S+)", run).group(1)
+    configs = {s: per_set.get(s, default) for s in sets}
+    assert configs == {"train_clean_100": "conf/asr/ctc_100h.yaml", "train_10h": "conf/asr/ctc_10h.yaml",
+                       "train_1h": "conf/asr/ctc_1h.yaml"}
+    assert all((RECIPE / c).is_file() for c in configs.values())
+
+
+@pytest.mark.parametrize("config", ["ctc_100h", "ctc_10h", "ctc_1h"])
+def test_asr_config_builds_and_steps(teacher, tmp_path, config):
     from espnet_distill.asr.task import ASRTask, register
 
     register()
@@ -67,7 +80,7 @@ def test_asr_config_builds_and_steps(teacher, tmp_path):
     save_student(tmp_path / "student.pt", student)
     (tmp_path / "tokens.txt").write_text("\n".join(["<blank>", "<unk>", "<space>", "A", "B", "<sos/eos>"]) + "\n")
     parser = ASRTask.get_parser()
-    args = parser.parse_args(["--config", str(RECIPE / "conf/asr/ctc_char.yaml"), "--token_list",
+    args = parser.parse_args(["--config", str(RECIPE / f"conf/asr/{config}.yaml"), "--token_list",
                               str(tmp_path / "tokens.txt"), "--token_type", "char",
                               "--frontend_conf", f"checkpoint={tmp_path / 'student.pt'}"])
     model = ASRTask.build_model(args)
@@ -75,4 +88,9 @@ def test_asr_config_builds_and_steps(teacher, tmp_path):
     text = torch.tensor([[3, 4, 2, 3], [4, 3, -1, -1]])
     loss, stats, _ = model(b["wav"], b["lengths"], text, torch.tensor([4, 2]))
     loss.backward()
+    (optimizer,) = ASRTask.build_optimizers(args, model)
+    before = model.ctc.ctc_lo.weight.detach().clone()
+    optimizer.step()
     assert torch.isfinite(loss) and model.frontend.output_size() == 480
+    assert not torch.equal(before, model.ctc.ctc_lo.weight)
+    assert args.batch_bins == 3200000 and args.num_iters_per_epoch * args.max_epoch >= 10000

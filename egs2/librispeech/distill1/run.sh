@@ -13,7 +13,8 @@ set -euo pipefail
     --teacher_config conf/teacher/s3prl_hubert_base.yaml \
     --distill_configs "conf/distill/sw.yaml conf/distill/dt.yaml" \
     --fbank_configs conf/distill/dt_fbank.yaml \
-    --asr_config conf/asr/ctc_char.yaml \
+    --asr_config conf/asr/ctc_100h.yaml \
+    --asr_set_configs "train_10h=conf/asr/ctc_10h.yaml train_1h=conf/asr/ctc_1h.yaml" \
     --asr_scratch_config "" \
     --asr_teacher false \
     --nj 16 \
