@@ -13,6 +13,11 @@ jobs failed, showing the tail of the first failing log.
 
 Backends: ``local`` runs the jobs on this machine, at most ``--max-jobs-run`` at
 a time; ``slurm`` submits one job array with ``sbatch --wait``.
+
+Multi-node training (slurm, ``--num-nodes N``): each job gets N nodes with one task per GPU
+(``--gpu G``: G tasks per node); ``srun`` starts the command once per task with the variables
+torchrun would set (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``, ``MASTER_PORT``),
+so our trainer and ESPnet (``--multiprocessing_distributed false``) form one process group.
 """
 from __future__ import annotations
 
@@ -42,6 +47,7 @@ class JobSpec:
     num_threads: int = 1
     mem: str | None = None
     gpu: int = 0
+    num_nodes: int = 1
 
     def indices(self) -> list[int]:
         return list(range(self.first, self.last + 1))
@@ -65,6 +71,8 @@ def parse_args(argv: list[str], prog: str) -> JobSpec:
     p.add_argument("--num-threads", type=int, default=1, help="CPU threads per job (OMP_NUM_THREADS; slurm --cpus-per-task)")
     p.add_argument("--mem", default=None, help="memory per job, e.g. 4G (slurm --mem; ignored locally)")
     p.add_argument("--gpu", type=int, default=0, help="GPUs per job (slurm --gres=gpu:N; locally CUDA_VISIBLE_DEVICES is left as is)")
+    p.add_argument("--num-nodes", type=int, default=1,
+                   help="nodes per job (slurm only): srun starts one process per GPU on each, as torchrun would")
     p.add_argument("rest", nargs=argparse.REMAINDER, help="[JOB=1:N] LOG COMMAND ...")
     args = p.parse_args(argv)
     rest = list(args.rest)
@@ -80,7 +88,8 @@ def parse_args(argv: list[str], prog: str) -> JobSpec:
     if var is not None and var not in log:
         p.error(f"the log file '{log}' must contain {var} so that the jobs do not share one log")
     command = " ".join(cmd)
-    return JobSpec(var, first, last, log, command, args.max_jobs_run, args.num_threads, args.mem, args.gpu)
+    return JobSpec(var, first, last, log, command, args.max_jobs_run, args.num_threads, args.mem, args.gpu,
+                   args.num_nodes)
 
 
 def _tail(path: Path, n: int = 15) -> str:
@@ -103,9 +112,19 @@ def _report(spec: JobSpec, codes: dict[int, int], prog: str) -> int:
     return 1
 
 
+def _srun_command(cmd: str) -> str:
+    """``cmd`` once per Slurm task, each with torchrun's distributed variables."""
+    per_task = f'export RANK=$SLURM_PROCID WORLD_SIZE=$SLURM_NTASKS LOCAL_RANK=$SLURM_LOCALID; {cmd}'
+    return ('export MASTER_ADDR=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1) '
+            'MASTER_PORT=${MASTER_PORT:-29500}; '
+            f"srun --kill-on-bad-exit=1 bash -c {shlex.quote('set -o pipefail; ' + per_task)}")
+
+
 def _wrapped_command(spec: JobSpec, index: int, log: Path) -> str:
     """A bash script that runs one job, writing header, output and footer into ``log``."""
     cmd = spec.expand(spec.command, index)
+    if spec.num_nodes > 1:
+        cmd = _srun_command(cmd)
     q = shlex.quote
     return (
         f"exec >> {q(str(log))} 2>&1\n"
@@ -123,6 +142,9 @@ def _wrapped_command(spec: JobSpec, index: int, log: Path) -> str:
 
 def run_local(spec: JobSpec, prog: str = "run.sh") -> int:
     """Run the jobs here, at most ``spec.max_jobs_run`` at a time. Returns the exit status."""
+    if spec.num_nodes > 1:
+        sys.stderr.write(f"{prog}: --num-nodes {spec.num_nodes} needs Slurm (utils/slurm.sh, cmd_backend=slurm)\n")
+        return 2
 
     def one(index: int) -> int:
         log = Path(spec.expand(spec.log, index))
@@ -168,6 +190,8 @@ def run_slurm(spec: JobSpec, prog: str = "slurm.sh", poll: float = 2.0) -> int:
         sbatch.append(f"--mem={spec.mem}")
     if spec.gpu:
         sbatch.append(f"--gres=gpu:{spec.gpu}")
+    if spec.num_nodes > 1:
+        sbatch += [f"--nodes={spec.num_nodes}", f"--ntasks-per-node={max(1, spec.gpu)}"]
     try:
         proc = subprocess.run(sbatch + [str(script)], capture_output=True, text=True)
     except FileNotFoundError:

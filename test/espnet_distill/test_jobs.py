@@ -65,3 +65,33 @@ def test_slurm_backend_with_fake_sbatch(tmp_path):
     calls = (tmp_path / "calls").read_text()
     assert "--array=1-3" in calls and "--mem=2G" in calls and "--gres=gpu:1" in calls and "--wait" in calls
     assert "hi 2" in (tmp_path / "log/s.2.log").read_text()
+
+
+FAKE_SRUN = """#!/usr/bin/env bash
+# A stand-in for srun in a 2-node x 2-task allocation: runs the 4 tasks here, in turn.
+shift  # --kill-on-bad-exit=1
+rc=0
+for i in 0 1 2 3; do SLURM_PROCID=$i SLURM_NTASKS=4 SLURM_LOCALID=$((i % 2)) "$@" || rc=1; done
+exit $rc
+"""
+
+
+def test_slurm_multi_node_starts_one_process_per_gpu(tmp_path):
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for name, text in (("sbatch", FAKE_SBATCH), ("srun", FAKE_SRUN),
+                       ("scontrol", "#!/usr/bin/env bash\nprintf 'node07\\nnode08\\n'\n")):
+        (bindir / name).write_text(text)
+        (bindir / name).chmod(0o755)
+    env = dict(os.environ, PATH=f"{bindir}:{os.environ['PATH']}", FAKE_SBATCH_CALLS=str(tmp_path / "calls"),
+               SLURM_JOB_NODELIST="node[07-08]")
+    r = run([str(ROOT / "utils/slurm.sh"), "--gpu", "2", "--num-nodes", "2", "log/train.log",
+             "echo rank $RANK of $WORLD_SIZE local $LOCAL_RANK master $MASTER_ADDR:$MASTER_PORT"], tmp_path, env)
+    assert r.returncode == 0, r.stderr
+    calls = (tmp_path / "calls").read_text()
+    assert "--nodes=2" in calls and "--ntasks-per-node=2" in calls and "--gres=gpu:2" in calls
+    log = (tmp_path / "log/train.log").read_text()
+    for rank in range(4):
+        assert f"rank {rank} of 4 local {rank % 2} master node07:29500" in log
+    r = run([str(ROOT / "utils/run.sh"), "--num-nodes", "2", "log/x.log", "true"], tmp_path)
+    assert r.returncode == 2 and "needs Slurm" in r.stderr

@@ -9,7 +9,7 @@ case "${cmd_backend}" in
         export decode_cmd="utils/run.sh --max-jobs-run ${max_jobs_run:-2}" ;;
     slurm)
         export train_cmd="utils/slurm.sh --mem 4G"
-        export cuda_cmd="utils/slurm.sh --mem 16G --gpu 1"
+        export cuda_cmd="utils/slurm.sh --mem 16G --gpu ${ngpu:-0} --num-threads ${train_threads:-8}"
         export decode_cmd="utils/slurm.sh --mem 4G" ;;
     *) echo "cmd.sh: unknown cmd_backend '${cmd_backend}' (local or slurm)" >&2; return 1 ;;
 esac
