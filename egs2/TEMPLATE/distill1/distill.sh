@@ -27,7 +27,8 @@ stage=1               # first stage to run
 stop_stage=6          # last stage to run
 force=false           # rerun stages even when their .done marker says they finished
 nj=2                  # parallel jobs for data preparation and feature dumps
-ngpu=0                # GPUs per training job (0 = CPU)
+ngpu=0                # GPUs per training job and node (0 = CPU)
+num_nodes=1           # nodes per training job (> 1 needs cmd_backend=slurm: srun starts ngpu processes per node)
 expdir=exp            # where models, logs and results go
 datadir=data          # where Kaldi data dirs are
 dumpdir=dump          # where the ESPnet inputs go (raw/<set>: 16 kHz audio files; token lists; shapes)
@@ -73,7 +74,7 @@ EOF
 )
 
 log "$0 $*"
-run_args=$(printf '%q ' "$0" "$@")
+_run_args=$(printf '%q ' "$0" "$@")  # for reproduce.sh (a leading _: not an option)
 . utils/parse_options.sh
 [ $# -eq 0 ] || { log "Error: unexpected arguments: $*"; exit 2; }
 
@@ -81,11 +82,23 @@ run_args=$(printf '%q ' "$0" "$@")
 . ./cmd.sh
 
 [ -n "${finetune_sets}" ] || finetune_sets=${train_set}
-# Training entry points run on ${ngpu} GPUs through torchrun when ngpu > 1.
-if [ "${ngpu}" -gt 1 ]; then
+# Training entry points: one process per GPU. One node: torchrun starts them; several nodes:
+# utils/slurm.sh --num-nodes starts them with srun and sets RANK, WORLD_SIZE, LOCAL_RANK and
+# MASTER_ADDR as torchrun would. ESPnet is then told that an external launcher runs it.
+if [ "${num_nodes}" -gt 1 ]; then
+    if [ "${cmd_backend:-local}" != slurm ]; then
+        log "Error: --num_nodes ${num_nodes} needs cmd_backend=slurm (utils/slurm.sh starts the processes on each node)"
+        exit 1
+    fi
+    python_launcher=python
+    cuda_cmd="${cuda_cmd} --num-nodes ${num_nodes}"
+    espnet_dist_opts="--ngpu 1 --multiprocessing_distributed false"
+elif [ "${ngpu}" -gt 1 ]; then
     python_launcher="torchrun --standalone --nproc_per_node=${ngpu}"
+    espnet_dist_opts="--ngpu 1 --multiprocessing_distributed false"
 else
     python_launcher=python
+    espnet_dist_opts="--ngpu ${ngpu}"
 fi
 
 # stage_begin NUM NAME OPTIONS: 0 (run) when NUM is in [stage, stop_stage] and the stage
@@ -109,7 +122,7 @@ stage_begin() {
     {
         echo "#!/usr/bin/env bash"
         echo "# Reruns stage ${num} (${name}) exactly as it ran on $(date)."
-        echo "cd $(printf '%q' "${PWD}") && ${run_args% } --stage ${num} --stop_stage ${num} --force true"
+        echo "cd $(printf '%q' "${PWD}") && ${_run_args% } --stage ${num} --stop_stage ${num} --force true"
     } > "${expdir}/${name}/reproduce.sh"
     chmod +x "${expdir}/${name}/reproduce.sh"
     log "Stage ${num} (${name}): start"
@@ -282,8 +295,8 @@ asr_frontends() {  # "name checkpoint" lines
 
 # shellcheck disable=SC2086
 asr_configs=$(for ft in ${finetune_sets}; do asr_config_for "${ft}"; done | sort -u | tr '\n' ' ')
-opts="$(configs_hash ${asr_configs} ${asr_scratch_config} ${distill_configs} ${fbank_configs}) ${finetune_sets} ${valid_set} ${token_type} ${bpe_size} ${asr_teacher} ${asr_args} ${text_norm_opts} ${min_wav_duration} ${max_wav_duration}"
-if stage_begin 5 asr "${opts}"; then
+asr_opts="$(configs_hash ${asr_configs} ${asr_scratch_config} ${distill_configs} ${fbank_configs}) ${finetune_sets} ${valid_set} ${token_type} ${bpe_size} ${asr_teacher} ${asr_args} ${text_norm_opts} ${min_wav_duration} ${max_wav_duration}"
+if stage_begin 5 asr "${asr_opts}"; then
     for x in ${finetune_sets}; do
         dump_set "${x}" true
     done
@@ -313,7 +326,7 @@ if stage_begin 5 asr "${opts}"; then
             # shellcheck disable=SC2086
             ${cuda_cmd} "${d}/train.log" \
                 ${python_launcher} -m espnet_distill.bin.asr_train --config "${config}" \
-                --frontend_conf "checkpoint=${ckpt}" --output_dir "${d}" --ngpu "${ngpu}" \
+                --frontend_conf "checkpoint=${ckpt}" --output_dir "${d}" ${espnet_dist_opts} \
                 --token_type "${token_type}" --token_list "${token_dir}/tokens.txt" \
                 $([ "${token_type}" = bpe ] && echo "--bpemodel ${token_dir}/bpe.model") \
                 --use_preprocessor true --resume true \
@@ -327,12 +340,12 @@ if stage_begin 5 asr "${opts}"; then
                 --valid_shape_file "${dumpdir}/shapes/${valid_set}/text_shape.${token_type}" ${asr_args}
         done
     done 3< <(asr_frontends)
-    stage_end 5 asr "${opts}"
+    stage_end 5 asr "${asr_opts}"
 fi
 
 # ---------------------------------------------------------------------------- 6. score
-# shellcheck disable=SC2086
-opts="$(configs_hash ${asr_configs} ${decode_att_config}) ${test_sets} ${finetune_sets} ${text_norm_opts}"
+# The models of stage 5 (their options) and how they are decoded: a change of either reruns stage 6.
+opts="${asr_opts} $(configs_hash ${decode_att_config}) ${test_sets}"
 if stage_begin 6 score "${opts}"; then
     for x in ${test_sets}; do
         case " ${finetune_sets} " in
