@@ -13,10 +13,13 @@
 # that does not start with "--"; the rest stays in "$@".
 
 __po_valid_options() {
-    local v
+    local v flags
     for v in $(compgen -v | grep -E '^[a-z][a-z0-9_]*$'); do
-        case "$(declare -p "$v" 2> /dev/null)" in
-            "declare -x"*|"declare -"*x*" "*) continue ;;  # exported: environment, not an option
+        flags=$(declare -p "$v" 2> /dev/null) || continue
+        flags=${flags#declare -}
+        flags=${flags%% *}  # "declare -x name=..." -> "x"; the value is not looked at
+        case "${flags}" in
+            *x*) continue ;;  # exported: environment, not an option
         esac
         case "$v" in help_message|__po_*) continue ;; esac
         echo "$v"

@@ -40,3 +40,21 @@ def test_help_and_config(tmp_path):
     assert r.returncode == 0 and "Usage: demo" in r.stdout and "--train-set" in r.stdout
     (tmp_path / "c.conf").write_text("train_set=from_conf\n")
     assert "train_set=from_conf" in call(tmp_path, "--config", str(tmp_path / "c.conf")).stdout
+
+
+def test_an_option_can_be_given_twice_with_values_that_look_like_flags(tmp_path):
+    # a value holding an "x" once made the option look exported (and so unknown) on its next use
+    r = call(tmp_path, "--train_set", "--max_epoch 10", "--train_set", "--max_epoch 10 --seed 1")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "stage=1 train_set=--max_epoch 10 --seed 1 rest="
+
+
+def test_exported_variables_are_not_options(tmp_path):
+    import os
+
+    env = dict(os.environ, some_exported_var="x")
+    s = tmp_path / "demo.sh"
+    s.write_text(SCRIPT)
+    s.chmod(0o755)
+    r = subprocess.run([str(s), "--some-exported-var", "y"], capture_output=True, text=True, env=env)
+    assert r.returncode == 1 and "invalid option --some-exported-var" in r.stderr

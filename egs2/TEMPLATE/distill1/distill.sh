@@ -216,6 +216,10 @@ distill_one() {
 }
 
 configs_hash() {  # the content of the configs and of the teacher: a change reruns the stage
+    local f
+    for f in "$@"; do
+        [ -f "${f}" ] || { log "Error: config file ${f} not found"; exit 1; }
+    done
     { cat "$@"; [ ! -f "${teacher_dir}/teacher.yaml" ] || cat "${teacher_dir}/teacher.yaml"; } | sha256sum | cut -c1-16
 }
 
@@ -294,8 +298,11 @@ asr_frontends() {  # "name checkpoint" lines
 }
 
 # shellcheck disable=SC2086
-asr_configs=$(for ft in ${finetune_sets}; do asr_config_for "${ft}"; done | sort -u | tr '\n' ' ')
-asr_opts="$(configs_hash ${asr_configs} ${asr_scratch_config} ${distill_configs} ${fbank_configs}) ${finetune_sets} ${valid_set} ${token_type} ${bpe_size} ${asr_teacher} ${asr_args} ${text_norm_opts} ${min_wav_duration} ${max_wav_duration}"
+asr_opts=""
+if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 5 ]; then  # the configs must exist from here on
+    asr_configs=$(for ft in ${finetune_sets}; do asr_config_for "${ft}"; done | sort -u | tr '\n' ' ')
+    asr_opts="$(configs_hash ${asr_configs} ${asr_scratch_config} ${distill_configs} ${fbank_configs}) ${finetune_sets} ${valid_set} ${token_type} ${bpe_size} ${asr_teacher} ${asr_args} ${text_norm_opts} ${min_wav_duration} ${max_wav_duration}"
+fi
 if stage_begin 5 asr "${asr_opts}"; then
     for x in ${finetune_sets}; do
         dump_set "${x}" true
@@ -345,7 +352,7 @@ fi
 
 # ---------------------------------------------------------------------------- 6. score
 # The models of stage 5 (their options) and how they are decoded: a change of either reruns stage 6.
-opts="${asr_opts} $(configs_hash ${decode_att_config}) ${test_sets}"
+opts="${asr_opts} ${decode_att_config} $([ ! -f "${decode_att_config}" ] || sha256sum < "${decode_att_config}" | cut -c1-16) ${test_sets}"
 if stage_begin 6 score "${opts}"; then
     for x in ${test_sets}; do
         case " ${finetune_sets} " in
