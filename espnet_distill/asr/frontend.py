@@ -6,6 +6,7 @@ encoder for whole-model ("unconstrained") fine-tuning.
         checkpoint: exp/distill/dt_cnn/student.pt   # a student of ours, or any HuBERT checkpoint we read
         layer: last            # "last", "weighted" (learned softmax-weighted sum of all layers), or an int
         freeze_steps: 0        # keep the frontend frozen for the first N training forward passes
+                               # (under DDP it runs with autograd and gets zero gradients instead)
     encoder: passthrough       # the frontend already is the encoder
     encoder_conf: {output_size: 0, dropout: 0.1}
 
@@ -67,6 +68,12 @@ def load_upstream(checkpoint: str | Path) -> tuple[nn.Module, int, int, str]:
     return up, up.dim, up.num_layers, "teacher"
 
 
+def _data_parallel() -> bool:
+    """Whether this process is one of several (torch.distributed is initialised)."""
+    return torch.distributed.is_available() and torch.distributed.is_initialized() \
+        and torch.distributed.get_world_size() > 1
+
+
 class DistilledFrontend(AbsFrontend):
     """A distilled student (or a teacher) as a trainable ESPnet frontend: waveform -> (B, T, D)."""
 
@@ -103,8 +110,14 @@ class DistilledFrontend(AbsFrontend):
         if self.training:
             self.forward_count += 1
         wav = input.float()
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not frozen):
+        if frozen and torch.is_grad_enabled() and _data_parallel():
+            # DistributedDataParallel wants every parameter in the graph of every step: the frozen
+            # frontend runs with autograd and passes back exact zeros (its optimizer moments stay 0)
             hidden, mask = self.upstream.encode(wav, input_lengths)
+            hidden = [h.detach() + 0.0 * h for h in hidden]
+        else:
+            with torch.set_grad_enabled(torch.is_grad_enabled() and not frozen):
+                hidden, mask = self.upstream.encode(wav, input_lengths)
         feats = self._select(hidden)
         return feats, mask.sum(1)
 

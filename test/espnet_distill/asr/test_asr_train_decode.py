@@ -2,6 +2,8 @@
 attention beam search via asr_inference, and CTC greedy decoding of a set without text."""
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import subprocess
 import sys
@@ -38,7 +40,9 @@ def run(args, cwd):
     return r
 
 
-def test_ctc_attention_bpe_train_and_beam_search(tmp_path):
+def prepare(tmp_path, token_type: str) -> list[str]:
+    """A tiny synthetic train/dev pair, a tiny CNN student, tokens and shapes; returns the
+    asr_train options that name them."""
     need("espeak-ng")
     plan_corpus(tmp_path / "plan", seed=2, train_hours=0.01, dev_utts=3, test_utts=3)
     for s in ("train", "dev"):
@@ -50,26 +54,33 @@ def test_ctc_attention_bpe_train_and_beam_search(tmp_path):
                                             "dim": 24, "ffn_dim": 24, "num_layers": 2, "num_heads": 2, "conv_pos": 8,
                                             "conv_pos_groups": 4}}, HubertTeacher(teacher))
     save_student(tmp_path / "student.pt", student)
-    (tmp_path / "asr.yaml").write_text(yaml.safe_dump(ASR))
     tok = tmp_path / "tok"
-    run(["espnet_distill.asr.prep", "tokens", "--token-type", "bpe", "--bpe-size", "40", "--text",
+    run(["espnet_distill.asr.prep", "tokens", "--token-type", token_type, "--bpe-size", "40", "--text",
          str(tmp_path / "data/train/text"), "--out", str(tok)], tmp_path)
+    bpe = ["--bpe-model", str(tok / "bpe.model")] if token_type == "bpe" else []
     for s in ("train", "dev"):
-        run(["espnet_distill.asr.prep", "shapes", "--data-dir", str(tmp_path / "data" / s), "--token-type", "bpe",
-             "--bpe-model", str(tok / "bpe.model"), "--out", str(tmp_path / "shapes" / s)], tmp_path)
+        run(["espnet_distill.asr.prep", "shapes", "--data-dir", str(tmp_path / "data" / s), "--token-type", token_type,
+             *bpe, "--out", str(tmp_path / "shapes" / s)], tmp_path)
+    return ["--frontend_conf", f"checkpoint={tmp_path / 'student.pt'}", "--token_type", token_type,
+            *(["--bpemodel", str(tok / "bpe.model")] if token_type == "bpe" else []),
+            "--token_list", str(tok / "tokens.txt"), "--use_preprocessor", "true",
+            "--train_data_path_and_name_and_type", f"{tmp_path / 'data/train/wav.scp'},speech,sound",
+            "--train_data_path_and_name_and_type", f"{tmp_path / 'data/train/text'},text,text",
+            "--valid_data_path_and_name_and_type", f"{tmp_path / 'data/dev/wav.scp'},speech,sound",
+            "--valid_data_path_and_name_and_type", f"{tmp_path / 'data/dev/text'},text,text",
+            "--train_shape_file", str(tmp_path / "shapes/train/speech_shape"),
+            "--train_shape_file", str(tmp_path / f"shapes/train/text_shape.{token_type}"),
+            "--valid_shape_file", str(tmp_path / "shapes/dev/speech_shape"),
+            "--valid_shape_file", str(tmp_path / f"shapes/dev/text_shape.{token_type}")]
+
+
+def test_ctc_attention_bpe_train_and_beam_search(tmp_path):
+    data_opts = prepare(tmp_path, "bpe")
+    tok = tmp_path / "tok"
+    (tmp_path / "asr.yaml").write_text(yaml.safe_dump(ASR))
     exp = tmp_path / "exp"
-    run(["espnet_distill.bin.asr_train", "--config", str(tmp_path / "asr.yaml"),
-         "--frontend_conf", f"checkpoint={tmp_path / 'student.pt'}", "--output_dir", str(exp), "--ngpu", "0",
-         "--token_type", "bpe", "--bpemodel", str(tok / "bpe.model"), "--token_list", str(tok / "tokens.txt"),
-         "--use_preprocessor", "true",
-         "--train_data_path_and_name_and_type", f"{tmp_path / 'data/train/wav.scp'},speech,sound",
-         "--train_data_path_and_name_and_type", f"{tmp_path / 'data/train/text'},text,text",
-         "--valid_data_path_and_name_and_type", f"{tmp_path / 'data/dev/wav.scp'},speech,sound",
-         "--valid_data_path_and_name_and_type", f"{tmp_path / 'data/dev/text'},text,text",
-         "--train_shape_file", str(tmp_path / "shapes/train/speech_shape"),
-         "--train_shape_file", str(tmp_path / "shapes/train/text_shape.bpe"),
-         "--valid_shape_file", str(tmp_path / "shapes/dev/speech_shape"),
-         "--valid_shape_file", str(tmp_path / "shapes/dev/text_shape.bpe")], tmp_path)
+    run(["espnet_distill.bin.asr_train", "--config", str(tmp_path / "asr.yaml"), "--output_dir", str(exp),
+         "--ngpu", "0", *data_opts], tmp_path)
     model = next(exp.glob("valid.acc.best.pth"))
     # attention beam search through espnet2's own inference
     run(["espnet_distill.bin.asr_inference", "--asr_train_config", str(exp / "config.yaml"), "--asr_model_file",
@@ -87,3 +98,25 @@ def test_ctc_attention_bpe_train_and_beam_search(tmp_path):
     r = run(["espnet_distill.bin.score", "--ref", str(notext / "text"), "--hyp", str(tmp_path / "greedy/text"),
              "--outdir", str(tmp_path / "greedy")], tmp_path)
     assert "scoring skipped" in r.stderr
+
+
+def test_two_processes_under_torchrun_as_the_recipe_launches_them(tmp_path):
+    """--ngpu N > 1 in the recipe: torchrun starts N processes, ESPnet runs with
+    --multiprocessing_distributed false (here on CPU with gloo instead of one GPU each). While the
+    frontend is frozen (freeze_steps) it must still be in the graph, or DistributedDataParallel
+    stops with "parameters that were not used in producing loss"."""
+    data_opts = prepare(tmp_path, "char")
+    conf = dict(ASR, decoder=None, model_conf={"ctc_weight": 1.0, "report_cer": False, "report_wer": False},
+                best_model_criterion=[["valid", "loss", "min"]], frontend_conf={"layer": "last", "freeze_steps": 2})
+    conf.pop("decoder_conf")
+    (tmp_path / "ctc.yaml").write_text(yaml.safe_dump(conf))
+    exp = tmp_path / "exp_ddp"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
+                        "espnet_distill.bin.asr_train", "--config", str(tmp_path / "ctc.yaml"), "--output_dir",
+                        str(exp), "--ngpu", "0", "--multiprocessing_distributed", "false", "--dist_backend", "gloo",
+                        *data_opts], cwd=tmp_path, capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert re.search(r"\[[^\]\s]+:0/2\]", r.stderr)  # ESPnet's log prefix [host:rank/world]: a world of 2
+    assert "distributed: true" in (exp / "config.yaml").read_text()
+    assert (exp / "valid.loss.best.pth").is_file()
