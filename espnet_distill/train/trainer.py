@@ -301,6 +301,9 @@ class Trainer:
             logger.info("valid at step %d: %s", self.step, {k: round(v, 4) for k, v in last_valid.items()})
         if self._tb:
             self._tb.close()
+        if self.world > 1:  # leave together: a rank exiting while others still talk can abort the job
+            dist.barrier()
+            dist.destroy_process_group()
         return last_valid
 
     @torch.no_grad()
