@@ -76,6 +76,24 @@ def data_dir(tmp_path: Path) -> Path:
     )
 
 
+def recipe_env(**extra: str) -> dict:
+    """The environment recipes run in: this checkout and this interpreter's venv."""
+    return dict(os.environ, MAIN_ROOT=str(ROOT), ESPNET_DISTILL_VENV=str(Path(sys.executable).parents[1]), **extra)
+
+
+def copy_recipe(corpus: str, dst: Path, copy: tuple[str, ...] = ("local", "db.sh")) -> Path:
+    """A private copy of ``egs2/<corpus>/distill1`` at ``dst`` (its own data/, exp/, downloads/):
+    the entries of ``copy`` copied; distill.sh, path.sh, cmd.sh and utils/ linked to this checkout."""
+    src = ROOT / "egs2" / corpus / "distill1"
+    dst.mkdir(parents=True)
+    for name in copy:
+        (shutil.copytree if (src / name).is_dir() else shutil.copy)(src / name, dst / name)
+    for name in ("distill.sh", "path.sh", "cmd.sh"):
+        (dst / name).symlink_to(ROOT / "egs2/TEMPLATE/distill1" / name)
+    (dst / "utils").symlink_to(ROOT / "utils")
+    return dst
+
+
 def need(cmd: str) -> None:
     if shutil.which(cmd) is None:
         pytest.fail(f"'{cmd}' is not installed: run tools/install.sh (make setup)")

@@ -38,6 +38,12 @@ def normalize_text(text: str, case: str = "lower", punctuation: str = "remove") 
     return " ".join(text.split())
 
 
+def add_text_norm_args(parser, what: str = "text") -> None:
+    """``--case`` and ``--punctuation``: the options of :func:`normalize_text` on a CLI."""
+    parser.add_argument("--case", choices=["lower", "upper", "keep"], default="lower", help=f"case folding of {what}")
+    parser.add_argument("--punctuation", choices=["remove", "keep"], default="remove", help=f"punctuation in {what}")
+
+
 def char_tokens(text: str) -> list[str]:
     return ["<space>" if c == " " else c for c in text]
 

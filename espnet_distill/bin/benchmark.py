@@ -32,35 +32,44 @@ from espnet_distill.bin import setup_logging
 PAPER_CONFS = Path(__file__).resolve().parents[2] / "egs2/synth_en/distill1/conf/distill/paper"
 
 
-def paper_benches():
-    from espnet_distill.bin.distill_train import build_student
+PAPER_STUDENTS = [("sw", "S&W (CNN, 2x768)"), ("dt", "D&T (CNN, 12x480)"), ("dt_fbank", "D&T-Fbank (12x480)")]
+
+
+def paper_teacher():
+    """HuBERT Base's shape (codebook head included), random weights: timing does not depend on them."""
     from espnet_distill.teacher.teacher import HubertTeacher
 
     torch.manual_seed(0)
-    teacher = HubertTeacher(HubertModel(HubertConfig()), "HuBERT Base (teacher)")
-    out = [bench_from_hubert("HuBERT Base (teacher)", teacher.model)]
-    for name, label in [("sw", "S&W (CNN, 2x768)"), ("dt", "D&T (CNN, 12x480)"), ("dt_fbank", "D&T-Fbank (12x480)")]:
+    return HubertTeacher(HubertModel(HubertConfig()), "HuBERT Base (teacher)")
+
+
+def paper_students(teacher):
+    """Yield ``(config name, row label, config, student)`` for each paper-size student."""
+    from espnet_distill.bin.distill_train import build_student
+
+    for name, label in PAPER_STUDENTS:
         conf = yaml.safe_load((PAPER_CONFS / f"{name}.yaml").read_text())
         student, _ = build_student(conf, teacher)
-        out.append(bench_from_student(label, student.eval()))
+        yield name, label, conf, student
+
+
+def paper_benches():
+    teacher = paper_teacher()
+    out = [bench_from_hubert(teacher.name, teacher.model)]
+    out += [bench_from_student(label, student.eval()) for _, label, _, student in paper_students(teacher)]
     return out
 
 
 def train_step_table(device: str, batch_seconds: float, utt_seconds: float, repeats: int,
                      amp: str) -> tuple[list[dict], str]:
     """Time one distillation update of each paper-size student; project each config's max_steps."""
-    from espnet_distill.bin.distill_train import build_student
-    from espnet_distill.teacher.teacher import HubertTeacher
     from espnet_distill.train.distill import DistillTask
 
-    torch.manual_seed(0)
-    teacher = HubertTeacher(HubertModel(HubertConfig(num_classes=504)), "HuBERT Base (teacher)")
+    teacher = paper_teacher()
     rows = []
     lines = ["| student | batch | s per update | s per audio-s | updates (config) | projected hours |",
              "|---|---|---|---|---|---|"]
-    for name in ("sw", "dt", "dt_fbank"):
-        conf = yaml.safe_load((PAPER_CONFS / f"{name}.yaml").read_text())
-        student, _ = build_student(conf, teacher)
+    for name, _, conf, student in paper_students(teacher):
         d = conf["distill"]
         task = DistillTask(student, teacher, d["alpha"], d.get("lam", 1.0), d.get("fe_adapt_steps", 0))
         t = time_train_step(task, batch_seconds or conf["train"]["max_batch_seconds"], utt_seconds, repeats,

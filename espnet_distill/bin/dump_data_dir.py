@@ -16,18 +16,13 @@ import argparse
 import logging
 import sys
 
+from espnet2.utils.types import str2bool
+
+from espnet_distill.asr.prep import add_text_norm_args
 from espnet_distill.bin import setup_logging
 from espnet_distill.data.audio import AudioError
 from espnet_distill.data.dump import FORMATS, DumpError, finish, write_shard
 from espnet_distill.data.kaldi_dir import DataDirError
-
-
-def str2bool(v: str) -> bool:
-    if v.lower() in ("true", "1", "yes"):
-        return True
-    if v.lower() in ("false", "0", "no"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {v!r}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,8 +45,7 @@ def main(argv: list[str] | None = None) -> int:
             s.add_argument("--min-seconds", type=float, default=0.1, help="shortest utterance kept when filtering")
             s.add_argument("--max-seconds", type=float, default=20.0,
                            help="longest utterance kept when filtering (0: no limit)")
-            s.add_argument("--case", choices=["lower", "upper", "keep"], default="lower", help="case folding of text")
-            s.add_argument("--punctuation", choices=["remove", "keep"], default="remove", help="punctuation in text")
+            add_text_norm_args(s, "the transcripts")
     a = p.parse_args(argv)
     try:
         if a.cmd == "audio":

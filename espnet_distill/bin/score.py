@@ -17,7 +17,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from espnet_distill.asr.prep import normalize_text
+from espnet_distill.asr.prep import add_text_norm_args, normalize_text
 from espnet_distill.asr.score import score_dir
 from espnet_distill.data.kaldi_dir import read_table
 from espnet_distill.bin import setup_logging
@@ -30,8 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--hyp", required=True, help="Kaldi text with the hypotheses (empty lines allowed)")
     p.add_argument("--utt2spk", default=None, help="utt2spk for sclite's per-speaker table")
     p.add_argument("--outdir", required=True, help="where score_wer/, score_cer/ and scores.json go")
-    p.add_argument("--case", choices=["lower", "upper", "keep"], default="lower", help="case folding before scoring")
-    p.add_argument("--punctuation", choices=["remove", "keep"], default="remove", help="punctuation before scoring")
+    add_text_norm_args(p, "both texts before scoring")
     a = p.parse_args(argv)
     if not Path(a.ref).is_file():
         logging.warning("%s not found: this set has no transcripts; hypotheses are in %s, scoring skipped", a.ref, a.hyp)

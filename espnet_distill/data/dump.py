@@ -123,11 +123,13 @@ def finish(src: str | os.PathLike, out: str | os.PathLike, num_shards: int = 1, 
 
     src, out = Path(src), Path(out)
     samples: dict[str, int] = {}
+    shard_of: dict[str, int] = {}
     for shard in range(1, num_shards + 1):
         part = out / "parts" / f"utt2num_samples.{shard}"
         if not part.is_file():
             raise DumpError(f"{part} is missing: the audio job of shard {shard} did not finish")
-        samples.update((u, int(n)) for u, n in read_table(part).items)
+        for u, n in read_table(part).items:
+            samples[u], shard_of[u] = int(n), shard
     utt2spk = read_table(src / "utt2spk").items
     missing = [u for u, _ in utt2spk if u not in samples]
     if missing:
@@ -148,10 +150,6 @@ def finish(src: str | os.PathLike, out: str | os.PathLike, num_shards: int = 1, 
     stats.kept = len(kept)
     if not kept:
         raise DumpError(f"{src}: no utterance left: {stats.summary(min_seconds, max_seconds)}")
-    shard_of = {}
-    for shard in range(1, num_shards + 1):
-        for u, _ in read_table(out / "parts" / f"utt2num_samples.{shard}").items:
-            shard_of[u] = shard
     root = out.resolve()
     write_table(out / "wav.scp", [(u, str(root / "audio" / str(shard_of[u]) / audio_name(u, audio_format)))
                                   for u, _ in kept])

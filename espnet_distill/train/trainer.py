@@ -258,6 +258,7 @@ class Trainer:
             random.seed(self.cfg.seed)
         self.model.train()
         start_time = time.time()
+        kill_at = _kill_at_step()
         bar = tqdm(total=self.cfg.max_steps, initial=self.step, desc=self.outdir.name, disable=self.rank != 0,
                    unit="step", dynamic_ncols=True)
         last_valid: dict = {}
@@ -278,7 +279,7 @@ class Trainer:
                 if self.cfg.valid_every and self.step % self.cfg.valid_every == 0 and self.step < self.cfg.max_steps:
                     last_valid = self.validate()
                     self._log({"step": self.step, "split": "valid", **last_valid})
-                if self.step == _kill_at_step():
+                if self.step == kill_at:
                     logger.warning("ESPNET_DISTILL_KILL_AT_STEP=%d: killing this process", self.step)
                     os.kill(os.getpid(), signal.SIGKILL)
                 over_time = self.cfg.max_minutes > 0 and time.time() - start_time > 60 * self.cfg.max_minutes

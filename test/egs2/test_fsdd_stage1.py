@@ -9,8 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import SHARED_DATA, need
-from test_synth_en_stage1 import recipe_env
+from conftest import SHARED_DATA, copy_recipe, need, recipe_env
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEAKERS = ("jackson", "theo", "nicolas", "yweweler", "lucas", "george")
@@ -18,17 +17,10 @@ TINY_SYNTH = "--train_hours 0.005 --dev_utts 2 --test_utts 2 --lowres '' --nj 1"
 
 
 def fsdd_recipe(tmp: Path) -> Path:
-    """tmp/egs2/fsdd/distill1: local/ and db.sh copied, the rest linked (synth_en as a sibling)."""
-    r = tmp / "egs2/fsdd/distill1"
-    r.mkdir(parents=True)
-    src = ROOT / "egs2/fsdd/distill1"
-    shutil.copytree(src / "local", r / "local")
-    shutil.copy(src / "db.sh", r / "db.sh")
-    for name in ("path.sh", "cmd.sh"):
-        (r / name).symlink_to(ROOT / "egs2/TEMPLATE/distill1" / name)
-    (r / "utils").symlink_to(ROOT / "utils")
+    """tmp/egs2/fsdd/distill1 (local/ and db.sh copied), with synth_en as its sibling."""
+    (tmp / "egs2").mkdir()
     (tmp / "egs2/synth_en").symlink_to(ROOT / "egs2/synth_en")
-    return r
+    return copy_recipe("fsdd", tmp / "egs2/fsdd/distill1")
 
 
 def git_repo(path: Path) -> Path:
@@ -46,7 +38,7 @@ def git_repo(path: Path) -> Path:
 
 
 def run_data(r: Path, url: str) -> subprocess.CompletedProcess:
-    env = dict(recipe_env(), FSDD=str(r / "no_such_folder"), FSDD_URL=url)
+    env = recipe_env(FSDD=str(r / "no_such_folder"), FSDD_URL=url)
     return subprocess.run(["local/data.sh", "--synth_opts", TINY_SYNTH], cwd=r, env=env, capture_output=True, text=True)
 
 

@@ -3,17 +3,14 @@ unpacked, one downloaded from a mirror (file:// URLs to archives the test builds
 that cannot be reached."""
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import sys
 import tarfile
 from pathlib import Path
 
+from conftest import copy_recipe, recipe_env
 from conftest import librispeech_chapter as chapter
 
-ROOT = Path(__file__).resolve().parents[2]
-RECIPE = ROOT / "egs2/librispeech/distill1"
 SPLITS = ("dev-clean", "dev-other", "test-clean", "test-other", "train-clean-100", "train-clean-360", "train-other-500")
 
 
@@ -32,18 +29,12 @@ def corpus(root: Path) -> tuple[Path, Path]:
 
 
 def recipe(tmp: Path) -> Path:
-    r = tmp / "recipe"
-    r.mkdir()
-    shutil.copytree(RECIPE / "local", r / "local")
-    shutil.copy(RECIPE / "db.sh", r / "db.sh")
-    for name in ("path.sh", "cmd.sh"):
-        (r / name).symlink_to(ROOT / "egs2/TEMPLATE/distill1" / name)
-    (r / "utils").symlink_to(ROOT / "utils")
-    return r
+    return copy_recipe("librispeech", tmp / "recipe")
 
 
 def run(r: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
-    e = dict(os.environ, MAIN_ROOT=str(ROOT), ESPNET_DISTILL_VENV=str(Path(sys.executable).parents[1]), **env)
+    """local/data.sh with db.sh's defaults except for the corpus variables given in ``env``."""
+    e = recipe_env(**env)
     for k in ("LIBRISPEECH", "LIBRILIGHT", "LIBRISPEECH_URL", "LIBRILIGHT_URL"):
         if k not in env:
             e.pop(k, None)

@@ -1,34 +1,17 @@
 """egs2/synth_en/distill1 stage 1 at a tiny size: builds validated dirs; a rerun skips it."""
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-from conftest import need
-
-ROOT = Path(__file__).resolve().parents[2]
-RECIPE = ROOT / "egs2/synth_en/distill1"
+from conftest import copy_recipe, need, recipe_env
 
 
-def copy_recipe(dst: Path) -> Path:
-    """A private copy of the recipe dir (its own data/ and exp/), linked to this checkout."""
-    dst.mkdir(parents=True)
-    for name in ("run.sh", "path.sh", "cmd.sh", "db.sh"):
-        shutil.copy(RECIPE / name, dst / name)
-    for name in ("conf", "local"):
-        if (RECIPE / name).exists():
-            shutil.copytree(RECIPE / name, dst / name)
-    (dst / "utils").symlink_to(ROOT / "utils")
-    (dst / "distill.sh").symlink_to(ROOT / "egs2/TEMPLATE/distill1/distill.sh")
-    return dst
 
-
-def recipe_env() -> dict:
-    return dict(os.environ, MAIN_ROOT=str(ROOT), ESPNET_DISTILL_VENV=str(Path(sys.executable).parents[1]))
+def synth_recipe(dst: Path) -> Path:
+    """A private copy of the embedded recipe (its own data/ and exp/), linked to this checkout."""
+    return copy_recipe("synth_en", dst, ("run.sh", "db.sh", "conf", "local"))
 
 
 TINY = ["--local_data_opts", "--train_hours 0.02 --dev_utts 6 --test_utts 6 --lowres 1min:60 --nj 2",
@@ -37,7 +20,7 @@ TINY = ["--local_data_opts", "--train_hours 0.02 --dev_utts 6 --test_utts 6 --lo
 
 def test_stage1_runs_then_skips(tmp_path):
     need("espeak-ng")
-    r = copy_recipe(tmp_path / "recipe")
+    r = synth_recipe(tmp_path / "recipe")
     p = subprocess.run(["./run.sh", "--stage", "1", "--stop_stage", "1", *TINY], cwd=r, env=recipe_env(),
                        capture_output=True, text=True)
     assert p.returncode == 0, p.stderr[-3000:]
@@ -56,6 +39,6 @@ def test_stage1_runs_then_skips(tmp_path):
 
 
 def test_unknown_option_fails_with_list(tmp_path):
-    r = copy_recipe(tmp_path / "recipe")
+    r = synth_recipe(tmp_path / "recipe")
     p = subprocess.run(["./run.sh", "--stgae", "1"], cwd=r, env=recipe_env(), capture_output=True, text=True)
     assert p.returncode != 0 and "invalid option --stgae" in p.stderr and "--stop-stage" in p.stderr

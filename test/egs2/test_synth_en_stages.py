@@ -7,8 +7,8 @@ import shutil
 import subprocess
 
 import yaml
-from conftest import need
-from test_synth_en_stage1 import copy_recipe, recipe_env
+from conftest import need, recipe_env
+from test_synth_en_stage1 import synth_recipe
 
 TEACHER = {
     "backend": "pretrain",
@@ -63,7 +63,7 @@ def make_messy_copy(src, dst) -> float:
 def test_stages_1_to_6_tiny(tmp_path):
     need("espeak-ng")
     need("sox")
-    r = copy_recipe(tmp_path / "recipe")
+    r = synth_recipe(tmp_path / "recipe")
     (r / "conf/teacher/tiny.yaml").write_text(yaml.safe_dump(TEACHER))
     (r / "conf/distill/cnn_tiny.yaml").write_text(yaml.safe_dump(student("cnn")))
     (r / "conf/distill/fbank_tiny.yaml").write_text(yaml.safe_dump(student("fbank")))
