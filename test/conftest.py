@@ -94,6 +94,47 @@ def copy_recipe(corpus: str, dst: Path, copy: tuple[str, ...] = ("local", "db.sh
     return dst
 
 
+def released_fairseq_file(path: Path, model, symbols: list[str]) -> None:
+    """A file with the pickled structure of a released fairseq HuBERT checkpoint: ``args`` None, a
+    plain ``cfg``, ``task_state`` holding a ``fairseq.data.dictionary.Dictionary`` object, numpy
+    scalars among the logged metrics. fairseq is not installed: a class of that module path is
+    made for the save and removed again."""
+    import types
+    from collections import OrderedDict
+
+    import torch
+
+    from espnet_distill.teacher.checkpoints import fairseq_model_cfg
+
+    class Dictionary:
+        def __init__(self, symbols):
+            self.bos_word, self.unk_word, self.pad_word, self.eos_word = "<s>", "<unk>", "<pad>", "</s>"
+            self.symbols = ["<s>", "<pad>", "</s>", "<unk>", *symbols]
+            self.count = [1] * len(self.symbols)
+            self.indices = {s: i for i, s in enumerate(self.symbols)}
+            self.bos_index, self.pad_index, self.eos_index, self.unk_index = 0, 1, 2, 3
+            self.nspecial = 4
+
+    Dictionary.__module__ = "fairseq.data.dictionary"
+    Dictionary.__qualname__ = "Dictionary"
+    names = ["fairseq", "fairseq.data", "fairseq.data.dictionary"]
+    for name in names:
+        sys.modules[name] = types.ModuleType(name)
+    sys.modules["fairseq.data.dictionary"].Dictionary = Dictionary
+    try:
+        cfg = {"_name": None, "model": dict(fairseq_model_cfg(model.cfg), _name="hubert"),
+               "task": {"_name": "hubert_pretraining", "normalize": False, "labels": ["km"], "label_rate": 50}}
+        torch.save({"args": None, "cfg": cfg, "model": model.state_dict(), "criterion": None,
+                    "optimizer_history": [{"criterion_name": "HubertCriterion", "optimizer_name": "FairseqAdam",
+                                           "lr_scheduler_state": {"best": None}, "num_updates": 400000}],
+                    "task_state": {"dictionaries": [Dictionary(symbols)]},
+                    "extra_state": {"metrics": OrderedDict(train=OrderedDict(loss={"val": np.float64(3.2), "count": np.int64(7)})),
+                                    "previous_training_time": 1234.5}}, path)
+    finally:
+        for name in names:
+            del sys.modules[name]
+
+
 def need(cmd: str) -> None:
     if shutil.which(cmd) is None:
         pytest.fail(f"'{cmd}' is not installed: run tools/install.sh (make setup)")

@@ -36,16 +36,65 @@ class CheckpointError(ValueError):
     """A checkpoint is missing, of an unknown format, or lacks keys."""
 
 
+class FairseqDictionary:
+    """Stand-in for ``fairseq.data.dictionary.Dictionary``, which released fairseq HuBERT
+    checkpoints pickle in ``task_state``. Unpickling it sets plain attributes (``symbols``,
+    ``count``, ``indices``, the special indices) and runs no code of fairseq's."""
+
+    def __repr__(self) -> str:
+        return f"FairseqDictionary({len(getattr(self, 'symbols', []))} symbols)"
+
+
+class _Namespace:
+    """Stand-in for ``argparse.Namespace`` (the ``args`` of older fairseq checkpoints): attributes only."""
+
+
+# Objects, beyond tensors and builtins, that released checkpoints carry and that are data only:
+# (stand-in class, the name the pickle uses). torch's weights-only unpickler builds them by setting
+# their __dict__; it still refuses every other global.
+_DATA_GLOBALS = [
+    (FairseqDictionary, "fairseq.data.dictionary.Dictionary"),
+    (_Namespace, "argparse.Namespace"),
+]
+
+
+def _numpy_globals() -> list:
+    """numpy scalars and dtypes (fairseq's logged metrics): safe to rebuild, never callables."""
+    import numpy as np
+
+    out = [(np._core.multiarray.scalar, "numpy.core.multiarray.scalar"), np._core.multiarray.scalar, np.dtype]
+    out += [type(np.dtype(t)) for t in ("float16", "float32", "float64", "int32", "int64", "bool")]
+    return out
+
+
+def _load_error(path: Path, e: Exception) -> str:
+    """One line saying why ``path`` is not a weights-only checkpoint (never "use weights_only=False")."""
+    text = str(e)
+    glob = re.search(r"GLOBAL ([\w.]+)", text)
+    if glob:
+        return (f"{path}: holds a pickled Python object ({glob.group(1)}) besides weights; espnet_distill never "
+                "unpickles such files (that can run code). Save its state dicts alone, or convert it with "
+                "python -m espnet_distill.bin.convert_teacher")
+    if "central directory" in text or "zip archive" in text or isinstance(e, EOFError):
+        return f"{path}: truncated or corrupted (not a complete torch checkpoint); rewrite or re-download it"
+    detail = re.search(r"(Unsupported operand \d+|invalid load key[^.\n]*)", text)
+    return f"{path}: not a torch checkpoint, or corrupted ({detail.group(1) if detail else type(e).__name__})"
+
+
 def safe_load(path: str | os.PathLike) -> dict:
-    """``torch.load(weights_only=True)`` with errors that name the file."""
+    """``torch.load(weights_only=True)`` with errors that name the file. Besides tensors and
+    builtins, the data-only objects of released fairseq checkpoints (``Dictionary``, ``Namespace``,
+    numpy scalars) are rebuilt as plain stand-ins; anything else is refused."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path}: empty file (0 bytes), not a checkpoint")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # pickle errors name a global; keep the first line
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"{path}: cannot be read as a weights-only torch checkpoint ({msg})") from None
+        with torch.serialization.safe_globals(_DATA_GLOBALS + _numpy_globals()):
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise CheckpointError(_load_error(path, e)) from None
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path}: expected a dict checkpoint, found {type(obj).__name__}")
     return obj
@@ -160,7 +209,11 @@ def _from_fairseq(ckpt: dict, path: Path, hints: dict) -> tuple[HubertConfig, di
     state = ckpt["model"]
     require_keys(state, _REQUIRED_WEIGHTS, f"{path} model")
     out = config_from_fairseq(cfg["model"], cfg["task"], state, str(path))
-    return out, state, {"source_format": "fairseq"}
+    meta = {"source_format": "fairseq"}
+    dicts = (ckpt.get("task_state") or {}).get("dictionaries") or []
+    if dicts and all(isinstance(d, FairseqDictionary) for d in dicts):
+        meta["dictionaries_symbols"] = [list(d.symbols) for d in dicts]
+    return out, state, meta
 
 
 # ----------------------------------------------------------------------------- torchaudio / espnet
@@ -186,13 +239,7 @@ _TA_STRIDE = {10: 5, 3: 2, 2: 2}  # HuBERT's CNN: kernel -> stride
 
 
 def torchaudio_to_fairseq(state: dict, what: str, hints: dict | None = None) -> tuple[HubertConfig, dict]:
-    """Rename a torchaudio HuBERTPretrainModel state dict and infer its config.
-
-    Shapes give everything except the head count and ``layer_norm_first``: they come from
-    ``hints`` (torchaudio factory names ``encoder_num_heads``, ``encoder_layer_norm_first``,
-    ``extractor_conv_layer_config``), else embed_dim // 64 heads and layer_norm_first for
-    width >= 1024 (true of HuBERT Base, Large and XLarge).
-    """
+    """Rename a torchaudio HuBERTPretrainModel state dict and infer its config (:func:`infer_config`)."""
     hints = hints or {}
     out: dict[str, torch.Tensor] = {}
     layer_norm_mode = any(re.match(r"^wav2vec2\.feature_extractor\.conv_layers\.1\.layer_norm\.", k) for k in state)
@@ -208,35 +255,47 @@ def torchaudio_to_fairseq(state: dict, what: str, hints: dict | None = None) -> 
         else:
             raise CheckpointError(f"{what}: unexpected torchaudio key {k!r}")
     require_keys(out, _REQUIRED_WEIGHTS, f"{what} (after renaming torchaudio keys)")
+    return infer_config(out, what, hints), out
+
+
+def infer_config(state: dict, what: str, hints: dict | None = None) -> HubertConfig:
+    """HubertConfig of a fairseq-named HuBERT state dict, from its shapes and key names.
+
+    Shapes give everything except the head count, ``layer_norm_first`` and the CNN strides:
+    they come from ``hints`` (torchaudio factory names ``encoder_num_heads``,
+    ``encoder_layer_norm_first``, ``extractor_conv_layer_config``), else embed_dim // 64 heads,
+    layer_norm_first for width >= 1024 (true of HuBERT Base, Large and XLarge) and HuBERT's
+    kernel -> stride rule. ``logit_temp`` and ``normalize`` may be hinted too.
+    """
+    hints = hints or {}
     conv = []
     i = 0
-    while f"feature_extractor.conv_layers.{i}.0.weight" in out:
-        dim, _, k = out[f"feature_extractor.conv_layers.{i}.0.weight"].shape
+    while f"feature_extractor.conv_layers.{i}.0.weight" in state:
+        dim, _, k = state[f"feature_extractor.conv_layers.{i}.0.weight"].shape
         conv.append([dim, k, _TA_STRIDE.get(k, 0)])
         i += 1
     if hints.get("extractor_conv_layer_config"):
         conv = [list(c) for c in hints["extractor_conv_layer_config"]]
     elif any(c[2] == 0 for c in conv):
         raise CheckpointError(f"{what}: cannot infer CNN strides; give extractor_conv_layer_config")
-    embed = out["encoder.layer_norm.weight"].shape[0]
-    n_layers = 1 + max(int(m.group(1)) for k in out if (m := re.match(r"encoder\.layers\.(\d+)\.", k)))
-    cfg = HubertConfig(
+    embed = state["encoder.layer_norm.weight"].shape[0]
+    n_layers = 1 + max(int(m.group(1)) for k in state if (m := re.match(r"encoder\.layers\.(\d+)\.", k)))
+    return HubertConfig(
         conv_layers=conv,
-        conv_bias="feature_extractor.conv_layers.0.0.bias" in out,
-        extractor_mode="layer_norm" if layer_norm_mode else "default",
+        conv_bias="feature_extractor.conv_layers.0.0.bias" in state,
+        extractor_mode="layer_norm" if "feature_extractor.conv_layers.0.2.1.weight" in state else "default",
         embed_dim=embed,
-        ffn_dim=out["encoder.layers.0.fc1.weight"].shape[0],
+        ffn_dim=state["encoder.layers.0.fc1.weight"].shape[0],
         num_layers=n_layers,
         num_heads=int(hints.get("encoder_num_heads", max(1, embed // 64))),
-        conv_pos=out["encoder.pos_conv.0.weight_v"].shape[-1],
-        conv_pos_groups=embed // out["encoder.pos_conv.0.weight_v"].shape[1],
+        conv_pos=state["encoder.pos_conv.0.weight_v"].shape[-1],
+        conv_pos_groups=embed // state["encoder.pos_conv.0.weight_v"].shape[1],
         layer_norm_first=bool(hints.get("encoder_layer_norm_first", embed >= 1024)),
-        final_dim=out["final_proj.weight"].shape[0] if "final_proj.weight" in out else 0,
-        num_classes=out["label_embs_concat"].shape[0] if "label_embs_concat" in out else 0,
+        final_dim=state["final_proj.weight"].shape[0] if "final_proj.weight" in state else 0,
+        num_classes=state["label_embs_concat"].shape[0] if "label_embs_concat" in state else 0,
         logit_temp=float(hints.get("logit_temp", 0.1)),
         normalize=bool(hints.get("normalize", False)),
     )
-    return cfg, out
 
 
 def _from_torchaudio(ckpt: dict, path: Path, hints: dict) -> tuple[HubertConfig, dict, dict]:

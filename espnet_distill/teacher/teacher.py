@@ -12,17 +12,20 @@ Backends are chosen by the ``backend`` key of ``conf/teacher/*.yaml`` (registry 
 from __future__ import annotations
 
 import abc
+import contextlib
 import difflib
 import logging
+import pickle
+import re
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from espnet_distill.nn.hubert import HubertModel, lengths_to_mask
-from espnet_distill.teacher.checkpoints import load_hubert
+from espnet_distill.teacher.checkpoints import CheckpointError, infer_config, load_hubert, safe_load
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +81,12 @@ class Teacher(nn.Module, metaclass=abc.ABCMeta):
         """The weights with fairseq/HuBERT parameter names (to initialise students), or None."""
         return None
 
+    def to_hubert(self) -> HubertModel:
+        """This teacher as our :class:`HubertModel` (saved as ``exp/teacher/teacher.pt`` by stage 2,
+        the checkpoint every later stage reads); raises :class:`TeacherError` with the reason when
+        the teacher is not a HuBERT we can express."""
+        raise TeacherError(f"teacher '{self.name}' is not a HuBERT model this toolkit can rebuild")
+
     def require_codebook(self, why: str = "L_disc") -> None:
         if not self.has_codebook:
             raise TeacherError(
@@ -130,6 +139,9 @@ class HubertTeacher(Teacher):
     def hubert_state_dict(self) -> dict[str, torch.Tensor]:
         return self.model.state_dict()
 
+    def to_hubert(self) -> HubertModel:
+        return self.model
+
     @property
     def logit_temp(self) -> float:
         return self.model.cfg.logit_temp
@@ -152,9 +164,21 @@ class S3PRLTeacher(Teacher):
         if name not in names:
             close = difflib.get_close_matches(name, names, n=5, cutoff=0.5)
             raise TeacherError(f"unknown s3prl upstream '{name}'; close matches: {close or 'none'}")
-        kwargs = {"path_or_url": path_or_url} if path_or_url else {}
+        kwargs = {}
+        if path_or_url:
+            if not _is_url(path_or_url):  # a local file: refuse anything but weights before s3prl sees it
+                safe_load(path_or_url)
+            kwargs["path_or_url"] = path_or_url
         try:
-            self.upstream = S3PRLUpstream(name, refresh=refresh, **kwargs)
+            with weights_only_torch_load():
+                self.upstream = S3PRLUpstream(name, refresh=refresh, **kwargs)
+        except pickle.UnpicklingError as e:
+            raise TeacherError(
+                f"s3prl upstream '{name}': its checkpoint {path_or_url or '(from the hub)'} holds pickled Python "
+                f"objects, which espnet_distill never unpickles (that can run code): {str(e).splitlines()[0][:200]}. "
+                "Convert it to a weights-only file (python -m espnet_distill.bin.convert_teacher) and use "
+                "backend: local"
+            ) from None
         except Exception as e:
             raise TeacherError(
                 f"s3prl upstream '{name}' could not be loaded ({type(e).__name__}: {str(e)[:300]}); "
@@ -162,6 +186,7 @@ class S3PRLTeacher(Teacher):
             ) from None
         self.name = name
         inner = getattr(getattr(self.upstream, "upstream", None), "model", None)
+        self._task_cfg = getattr(getattr(self.upstream, "upstream", None), "task_cfg", None)
         self._head = inner if inner is not None and hasattr(inner, "final_proj") and hasattr(inner, "label_embs_concat") else None
         self._freeze()
         with torch.no_grad():
@@ -182,6 +207,40 @@ class S3PRLTeacher(Teacher):
     def hubert_state_dict(self):
         return None if self._head is None else self._head.state_dict()
 
+    def to_hubert(self) -> HubertModel:
+        """s3prl's HuBERT (fairseq parameter names) rebuilt as ours; the configuration comes from
+        the weights' shapes and the loaded modules, and the rebuilt model must reproduce s3prl's
+        hidden states on a test signal (else TeacherError)."""
+        inner = self._head
+        if inner is None or not hasattr(inner, "encoder") or not hasattr(inner, "feature_extractor"):
+            raise TeacherError(f"s3prl upstream '{self.name}' is not a HuBERT model (no HuBERT pretraining head): "
+                               "it can teach, but it cannot be rebuilt as a checkpoint of ours")
+        convs = [layer[0] for layer in inner.feature_extractor.conv_layers]
+        hints = {
+            "encoder_num_heads": inner.encoder.layers[0].self_attn.num_heads,
+            "encoder_layer_norm_first": bool(inner.encoder.layer_norm_first),
+            "extractor_conv_layer_config": [[c.out_channels, c.kernel_size[0], c.stride[0]] for c in convs],
+            "logit_temp": float(inner.logit_temp),
+            "normalize": bool(getattr(self._task_cfg, "normalize", False)),
+        }
+        state = {k: v.detach().clone() for k, v in inner.state_dict().items()}
+        try:
+            model = HubertModel(infer_config(state, self.name, hints))
+            model.load_state_dict(state, strict=True)
+        except (CheckpointError, RuntimeError) as e:
+            raise TeacherError(f"s3prl upstream '{self.name}' could not be rebuilt as our HuBERT: {e}") from None
+        model.eval()
+        torch.manual_seed(0)
+        wav, n = 0.1 * torch.randn(1, 16000), torch.tensor([16000])
+        with torch.no_grad():
+            ours, _ = model(wav, n)
+        theirs = self(wav, n).hidden
+        diff = max(float((a - b).abs().max()) for a, b in zip(ours, theirs))
+        if len(ours) != len(theirs) or diff > 1e-4:
+            raise TeacherError(f"s3prl upstream '{self.name}' rebuilt as our HuBERT differs from s3prl's forward "
+                               f"(max abs difference {diff:.2e})")
+        return model
+
     @property
     def logit_temp(self) -> float:
         return float(getattr(self._head, "logit_temp", 0.1))
@@ -201,6 +260,29 @@ class S3PRLTeacher(Teacher):
             e = F.normalize(self._head.label_embs_concat.float(), dim=-1, eps=1e-8)
             logits = z @ e.T / self.logit_temp
         return TeacherOutput(list(hs), mask, logits)
+
+
+def _is_url(path_or_url: str) -> bool:
+    return re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", str(path_or_url)) is not None
+
+
+@contextlib.contextmanager
+def weights_only_torch_load() -> Iterator[None]:
+    """Inside the block every ``torch.load`` reads weights only (``weights_only=True``), whatever
+    its caller passes: s3prl's loaders ask for ``weights_only=False`` (full unpickling, which runs
+    whatever code a file carries). A file holding other objects then fails with
+    ``pickle.UnpicklingError`` instead of being executed."""
+    original = torch.load
+
+    def load(*args, **kwargs):
+        kwargs["weights_only"] = True
+        return original(*args, **kwargs)
+
+    torch.load = load
+    try:
+        yield
+    finally:
+        torch.load = original
 
 
 def _local(conf: dict) -> Teacher:

@@ -6,6 +6,8 @@ import torch
 import torchaudio
 import yaml
 
+from conftest import released_fairseq_file
+
 from espnet_distill.nn.hubert import HubertConfig, HubertModel
 from espnet_distill.teacher.checkpoints import (
     CheckpointError,
@@ -175,8 +177,110 @@ def test_bad_checkpoints_get_clear_errors(tmp_path):
     with pytest.raises(CheckpointError, match="checkpoint not found"):
         load_hubert(tmp_path / "nope.pt")
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointError, match="junk.pt: cannot be read as a weights-only torch checkpoint"):
+    with pytest.raises(CheckpointError, match="junk.pt: not a torch checkpoint, or corrupted"):
         load_hubert(tmp_path / "junk.pt")
+    save_hubert(tmp_path / "whole.pt", model)
+    data = (tmp_path / "whole.pt").read_bytes()
+    (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match=r"cut.pt: truncated or corrupted") as e:
+        load_hubert(tmp_path / "cut.pt")
+    assert "weights_only=False" not in str(e.value)
+    (tmp_path / "empty.pt").write_bytes(b"")
+    with pytest.raises(CheckpointError, match=r"empty.pt: empty file"):
+        load_hubert(tmp_path / "empty.pt")
+
+
+class _RunsCode:
+    """A pickle payload: unpickling it creates the file ``marker``."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+@pytest.mark.parametrize("name", ["distiller_local", "hubert_local", "wav2vec2_local"])
+def test_s3prl_path_is_never_unpickled(tmp_path, name):
+    marker = tmp_path / "payload_ran"
+    torch.save({"Config": {}, "model_weight": _RunsCode(marker)}, tmp_path / "evil.pt")
+    with pytest.raises((TeacherError, CheckpointError), match=r"evil.pt: holds a pickled Python object \([\w.]*open\)"):
+        build_teacher({"backend": "s3prl", "name": name, "path_or_url": str(tmp_path / "evil.pt")})
+    assert not marker.exists()
+
+
+def test_weights_only_guard_overrides_callers(tmp_path):
+    """s3prl's loaders pass weights_only=False; inside the guard they still read weights only."""
+    import pickle
+
+    from espnet_distill.teacher.teacher import weights_only_torch_load
+
+    marker = tmp_path / "payload_ran"
+    torch.save({"x": _RunsCode(marker)}, tmp_path / "evil.pt")
+    with weights_only_torch_load(), pytest.raises(pickle.UnpicklingError):
+        torch.load(tmp_path / "evil.pt", weights_only=False)
+    assert not marker.exists()
+    assert torch.load is torch.serialization.load  # restored
+
+
+@pytest.mark.parametrize("layer_norm_first,mode", [(False, "default"), (True, "layer_norm")])
+def test_s3prl_hubert_upstream_exports_as_ours(tmp_path, wav, layer_norm_first, mode):
+    """Stage 2 writes an s3prl HuBERT teacher as our checkpoint: same config, same hidden states."""
+    cfg = HubertConfig(**dict(TINY, layer_norm_first=layer_norm_first, extractor_mode=mode, logit_temp=0.05))
+    base = HubertModel(cfg).eval()
+    save_s3prl_hubert_local(tmp_path / "s3prl.pt", base)
+    teacher = build_teacher({"backend": "s3prl", "name": "hubert_local", "path_or_url": str(tmp_path / "s3prl.pt")})
+    model = teacher.to_hubert()
+    assert _arch(model.cfg) == _arch(cfg)
+    x, n = wav
+    save_hubert(tmp_path / "ours.pt", model)
+    ours = build_teacher({"path": str(tmp_path / "ours.pt")})(x, n)
+    theirs = teacher(x, n)
+    for a, b in zip(ours.hidden, theirs.hidden):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+    torch.testing.assert_close(ours.logits, theirs.logits, atol=1e-4, rtol=0)
+
+
+def test_teacher_info_exports_local_and_s3prl_teachers(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    base = HubertModel(HubertConfig(**TINY)).eval()
+    save_s3prl_hubert_local(tmp_path / "s3prl.pt", base)
+    for i, conf in enumerate([{"backend": "local", "path": str(tmp_path / "s3prl.pt")},
+                              {"backend": "s3prl", "name": "hubert_local", "path_or_url": str(tmp_path / "s3prl.pt")}]):
+        (tmp_path / f"t{i}.yaml").write_text(yaml.safe_dump(conf))
+        r = subprocess.run([sys.executable, "-m", "espnet_distill.bin.teacher_info", "--config", str(tmp_path / f"t{i}.yaml"),
+                            "--json", str(tmp_path / f"info{i}.json"), "--export", str(tmp_path / f"out{i}.pt")],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr[-2000:]
+        info = json.loads((tmp_path / f"info{i}.json").read_text())
+        assert info["checkpoint"] == str(tmp_path / f"out{i}.pt") and info["num_layers"] == 2
+        model, meta = load_hubert(tmp_path / f"out{i}.pt")
+        assert meta["format"] == "espnet_distill" and _arch(model.cfg) == _arch(base.cfg)
+        for a, b in zip(model.state_dict().values(), base.state_dict().values()):
+            assert torch.equal(a, b)
+
+
+def _arch(cfg: HubertConfig) -> dict:
+    """The architecture fields of a config (dropout rates do not change a frozen teacher)."""
+    return {k: v for k, v in cfg.to_dict().items() if "dropout" not in k and k != "layerdrop"}
+
+
+def test_released_fairseq_checkpoint_with_pickled_dictionary(tmp_path, wav):
+    cfg = HubertConfig(**dict(TINY, num_heads=6))  # 48 / 64 would guess 1 head: the count must come from the file
+    base = HubertModel(cfg).eval()
+    released_fairseq_file(tmp_path / "hubert_base_ls960.pt", base, [str(i) for i in range(8)])
+    model, meta = load_hubert(tmp_path / "hubert_base_ls960.pt")
+    assert meta["format"] == "fairseq" and model.cfg.num_heads == 6 and model.cfg == cfg
+    assert meta["dictionaries_symbols"][0][4:] == [str(i) for i in range(8)]
+    x, n = wav
+    with torch.no_grad():
+        a, _ = model.eval()(x, n)
+        b, _ = base(x, n)
+    for ha, hb in zip(a, b):
+        assert torch.equal(ha, hb)
 
 
 def test_unknown_s3prl_name_lists_close_matches():

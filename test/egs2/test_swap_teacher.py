@@ -1,0 +1,59 @@
+"""Swapping the teacher in conf/ (the toolkit's main use): a released-fairseq-format local
+checkpoint and an s3prl HuBERT upstream each go through stage 2 as exp/teacher/teacher.pt, and a
+local teacher goes through every stage, the teacher-as-frontend ASR model of stage 5 included."""
+from __future__ import annotations
+
+import json
+import subprocess
+
+import torch
+import yaml
+from conftest import need, recipe_env, released_fairseq_file
+from test_synth_en_stage1 import synth_recipe
+from test_synth_en_stages import ASR, TEACHER, student
+
+from espnet_distill.nn.hubert import HubertConfig, HubertModel
+from espnet_distill.teacher.checkpoints import load_hubert, save_s3prl_hubert_local
+
+
+def test_local_teacher_through_stage_6_and_s3prl_teacher_stage_2(tmp_path):
+    need("espeak-ng")
+    need("sox")
+    r = synth_recipe(tmp_path / "recipe")
+    torch.manual_seed(0)
+    model = HubertModel(HubertConfig(**TEACHER["model"], num_classes=12)).eval()
+    released_fairseq_file(r / "hubert_tiny.pt", model, [str(i) for i in range(8)])
+    (r / "conf/teacher/local.yaml").write_text(yaml.safe_dump({"backend": "local", "path": "hubert_tiny.pt"}))
+    (r / "conf/distill/cnn_tiny.yaml").write_text(yaml.safe_dump(student("cnn")))
+    (r / "conf/asr/tiny.yaml").write_text(yaml.safe_dump(ASR))
+    args = ["./run.sh", "--stage", "1", "--stop_stage", "6", "--nj", "2",
+            "--local_data_opts", "--train_hours 0.02 --dev_utts 6 --test_utts 6 --lowres 1min:60 --nj 2",
+            "--finetune_sets", "train_1min", "--test_sets", "test", "--teacher_config", "conf/teacher/local.yaml",
+            "--distill_configs", "conf/distill/cnn_tiny.yaml", "--fbank_configs", "", "--asr_scratch_config", "",
+            "--asr_config", "conf/asr/tiny.yaml"]
+    p = subprocess.run(args, cwd=r, env=recipe_env(), capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr[-4000:]
+    loaded, meta = load_hubert(r / "exp/teacher/teacher.pt")
+    assert meta["format"] == "espnet_distill"
+    for a, b in zip(loaded.state_dict().values(), model.state_dict().values()):
+        assert torch.equal(a, b)
+    assert yaml.safe_load((r / "exp/teacher/teacher.yaml").read_text())["path"].endswith("exp/teacher/teacher.pt")
+    info = json.loads((r / "exp/teacher/info.json").read_text())
+    assert info["has_codebook"] and info["num_classes"] == 12
+    for name in ("cnn_tiny", "teacher"):
+        d = r / f"exp/asr/{name}_train_1min"
+        assert (d / "valid.loss.best.pth").is_file(), name
+        assert json.loads((d / "decode_ctc_greedy_test/scores.json").read_text())["wer"]["sclite"]["ref"] > 0
+    assert "| teacher_train_1min | ctc greedy |" in (r / "RESULTS.md").read_text()
+
+    # an s3prl HuBERT upstream: stage 2 checks it against s3prl's forward and writes it as ours
+    save_s3prl_hubert_local(r / "s3prl_tiny.pt", model)
+    (r / "conf/teacher/s3prl.yaml").write_text(yaml.safe_dump(
+        {"backend": "s3prl", "name": "hubert_local", "path_or_url": "s3prl_tiny.pt"}))
+    p = subprocess.run([*args[:2], "2", "--stop_stage", "2", *args[5:], "--teacher_config", "conf/teacher/s3prl.yaml"],
+                       cwd=r, env=recipe_env(), capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr[-4000:]
+    assert "options changed since the last run" in p.stderr
+    loaded, _ = load_hubert(r / "exp/teacher/teacher.pt")
+    for a, b in zip(loaded.state_dict().values(), model.state_dict().values()):
+        assert torch.equal(a, b)
