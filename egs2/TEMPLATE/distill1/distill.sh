@@ -140,8 +140,10 @@ opts="local/data.sh ${local_data_opts}"
 if stage_begin 1 data "${opts}"; then
     # shellcheck disable=SC2086
     local/data.sh ${local_data_opts}
-    for x in ${train_set} ${valid_set} ${test_sets} ${finetune_sets}; do
+    for x in $(echo ${train_set} ${valid_set} ${test_sets} ${finetune_sets} | tr ' ' '\n' | sort -u); do
         utils/validate_data_dir.sh --no-audio "${datadir}/${x}"
+        # durations once, here: training processes never measure the corpus themselves
+        [ -f "${datadir}/${x}/utt2dur" ] || utils/data/get_utt2dur.sh --nj "${nj}" "${datadir}/${x}"
     done
     stage_end 1 data "${opts}"
 fi
@@ -193,11 +195,22 @@ if stage_begin 2 teacher "${opts}"; then
         cp "${d}/curves.json" "${teacher_dir}/curves.json"
         printf 'backend: local\npath: %s\n' "$(cd "${teacher_dir}" && pwd)/teacher.pt" > "${teacher_dir}/teacher.yaml"
         log "Teacher summary: $(cat "${teacher_dir}/summary.json" | tr -d '\n ')"
+        python -m espnet_distill.bin.teacher_info --config "${teacher_dir}/teacher.yaml" --json "${teacher_dir}/info.json"
     else
+        # A local checkpoint (any format) or an s3prl HuBERT upstream is written once in our format,
+        # exp/teacher/teacher.pt, which every later stage reads (the s3prl upstream is checked
+        # against s3prl's own forward pass). Other s3prl upstreams are used through s3prl.
         mkdir -p "${teacher_dir}"
-        cp "${teacher_config}" "${teacher_dir}/teacher.yaml"
+        rm -f "${teacher_dir}/teacher.pt"
+        cp "${teacher_config}" "${teacher_dir}/source.yaml"
+        python -m espnet_distill.bin.teacher_info --config "${teacher_config}" --json "${teacher_dir}/info.json" \
+            --export "${teacher_dir}/teacher.pt"
+        if [ -f "${teacher_dir}/teacher.pt" ]; then
+            printf 'backend: local\npath: %s\n' "$(cd "${teacher_dir}" && pwd)/teacher.pt" > "${teacher_dir}/teacher.yaml"
+        else
+            cp "${teacher_config}" "${teacher_dir}/teacher.yaml"
+        fi
     fi
-    python -m espnet_distill.bin.teacher_info --config "${teacher_dir}/teacher.yaml" --json "${teacher_dir}/info.json"
     stage_end 2 teacher "${opts}"
 fi
 
@@ -220,7 +233,8 @@ configs_hash() {  # the content of the configs and of the teacher: a change reru
     for f in "$@"; do
         [ -f "${f}" ] || { log "Error: config file ${f} not found"; exit 1; }
     done
-    { cat "$@"; [ ! -f "${teacher_dir}/teacher.yaml" ] || cat "${teacher_dir}/teacher.yaml"; } | sha256sum | cut -c1-16
+    { [ $# -eq 0 ] || cat "$@"; [ ! -f "${teacher_dir}/teacher.yaml" ] || cat "${teacher_dir}/teacher.yaml"; } \
+        | sha256sum | cut -c1-16
 }
 
 for num in 3 4; do
@@ -294,7 +308,14 @@ asr_frontends() {  # "name checkpoint" lines
         echo "$(basename "${config}" .yaml) ${expdir}/distill/$(basename "${config}" .yaml)/student.pt"
     done
     [ -z "${asr_scratch_config}" ] || echo "scratch ${asr_dir}/scratch_init/student.pt"
-    ! ${asr_teacher} || echo "teacher ${teacher_dir}/teacher.pt"
+    if ${asr_teacher}; then
+        if [ -f "${teacher_dir}/teacher.pt" ]; then
+            echo "teacher ${teacher_dir}/teacher.pt"
+        else  # a teacher that is not a HuBERT (stage 2 said why in info.json)
+            log "Warning: no ${teacher_dir}/teacher.pt: the teacher-as-frontend model is left out" \
+                "($(python -m espnet_distill.bin.config_get "${teacher_dir}/info.json" export_error 'see stage 2'))"
+        fi
+    fi
 }
 
 # shellcheck disable=SC2086
