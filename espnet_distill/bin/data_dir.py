@@ -7,6 +7,7 @@
     python -m espnet_distill.bin.data_dir combine DST SRC1 SRC2 ...
     python -m espnet_distill.bin.data_dir split-scp [--utt2spk FILE] SCP OUT1 OUT2 ...
     python -m espnet_distill.bin.data_dir utt2spk-to-spk2utt UTT2SPK [SPK2UTT]
+    python -m espnet_distill.bin.data_dir utt2dur [--nj N] DIR
 
 Every error names the file, the line and what is wrong, and exits with status 1.
 """
@@ -25,6 +26,7 @@ from espnet_distill.data.kaldi_dir import (
     read_table,
     split_scp,
     subset_data_dir,
+    write_utt2dur,
     utt2spk_to_spk2utt,
     validate_data_dir,
     write_table,
@@ -65,6 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
     u = sub.add_parser("utt2spk-to-spk2utt", help="invert utt2spk")
     u.add_argument("utt2spk", help="input utt2spk")
     u.add_argument("spk2utt", nargs="?", help="output (default: stdout)")
+
+    d = sub.add_parser("utt2dur", help="write DIR/utt2dur from segments or the audio file headers (no decoding)")
+    d.add_argument("--nj", type=int, default=1, help="processes reading headers in parallel (default 1)")
+    d.add_argument("dir", help="Kaldi data dir")
     return p
 
 
@@ -94,6 +100,9 @@ def main(argv: list[str] | None = None) -> int:
             logging.info("%s: combined %d utterances from %d dirs", args.dst, n, len(args.srcs))
         elif args.cmd == "split-scp":
             split_scp(args.scp, args.outputs, utt2spk=args.utt2spk)
+        elif args.cmd == "utt2dur":
+            durs = write_utt2dur(args.dir, args.nj)
+            logging.info("%s/utt2dur: %d utterances, %.2f h", args.dir, len(durs), sum(durs.values()) / 3600)
         elif args.cmd == "utt2spk-to-spk2utt":
             items = utt2spk_to_spk2utt(read_table(args.utt2spk).items)
             if args.spk2utt:

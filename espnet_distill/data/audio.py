@@ -156,6 +156,21 @@ def _checked_16k(utt: str, x: np.ndarray, rate: int, where: str, target_rate: in
     return to_mono_16k(x, rate, target_rate)
 
 
+def entry_seconds(utt: str, entry: str) -> float:
+    """Duration of one wav.scp entry in seconds, from the file header where the entry is a plain
+    audio file (no decoding), else by reading it (pipes, ark offsets)."""
+    entry = entry.strip()
+    if not entry.endswith("|") and os.path.isfile(entry):
+        try:
+            info = sf.info(entry)
+        except Exception as e:
+            raise AudioError(f"utterance '{utt}': cannot read the header of audio file {entry!r}: {e}") from None
+        if info.frames > 0 and info.samplerate > 0:
+            return info.frames / info.samplerate
+    x, rate = read_entry(utt, entry)
+    return len(x) / rate
+
+
 def iter_data_dir_audio(data_dir: str | os.PathLike, progress: bool = False,
                         utts: list[str] | None = None) -> Iterator[tuple[str, np.ndarray]]:
     """Yield ``(utt, waveform)`` for every utterance of a data dir (or those of ``utts``), in

@@ -2,12 +2,18 @@
 
 - :class:`AudioDataset` reads a data dir (segments-aware) and optional per-utterance
   frame targets; utterances longer than ``max_seconds`` or shorter than ``min_samples``
-  are dropped with a logged count (never a crash).
+  are dropped with a logged count (never a crash). Audio is streamed: each item is decoded
+  when it is asked for (by DataLoader workers in training), nothing corpus-sized is kept
+  unless ``cache_audio`` is asked for. Lengths come from ``utt2dur`` (the data stage writes
+  it); an utterance whose audio is longer than its recorded duration is cropped to it (a
+  stale ``utt2dur`` cannot blow the batch budget), and one whose audio cannot be read is
+  skipped when ``skip_bad_audio`` is set; both are logged and counted per batch.
 - :class:`BucketBatches` groups utterances of similar length so that a batch's padded
   size (batch x longest) stays under ``max_batch_seconds``: one long utterance cannot
   blow memory. The order is a pure function of (seed, epoch), so a run resumes exactly
   from (epoch, batch index), and under DDP each rank takes every world-th batch.
-- :func:`collate` pads waveforms (B, L) and frame targets (B, T) (with ``IGNORE``).
+- :func:`collate` pads waveforms (B, L) and frame targets (B, T) (with ``IGNORE``), and
+  drops skipped items (``bad_utts``, ``cropped_utts``: the batch's counts).
 """
 from __future__ import annotations
 
@@ -19,12 +25,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from espnet_distill.data.audio import load_utterance, read_entry, to_mono_16k, cut_segment
+from espnet_distill.data.audio import AudioError, load_utterance
 from espnet_distill.data.kaldi_dir import read_table, utt_durations
 
 logger = logging.getLogger(__name__)
 
 IGNORE = -100
+CROP_TOLERANCE = 160  # samples (10 ms) an utterance may exceed its recorded duration before it is cropped
 
 
 class AudioDataset(torch.utils.data.Dataset):
@@ -36,7 +43,8 @@ class AudioDataset(torch.utils.data.Dataset):
         targets: dict[str, dict[str, np.ndarray]] | None = None,
         max_seconds: float | None = None,
         min_samples: int = 400,
-        preload: bool = False,
+        cache_audio: bool = False,
+        skip_bad_audio: bool = False,
     ):
         d = Path(data_dir)
         self.data_dir = d
@@ -46,6 +54,9 @@ class AudioDataset(torch.utils.data.Dataset):
         utts = read_table(d / "utt2spk").keys()
         keep, too_long, too_short, no_target = [], 0, 0, 0
         for u in utts:
+            if u not in durs:
+                raise ValueError(f"{d / 'utt2dur'}: no duration for utterance '{u}' (stale file? rerun "
+                                 f"utils/data/get_utt2dur.sh {d})")
             if max_seconds is not None and durs[u] > max_seconds:
                 too_long += 1
             elif durs[u] * 16000 < min_samples:
@@ -65,27 +76,40 @@ class AudioDataset(torch.utils.data.Dataset):
         self.utts = keep
         self.samples = [int(round(durs[u] * 16000)) for u in keep]
         self.targets = targets or {}
-        self._cache: dict[str, np.ndarray] | None = {} if preload else None
+        self.skip_bad_audio = skip_bad_audio
+        self._cache: dict[str, np.ndarray] | None = {} if cache_audio else None
 
     def __len__(self) -> int:
         return len(self.utts)
 
     def load(self, utt: str) -> np.ndarray:
+        """(L,) float32 16 kHz audio of ``utt`` (AudioError naming the utterance and entry)."""
         if self._cache is not None and utt in self._cache:
             return self._cache[utt]
         if self.segments is None:
             x = load_utterance(utt, self.wav[utt])
         else:
             reco, a, b = self.segments[utt].split()
-            y, rate = read_entry(utt, self.wav[reco])
-            x = to_mono_16k(cut_segment(utt, y, rate, (float(a), float(b)), self.wav[reco]), rate)
+            x = load_utterance(utt, self.wav[reco], segment=(float(a), float(b)))
         if self._cache is not None:
             self._cache[utt] = x
         return x
 
     def __getitem__(self, i: int) -> dict:
         utt = self.utts[i]
-        item = {"utt": utt, "wav": self.load(utt)}
+        try:
+            wav = self.load(utt)
+        except AudioError as e:
+            if not self.skip_bad_audio:
+                raise
+            logger.warning("skipping %s", e)
+            return {"utt": utt, "bad": str(e)}
+        item = {"utt": utt, "wav": wav}
+        if len(wav) > self.samples[i] + CROP_TOLERANCE:
+            logger.warning("utterance '%s' has %.2f s of audio but %.2f s in %s/utt2dur: cropped to %.2f s "
+                           "(stale utt2dur? rerun utils/data/get_utt2dur.sh)", utt, len(wav) / 16000,
+                           self.samples[i] / 16000, self.data_dir, self.samples[i] / 16000)
+            item["wav"], item["cropped"] = wav[: self.samples[i]], True
         for name, table in self.targets.items():
             item[name] = table[utt]
         return item
@@ -112,16 +136,17 @@ class BucketBatches(torch.utils.data.Sampler):
 
     def _make(self) -> list[list[int]]:
         order = sorted(range(len(self.lengths)), key=lambda i: (self.lengths[i], i))
-        batches, cur = [], []
+        batches, cur, cur_longest = [], [], 0
         for i in order:
-            longest = max(self.lengths[i], max((self.lengths[j] for j in cur), default=0))
+            longest = max(self.lengths[i], cur_longest)
             full = (len(cur) + 1) * longest > self.budget
             if self.max_batch_size is not None:
                 full = full or len(cur) + 1 > self.max_batch_size
             if cur and full:
                 batches.append(cur)
-                cur = []
+                cur, longest = [], self.lengths[i]
             cur.append(i)
+            cur_longest = longest
         if cur:
             batches.append(cur)
         return batches
@@ -144,15 +169,23 @@ class BucketBatches(torch.utils.data.Sampler):
 
 
 def collate(items: list[dict]) -> dict:
-    """Pad a list of examples: ``wav`` (B, L) float, ``lengths`` (B,), frame targets (B, T, ...)."""
+    """Pad a list of examples: ``wav`` (B, L) float, ``lengths`` (B,), frame targets (B, T, ...);
+    ``bad_utts`` / ``cropped_utts``: how many items were skipped (unreadable) or cropped.
+    A batch whose every item is unreadable is ``{"utt": [], "bad_utts": n, "bad": [reasons]}``."""
+    bad = [it for it in items if "bad" in it]
+    cropped = sum(1 for it in items if it.get("cropped"))
+    items = [{k: v for k, v in it.items() if k != "cropped"} for it in items if "bad" not in it]
+    if not items:
+        return {"utt": [], "bad_utts": len(bad), "cropped_utts": 0, "bad": [it["bad"] for it in bad]}
     n = len(items)
     lengths = torch.tensor([len(it["wav"]) for it in items])
     wav = torch.zeros(n, int(lengths.max()))
     for i, it in enumerate(items):
         wav[i, : len(it["wav"])] = torch.from_numpy(np.asarray(it["wav"]))
-    out = {"utt": [it["utt"] for it in items], "wav": wav, "lengths": lengths}
+    out = {"utt": [it["utt"] for it in items], "wav": wav, "lengths": lengths, "bad_utts": len(bad),
+           "cropped_utts": cropped}
     for key in items[0]:
-        if key in ("utt", "wav"):
+        if key in ("utt", "wav", "bad_utts", "cropped_utts"):
             continue
         arrs = [torch.as_tensor(np.asarray(it[key])) for it in items]
         t = max(a.shape[0] for a in arrs)

@@ -350,23 +350,67 @@ def copy_subset(src: str | os.PathLike, dst: str | os.PathLike, utts: Iterable[s
     return len(keep)
 
 
+def _entry_seconds(job: tuple[str, str]) -> tuple[str, float]:
+    from espnet_distill.data.audio import entry_seconds
+
+    return job[0], entry_seconds(*job)
+
+
+def compute_utt2dur(data_dir: str | os.PathLike, nj: int = 1) -> dict[str, float]:
+    """Every utterance's duration in seconds: ``segments`` end - start, else the audio file's
+    header (no decoding; pipes and ark entries are read), in ``nj`` processes. Written to
+    ``utt2dur`` (atomically) by :func:`write_utt2dur`."""
+    from tqdm import tqdm
+
+    d = Path(data_dir)
+    utts = read_table(d / "utt2spk").keys()
+    if (d / "segments").is_file():
+        seg = read_table(d / "segments").as_dict()
+        out = {}
+        for u in utts:
+            if u not in seg:
+                raise DataDirError(f"{d / 'segments'}: no line for utterance '{u}' of utt2spk")
+            _, a, b = seg[u].split()
+            out[u] = float(b) - float(a)
+        return out
+    wav = read_table(d / "wav.scp").as_dict()
+    missing = [u for u in utts if u not in wav]
+    if missing:
+        raise DataDirError(f"{d / 'wav.scp'}: no line for utterance '{missing[0]}' of utt2spk ({len(missing)} missing)")
+    jobs = [(u, wav[u]) for u in utts]
+    bar = dict(total=len(jobs), desc=f"durations of {d.name}", unit="utt", mininterval=5)
+    if nj > 1 and len(jobs) >= 200:
+        from multiprocessing import get_context
+
+        with get_context("spawn").Pool(nj) as pool:
+            pairs = list(tqdm(pool.imap(_entry_seconds, jobs, chunksize=256), **bar))
+    else:
+        pairs = [_entry_seconds(j) for j in tqdm(jobs, **bar)]
+    return dict(pairs)
+
+
+def write_utt2dur(data_dir: str | os.PathLike, nj: int = 1) -> dict[str, float]:
+    """Compute (:func:`compute_utt2dur`) and write ``DIR/utt2dur``; returns the durations."""
+    durs = compute_utt2dur(data_dir, nj)
+    write_table(Path(data_dir) / "utt2dur", [(k, f"{v:.4f}") for k, v in durs.items()])
+    return durs
+
+
 def utt_durations(data_dir: str | os.PathLike) -> dict[str, float]:
-    """Utterance durations in seconds: from utt2dur, else segments, else by reading audio
-    (the result is then cached in ``utt2dur``)."""
+    """Utterance durations in seconds: from ``utt2dur`` (the data stage writes it: recipe stage 1,
+    ``utils/data/get_utt2dur.sh``), else from ``segments``. A dir with neither gets its
+    ``utt2dur`` computed from the audio headers here, by one process only: under torchrun
+    (``WORLD_SIZE`` > 1) that is an error, since every rank would do it and race to write it."""
     d = Path(data_dir)
     if (d / "utt2dur").is_file():
         return {k: float(v) for k, v in read_table(d / "utt2dur").items}
     if (d / "segments").is_file():
-        out = {}
-        for k, v in read_table(d / "segments").items:
-            _, a, b = v.split()
-            out[k] = float(b) - float(a)
-        return out
-    from espnet_distill.data.audio import iter_data_dir_audio
-
-    out = {utt: len(w) / 16000 for utt, w in iter_data_dir_audio(d)}
-    write_table(d / "utt2dur", [(k, f"{v:.3f}") for k, v in out.items()])
-    return out
+        return compute_utt2dur(d)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise DataDirError(f"{d}: no utt2dur; compute it once before a multi-process run: "
+                           f"utils/data/get_utt2dur.sh --nj 8 {d} (recipe stage 1 does)")
+    logger.warning("%s: no utt2dur; computing it from the audio headers (utils/data/get_utt2dur.sh does this once)", d)
+    return write_utt2dur(d)
 
 
 def subset_data_dir(
