@@ -104,8 +104,10 @@ def main(argv: list[str] | None = None) -> int:
     task = DistillTask(student, teacher, float(dconf.get("alpha", 0.0)), float(dconf.get("lam", 1.0)),
                        int(dconf.get("fe_adapt_steps", 0)), bool(dconf.get("cache_teacher", False)))
     min_samples = max(teacher.receptive_field, 400)
-    train_set = AudioDataset(a.train_dir, max_seconds=train_cfg.max_utt_seconds, min_samples=min_samples, preload=True)
-    valid_set = AudioDataset(a.valid_dir, max_seconds=train_cfg.max_utt_seconds, min_samples=min_samples, preload=True)
+    train_set = AudioDataset(a.train_dir, max_seconds=train_cfg.max_utt_seconds, min_samples=min_samples,
+                             cache_audio=train_cfg.cache_audio, skip_bad_audio=train_cfg.skip_bad_audio)
+    valid_set = AudioDataset(a.valid_dir, max_seconds=train_cfg.max_utt_seconds, min_samples=min_samples,
+                             cache_audio=train_cfg.cache_audio, skip_bad_audio=train_cfg.skip_bad_audio)
 
     if isinstance(student.frontend, FbankFrontend):
         n = int(dconf.get("cmvn_utts", 500))

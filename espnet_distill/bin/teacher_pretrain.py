@@ -114,8 +114,10 @@ def cmd_train(a) -> None:
     targets_train = {"km": pt.read_labels(labels_dir / "labels.train")}
     targets_valid = {"km": pt.read_labels(labels_dir / "labels.valid")}
     min_samples = cfg.receptive_field + cfg.hop * conf.get("mask", {}).get("length", 10)
-    train_set = AudioDataset(a.train_dir, targets_train, train_cfg.max_utt_seconds, min_samples, preload=True)
-    valid_set = AudioDataset(a.valid_dir, targets_valid, train_cfg.max_utt_seconds, min_samples, preload=True)
+    train_set = AudioDataset(a.train_dir, targets_train, train_cfg.max_utt_seconds, min_samples,
+                             cache_audio=train_cfg.cache_audio, skip_bad_audio=train_cfg.skip_bad_audio)
+    valid_set = AudioDataset(a.valid_dir, targets_valid, train_cfg.max_utt_seconds, min_samples,
+                             cache_audio=train_cfg.cache_audio, skip_bad_audio=train_cfg.skip_bad_audio)
     mask = conf.get("mask", {})
     task = pt.HubertPretrainTask(model, mask.get("prob", 0.8), mask.get("length", 10),
                                  km_stats.get("train_majority_class", 0), mask.get("nomask_weight", 0.0))

@@ -3,7 +3,8 @@
 Steps ``[0, fe_adapt_steps)`` (front-end adaptation, fbank students): only the front-end and
 its Linear(D -> D_T) head learn, with L1 to the teacher's hidden[0]; every other parameter
 gets no gradient and stays bit-identical. Later steps distill the whole student with
-L = L_reg + alpha * L_disc. The teacher runs frozen under no_grad on the same device; with
+L = L_reg + alpha * L_disc. The two are trainer phases: each has its own AdamW and its own
+warm-up and decay over its own steps. The teacher runs frozen under no_grad on the same device; with
 ``cache_teacher`` its outputs are kept per utterance (fp16 on the CPU) and reused in later
 epochs, which is exact because the teacher is deterministic and pad-invariant.
 """
@@ -74,6 +75,18 @@ class DistillTask:
             raise ValueError("fe_adapt_steps > 0 needs a student with the fbank front-end")
         layers = [0] + list(student.pred_head(self._dummy_hidden()).keys()) if cache_teacher else []
         self.cache = TeacherCache(layers) if cache_teacher else None
+        # the trainer's phases: front-end adaptation, then the whole student, each with its own
+        # optimizer and warm-up + decay schedule (a randomly initialised transformer must not start
+        # at the full learning rate because the front-end had the warm-up)
+        self.phase_starts = [0, fe_adapt_steps] if fe_adapt_steps > 0 else [0]
+
+    def trainable_parameters(self, phase: int) -> list[torch.nn.Parameter]:
+        """Front-end adaptation: the front-end and its Linear head. Distillation: everything the
+        loss reaches (not the adaptation head; not the L_disc head when alpha is 0)."""
+        if self.fe_adapt_steps > 0 and phase == 0:
+            return self.model.frontend_parameters()
+        skip = ("fe_head.",) + (("disc_head.",) if self.alpha == 0 else ())
+        return [p for name, p in self.model.named_parameters() if not name.startswith(skip)]
 
     def _dummy_hidden(self) -> list[torch.Tensor]:
         cfg = self.model.cfg

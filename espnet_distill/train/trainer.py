@@ -6,14 +6,23 @@ The trainer owns the loop; a *task* owns the model and the loss:
         model: nn.Module                                  # everything that is trained and saved
         def training_step(self, batch, step) -> (loss, {"name": float})
         def validation_step(self, batch) -> {"name": (sum, count)}
+        # optional: training in phases, each with its own trainable parameters, optimizer and
+        # warm-up + decay schedule (front-end adaptation, then the whole student)
+        phase_starts: list[int]                           # first step of each phase, [0, ...]
+        def trainable_parameters(self, phase) -> list[nn.Parameter]
 
-Features: AdamW with linear warmup and linear decay, gradient clipping, fp16/bf16
-autocast on GPU, data parallelism under torchrun (nccl on GPU, gloo on CPU: weights
-broadcast from rank 0, gradients averaged by one all-reduce per step), length-bucketed batches,
-atomic checkpoints every N steps holding model, optimizer, scheduler, scaler, RNG states and
-the data position, exact ``resume``, tqdm progress, every loss term per step in
-``train_log.jsonl`` (and TensorBoard when installed), and the resolved config beside
-the checkpoint.
+Features: AdamW with linear warmup and linear decay (per phase), gradient clipping, fp16/bf16
+autocast on GPU, data parallelism under torchrun with torch DistributedDataParallel (nccl on
+GPU, gloo on CPU; bucketed all-reduce overlapping backward; only the phase's trainable
+parameters take part), length-bucketed batches stated per process or globally
+(``global_batch_seconds`` / ``global_batch_size`` are divided over the processes, so 1, 4 or 8
+GPUs train the same schedule), streaming DataLoader workers with prefetch and pinned memory,
+atomic checkpoints every N steps holding model, optimizer, scheduler, scaler, every rank's RNG
+states and the data position, exact ``resume`` (one process or several), non-finite updates
+skipped and counted as GradScaler does (the run stops after ``max_nonfinite_steps`` in a row),
+decisions to stop taken by all ranks together, tqdm progress, every loss term per step in
+``train_log.jsonl`` (and TensorBoard when installed), and the resolved config beside the
+checkpoint.
 
 Fault injection for tests: with ``ESPNET_DISTILL_KILL_AT_STEP=N`` in the environment the
 process SIGKILLs itself right after the update of step N and before that step's checkpoint
@@ -38,6 +47,7 @@ from torch import nn
 from tqdm import tqdm
 
 from espnet_distill.config import from_dict
+from espnet_distill.data.audio import AudioError
 from espnet_distill.data.dataset import AudioDataset, BucketBatches, collate
 from espnet_distill.teacher.checkpoints import atomic_save, safe_load
 
@@ -53,15 +63,24 @@ class TrainConfig:
     warmup_ratio: float = 0.07
     min_lr_ratio: float = 0.0
     grad_clip: float = 5.0
-    max_batch_seconds: float = 60.0
-    max_batch_size: int | None = None
+    max_batch_seconds: float = 60.0  # padded audio per batch and process (batch x longest utterance)
+    max_batch_size: int | None = None  # utterances per batch and process (None: no cap)
+    global_batch_seconds: float = 0.0  # padded audio per update over all processes (divided by their
+                                       # number; replaces max_batch_seconds); 0: use max_batch_seconds
+    global_batch_size: int = 0  # utterances per update over all processes (replaces max_batch_size); 0: off
     max_utt_seconds: float = 20.0
     amp: str = "none"  # none | fp16 | bf16 (autocast on GPU only)
     seed: int = 0
     log_every: int = 10
     valid_every: int = 0  # 0: only at the end
     ckpt_every: int = 100
-    num_workers: int = 0
+    num_workers: int = -1  # DataLoader workers per process; -1: 4 on GPU (at most the CPUs per process), 0 on CPU
+    prefetch_batches: int = 4  # batches each worker prepares ahead
+    cache_audio: bool = False  # keep decoded audio in memory (only for corpora that fit; per process and worker)
+    skip_bad_audio: bool = True  # unreadable utterances are skipped with a warning and counted ...
+    max_bad_utts: int = 100  # ... and the run stops once more than this many were skipped
+    max_nonfinite_steps: int = 20  # stop after this many updates in a row with a non-finite loss or gradient
+    ddp_find_unused_parameters: bool = False  # for tasks that leave parameters unused in some steps
     device: str = "auto"  # auto | cpu | cuda
     max_minutes: float = 0.0  # stop early (and checkpoint) after this wall time; 0 = no limit
     extra: dict = field(default_factory=dict)
@@ -72,6 +91,24 @@ class TrainConfig:
         if "betas" in d:
             d["betas"] = tuple(d["betas"])
         return from_dict(cls, d, "train")
+
+    def per_process_batch(self, world: int) -> tuple[float, int | None]:
+        """(max padded seconds, max utterances) of one process's batch when ``world`` processes train."""
+        seconds, size = self.max_batch_seconds, self.max_batch_size
+        if self.global_batch_seconds > 0:
+            seconds = self.global_batch_seconds / world
+        if self.global_batch_size > 0:
+            if self.global_batch_size < world:
+                raise ValueError(f"global_batch_size {self.global_batch_size} is smaller than the {world} processes")
+            size = self.global_batch_size // world
+        return seconds, size
+
+    def workers(self, device: torch.device, local_world: int) -> int:
+        if self.num_workers >= 0:
+            return self.num_workers
+        if device.type != "cuda":
+            return 0
+        return max(1, min(4, (os.cpu_count() or 1) // max(1, local_world) - 1))
 
 
 class Task(Protocol):
@@ -117,6 +154,19 @@ def move(batch: dict, device: torch.device) -> dict:
     return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
 
 
+class _StepModule(nn.Module):
+    """The task's training step as a module's forward, so that DistributedDataParallel sees every
+    forward pass (its reducer is armed in forward and all-reduces gradient buckets during backward)."""
+
+    def __init__(self, task: Task):
+        super().__init__()
+        self.model = task.model
+        self._task = [task]  # not a submodule: the task may hold a frozen teacher
+
+    def forward(self, batch: dict, step: int):
+        return self._task[0].training_step(batch, step)
+
+
 class Trainer:
     """Runs a task for ``cfg.max_steps`` steps; see the module docstring."""
 
@@ -124,6 +174,7 @@ class Trainer:
                  outdir: str | os.PathLike, resolved_config: dict | None = None):
         self.task, self.cfg, self.outdir = task, cfg, Path(outdir)
         self.rank, self.world, local_rank = dist_info()
+        self.local_world = int(os.environ.get("LOCAL_WORLD_SIZE", self.world))
         self.device = pick_device(cfg.device, local_rank)
         if self.world > 1 and not dist.is_initialized():
             dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
@@ -133,40 +184,86 @@ class Trainer:
         if hasattr(task, "to"):
             task.to(self.device)
         self.model = task.model
-        if self.world > 1:  # every rank starts from rank 0's weights
-            for t in list(self.model.parameters()) + list(self.model.buffers()):
-                dist.broadcast(t.data, 0)
         self.train_set, self.valid_set = train_set, valid_set
-        self.sampler = BucketBatches(train_set.samples, cfg.max_batch_seconds, True, cfg.seed, self.rank, self.world,
-                                     cfg.max_batch_size)
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
-        warmup = int(round(cfg.warmup_ratio * cfg.max_steps))
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda s: warmup_linear(s, cfg.max_steps, warmup, cfg.min_lr_ratio))
+        self.batch_seconds, self.batch_size = cfg.per_process_batch(self.world)
+        self.sampler = BucketBatches(train_set.samples, self.batch_seconds, True, cfg.seed, self.rank, self.world,
+                                     self.batch_size)
+        self.phase_starts = list(getattr(task, "phase_starts", [0]))
+        if self.phase_starts[0] != 0 or self.phase_starts != sorted(set(self.phase_starts)):
+            raise ValueError(f"phase_starts must be increasing and start at 0, got {self.phase_starts}")
+        self.phase = -1
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.scheduler = None
+        self.step_module: nn.Module | None = None
         self.amp_dtype = {"none": None, "fp16": torch.float16, "bf16": torch.bfloat16}[cfg.amp]
         if self.device.type != "cuda":
             self.amp_dtype = None
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
+        self.counts = {"skipped_updates": 0, "bad_utts": 0, "cropped_utts": 0}
+        self.nonfinite_in_a_row = 0
         self.resolved_config = resolved_config or {}
         self._tb = None
+        self._enter_phase(0)
+
+    # ------------------------------------------------------------------ phases
+    def phase_of(self, step: int) -> int:
+        return max(i for i, s in enumerate(self.phase_starts) if s <= step)
+
+    def phase_length(self, phase: int) -> int:
+        end = self.phase_starts[phase + 1] if phase + 1 < len(self.phase_starts) else self.cfg.max_steps
+        return max(1, end - self.phase_starts[phase])
+
+    def _enter_phase(self, phase: int) -> None:
+        """Make ``phase``'s parameters the trainable ones, with a fresh AdamW and a warm-up + decay
+        schedule over the phase's own steps, and (several processes) a DDP wrapper over them."""
+        cfg = self.cfg
+        if hasattr(self.task, "trainable_parameters"):
+            trainable = {id(p) for p in self.task.trainable_parameters(phase)}
+            for p in self.model.parameters():
+                p.requires_grad_(id(p) in trainable)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+        length = self.phase_length(phase)
+        warmup = int(round(cfg.warmup_ratio * length))
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda s: warmup_linear(s, length, warmup, cfg.min_lr_ratio))
+        step_module = _StepModule(self.task)
+        if self.world > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            step_module = DistributedDataParallel(
+                step_module, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=cfg.ddp_find_unused_parameters)
+        self.step_module = step_module
+        if self.phase >= 0:
+            logger.info("phase %d from step %d: %d trainable parameters, %d warm-up steps of %d", phase, self.step,
+                        sum(p.numel() for p in params), warmup, length)
+        self.phase = phase
 
     # ------------------------------------------------------------------ checkpoints
     @property
     def ckpt_path(self) -> Path:
         return self.outdir / "checkpoint.pt"
 
+    def _rng_state(self) -> dict:
+        return {"torch": torch.get_rng_state(), "python": random.getstate(),
+                "cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None}
+
     def save_checkpoint(self) -> None:
+        """Rank 0 writes the checkpoint, with every rank's RNG state (a collective call)."""
+        rngs = [self._rng_state()]
+        if self.world > 1:
+            rngs = [None] * self.world
+            dist.all_gather_object(rngs, self._rng_state())
         if self.rank != 0:
             return
         state = {
-            "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
+            "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "phase": self.phase,
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
-            "rng": {"torch": torch.get_rng_state(), "python": random.getstate(),
-                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
-            "config": self.resolved_config, "train": asdict(self.cfg),
+            "rng_per_rank": rngs, "counts": dict(self.counts), "nonfinite_in_a_row": self.nonfinite_in_a_row,
+            "config": self.resolved_config, "train": asdict(self.cfg), "world": self.world,
         }
         atomic_save(state, self.ckpt_path)
 
@@ -178,16 +275,29 @@ class Trainer:
             raise RuntimeError(
                 f"{self.ckpt_path} was written by a run with another configuration; remove it (or pass "
                 "--no-resume) to start over, or restore the configuration it was made with")
+        if "rng_per_rank" not in state:
+            raise RuntimeError(f"{self.ckpt_path} was written by an older espnet_distill (no per-rank RNG states); "
+                               "remove it (or pass --no-resume) to start over")
         self.model.load_state_dict(state["model"])
+        self._enter_phase(int(state["phase"]))
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
-        torch.set_rng_state(state["rng"]["torch"])
-        py = state["rng"]["python"]
-        random.setstate((py[0], tuple(py[1]), py[2]))
-        if state["rng"]["cuda"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        rngs = state["rng_per_rank"]
+        if len(rngs) != self.world:
+            logger.warning("%s was written by %d processes, this run has %d: the data order and position are kept, "
+                           "the random streams (dropout, masks) start anew", self.ckpt_path, len(rngs), self.world)
+            torch.manual_seed(self.cfg.seed + 1000 * self.rank + state["step"])
+        else:
+            rng = rngs[self.rank]
+            torch.set_rng_state(rng["torch"])
+            py = rng["python"]
+            random.setstate((py[0], tuple(py[1]), py[2]))
+            if rng["cuda"] is not None and self.device.type == "cuda":
+                torch.cuda.set_rng_state(rng["cuda"], self.device)
         self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
+        self.counts.update(state["counts"])
+        self.nonfinite_in_a_row = state["nonfinite_in_a_row"]
         logger.info("resumed from %s at step %d (epoch %d, batch %d)", self.ckpt_path, self.step, self.epoch,
                     self.batch_in_epoch)
         return True
@@ -201,10 +311,10 @@ class Trainer:
         if self._tb is None:
             try:
                 from torch.utils.tensorboard import SummaryWriter
-
-                self._tb = SummaryWriter(str(self.outdir / "tensorboard"))
-            except Exception:  # tensorboard not installed
+            except ImportError:
                 self._tb = False
+            else:
+                self._tb = SummaryWriter(str(self.outdir / "tensorboard"))
         if self._tb:
             for k, v in record.items():
                 if k not in ("step", "split") and isinstance(v, (int, float)):
@@ -214,8 +324,10 @@ class Trainer:
     def _loader(self, dataset, sampler):
         # a private generator: creating a loader must not draw from the global RNG, or a run
         # resumed mid-epoch would see other dropout and masks than an uninterrupted one
-        return torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate,
-                                           num_workers=self.cfg.num_workers, generator=torch.Generator())
+        workers = self.cfg.workers(self.device, self.local_world)
+        extra = {"prefetch_factor": self.cfg.prefetch_batches} if workers > 0 else {}
+        return torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=workers,
+                                           pin_memory=self.device.type == "cuda", generator=torch.Generator(), **extra)
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
@@ -223,8 +335,8 @@ class Trainer:
             return {}
         self.model.eval()
         sums: dict[str, list[float]] = {}
-        sampler = BucketBatches(self.valid_set.samples, self.cfg.max_batch_seconds, False, 0, self.rank, self.world,
-                                self.cfg.max_batch_size)
+        sampler = BucketBatches(self.valid_set.samples, self.batch_seconds, False, 0, self.rank, self.world,
+                                self.batch_size)
         for batch in self._loader(self.valid_set, sampler):
             with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
                 stats = self.task.validation_step(move(batch, self.device))
@@ -240,22 +352,30 @@ class Trainer:
         self.model.train()
         return {k: s / max(c, 1e-9) for k, (s, c) in sums.items()}
 
+    def _all_agree(self, flag: bool) -> bool:
+        """True on every rank when ``flag`` is true on any rank (one tiny all-reduce)."""
+        if self.world == 1:
+            return flag
+        t = torch.tensor([1.0 if flag else 0.0], device=self.device)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return bool(t.item() > 0)
+
     def fit(self, resume: bool = True) -> dict:
         """Train to ``max_steps``. Returns the last validation stats."""
         self.outdir.mkdir(parents=True, exist_ok=True)
-        if self.rank == 0:
-            import yaml
-
-            with open(self.outdir / "config.yaml", "w") as f:
-                yaml.safe_dump({"train": asdict(self.cfg), **self.resolved_config}, f, sort_keys=False)
         if resume:
             self.load_checkpoint()
         elif self.rank == 0:
             for stale in (self.outdir / "train_log.jsonl", self.ckpt_path):
                 stale.unlink(missing_ok=True)
-        if self.step == 0:
-            torch.manual_seed(self.cfg.seed)
-            random.seed(self.cfg.seed)
+        if self.rank == 0:  # written after the resume check: a refused resume leaves the old config
+            import yaml
+
+            with open(self.outdir / "config.yaml", "w") as f:
+                yaml.safe_dump({"train": asdict(self.cfg), **self.resolved_config}, f, sort_keys=False)
+        if self.step == 0:  # each rank its own random stream (dropout, masks); rank 0 as a single process
+            torch.manual_seed(self.cfg.seed + 1000 * self.rank)
+            random.seed(self.cfg.seed + 1000 * self.rank)
         self.model.train()
         start_time = time.time()
         kill_at = _kill_at_step()
@@ -267,22 +387,41 @@ class Trainer:
             self.sampler.set_epoch(self.epoch, self.batch_in_epoch)
             for batch in self._loader(self.train_set, self.sampler):
                 t0 = time.time()
+                phase = self.phase_of(self.step)
+                if phase != self.phase:
+                    self._enter_phase(phase)
+                self.counts["bad_utts"] += batch.pop("bad_utts")
+                self.counts["cropped_utts"] += batch.pop("cropped_utts")
+                if self.counts["bad_utts"] > self.cfg.max_bad_utts:
+                    raise RuntimeError(f"more than max_bad_utts={self.cfg.max_bad_utts} unreadable utterances "
+                                       f"skipped (see the warnings above): fix the data dir {self.train_set.data_dir}")
+                if not batch["utt"]:  # every utterance unreadable: nothing to learn from
+                    if self.world > 1:  # the other ranks would wait for this one's gradients forever
+                        raise AudioError(f"rank {self.rank}: every utterance of a batch is unreadable: "
+                                         + "; ".join(batch["bad"][:3]))
+                    self.batch_in_epoch += 1
+                    continue
+                lr = self.scheduler.get_last_lr()[0]  # the rate this update uses
                 stats = self._train_step(move(batch, self.device))
                 self.step += 1
                 self.batch_in_epoch += 1
                 bar.update(1)
                 if self.step % self.cfg.log_every == 0 or self.step == 1:
                     bar.set_postfix({k: f"{v:.3g}" for k, v in stats.items() if k in ("loss", "acc")})
-                self._log({"step": self.step, "split": "train", "epoch": self.epoch, "lr": self.scheduler.get_last_lr()[0],
-                           "batch_utts": len(batch["utt"]), "batch_seconds": float(batch["lengths"].sum()) / 16000,
-                           "step_time": time.time() - t0, **stats})
+                self._log({"step": self.step, "split": "train", "epoch": self.epoch, "phase": self.phase,
+                           "lr": lr, "batch_utts": len(batch["utt"]),
+                           "batch_seconds": float(batch["lengths"].sum()) / 16000, "step_time": time.time() - t0,
+                           **stats, **self.counts})
                 if self.cfg.valid_every and self.step % self.cfg.valid_every == 0 and self.step < self.cfg.max_steps:
                     last_valid = self.validate()
                     self._log({"step": self.step, "split": "valid", **last_valid})
                 if self.step == kill_at:
                     logger.warning("ESPNET_DISTILL_KILL_AT_STEP=%d: killing this process", self.step)
                     os.kill(os.getpid(), signal.SIGKILL)
-                over_time = self.cfg.max_minutes > 0 and time.time() - start_time > 60 * self.cfg.max_minutes
+                over_time = False
+                if self.cfg.max_minutes > 0 and (self.step % self.cfg.log_every == 0 or self.world == 1):
+                    # all ranks stop at the same step, or the others would wait for it forever
+                    over_time = self._all_agree(time.time() - start_time > 60 * self.cfg.max_minutes)
                 if self.step % self.cfg.ckpt_every == 0 or self.step >= self.cfg.max_steps or over_time:
                     self.save_checkpoint()
                 if over_time:
@@ -300,6 +439,8 @@ class Trainer:
         if last_valid:
             self._log({"step": self.step, "split": "valid", **last_valid})
             logger.info("valid at step %d: %s", self.step, {k: round(v, 4) for k, v in last_valid.items()})
+        if any(self.counts.values()):
+            logger.warning("over the run: %s", self.counts)
         if self._tb:
             self._tb.close()
         if self.world > 1:  # leave together: a rank exiting while others still talk can abort the job
@@ -320,32 +461,32 @@ class Trainer:
         logger.info("rank %d/%d: weights identical on all ranks (checksum %.10g)", self.rank, self.world, values[0])
         return values[0]
 
-    def _average_gradients(self) -> None:
-        """Data parallelism: one all-reduce of all gradients (flattened), divided by the world size.
-        Every rank computes gradients for the same parameters (the tasks are deterministic in that)."""
-        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
-        flat = torch.cat([g.reshape(-1) for g in grads])
-        dist.all_reduce(flat)
-        flat /= self.world
-        offset = 0
-        for g in grads:
-            g.copy_(flat[offset: offset + g.numel()].view_as(g))
-            offset += g.numel()
-
     def _train_step(self, batch: dict) -> dict[str, float]:
+        """One update. A non-finite loss or gradient norm skips the update (the same decision on
+        every rank: DDP has averaged the gradients) and is counted; ``max_nonfinite_steps`` in a
+        row stop the run."""
         self.optimizer.zero_grad(set_to_none=True)
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
-            loss, stats = self.task.training_step(batch, self.step)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"non-finite loss {float(loss)} at step {self.step} (utterances {batch['utt'][:4]}...)")
+            loss, stats = self.step_module(batch, self.step)
         self.scaler.scale(loss).backward()
-        if self.world > 1:
-            self._average_gradients()
         self.scaler.unscale_(self.optimizer)
         gnorm = torch.nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.grad is not None],
                                                self.cfg.grad_clip)
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        self.scheduler.step()
-        stats = dict(stats, loss=float(loss.detach()), grad_norm=float(gnorm) if math.isfinite(float(gnorm)) else -1.0)
+        finite = math.isfinite(float(gnorm))
+        if finite:
+            self.scaler.step(self.optimizer)
+        self.scaler.update()  # fp16: a non-finite step lowers the loss scale
+        if finite:
+            self.scheduler.step()
+            self.nonfinite_in_a_row = 0
+        else:
+            self.counts["skipped_updates"] += 1
+            self.nonfinite_in_a_row += 1
+            logger.warning("step %d: non-finite loss or gradient (loss %s): update skipped (%d in a row)", self.step,
+                           float(loss.detach()), self.nonfinite_in_a_row)
+            if self.nonfinite_in_a_row >= self.cfg.max_nonfinite_steps:
+                raise FloatingPointError(
+                    f"{self.nonfinite_in_a_row} updates in a row had a non-finite loss or gradient (step {self.step}, "
+                    f"utterances {batch['utt'][:4]}...): lower lr, use bf16 instead of fp16, or check the data")
+        stats = dict(stats, loss=float(loss.detach()), grad_norm=float(gnorm) if finite else -1.0)
         return stats

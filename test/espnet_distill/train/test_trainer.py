@@ -1,0 +1,143 @@
+"""The trainer with a small task: phases with their own warm-up, non-finite updates skipped,
+global batches divided over processes, unreadable audio skipped and stale durations cropped."""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from conftest import make_data_dir
+from espnet_distill.data.audio import AudioError
+from espnet_distill.data.dataset import AudioDataset
+from espnet_distill.train.trainer import Trainer, TrainConfig
+
+
+class ToyTask:
+    """Two linear layers on 10 ms frame energies; ``nan_steps``: steps whose loss is NaN;
+    ``phase_starts``: [0, K] trains only ``first`` before step K."""
+
+    def __init__(self, nan_steps=(), phase_starts=(0,)):
+        torch.manual_seed(0)
+        self.model = nn.ModuleDict({"first": nn.Linear(160, 8), "second": nn.Linear(8, 1)})
+        self.nan_steps = set(nan_steps)
+        self.phase_starts = list(phase_starts)
+
+    def trainable_parameters(self, phase):
+        if len(self.phase_starts) > 1 and phase == 0:
+            return list(self.model["first"].parameters())
+        return list(self.model.parameters())
+
+    def _loss(self, batch):
+        frames = batch["wav"][:, : batch["wav"].shape[1] // 160 * 160].reshape(len(batch["utt"]), -1, 160)
+        return self.model["second"](self.model["first"](frames)).pow(2).mean()
+
+    def training_step(self, batch, step):
+        loss = self._loss(batch)
+        if step in self.nan_steps:
+            loss = loss * float("nan")
+        return loss, {}
+
+    def validation_step(self, batch):
+        return {"loss": (float(self._loss(batch)), 1.0)}
+
+
+@pytest.fixture
+def toy_dir(tmp_path):
+    return make_data_dir(tmp_path, {f"spk{i % 2}-{i:03d}": (f"spk{i % 2}", "a b") for i in range(6)})
+
+
+def run(task, data_dir, outdir, **train):
+    cfg = TrainConfig.from_dict({"max_steps": 8, "lr": 0.01, "warmup_ratio": 0.0, "max_batch_seconds": 1.0,
+                                 "ckpt_every": 100, "log_every": 1, **train})
+    ds = AudioDataset(data_dir, max_seconds=10, skip_bad_audio=cfg.skip_bad_audio)
+    trainer = Trainer(task, ds, None, cfg, outdir)
+    trainer.fit(resume=False)
+    log = [json.loads(line) for line in (outdir / "train_log.jsonl").read_text().splitlines()]
+    return trainer, [r for r in log if r["split"] == "train"]
+
+
+def test_nonfinite_updates_are_skipped_and_counted(toy_dir, tmp_path):
+    task = ToyTask()
+    weights = []
+    orig = task.training_step
+
+    def spy(batch, step):
+        weights.append({k: v.clone() for k, v in task.model.state_dict().items()})
+        return orig(batch, step)
+
+    task.nan_steps = {2, 3}
+    task.training_step = spy
+    trainer, log = run(task, toy_dir, tmp_path / "run")
+    assert trainer.counts["skipped_updates"] == 2 and log[-1]["skipped_updates"] == 2
+    assert [r["grad_norm"] for r in log][2:4] == [-1.0, -1.0]
+    for k in weights[2]:  # the NaN steps changed nothing
+        assert torch.equal(weights[2][k], weights[4][k])
+        assert not torch.equal(weights[1][k], weights[2][k])
+    assert all(math.isfinite(float(p.sum())) for p in task.model.parameters())
+    with pytest.raises(FloatingPointError, match="3 updates in a row had a non-finite loss"):
+        run(ToyTask(nan_steps=range(2, 8)), toy_dir, tmp_path / "run2", max_nonfinite_steps=3)
+
+
+def test_each_phase_has_its_own_warmup_and_parameters(toy_dir, tmp_path):
+    task = ToyTask(phase_starts=(0, 4))
+    second = {k: v.clone() for k, v in task.model["second"].state_dict().items()}
+    seen = []
+    orig = task.training_step
+
+    def spy(batch, step):
+        if step == 4:
+            seen.extend(torch.equal(v, second[k]) for k, v in task.model["second"].state_dict().items())
+        return orig(batch, step)
+
+    task.training_step = spy
+    _, log = run(task, toy_dir, tmp_path / "run", max_steps=10, warmup_ratio=0.5)
+    lrs = [r["lr"] for r in log]
+    # phase 0: 4 steps, 2 of warm-up; phase 1: 6 steps, 3 of warm-up, starting again from lr / 3
+    assert lrs[0] == pytest.approx(0.01 / 2) and lrs[1] == pytest.approx(0.01)
+    assert [r["phase"] for r in log] == [0] * 4 + [1] * 6
+    assert lrs[4] == pytest.approx(0.01 / 3) and lrs[5] == pytest.approx(0.02 / 3) and lrs[6] == pytest.approx(0.01)
+    assert seen and all(seen)  # the second layer did not move during phase 0
+
+
+def test_global_batch_is_divided_over_processes():
+    cfg = TrainConfig.from_dict({"global_batch_seconds": 720, "global_batch_size": 96})
+    assert cfg.per_process_batch(1) == (720, 96)
+    assert cfg.per_process_batch(4) == (180, 24)
+    assert cfg.per_process_batch(8) == (90, 12)
+    assert TrainConfig.from_dict({"max_batch_seconds": 30}).per_process_batch(8) == (30, None)
+    with pytest.raises(ValueError, match="global_batch_size 4 is smaller than the 8 processes"):
+        TrainConfig.from_dict({"global_batch_size": 4}).per_process_batch(8)
+
+
+def test_unreadable_audio_is_skipped_with_a_count_or_stops_with_its_name(toy_dir, tmp_path):
+    from espnet_distill.data.kaldi_dir import write_utt2dur
+
+    write_utt2dur(toy_dir)  # the data stage measured it; the file broke afterwards
+    (tmp_path / "wav" / "spk1-003.wav").write_bytes(b"RIFF0000WAVEjunk")
+    trainer, log = run(ToyTask(), toy_dir, tmp_path / "run", max_steps=6)
+    assert trainer.counts["bad_utts"] >= 1 and len(log) == 6
+    with pytest.raises(RuntimeError, match="more than max_bad_utts=0 unreadable utterances"):
+        run(ToyTask(), toy_dir, tmp_path / "run2", max_steps=6, max_bad_utts=0)
+    with pytest.raises(AudioError, match="utterance 'spk1-003'"):
+        run(ToyTask(), toy_dir, tmp_path / "run3", max_steps=6, skip_bad_audio=False)
+
+
+def test_stale_durations_are_cropped_not_trusted(toy_dir, tmp_path):
+    from espnet_distill.data.kaldi_dir import read_table, write_utt2dur
+
+    durs = write_utt2dur(toy_dir)
+    assert durs["spk0-000"] == pytest.approx(0.3) and durs["spk1-005"] == pytest.approx(0.8)
+    # the audio of spk0-000 is replaced by a 6 s file: utt2dur is now stale
+    from conftest import write_wav
+
+    write_wav(tmp_path / "wav" / "spk0-000.wav", 6.0)
+    ds = AudioDataset(toy_dir)
+    item = ds[ds.utts.index("spk0-000")]
+    assert item["cropped"] and len(item["wav"]) == 4800
+    trainer, log = run(ToyTask(), toy_dir, tmp_path / "run", max_steps=6)
+    assert trainer.counts["cropped_utts"] >= 1
+    assert max(r["batch_seconds"] for r in log) <= 1.0 + 1e-6
+    assert float(read_table(toy_dir / "utt2dur").as_dict()["spk0-000"]) == pytest.approx(0.3)
