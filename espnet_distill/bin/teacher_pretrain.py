@@ -18,7 +18,6 @@ import argparse
 import json
 import logging
 import sys
-from collections import Counter
 from pathlib import Path
 
 import torch
@@ -62,25 +61,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_kmeans(a) -> None:
-    utts, lengths, feats = pt.load_feature_shards(a.train_feats)
-    logging.info("k-means: %d frames of %d utterances, %d dims, %d clusters", len(feats), len(utts), feats.shape[1],
-                 a.n_clusters)
-    km = pt.fit_kmeans(feats, a.n_clusters, a.sample_frames, a.seed)
+    sample, mean, std, total = pt.sample_feature_shards(a.train_feats, a.sample_frames, a.seed)
+    logging.info("k-means: %d of %d frames, %d dims, %d clusters", len(sample), total, sample.shape[1], a.n_clusters)
+    km = pt.fit_kmeans(sample, a.n_clusters, a.sample_frames, a.seed, mean, std)
     out = Path(a.outdir)
     out.mkdir(parents=True, exist_ok=True)
     from espnet_distill.teacher.checkpoints import atomic_save
 
     atomic_save(km, out / "km.pt")
-    stats = {"n_clusters": a.n_clusters, "inertia": km["inertia"], "train_frames": len(feats)}
+    stats = {"n_clusters": a.n_clusters, "inertia": km["inertia"], "train_frames": total}
     for spec in a.label:
         name, files = spec.split("=", 1)
-        u, n, f = pt.load_feature_shards(files.split(","))
-        labels = pt.assign_labels(f, km)
-        pt.write_labels(out / f"labels.{name}", u, n, labels)
-        counts = Counter(labels.tolist())
-        stats[f"{name}_majority_class"], top = counts.most_common(1)[0]
-        stats[f"{name}_majority_rate"] = top / len(labels)
-        stats[f"{name}_clusters_used"] = len(counts)
+        counts = pt.label_shards(files.split(","), km, out / f"labels.{name}")
+        stats[f"{name}_majority_class"] = int(counts.argmax())
+        stats[f"{name}_majority_rate"] = float(counts.max()) / max(1, int(counts.sum()))
+        stats[f"{name}_clusters_used"] = int((counts > 0).sum())
     with open(out / "kmeans.json", "w") as fh:
         json.dump(stats, fh, indent=2)
     logging.info("k-means: %s", stats)

@@ -92,25 +92,71 @@ def dump_features(data_dir: str | os.PathLike, out: str | os.PathLike, shard: in
     return len(names)
 
 
+def _open_shard(path: str | os.PathLike) -> dict:
+    """A feature shard with its tensors memory-mapped (nothing is read until it is indexed)."""
+    try:
+        d = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:
+        d = safe_load(path)  # the clear one-line error
+    for key in ("utts", "lengths", "feats"):
+        if key not in d:
+            raise ValueError(f"{path}: not a feature shard (no '{key}')")
+    return d
+
+
 def load_feature_shards(paths: list[str | os.PathLike]) -> tuple[list[str], torch.Tensor, torch.Tensor]:
+    """All frames of the shards in memory (for small sets: validation, tests)."""
     utts, lengths, feats = [], [], []
     for p in paths:
-        d = safe_load(p)
+        d = _open_shard(p)
         utts += d["utts"]
         lengths.append(d["lengths"])
-        feats.append(d["feats"])
+        feats.append(d["feats"].clone())
     return utts, torch.cat(lengths), torch.cat(feats)
+
+
+def sample_feature_shards(paths: list[str | os.PathLike], sample_frames: int, seed: int = 0
+                          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+    """k-means input from shards of any total size, one memory-mapped shard at a time (fairseq's
+    HuBERT recipe samples a portion of the frames the same way): the per-dimension mean and std
+    over all frames, and ``sample_frames`` frames drawn uniformly without replacement (all of
+    them when there are fewer). Returns (sample, mean, std, total frames)."""
+    sizes, total, s1, s2 = [], 0, 0.0, 0.0
+    for p in paths:
+        f = _open_shard(p)["feats"]
+        sizes.append(len(f))
+        total += len(f)
+        for i in range(0, len(f), 200_000):
+            chunk = f[i:i + 200_000].double()
+            s1 = s1 + chunk.sum(0)
+            s2 = s2 + (chunk * chunk).sum(0)
+    if total == 0:
+        raise ValueError(f"no frames in {len(paths)} feature shards")
+    mean = (s1 / total).float()
+    std = ((s2 - s1 * s1 / total) / max(1, total - 1)).clamp(min=0).sqrt().float().clamp(min=1e-5)
+    rng = np.random.default_rng(seed)
+    pick = np.sort(rng.choice(total, sample_frames, replace=False)) if total > sample_frames else np.arange(total)
+    out, offset = [], 0
+    for p, n in zip(paths, sizes):
+        idx = pick[(pick >= offset) & (pick < offset + n)] - offset
+        if len(idx):
+            out.append(_open_shard(p)["feats"][torch.from_numpy(idx)].float())
+        offset += n
+    return torch.cat(out), mean, std, total
 
 
 # ----------------------------------------------------------------------------- k-means
 
 
-def fit_kmeans(feats: torch.Tensor, n_clusters: int, sample_frames: int = 200_000, seed: int = 0) -> dict:
-    """Mini-batch k-means on CMVN-normalised frames. Returns ``{"centers", "mean", "std", "inertia"}``
-    (inertia: mean squared distance of the fitted frames to their centroid)."""
+def fit_kmeans(feats: torch.Tensor, n_clusters: int, sample_frames: int = 200_000, seed: int = 0,
+               mean: torch.Tensor | None = None, std: torch.Tensor | None = None) -> dict:
+    """Mini-batch k-means on CMVN-normalised frames (``mean``/``std`` given, or those of ``feats``).
+    Returns ``{"centers", "mean", "std", "inertia"}`` (inertia: mean squared distance of the
+    fitted frames to their centroid)."""
     from sklearn.cluster import MiniBatchKMeans
 
-    mean, std = feats.mean(0), feats.std(0).clamp(min=1e-5)
+    if mean is None or std is None:
+        mean, std = feats.mean(0), feats.std(0).clamp(min=1e-5)
     x = ((feats - mean) / std).numpy()
     rng = np.random.default_rng(seed)
     if len(x) > sample_frames:
@@ -141,8 +187,31 @@ def write_labels(path: str | os.PathLike, utts: list[str], lengths: torch.Tensor
     write_table(path, rows)
 
 
+def label_shards(paths: list[str | os.PathLike], km: dict, out: str | os.PathLike) -> torch.Tensor:
+    """Nearest-centroid labels of every frame of the shards, one memory-mapped shard at a time,
+    appended to ``out`` (a Kaldi-style table, written to a temporary file and renamed at the end).
+    Returns the per-cluster frame counts."""
+    from tqdm import tqdm
+
+    counts = torch.zeros(len(km["centers"]), dtype=torch.long)
+    out = Path(out)
+    tmp = out.with_name(f".{out.name}.tmp")
+    with open(tmp, "w") as fh:
+        for p in tqdm(paths, desc=f"labels {out.name}", unit="shard", disable=len(paths) < 4):
+            d = _open_shard(p)
+            labels = assign_labels(d["feats"], km)
+            counts += torch.bincount(labels, minlength=len(counts))
+            off = 0
+            for u, n in zip(d["utts"], d["lengths"].tolist()):
+                fh.write(f"{u} {' '.join(map(str, labels[off: off + n].tolist()))}\n")
+                off += n
+    os.replace(tmp, out)
+    return counts
+
+
 def read_labels(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    return {k: np.array(v.split(), dtype=np.int64) for k, v in read_table(path).items}
+    """utt -> frame labels (int16: 960 h of 50 Hz labels take 350 MB, not 1.4 GB)."""
+    return {k: np.array(v.split(), dtype=np.int16) for k, v in read_table(path).items}
 
 
 # ----------------------------------------------------------------------------- masked prediction
@@ -191,7 +260,7 @@ class HubertPretrainTask:
         t = int(frames.max())
         time_mask = span_mask(frames.cpu(), t, self.mask_prob, self.mask_length, generator).to(wav.device)
         hidden, valid = self.model(wav, lengths, time_mask=time_mask)
-        labels = align_labels(batch["km"], t)
+        labels = align_labels(batch["km"].long(), t)
         sel = time_mask & valid & (labels != IGNORE)
         logits = self.model.logits(hidden[-1][sel])  # (N, C)
         return logits, labels[sel], hidden, valid, labels, time_mask

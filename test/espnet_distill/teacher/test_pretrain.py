@@ -50,6 +50,34 @@ def test_kmeans_labels_recover_clusters():
     assert len(set(labels.tolist())) == 4 and km["inertia"] < 0.1
 
 
+def test_kmeans_input_streams_shard_by_shard(tmp_path):
+    """Shards are memory-mapped one at a time: the sample, the CMVN statistics and the labels
+    equal those of all frames loaded at once."""
+    from espnet_distill.teacher.checkpoints import atomic_save
+
+    torch.manual_seed(0)
+    paths, all_feats = [], []
+    for i in range(3):
+        lengths = torch.randint(5, 40, (4,))
+        feats = torch.randn(int(lengths.sum()), 6) * (i + 1) + i
+        atomic_save({"utts": [f"s{i}-u{j}" for j in range(4)], "lengths": lengths, "feats": feats}, tmp_path / f"f{i}.pt")
+        paths.append(tmp_path / f"f{i}.pt")
+        all_feats.append(feats)
+    everything = torch.cat(all_feats)
+    sample, mean, std, total = pt.sample_feature_shards(paths, 10 ** 6)
+    assert total == len(everything) and torch.equal(sample, everything)
+    torch.testing.assert_close(mean, everything.mean(0), atol=1e-5, rtol=0)
+    torch.testing.assert_close(std, everything.std(0), atol=1e-5, rtol=0)
+    sub, _, _, _ = pt.sample_feature_shards(paths, 50, seed=1)
+    assert len(sub) == 50 and all((everything == row).all(1).any() for row in sub)
+    km = pt.fit_kmeans(sample, 4, seed=0, mean=mean, std=std)
+    counts = pt.label_shards(paths, km, tmp_path / "labels.train")
+    utts, lengths, feats = pt.load_feature_shards(paths)
+    pt.write_labels(tmp_path / "labels.ref", utts, lengths, pt.assign_labels(feats, km))
+    assert (tmp_path / "labels.train").read_text() == (tmp_path / "labels.ref").read_text()
+    assert int(counts.sum()) == total
+
+
 TINY_CONF = {
     "backend": "pretrain",
     "model": {"conv_layers": [[16, 10, 5], [16, 3, 2], [16, 3, 2], [16, 3, 2], [16, 3, 2], [16, 2, 2], [16, 2, 2]],
