@@ -30,22 +30,23 @@ def reg_loss_layer(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
 
 
 def reg_loss(preds: dict[int, torch.Tensor], targets: dict[int, torch.Tensor], mask: torch.Tensor, lam: float = 1.0
-             ) -> tuple[torch.Tensor, dict[str, float]]:
+             ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """L_reg averaged over the predicted layers. ``preds``/``targets``: {teacher layer: (B, T, D)}.
 
-    Returns (loss, stats) with per-layer L1 and cosine in ``stats``.
+    Returns (loss, stats) with per-layer L1 and cosine in ``stats`` (detached scalar tensors: reading
+    them is left to the caller, so that a training step does not wait for the device mid-way).
     """
     if not preds:
         raise ValueError("reg_loss: no predicted layers")
     total = 0.0
-    stats: dict[str, float] = {}
+    stats: dict[str, torch.Tensor] = {}
     for layer, p in preds.items():
         loss, l1, cos = reg_loss_layer(p, targets[layer], mask, lam)
         total = total + loss
-        stats[f"l1_{layer}"] = float(l1)
-        stats[f"cos_{layer}"] = float(cos)
+        stats[f"l1_{layer}"] = l1
+        stats[f"cos_{layer}"] = cos
     loss = total / len(preds)
-    stats["reg"] = float(loss.detach())
+    stats["reg"] = loss.detach()
     return loss, stats
 
 

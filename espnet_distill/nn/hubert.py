@@ -115,12 +115,16 @@ def masked_group_norm(x: torch.Tensor, mask: torch.Tensor, norm: nn.GroupNorm) -
 
     x: (B, C, T); mask: (B, T). Equals ``norm(x)`` when nothing is padded.
     """
-    m = mask[:, None, :].to(x.dtype)
-    n = m.sum(-1, keepdim=True).clamp(min=1)
-    mean = (x * m).sum(-1, keepdim=True) / n
-    var = (((x - mean) * m) ** 2).sum(-1, keepdim=True) / n
-    y = (x - mean) / torch.sqrt(var + norm.eps)
-    return (y * norm.weight[None, :, None] + norm.bias[None, :, None]) * m
+    # statistics in fp32 (also under fp16 autocast) with two matrix-vector products over time,
+    # then one fused scale-and-shift: fewer passes over the largest tensor of the model
+    xf = x.float()
+    m = mask.to(xf.dtype)[:, :, None]  # (B, T, 1)
+    n = m.sum(1, keepdim=True).clamp(min=1)  # (B, 1, 1)
+    mean = torch.bmm(xf, m) / n  # (B, C, 1)
+    var = ((torch.bmm(xf * xf, m) / n) - mean * mean).clamp(min=0)
+    scale = torch.rsqrt(var + norm.eps) * norm.weight.float()[None, :, None]
+    shift = norm.bias.float()[None, :, None] - mean * scale
+    return (torch.addcmul(shift, xf, scale) * m.transpose(1, 2)).to(x.dtype)
 
 
 class TransposedLayerNorm(nn.Module):
@@ -164,10 +168,14 @@ class ConvFeatureExtractor(nn.Module):
             x = layer[0](x)
             lengths = (torch.div(lengths - k, s, rounding_mode="floor") + 1).clamp(min=0)
             mask = lengths_to_mask(lengths, x.shape[-1])
+            masked = False
             if len(layer) == 4:
                 norm = layer[2]
-                x = masked_group_norm(x, mask, norm) if isinstance(norm, nn.GroupNorm) else norm(x)
-            x = layer[-1](x) * mask[:, None, :].to(x.dtype)
+                masked = isinstance(norm, nn.GroupNorm)  # zero on padded frames, and GELU(0) = 0
+                x = masked_group_norm(x, mask, norm) if masked else norm(x)
+            x = layer[-1](x)
+            if not masked:
+                x = x.mul_(mask[:, None, :].to(x.dtype))  # in place: GELU's backward needs its input only
         return x, lengths
 
 

@@ -268,14 +268,14 @@ class HubertPretrainTask:
     def training_step(self, batch: dict, step: int) -> tuple[torch.Tensor, dict[str, float]]:
         logits, target, hidden, valid, labels, time_mask = self._forward(batch)
         loss = F.cross_entropy(logits, target)
-        stats = {"acc": float((logits.argmax(-1) == target).float().mean()), "masked_frames": int(target.numel())}
+        stats = {"acc": (logits.argmax(-1) == target).float().mean().detach(), "masked_frames": int(target.numel())}
         if self.nomask_weight > 0:
             sel = ~time_mask & valid & (labels != IGNORE)
             if sel.any():
                 um = self.model.logits(hidden[-1][sel])
                 um_loss = F.cross_entropy(um, labels[sel])
                 loss = loss + self.nomask_weight * um_loss
-                stats.update(loss_nomask=float(um_loss.detach()), acc_nomask=float((um.argmax(-1) == labels[sel]).float().mean()))
+                stats.update(loss_nomask=um_loss.detach(), acc_nomask=(um.argmax(-1) == labels[sel]).float().mean().detach())
         return loss, stats
 
     @torch.no_grad()

@@ -105,12 +105,17 @@ class Teacher(nn.Module, metaclass=abc.ABCMeta):
             )
 
     @torch.no_grad()
-    def forward(self, wavs: torch.Tensor, lengths: torch.Tensor, utt_ids: list[str] | None = None) -> TeacherOutput:
-        self.check_lengths(lengths, utt_ids)
-        return self._forward(wavs, lengths)
+    def forward(self, wavs: torch.Tensor, lengths: torch.Tensor, utt_ids: list[str] | None = None,
+                num_layers: int | None = None, lengths_cpu: torch.Tensor | None = None) -> TeacherOutput:
+        """``num_layers``: run only the first N transformer layers (``hidden`` then has N + 1
+        entries and no logits; 0 = the CNN and projection only, what front-end adaptation needs);
+        backends that cannot stop early return every layer. ``lengths_cpu``: the lengths on the
+        host, so that the length check does not wait for the device."""
+        self.check_lengths(lengths if lengths_cpu is None else lengths_cpu, utt_ids)
+        return self._forward(wavs, lengths, num_layers)
 
     @abc.abstractmethod
-    def _forward(self, wavs: torch.Tensor, lengths: torch.Tensor) -> TeacherOutput:
+    def _forward(self, wavs: torch.Tensor, lengths: torch.Tensor, num_layers: int | None = None) -> TeacherOutput:
         """The model's forward pass, called under no_grad after the length check."""
 
 
@@ -146,7 +151,10 @@ class HubertTeacher(Teacher):
     def logit_temp(self) -> float:
         return self.model.cfg.logit_temp
 
-    def _forward(self, wavs, lengths) -> TeacherOutput:
+    def _forward(self, wavs, lengths, num_layers=None) -> TeacherOutput:
+        if num_layers is not None and num_layers < self.num_layers:
+            hidden, mask = self.model(wavs, lengths, num_layers=num_layers)
+            return TeacherOutput(hidden, mask, None)
         hidden, mask = self.model(wavs, lengths)
         logits = self.model.logits(hidden[-1]) if self.model.has_codebook else None
         return TeacherOutput(hidden, mask, logits)
@@ -245,7 +253,7 @@ class S3PRLTeacher(Teacher):
     def logit_temp(self) -> float:
         return float(getattr(self._head, "logit_temp", 0.1))
 
-    def _forward(self, wavs, lengths) -> TeacherOutput:
+    def _forward(self, wavs, lengths, num_layers=None) -> TeacherOutput:
         hs, hs_len = self.upstream(wavs, lengths)
         n = hs_len[0].to(wavs.device)
         if self.upstream.downsample_rates[0] == 320:

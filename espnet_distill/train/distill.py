@@ -96,19 +96,22 @@ class DistillTask:
         self.teacher.to(device)
         return self
 
-    def teacher_outputs(self, batch: dict) -> TeacherOutput:
+    def teacher_outputs(self, batch: dict, num_layers: int | None = None) -> TeacherOutput:
+        """The teacher's outputs for a batch (from the cache when there is one); ``num_layers=0``:
+        its layer-0 input only (front-end adaptation needs nothing else)."""
         if self.cache is not None:
             return self.cache.get(self.teacher, batch)
-        return self.teacher(batch["wav"], batch["lengths"], utt_ids=batch["utt"])
+        return self.teacher(batch["wav"], batch["lengths"], utt_ids=batch["utt"], num_layers=num_layers,
+                            lengths_cpu=batch.get("lengths_cpu"))
 
     def _losses(self, batch: dict, step: int) -> tuple[torch.Tensor, dict[str, float]]:
-        t = self.teacher_outputs(batch)
+        t = self.teacher_outputs(batch, num_layers=0 if step < self.fe_adapt_steps else None)
         if step < self.fe_adapt_steps:
             pred, mask = self.model.frontend_adapt(batch["wav"], batch["lengths"])
             n = min(pred.shape[1], t.mask.shape[1])
             pred, mask, tmask, target = pred[:, :n], mask[:, :n], t.mask[:, :n], t.hidden[0][:, :n]
             loss = frontend_loss(pred, target, mask & tmask)
-            return loss, {"fe_l1": float(loss.detach())}
+            return loss, {"fe_l1": loss.detach()}
         out = self.model(batch["wav"], batch["lengths"])
         n = min(out.mask.shape[1], t.mask.shape[1])
         mask = out.mask[:, :n] & t.mask[:, :n]
@@ -118,7 +121,7 @@ class DistillTask:
         if self.alpha > 0:
             ld = disc_loss(out.disc_logits[:, :n], t.logits[:, :n], mask, self.model.disc_head.loss)
             loss = loss + self.alpha * ld
-            stats["disc"] = float(ld.detach())
+            stats["disc"] = ld.detach()
         return loss, stats
 
     def training_step(self, batch: dict, step: int) -> tuple[torch.Tensor, dict[str, float]]:
@@ -134,7 +137,7 @@ class DistillTask:
         frames = float(mask.sum())
         loss, stats = reg_loss({k: v[:, :n] for k, v in out.preds.items()},
                                {k: t.hidden[k][:, :n] for k in out.preds}, mask, self.lam)
-        res = {k: (v * frames, frames) for k, v in stats.items()}
+        res = {k: (float(v) * frames, frames) for k, v in stats.items()}
         total = float(loss)
         if out.disc_logits is not None and t.logits is not None:
             ld = float(disc_loss(out.disc_logits[:, :n], t.logits[:, :n], mask, self.model.disc_head.loss))

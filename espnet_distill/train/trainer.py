@@ -4,7 +4,7 @@ The trainer owns the loop; a *task* owns the model and the loss:
 
     class MyTask:
         model: nn.Module                                  # everything that is trained and saved
-        def training_step(self, batch, step) -> (loss, {"name": float})
+        def training_step(self, batch, step) -> (loss, {"name": float or 0-dim tensor})
         def validation_step(self, batch) -> {"name": (sum, count)}
         # optional: training in phases, each with its own trainable parameters, optimizer and
         # warm-up + decay schedule (front-end adaptation, then the whole student)
@@ -151,7 +151,12 @@ def pick_device(name: str, local_rank: int) -> torch.device:
 
 
 def move(batch: dict, device: torch.device) -> dict:
-    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+    """The batch's tensors on ``device`` (asynchronous from pinned memory); ``lengths_cpu`` keeps
+    the lengths on the host for checks that must not wait for the device."""
+    out = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+    if "lengths" in batch and torch.is_tensor(batch["lengths"]):
+        out["lengths_cpu"] = batch["lengths"]
+    return out
 
 
 class _StepModule(nn.Module):
@@ -488,5 +493,6 @@ class Trainer:
                 raise FloatingPointError(
                     f"{self.nonfinite_in_a_row} updates in a row had a non-finite loss or gradient (step {self.step}, "
                     f"utterances {batch['utt'][:4]}...): lower lr, use bf16 instead of fp16, or check the data")
-        stats = dict(stats, loss=float(loss.detach()), grad_norm=float(gnorm) if finite else -1.0)
-        return stats
+        # the one read from the device per update (with the gradient norm above): the stats
+        stats = {k: float(v) for k, v in stats.items()}
+        return dict(stats, loss=float(loss.detach()), grad_norm=float(gnorm) if finite else -1.0)
