@@ -129,33 +129,78 @@ def run(benches: list[Bench], batch_sizes: tuple[int, ...] = (1, 8), seconds: fl
     return rows, "\n".join(lines)
 
 
+def attention_flops(model: nn.Module, batch: int, frames: int, backward: bool) -> int:
+    """Analytic FLOPs of the attention products (Q K^T and A V: 2 x 2 B T^2 D per layer) of every
+    ``SelfAttention`` in ``model``, times 3 with the backward pass. torch's FlopCounterMode counts
+    none for CPU attention kernels and only some for fused GPU ones, so they are counted here."""
+    from espnet_distill.nn.hubert import SelfAttention
+
+    dims = [m.q_proj.out_features for m in model.modules() if isinstance(m, SelfAttention)]
+    return sum(4 * batch * frames * frames * d for d in dims) * (3 if backward else 1)
+
+
+def update_flops(task, batch: dict, step: int) -> int:
+    """FLOPs of one distillation update (teacher forward, student forward and backward): matmuls and
+    convolutions from FlopCounterMode, attention products analytically (:func:`attention_flops`)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        loss, _ = task.training_step(batch, step)
+        loss.backward()
+    task.model.zero_grad(set_to_none=True)
+    counted = {str(k) for k in counter.get_flop_counts().get("Global", {})}
+    frames = int((batch["lengths"].max() - 400) // 320 + 1)
+    n = len(batch["utt"])
+    extra = 0
+    if not any("scaled_dot_product" in k for k in counted):
+        extra = attention_flops(task.model, n, frames, True) + attention_flops(task.teacher, n, frames, False)
+    return int(counter.get_total_flops()) + extra
+
+
 def time_train_step(task, batch_seconds: float, utt_seconds: float, repeats: int = 3, device: str = "cpu",
-                    amp: str = "none") -> dict[str, float]:
-    """Median wall seconds of one distillation update: teacher forward, student forward and
-    backward (L_reg + alpha L_disc, after front-end adaptation), AdamW step. The batch holds
-    ``round(batch_seconds / utt_seconds)`` utterances of ``utt_seconds`` each. ``amp``: none |
-    fp16 | bf16 (autocast, GPU only). Returns ``{"step": s, "per_audio_second": s, "utts": n}``."""
+                    amp: str = "none", max_utts: int | None = None, peak_tflops: float = 0.0) -> dict[str, float]:
+    """Median wall seconds of one distillation update as the trainer makes it (``Trainer._train_step``:
+    autocast, GradScaler for fp16, gradient clipping, AdamW, the one read from the device per
+    update), after front-end adaptation. The batch holds ``round(batch_seconds / utt_seconds)``
+    utterances (at most ``max_utts``) of ``utt_seconds`` each. ``amp``: none | fp16 | bf16
+    (autocast, GPU only). Returns ``{"step", "per_audio_second", "utts", "tflop", "tflops",
+    "mfu"}`` (model FLOP utilisation against ``peak_tflops``; 0 when no peak is given)."""
+    import tempfile
+
+    from espnet_distill.train.trainer import Trainer, TrainConfig
+
     n_utts = max(1, round(batch_seconds / utt_seconds))
+    if max_utts:
+        n_utts = min(n_utts, max_utts)
     n = int(utt_seconds * 16000)
     batch = {"utt": [f"u{i}" for i in range(n_utts)], "wav": torch.randn(n_utts, n, device=device) * 0.1,
-             "lengths": torch.full((n_utts,), n, device=device)}
-    student = task.model.to(device).train()
-    task.to(device)
-    opt = torch.optim.AdamW(student.parameters(), lr=1e-4)
-    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(amp)
-    use_amp = dtype is not None and device.startswith("cuda")
+             "lengths": torch.full((n_utts,), n, device=device), "lengths_cpu": torch.full((n_utts,), n)}
     step = task.fe_adapt_steps  # a full update, not a front-end adaptation one
+    flops = update_flops(task, {k: v.cpu() if torch.is_tensor(v) else v for k, v in batch.items()}, step) \
+        if device == "cpu" else None
+
+    class _Lengths:  # the trainer's dataset interface, as far as the timing needs it
+        samples = [n] * n_utts
+
+    cfg = TrainConfig(max_steps=10 ** 6, lr=1e-4, amp=amp, device="cuda" if device.startswith("cuda") else "cpu",
+                      max_batch_seconds=n_utts * utt_seconds + 1, num_workers=0)
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = Trainer(task, _Lengths(), None, cfg, tmp)
+    trainer.step = step
+    if len(trainer.phase_starts) > 1:
+        trainer._enter_phase(trainer.phase_of(step))
+    if flops is None:
+        flops = update_flops(task, batch, step)
     times = []
     for i in range(repeats + 1):  # the first update warms up
         _sync(device)
         t0 = time.perf_counter()
-        with torch.autocast(device_type="cuda", dtype=dtype, enabled=use_amp):
-            loss, _ = task.training_step(batch, step)
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+        trainer._train_step(batch)
         _sync(device)
         if i:
             times.append(time.perf_counter() - t0)
     s = statistics.median(times)
-    return {"step": s, "per_audio_second": s / (n_utts * utt_seconds), "utts": n_utts}
+    tflops = flops / s / 1e12
+    return {"step": s, "per_audio_second": s / (n_utts * utt_seconds), "utts": n_utts, "tflop": flops / 1e12,
+            "tflops": tflops, "mfu": tflops / peak_tflops if peak_tflops > 0 else 0.0}

@@ -9,11 +9,15 @@ them). ``--checkpoint`` adds any of our teacher or student checkpoints. Prints a
 table with front-end / encoder / total time, and the speed-up of each model against the
 teacher and against the CNN student of the same encoder shape.
 
-``--train-step`` times distillation instead: one update (HuBERT Base-shaped teacher forward,
-student forward and backward, AdamW) of each paper-size student on a batch of the config's
-``max_batch_seconds`` of audio (or ``--train-batch-seconds``) in ``--utt-seconds`` utterances,
-and projects the time of the config's ``max_steps`` updates. Run it on the machine that will
-train to know what stages 3 and 4 of the LibriSpeech recipe cost there.
+``--train-step`` times distillation instead: one update as the trainer makes it (HuBERT
+Base-shaped teacher forward, student forward and backward, GradScaler under fp16, clipping,
+AdamW) of each paper-size student on a batch of the config's global batch (one process: at most
+``global_batch_size`` utterances and ``global_batch_seconds`` of audio; or
+``--train-batch-seconds``) in ``--utt-seconds`` utterances, with the update's FLOPs (matmuls and
+convolutions counted by torch, attention products analytically), the achieved TFLOP/s and, with
+``--peak-tflops`` (H100/H200 dense bf16/fp16: 989), the model FLOP utilisation; and projects the
+time of the config's ``max_steps`` updates. Run it on the machine that will train to know what
+stages 3 and 4 of the LibriSpeech recipe cost there.
 """
 from __future__ import annotations
 
@@ -61,23 +65,27 @@ def paper_benches():
 
 
 def train_step_table(device: str, batch_seconds: float, utt_seconds: float, repeats: int,
-                     amp: str) -> tuple[list[dict], str]:
+                     amp: str, peak_tflops: float = 0.0) -> tuple[list[dict], str]:
     """Time one distillation update of each paper-size student; project each config's max_steps."""
     from espnet_distill.train.distill import DistillTask
 
     teacher = paper_teacher()
     rows = []
-    lines = ["| student | batch | s per update | s per audio-s | updates (config) | projected hours |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| student | batch | s per update | s per audio-s | TFLOP per update | TFLOP/s | MFU | updates (config) "
+             "| projected hours |", "|---|---|---|---|---|---|---|---|---|"]
     for name, _, conf, student in paper_students(teacher):
+        from espnet_distill.train.trainer import TrainConfig
+
         d = conf["distill"]
         task = DistillTask(student, teacher, d["alpha"], d.get("lam", 1.0), d.get("fe_adapt_steps", 0))
-        t = time_train_step(task, batch_seconds or conf["train"]["max_batch_seconds"], utt_seconds, repeats,
-                            device, amp)
+        seconds, utts = TrainConfig.from_dict(conf["train"]).per_process_batch(1)
+        t = time_train_step(task, batch_seconds or seconds, utt_seconds, repeats, device, amp,
+                            None if batch_seconds else utts, peak_tflops)
         steps = conf["train"]["max_steps"]
         rows.append({"name": name, **t, "max_steps": steps, "projected_hours": t["step"] * steps / 3600})
-        lines.append(f"| {name} | {t['utts']} x {utt_seconds:g} s | {t['step']:.2f} | {t['per_audio_second']:.3f} | "
-                     f"{steps} | {t['step'] * steps / 3600:.1f} |")
+        mfu = f"{100 * t['mfu']:.1f} %" if peak_tflops > 0 else "-"
+        lines.append(f"| {name} | {t['utts']} x {utt_seconds:g} s | {t['step']:.3f} | {t['per_audio_second']:.4f} | "
+                     f"{t['tflop']:.2f} | {t['tflops']:.2f} | {mfu} | {steps} | {t['step'] * steps / 3600:.1f} |")
         student.cpu()
     return rows, "\n".join(lines)
 
@@ -111,18 +119,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--train-step", action="store_true",
                    help="time one distillation update per paper-size student instead of forward passes")
     p.add_argument("--train-batch-seconds", type=float, default=0,
-                   help="--train-step: audio per batch (0: each config's train.max_batch_seconds)")
+                   help="--train-step: audio per batch (0: each config's global batch, as one process trains it)")
     p.add_argument("--utt-seconds", type=float, default=12.3,
                    help="--train-step: utterance length (LibriSpeech's mean is 12.3 s)")
     p.add_argument("--amp", choices=["none", "fp16", "bf16"], default="none",
                    help="--train-step: autocast dtype on GPU (the paper configs train in fp16)")
+    p.add_argument("--peak-tflops", type=float, default=0.0,
+                   help="--train-step: the device's peak TFLOP/s for the MFU column (H100/H200 bf16 dense: 989)")
     p.add_argument("--json", help="write the measured rows to this JSON file")
     p.add_argument("--markdown", help="write the table to this file")
     a = p.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
     if a.train_step:
-        rows, table = train_step_table(a.device, a.train_batch_seconds, a.utt_seconds, a.repeats, a.amp)
+        rows, table = train_step_table(a.device, a.train_batch_seconds, a.utt_seconds, a.repeats, a.amp, a.peak_tflops)
         print(f"device: {a.device}, torch threads: {torch.get_num_threads()}, torch {torch.__version__}, amp: {a.amp}\n")
         print(table)
         if a.json:

@@ -78,6 +78,9 @@ def test_train_step_projects_each_paper_config(tmp_path):
     for x in rows.values():
         assert x["utts"] == 2 and x["step"] > 0 and x["per_audio_second"] == pytest.approx(x["step"] / 2)
         assert x["projected_hours"] == pytest.approx(x["step"] * x["max_steps"] / 3600)
+        assert x["tflop"] > 0 and x["tflops"] == pytest.approx(x["tflop"] / x["step"])
+    # D&T's update costs more than D&T-Fbank's (same encoder, the CNN front-end's backward)
+    assert rows["dt"]["tflop"] > rows["dt_fbank"]["tflop"]
     assert rows["dt_fbank"]["max_steps"] == 27500 and "| dt_fbank | 2 x 1 s |" in r.stdout
 
 
@@ -85,3 +88,12 @@ def test_curves_keep_the_last_record_of_a_resumed_step():
     recs = [{"step": 1, "loss": 3.0}, {"step": 2, "loss": 2.0}, {"step": 2, "loss": 2.5}, {"step": 2, "split": "valid", "loss": 9}]
     c = curves(recs, ["loss"])
     assert c["train"] == {"step": [1, 2], "loss": [3.0, 2.5]} and c["valid"]["loss"] == [9]
+
+
+def test_attention_flops_are_counted_analytically():
+    from espnet_distill.analysis.benchmark import attention_flops
+    from espnet_distill.nn.hubert import HubertConfig, HubertModel
+
+    model = HubertModel(HubertConfig(num_layers=3, embed_dim=64, ffn_dim=64, num_heads=4, conv_pos=8, conv_pos_groups=4))
+    assert attention_flops(model, 2, 50, backward=False) == 3 * 4 * 2 * 50 * 50 * 64
+    assert attention_flops(model, 2, 50, backward=True) == 3 * attention_flops(model, 2, 50, backward=False)
