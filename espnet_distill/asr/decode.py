@@ -1,9 +1,12 @@
 """CTC greedy decoding of an ESPnet ASR model trained through our entry points.
 
-    python -m espnet_distill.asr.decode --asr-config exp/asr/x/config.yaml --asr-model exp/asr/x/valid.loss.best.pth \\
-        --data-dir data/test --out exp/asr/x/decode_ctc_greedy_test/text [--bpe-model ...] [--batch-seconds 60]
+    python -m espnet_distill.asr.decode --asr-config exp/asr/x/config.yaml --asr-model exp/asr/x/valid.loss.ave.pth \\
+        --data-dir data/test --out exp/asr/x/decode_ctc_greedy_test/text [--bpe-model ...] [--batch-seconds 60] \\
+        [--shard J --num-shards N] [--device cuda]
 
 Writes a Kaldi text file of hypotheses (an empty hypothesis is an empty line after the id).
+With ``--shard J --num-shards N`` it decodes the J-th of N contiguous parts of the set (recipe
+stage 6 runs ``--inference_nj`` such jobs and merges their outputs).
 Attention beam search runs through ``espnet_distill.bin.asr_inference`` (espnet2's own).
 """
 from __future__ import annotations
@@ -19,6 +22,7 @@ from tqdm import tqdm
 from espnet_distill.asr.prep import bpe_processor
 from espnet_distill.asr.task import ASRTask, register
 from espnet_distill.data.dataset import AudioDataset, BucketBatches, collate
+from espnet_distill.data.kaldi_dir import read_table, shard_utts
 from espnet_distill.bin import setup_logging
 
 
@@ -40,9 +44,9 @@ def ctc_collapse(ids: list[int], blank: int = 0) -> list[int]:
 
 @torch.no_grad()
 def greedy_decode(model, data_dir: str | Path, batch_seconds: float = 60.0, device: str = "cpu",
-                  bpe_model: str | None = None) -> dict[str, str]:
-    """{utt: hypothesis} for every utterance of ``data_dir``."""
-    ds = AudioDataset(data_dir, max_seconds=None, min_samples=1)
+                  bpe_model: str | None = None, utts: list[str] | None = None) -> dict[str, str]:
+    """{utt: hypothesis} for every utterance of ``data_dir`` (or of ``utts``)."""
+    ds = AudioDataset(data_dir, max_seconds=None, min_samples=1, utts=utts)
     sampler = BucketBatches(ds.samples, batch_seconds, shuffle=False)
     token_list = model.token_list
     blank = token_list.index("<blank>") if "<blank>" in token_list else 0
@@ -69,11 +73,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bpe-model", default=None, help="sentencepiece model for BPE token lists")
     p.add_argument("--batch-seconds", type=float, default=60.0, help="padded audio per batch")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--shard", type=int, default=1, help="1-based part of the set to decode (the launcher's JOB)")
+    p.add_argument("--num-shards", type=int, default=1, help="number of parts the set is split into")
     a = p.parse_args(argv)
     register()
+    utts = shard_utts(read_table(Path(a.data_dir) / "utt2spk").keys(), a.shard, a.num_shards)
     model, _ = ASRTask.build_model_from_file(a.asr_config, a.asr_model, a.device)
     model.eval()
-    hyps = greedy_decode(model, a.data_dir, a.batch_seconds, a.device, a.bpe_model)
+    hyps = greedy_decode(model, a.data_dir, a.batch_seconds, a.device, a.bpe_model, utts) if utts else {}
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     with open(a.out, "w", encoding="utf-8") as f:  # empty hypotheses keep their line
         for utt in sorted(hyps):

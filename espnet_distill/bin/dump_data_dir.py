@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             finish(a.data_dir, a.out, a.num_shards, a.audio_format, a.filter, a.min_seconds,
                    a.max_seconds if a.max_seconds > 0 else None, a.case, a.punctuation)
-    except (DumpError, AudioError, DataDirError) as e:
+    except (ValueError, AudioError, DataDirError) as e:  # DumpError and a bad --shard are ValueErrors
         logging.error("%s", e)
         return 1
     return 0

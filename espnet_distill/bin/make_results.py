@@ -31,7 +31,7 @@ def exp_table(exp: Path) -> str:
     for metric in ("wer", "cer"):
         lines += [f"## {metric.upper()}", "", HEADER]
         for name, s in decodes(exp):
-            lines.append(results_row(name, Counts(**s[metric]["ours"])))
+            lines.append(results_row(name, Counts(**s[metric]["result"])))
         lines.append("")
     return "\n".join(lines)
 

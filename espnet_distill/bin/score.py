@@ -1,4 +1,4 @@
-"""Score hypotheses against references Kaldi-style (WER and CER, sclite and our counts).
+"""Score hypotheses against references Kaldi-style (WER and CER: sclite's counts, our alignment as the cross-check).
 
     python -m espnet_distill.bin.score --ref data/test/text --hyp exp/asr/x/decode_test/text \\
         --utt2spk data/test/utt2spk --outdir exp/asr/x/decode_test [--case lower] [--punctuation remove]
@@ -30,6 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--hyp", required=True, help="Kaldi text with the hypotheses (empty lines allowed)")
     p.add_argument("--utt2spk", default=None, help="utt2spk for sclite's per-speaker table")
     p.add_argument("--outdir", required=True, help="where score_wer/, score_cer/ and scores.json go")
+    p.add_argument("--cross-check", choices=["auto", "always", "never"], default="auto",
+                   help="recount with our own alignment and compare costs with sclite's (auto: when the set is "
+                        "small enough for it to take under a minute)")
     add_text_norm_args(p, "both texts before scoring")
     a = p.parse_args(argv)
     if not Path(a.ref).is_file():
@@ -41,9 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     u2s = read_table(a.utt2spk).as_dict() if a.utt2spk else {}
     out = {}
     for unit, name in (("word", "wer"), ("char", "cer")):
-        ours, sclite = score_dir(ref, hyp, u2s, Path(a.outdir) / f"score_{name}", unit)
-        print(ours.kaldi_line(name.upper()))
-        out[name] = {"ours": asdict(ours), "sclite": asdict(sclite) if sclite else None, "rate": ours.rate()}
+        result, ours, sclite = score_dir(ref, hyp, u2s, Path(a.outdir) / f"score_{name}", unit, a.cross_check)
+        print(result.kaldi_line(name.upper()))
+        out[name] = {"result": asdict(result), "source": "sclite" if sclite else "ours", "rate": result.rate(),
+                     "ours": asdict(ours) if ours else None, "sclite": asdict(sclite) if sclite else None}
     with open(Path(a.outdir) / "scores.json", "w") as f:
         json.dump(out, f, indent=2)
     return 0

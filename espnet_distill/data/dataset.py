@@ -45,13 +45,16 @@ class AudioDataset(torch.utils.data.Dataset):
         min_samples: int = 400,
         cache_audio: bool = False,
         skip_bad_audio: bool = False,
+        utts: list[str] | None = None,
     ):
+        """``utts``: only these utterances of the dir (one job's shard), in this order."""
         d = Path(data_dir)
         self.data_dir = d
         self.wav = read_table(d / "wav.scp").as_dict()
         self.segments = read_table(d / "segments").as_dict() if (d / "segments").is_file() else None
         durs = utt_durations(d)
-        utts = read_table(d / "utt2spk").keys()
+        if utts is None:
+            utts = read_table(d / "utt2spk").keys()
         keep, too_long, too_short, no_target = [], 0, 0, 0
         for u in utts:
             if u not in durs:

@@ -30,7 +30,7 @@ import numpy as np
 import soundfile as sf
 
 from espnet_distill.data.audio import SAMPLE_RATE, iter_data_dir_audio
-from espnet_distill.data.kaldi_dir import read_table, utt2spk_to_spk2utt, write_table
+from espnet_distill.data.kaldi_dir import read_table, shard_utts, utt2spk_to_spk2utt, write_table
 
 logger = logging.getLogger(__name__)
 
@@ -39,15 +39,6 @@ FORMATS = {"flac": ("FLAC", "PCM_16"), "wav": ("WAV", "PCM_16")}
 
 class DumpError(ValueError):
     """A data dir cannot be dumped (names the file or utterance)."""
-
-
-def shard_utts(utts: list[str], shard: int, num_shards: int) -> list[str]:
-    """The contiguous ``shard``-th (1-based) of ``num_shards`` near-equal chunks of ``utts``
-    (contiguous, so that the segments of one recording stay together)."""
-    if not 1 <= shard <= num_shards:
-        raise DumpError(f"shard {shard} is not in 1..{num_shards}")
-    n = len(utts)
-    return utts[(shard - 1) * n // num_shards: shard * n // num_shards]
 
 
 def audio_name(utt: str, audio_format: str) -> str:

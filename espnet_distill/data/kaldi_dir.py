@@ -350,6 +350,16 @@ def copy_subset(src: str | os.PathLike, dst: str | os.PathLike, utts: Iterable[s
     return len(keep)
 
 
+def shard_utts(utts: list[str], shard: int, num_shards: int) -> list[str]:
+    """The contiguous ``shard``-th (1-based) of ``num_shards`` near-equal chunks of ``utts``
+    (contiguous, so that the segments of one recording stay together): what job JOB of a
+    ``JOB=1:N`` array works on."""
+    if not 1 <= shard <= num_shards:
+        raise ValueError(f"shard {shard} is not in 1..{num_shards}")
+    n = len(utts)
+    return utts[(shard - 1) * n // num_shards: shard * n // num_shards]
+
+
 def _entry_seconds(job: tuple[str, str]) -> tuple[str, float]:
     from espnet_distill.data.audio import entry_seconds
 

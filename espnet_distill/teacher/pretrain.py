@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from espnet_distill.data.audio import iter_data_dir_audio
 from espnet_distill.data.dataset import IGNORE
-from espnet_distill.data.kaldi_dir import read_table, write_table
+from espnet_distill.data.kaldi_dir import read_table, shard_utts, write_table
 from espnet_distill.nn.hubert import HubertModel
 from espnet_distill.teacher.checkpoints import atomic_save, load_hubert, safe_load
 
@@ -44,14 +44,6 @@ def mfcc_frames(wav: torch.Tensor) -> torch.Tensor:
     d1 = torchaudio.functional.compute_deltas(m.T[None])[0]
     d2 = torchaudio.functional.compute_deltas(d1[None])[0]
     return torch.cat([m, d1.T, d2.T], dim=1)
-
-
-def shard_utts(utts: list[str], shard: int, num_shards: int) -> list[str]:
-    """Contiguous shard ``shard`` (1-based) of ``num_shards``."""
-    if not 1 <= shard <= num_shards:
-        raise ValueError(f"shard {shard} is not in 1..{num_shards}")
-    n = len(utts)
-    return utts[(shard - 1) * n // num_shards: shard * n // num_shards]
 
 
 @torch.no_grad()

@@ -12,6 +12,10 @@ from conftest import need, recipe_env, released_fairseq_file
 from test_synth_en_stage1 import synth_recipe
 from test_synth_en_stages import ASR, TEACHER, student
 
+ASR_ATT = dict(ASR, decoder="transformer", decoder_conf={"attention_heads": 2, "linear_units": 32, "num_blocks": 1},
+               model_conf={"ctc_weight": 0.5, "report_cer": False, "report_wer": False},
+               best_model_criterion=[["valid", "acc", "max"]])
+
 from espnet_distill.nn.hubert import HubertConfig, HubertModel
 from espnet_distill.teacher.checkpoints import load_hubert, save_s3prl_hubert_local
 
@@ -25,12 +29,12 @@ def test_local_teacher_through_stage_6_and_s3prl_teacher_stage_2(tmp_path):
     released_fairseq_file(r / "hubert_tiny.pt", model, [str(i) for i in range(8)])
     (r / "conf/teacher/local.yaml").write_text(yaml.safe_dump({"backend": "local", "path": "hubert_tiny.pt"}))
     (r / "conf/distill/cnn_tiny.yaml").write_text(yaml.safe_dump(student("cnn")))
-    (r / "conf/asr/tiny.yaml").write_text(yaml.safe_dump(ASR))
+    (r / "conf/asr/tiny.yaml").write_text(yaml.safe_dump(ASR_ATT))  # CTC/attention: both decoders
     args = ["./run.sh", "--stage", "1", "--stop_stage", "6", "--nj", "2",
             "--local_data_opts", "--train_hours 0.02 --dev_utts 6 --test_utts 6 --lowres 1min:60 --nj 2",
             "--finetune_sets", "train_1min", "--test_sets", "test", "--teacher_config", "conf/teacher/local.yaml",
             "--distill_configs", "conf/distill/cnn_tiny.yaml", "--fbank_configs", "", "--asr_scratch_config", "",
-            "--asr_config", "conf/asr/tiny.yaml"]
+            "--asr_config", "conf/asr/tiny.yaml", "--inference_nj", "3"]
     p = subprocess.run(args, cwd=r, env=recipe_env(), capture_output=True, text=True)
     assert p.returncode == 0, p.stderr[-4000:]
     loaded, meta = load_hubert(r / "exp/teacher/teacher.pt")
@@ -40,11 +44,18 @@ def test_local_teacher_through_stage_6_and_s3prl_teacher_stage_2(tmp_path):
     assert yaml.safe_load((r / "exp/teacher/teacher.yaml").read_text())["path"].endswith("exp/teacher/teacher.pt")
     info = json.loads((r / "exp/teacher/info.json").read_text())
     assert info["has_codebook"] and info["num_classes"] == 12
+    n_test = len((r / "data/test/utt2spk").read_text().splitlines())
     for name in ("cnn_tiny", "teacher"):
         d = r / f"exp/asr/{name}_train_1min"
-        assert (d / "valid.loss.best.pth").is_file(), name
-        assert json.loads((d / "decode_ctc_greedy_test/scores.json").read_text())["wer"]["sclite"]["ref"] > 0
+        assert (d / "valid.acc.ave.pth").exists(), name  # the averaged model is the one decoded
+        for kind in ("ctc_greedy", "att_beam"):  # each decoded in 3 jobs, merged
+            out = d / f"decode_{kind}_test"
+            assert len(list((out / "log").glob("decode.*.log"))) == 3, (name, kind)
+            assert len((out / "text").read_text().splitlines()) == n_test
+            scores = json.loads((out / "scores.json").read_text())
+            assert scores["wer"]["source"] == "sclite" and scores["wer"]["result"]["ref"] > 0
     assert "| teacher_train_1min | ctc greedy |" in (r / "RESULTS.md").read_text()
+    assert "Decoding test with teacher_train_1min (attention beam search, 3 jobs, cpu)" in p.stderr
 
     # an s3prl HuBERT upstream: stage 2 checks it against s3prl's forward and writes it as ours
     save_s3prl_hubert_local(r / "s3prl_tiny.pt", model)

@@ -58,6 +58,9 @@ audio_format=flac                                  # format of the dumped 16 kHz
 
 # Stage 6: decoding and scoring
 decode_att_config=conf/asr/decode_att.yaml         # beam search options for models with a decoder
+inference_nj=2                                     # decoding jobs per test set and model (the set is split and merged)
+gpu_inference=false                                # decode on GPUs (jobs through cuda_cmd)
+inference_asr_model=auto                           # model file to decode in each experiment; auto: ESPnet's average of the keep_nbest_models best, valid.acc.ave.pth or else valid.loss.ave.pth
 
 # Data sets
 train_set=train       # unlabelled audio for teacher pretraining and distillation
@@ -373,7 +376,7 @@ fi
 
 # ---------------------------------------------------------------------------- 6. score
 # The models of stage 5 (their options) and how they are decoded: a change of either reruns stage 6.
-opts="${asr_opts} ${decode_att_config} $([ ! -f "${decode_att_config}" ] || sha256sum < "${decode_att_config}" | cut -c1-16) ${test_sets}"
+opts="${asr_opts} ${decode_att_config} $([ ! -f "${decode_att_config}" ] || sha256sum < "${decode_att_config}" | cut -c1-16) ${test_sets} ${inference_asr_model}"
 if stage_begin 6 score "${opts}"; then
     for x in ${test_sets}; do
         case " ${finetune_sets} " in
@@ -381,33 +384,53 @@ if stage_begin 6 score "${opts}"; then
             *) dump_set "${x}" false ;;
         esac
     done
+    if ${gpu_inference}; then infer_cmd=${cuda_cmd}; infer_device=cuda; infer_ngpu=1
+    else infer_cmd=${decode_cmd}; infer_device=cpu; infer_ngpu=0; fi
     frontend_ckpts=""
     while read -r name ckpt <&3; do
         frontend_ckpts+=" ${ckpt}"
         for ft in ${finetune_sets}; do
             d=${asr_dir}/${name}_${ft}
-            model=${d}/valid.loss.best.pth
-            [ -f "${model}" ] || model=$(ls "${d}"/valid.*.best.pth | head -1)
+            model=${d}/${inference_asr_model}
+            if [ "${inference_asr_model}" = auto ]; then
+                model=${d}/valid.acc.ave.pth
+                [ -e "${model}" ] || model=${d}/valid.loss.ave.pth
+            fi
+            if [ ! -e "${model}" ]; then
+                log "Error: ${model} not found (--inference_asr_model); ${d} has: $(cd "${d}" && ls -- *.pth 2> /dev/null | tr '\n' ' ')"
+                exit 1
+            fi
             has_decoder=$(python -m espnet_distill.bin.config_get "${d}/config.yaml" decoder none)
             for x in ${test_sets}; do
+                n_utts=$(wc -l < "${raw}/${x}/wav.scp")
+                x_nj=$(( inference_nj < n_utts ? inference_nj : n_utts ))  # no more jobs than utterances
                 out=${d}/decode_ctc_greedy_${x}
-                log "Decoding ${x} with ${name}_${ft} (CTC greedy)"
+                log "Decoding ${x} with ${name}_${ft} (CTC greedy, ${x_nj} jobs, ${infer_device})"
+                rm -rf "${out}/split"
+                mkdir -p "${out}/split"
                 # shellcheck disable=SC2086
-                ${decode_cmd} "${out}/decode.log" \
+                ${infer_cmd} JOB=1:"${x_nj}" "${out}/log/decode.JOB.log" \
                     python -m espnet_distill.asr.decode --asr-config "${d}/config.yaml" --asr-model "${model}" \
-                    --data-dir "${raw}/${x}" --out "${out}/text" ${bpe_opt}
+                    --data-dir "${raw}/${x}" --out "${out}/split/text.JOB" --shard JOB --num-shards "${x_nj}" \
+                    --device "${infer_device}" ${bpe_opt}
+                for n in $(seq "${x_nj}"); do cat "${out}/split/text.${n}"; done | sort > "${out}/text"
                 # shellcheck disable=SC2086
                 python -m espnet_distill.bin.score --ref "${raw}/${x}/text" --hyp "${out}/text" \
                     --utt2spk "${raw}/${x}/utt2spk" --outdir "${out}" ${text_norm_opts}
                 if [ -n "${has_decoder}" ] && [ "${has_decoder}" != none ]; then  # CTC-only: no decoder
                     out=${d}/decode_att_beam_${x}
-                    log "Decoding ${x} with ${name}_${ft} (attention beam search)"
-                    ${decode_cmd} "${out}/decode.log" \
+                    log "Decoding ${x} with ${name}_${ft} (attention beam search, ${x_nj} jobs, ${infer_device})"
+                    rm -rf "${out}/split"
+                    mkdir -p "${out}/split"
+                    # shellcheck disable=SC2046
+                    utils/split_scp.sh "${raw}/${x}/wav.scp" $(for n in $(seq "${x_nj}"); do echo "${out}/split/keys.${n}"; done)
+                    ${infer_cmd} JOB=1:"${x_nj}" "${out}/log/decode.JOB.log" \
                         python -m espnet_distill.bin.asr_inference --config "${decode_att_config}" \
                         --asr_train_config "${d}/config.yaml" --asr_model_file "${model}" \
                         --data_path_and_name_and_type "${raw}/${x}/wav.scp,speech,sound" \
-                        --output_dir "${out}" --ngpu 0
-                    cp "${out}/1best_recog/text" "${out}/text"
+                        --key_file "${out}/split/keys.JOB" --output_dir "${out}/split/output.JOB" --ngpu "${infer_ngpu}"
+                    for n in $(seq "${x_nj}"); do cat "${out}/split/output.${n}/1best_recog/text"; done \
+                        | sort > "${out}/text"
                     # shellcheck disable=SC2086
                     python -m espnet_distill.bin.score --ref "${raw}/${x}/text" --hyp "${out}/text" \
                         --utt2spk "${raw}/${x}/utt2spk" --outdir "${out}" ${text_norm_opts}

@@ -30,15 +30,33 @@ def test_sclite_agrees_with_our_counts(tmp_path):
     need("sctk")
     ref = {u: r for u, (r, _, _) in PAIRS.items()}
     hyp = {u: h for u, (_, h, _) in PAIRS.items()}
-    ours, sclite = score_dir(ref, hyp, {}, tmp_path / "wer", "word")
-    assert sclite is not None
+    result, ours, sclite = score_dir(ref, hyp, {}, tmp_path / "wer", "word")
+    assert sclite is not None and result is sclite
     assert (sclite.corr, sclite.sub, sclite.dele, sclite.ins, sclite.ref, sclite.snt_err) == \
         (ours.corr, ours.sub, ours.dele, ours.ins, ours.ref, ours.snt_err) == (9, 1, 4, 2, 14, 4)
     assert ours.kaldi_line() == "%WER 50.00 [ 7 / 14, 2 ins, 4 del, 1 sub ]"
     report = (tmp_path / "wer/result.txt").read_text()
     assert "Sum/Avg" in report and "| s1 " in report and "| s2 " in report  # per-speaker table
-    ours_c, sclite_c = score_dir(ref, hyp, {}, tmp_path / "cer", "char")
+    _, ours_c, sclite_c = score_dir(ref, hyp, {}, tmp_path / "cer", "char")
     assert (sclite_c.err, sclite_c.ref) == (ours_c.err, ours_c.ref)
+
+
+def test_sclite_counts_are_the_result_and_ours_the_cross_check(tmp_path, monkeypatch):
+    """Equal-cost alignments may split errors differently: the result is sclite's, the check is
+    on the cost; a large set skips our slow alignment; a differing cost is an error."""
+    import espnet_distill.asr.score as score
+
+    need("sctk")
+    ref = {f"u{i}": "a b c d e f" for i in range(3)}
+    hyp = {"u0": "a x c d", "u1": "b c d e f g", "u2": ""}
+    result, ours, sclite = score_dir(ref, hyp, {}, tmp_path / "a")
+    assert result == sclite and score.cost(ours) == score.cost(sclite)
+    monkeypatch.setattr(score, "CROSS_CHECK_CELLS", 10)
+    result, ours, sclite = score_dir(ref, hyp, {}, tmp_path / "b")
+    assert ours is None and result == sclite
+    monkeypatch.setattr(score, "run_sclite", lambda *a: Counts(3, 18, 18, 0, 0, 0, 0))
+    with pytest.raises(RuntimeError, match="have different costs"):
+        score_dir(ref, hyp, {}, tmp_path / "c", cross_check="always")
 
 
 def test_score_cli_missing_text_and_empty_hyp(tmp_path):
