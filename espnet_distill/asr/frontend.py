@@ -6,12 +6,20 @@ encoder for whole-model ("unconstrained") fine-tuning.
         checkpoint: exp/distill/dt_cnn/student.pt   # a student of ours, or any HuBERT checkpoint we read
         layer: last            # "last", "weighted" (learned softmax-weighted sum of all layers), or an int
         freeze_steps: 0        # keep the frontend frozen for the first N training forward passes
-                               # (under DDP it runs with autograd and gets zero gradients instead)
+        mask_time_prob: 0.05   # SpecAugment the way HuBERT fine-tuning does: on the features entering
+        mask_time_length: 10   # the transformer (time spans -> a learned mask embedding; channel
+        mask_channel_prob: 0.0 # spans -> 0), never ESPnet's ``specaug`` on the frontend's output
+        mask_channel_length: 10
     encoder: passthrough       # the frontend already is the encoder
     encoder_conf: {output_size: 0, dropout: 0.1}
 
 Distillation heads (prediction and L_disc heads) are dropped: only the front-end and the
-transformer layers are kept and fine-tuned.
+transformer layers are kept and fine-tuned. A frozen frontend runs without autograd, also
+under DistributedDataParallel (the recipe passes ``--unused_parameters true`` there), so that
+AdamW's step count and moments of its parameters start when it is unfrozen; zero gradients
+instead would advance the step count and make the first updates after unfreezing several
+times too large. ESPnet's ``init:`` re-initialises every parameter; it then calls
+:meth:`DistilledFrontend.reload_pretrained_parameters`, which loads the distilled weights again.
 """
 from __future__ import annotations
 
@@ -25,6 +33,7 @@ from espnet2.asr.frontend.abs_frontend import AbsFrontend
 from torch import nn
 
 from espnet_distill.nn.hubert import HubertModel
+from espnet_distill.nn.masking import FeatureMasking
 from espnet_distill.student.export import STUDENT_FORMAT, load_student
 from espnet_distill.teacher.checkpoints import CheckpointError, load_hubert, safe_load
 
@@ -45,6 +54,12 @@ class _HubertAsUpstream(nn.Module):
 
     def encode(self, wav, lengths):
         return self.model(wav, lengths)
+
+    def features(self, wav, lengths):
+        return self.model.features(wav, lengths)
+
+    def encoder(self, x, mask):
+        return self.model.encoder(x, mask)
 
 
 def load_upstream(checkpoint: str | Path) -> tuple[nn.Module, int, int, str]:
@@ -68,16 +83,12 @@ def load_upstream(checkpoint: str | Path) -> tuple[nn.Module, int, int, str]:
     return up, up.dim, up.num_layers, "teacher"
 
 
-def _data_parallel() -> bool:
-    """Whether this process is one of several (torch.distributed is initialised)."""
-    return torch.distributed.is_available() and torch.distributed.is_initialized() \
-        and torch.distributed.get_world_size() > 1
-
-
 class DistilledFrontend(AbsFrontend):
     """A distilled student (or a teacher) as a trainable ESPnet frontend: waveform -> (B, T, D)."""
 
-    def __init__(self, checkpoint: str, layer: str | int = "last", freeze_steps: int = 0, fs: int = 16000):
+    def __init__(self, checkpoint: str, layer: str | int = "last", freeze_steps: int = 0, fs: int = 16000,
+                 mask_time_prob: float = 0.0, mask_time_length: int = 10, mask_channel_prob: float = 0.0,
+                 mask_channel_length: int = 10):
         super().__init__()
         if isinstance(fs, str):  # ESPnet style "16k"
             fs = int(float(fs[:-1]) * 1000) if fs.lower().endswith("k") else int(fs)
@@ -90,12 +101,21 @@ class DistilledFrontend(AbsFrontend):
         self.layer = layer
         self.layer_weights = nn.Parameter(torch.zeros(self.num_layers + 1)) if layer == "weighted" else None
         self.freeze_steps = int(freeze_steps)
+        self.masking = FeatureMasking(self.dim, mask_time_prob, mask_time_length, mask_channel_prob, mask_channel_length)
         self.register_buffer("forward_count", torch.zeros((), dtype=torch.long))
-        logger.info("distilled frontend: %s (%s, %d layers x %d), layer=%s, frozen for %d steps",
-                    checkpoint, self.kind, self.num_layers, self.dim, layer, self.freeze_steps)
+        logger.info("distilled frontend: %s (%s, %d layers x %d), layer=%s, frozen for %d steps, masks: time %.2f x %d, "
+                    "channel %.2f x %d", checkpoint, self.kind, self.num_layers, self.dim, layer, self.freeze_steps,
+                    mask_time_prob, mask_time_length, mask_channel_prob, mask_channel_length)
 
     def output_size(self) -> int:
         return self.dim
+
+    def reload_pretrained_parameters(self) -> None:
+        """Load the checkpoint's weights into the upstream again (ESPnet calls this after ``init:``
+        has re-initialised every parameter)."""
+        fresh, _, _, _ = load_upstream(self.checkpoint)
+        self.upstream.load_state_dict(fresh.state_dict())
+        logger.info("distilled frontend: reloaded the weights of %s after initialisation", self.checkpoint)
 
     def _select(self, hidden: list[torch.Tensor]) -> torch.Tensor:
         if self.layer == "last":
@@ -110,14 +130,10 @@ class DistilledFrontend(AbsFrontend):
         if self.training:
             self.forward_count += 1
         wav = input.float()
-        if frozen and torch.is_grad_enabled() and _data_parallel():
-            # DistributedDataParallel wants every parameter in the graph of every step: the frozen
-            # frontend runs with autograd and passes back exact zeros (its optimizer moments stay 0)
-            hidden, mask = self.upstream.encode(wav, input_lengths)
-            hidden = [h.detach() + 0.0 * h for h in hidden]
-        else:
-            with torch.set_grad_enabled(torch.is_grad_enabled() and not frozen):
-                hidden, mask = self.upstream.encode(wav, input_lengths)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not frozen):
+            x, mask = self.upstream.features(wav, input_lengths)
+            x = self.masking(x, mask)
+            hidden = self.upstream.encoder(x, mask)
         feats = self._select(hidden)
         return feats, mask.sum(1)
 

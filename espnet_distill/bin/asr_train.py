@@ -11,11 +11,44 @@ group cleanly; a rank that simply exited first could abort the whole job.
 import sys
 
 import torch.distributed as dist
+import yaml
 
 from espnet_distill.asr.task import ASRTask, register
 
 
+def _option(cmd: list[str], name: str, conf: dict):
+    """The value of ``--name`` on the command line (last one wins), else in the config."""
+    value = conf.get(name)
+    for i, arg in enumerate(cmd):
+        if arg == f"--{name}" and i + 1 < len(cmd):
+            value = cmd[i + 1]
+        elif arg.startswith(f"--{name}="):
+            value = arg.split("=", 1)[1]
+    return value
+
+
+def check_specaug(cmd: list[str]) -> str | None:
+    """An error message when ESPnet's ``specaug`` is asked for with the distilled frontend: ESPnet
+    applies it to the frontend's output, which here is the student's last layer right before the
+    CTC head, not the features entering the transformer that HuBERT fine-tuning masks."""
+    conf: dict = {}
+    config = _option(cmd, "config", {})
+    if config:
+        with open(config) as f:
+            conf = yaml.safe_load(f) or {}
+    specaug = _option(cmd, "specaug", conf)
+    if _option(cmd, "frontend", conf) == "distilled" and specaug not in (None, "none", "null", ""):
+        return (f"{config or 'the command line'}: specaug: {specaug} with frontend: distilled would mask the "
+                "student's last layer (ESPnet applies specaug to the frontend's output); remove it and mask the "
+                "transformer's input instead with frontend_conf: mask_time_prob / mask_channel_prob")
+    return None
+
+
 def main(cmd=None):
+    cmd = sys.argv[1:] if cmd is None else cmd
+    error = check_specaug(cmd)
+    if error:
+        sys.exit(f"asr_train: {error}")
     register()  # the distilled frontend and the passthrough encoder
     ASRTask.main(cmd=cmd)
     if dist.is_available() and dist.is_initialized():

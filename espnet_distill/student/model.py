@@ -87,9 +87,13 @@ class Student(nn.Module):
         self.fe_head = nn.Linear(cfg.dim, cfg.teacher_dim) if cfg.frontend == "fbank" else None
 
     # ------------------------------------------------------------------ forward passes
+    def features(self, wav: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The front-end's (B, T, D) output, the input of the transformer, and the frame mask."""
+        return self.frontend(wav, lengths)
+
     def encode(self, wav: torch.Tensor, lengths: torch.Tensor, num_layers: int | None = None):
         """Hidden states (1 + layers of (B, T, D)) and frame mask: what downstream tasks use."""
-        x, mask = self.frontend(wav, lengths)
+        x, mask = self.features(wav, lengths)
         return self.encoder(x, mask, num_layers), mask
 
     def forward(self, wav: torch.Tensor, lengths: torch.Tensor) -> StudentOutput:

@@ -25,6 +25,7 @@ from espnet_distill.data.audio import iter_data_dir_audio
 from espnet_distill.data.dataset import IGNORE
 from espnet_distill.data.kaldi_dir import read_table, shard_utts, write_table
 from espnet_distill.nn.hubert import HubertModel
+from espnet_distill.nn.masking import span_mask  # noqa: F401  (pretraining's masks; re-exported)
 from espnet_distill.teacher.checkpoints import atomic_save, load_hubert, safe_load
 
 logger = logging.getLogger(__name__)
@@ -207,26 +208,6 @@ def read_labels(path: str | os.PathLike) -> dict[str, np.ndarray]:
 
 
 # ----------------------------------------------------------------------------- masked prediction
-
-
-def span_mask(lengths: torch.Tensor, max_len: int, prob: float, span: int,
-              generator: torch.Generator | None = None) -> torch.Tensor:
-    """(B,) valid frame counts -> (B, T) bool mask of masked frames (fairseq's static rule).
-
-    For an utterance of T frames, ``int(prob * T / span + u)`` (u ~ U[0, 1)) span starts are
-    drawn without replacement from [0, T - span]; spans may overlap. Padding is never masked.
-    """
-    b = len(lengths)
-    mask = torch.zeros(b, max_len, dtype=torch.bool)
-    for i, t in enumerate(lengths.tolist()):
-        if t <= span:
-            continue
-        n = int(prob * t / span + float(torch.rand((), generator=generator)))
-        n = max(1, min(n, t - span))
-        starts = torch.randperm(t - span, generator=generator)[:n]
-        idx = (starts[:, None] + torch.arange(span)[None]).flatten()
-        mask[i, idx] = True
-    return mask
 
 
 def align_labels(labels: torch.Tensor, t: int) -> torch.Tensor:

@@ -87,7 +87,8 @@ _run_args=$(printf '%q ' "$0" "$@")  # for reproduce.sh (a leading _: not an opt
 [ -n "${finetune_sets}" ] || finetune_sets=${train_set}
 # Training entry points: one process per GPU. One node: torchrun starts them; several nodes:
 # utils/slurm.sh --num-nodes starts them with srun and sets RANK, WORLD_SIZE, LOCAL_RANK and
-# MASTER_ADDR as torchrun would. ESPnet is then told that an external launcher runs it.
+# MASTER_ADDR as torchrun would. ESPnet is then told that an external launcher runs it, and that
+# some parameters may get no gradient (a frontend frozen for freeze_steps runs without autograd).
 if [ "${num_nodes}" -gt 1 ]; then
     if [ "${cmd_backend:-local}" != slurm ]; then
         log "Error: --num_nodes ${num_nodes} needs cmd_backend=slurm (utils/slurm.sh starts the processes on each node)"
@@ -95,10 +96,10 @@ if [ "${num_nodes}" -gt 1 ]; then
     fi
     python_launcher=python
     cuda_cmd="${cuda_cmd} --num-nodes ${num_nodes}"
-    espnet_dist_opts="--ngpu 1 --multiprocessing_distributed false"
+    espnet_dist_opts="--ngpu 1 --multiprocessing_distributed false --unused_parameters true"
 elif [ "${ngpu}" -gt 1 ]; then
     python_launcher="torchrun --standalone --nproc_per_node=${ngpu}"
-    espnet_dist_opts="--ngpu 1 --multiprocessing_distributed false"
+    espnet_dist_opts="--ngpu 1 --multiprocessing_distributed false --unused_parameters true"
 else
     python_launcher=python
     espnet_dist_opts="--ngpu ${ngpu}"

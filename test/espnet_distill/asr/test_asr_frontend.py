@@ -87,3 +87,52 @@ def test_registered_in_espnet():
     enc = PassThroughEncoder(24, output_size=16)
     y, lens, _ = enc(torch.randn(2, 5, 24), torch.tensor([5, 3]))
     assert y.shape == (2, 5, 16) and lens.tolist() == [5, 3]
+
+
+def test_espnet_init_keeps_the_distilled_weights(ckpts, tmp_path):
+    """ESPnet's ``init: xavier_uniform`` re-initialises every parameter, then asks the frontend to
+    reload its pretrained weights: the fine-tuning starts from the distilled student."""
+    import yaml
+
+    from espnet_distill.asr.task import ASRTask
+    from espnet_distill.student.export import load_student
+
+    register()
+    (tmp_path / "tokens.txt").write_text("<blank>\n<unk>\na\nb\n<sos/eos>\n")
+    conf = {"frontend": "distilled", "frontend_conf": {"checkpoint": str(ckpts / "student.pt")}, "normalize": None,
+            "encoder": "passthrough", "model_conf": {"ctc_weight": 1.0}, "init": "xavier_uniform"}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(conf))
+    args = ASRTask.get_parser().parse_args(["--config", str(tmp_path / "c.yaml"), "--token_list",
+                                            str(tmp_path / "tokens.txt")])
+    model = ASRTask.build_model(args)
+    student, _ = load_student(ckpts / "student.pt")
+    ours = model.frontend.upstream.state_dict()
+    for k, v in student.state_dict().items():
+        if k in ours:
+            assert torch.equal(ours[k], v), k
+    assert not torch.equal(model.ctc.ctc_lo.weight, torch.zeros_like(model.ctc.ctc_lo.weight))
+
+
+def test_masks_hit_the_transformer_input_in_training_only(ckpts):
+    x, n = wav()
+    for kind in ("time", "channel"):
+        opts = {"mask_time_prob": 0.5, "mask_time_length": 3} if kind == "time" else \
+            {"mask_channel_prob": 0.3, "mask_channel_length": 4}
+        fe = DistilledFrontend(str(ckpts / "student.pt"), **opts)
+        seen = []
+        fe.upstream.encoder.register_forward_pre_hook(lambda m, args: seen.append(args[0].detach().clone()))
+        fe.eval()
+        fe(x, n)
+        feats, mask = fe.upstream.features(x, n)
+        torch.testing.assert_close(seen[0], feats)  # eval: untouched
+        fe.train()
+        torch.manual_seed(0)
+        fe(x, n)
+        if kind == "time":
+            masked = (seen[1] == fe.masking.mask_emb).all(-1)  # (B, T)
+            assert masked[mask].any() and not masked[~mask].any()  # padding is never masked
+        else:
+            zeroed = (seen[1] == 0).all(1)  # (B, D): channels zeroed over the whole utterance
+            assert zeroed.any() and not zeroed.all()
+    with pytest.raises(ValueError, match="time_prob must be in"):
+        DistilledFrontend(str(ckpts / "student.pt"), mask_time_prob=1.5)

@@ -21,11 +21,8 @@ from espnet_distill.teacher.teacher import HubertTeacher
 CONV16 = [[16, 10, 5], [16, 3, 2], [16, 3, 2], [16, 3, 2], [16, 3, 2], [16, 2, 2], [16, 2, 2]]
 
 ASR = {
-    "frontend": "distilled", "frontend_conf": {"layer": "weighted", "freeze_steps": 2},
-    "specaug": "specaug", "specaug_conf": {"apply_time_warp": False, "apply_freq_mask": True,
-                                            "freq_mask_width_range": [0, 4], "num_freq_mask": 1,
-                                            "apply_time_mask": True, "time_mask_width_ratio_range": [0.0, 0.05],
-                                            "num_time_mask": 1},
+    "frontend": "distilled", "frontend_conf": {"layer": "weighted", "freeze_steps": 2, "mask_time_prob": 0.1,
+                                              "mask_time_length": 2, "mask_channel_prob": 0.1, "mask_channel_length": 4},
     "encoder": "passthrough", "decoder": "transformer",
     "decoder_conf": {"attention_heads": 2, "linear_units": 32, "num_blocks": 1},
     "model_conf": {"ctc_weight": 0.3, "lsm_weight": 0.1}, "optim": "adamw", "optim_conf": {"lr": 0.002},
@@ -115,8 +112,42 @@ def test_two_processes_under_torchrun_as_the_recipe_launches_them(tmp_path):
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
                         "espnet_distill.bin.asr_train", "--config", str(tmp_path / "ctc.yaml"), "--output_dir",
                         str(exp), "--ngpu", "0", "--multiprocessing_distributed", "false", "--dist_backend", "gloo",
-                        *data_opts], cwd=tmp_path, capture_output=True, text=True, env=env)
+                        "--unused_parameters", "true", *data_opts], cwd=tmp_path, capture_output=True, text=True, env=env)
     assert r.returncode == 0, r.stderr[-3000:]
+    # the frozen frontend got no gradient at all in its 2 frozen steps: AdamW's step count of its
+    # parameters starts when it is unfrozen (zero gradients would have advanced it, and the first
+    # updates after unfreezing would be several times too large)
+    import torch
+
+    ckpt = torch.load(exp / "checkpoint.pth", map_location="cpu", weights_only=True)
+    opt = ckpt["optimizers"][0]
+    names = _trainable_names(tmp_path, conf)
+    params = opt["param_groups"][0]["params"]
+    assert len(params) == len(names)
+    steps = {names[i]: int(opt["state"][p]["step"]) for i, p in enumerate(params) if p in opt["state"]}
+    fe = [v for k, v in steps.items() if k.startswith("frontend.upstream.")]
+    ctc = [v for k, v in steps.items() if k.startswith("ctc.")]
+    assert fe and ctc and max(fe) == min(fe) == ctc[0] - 2, steps
     assert re.search(r"\[[^\]\s]+:0/2\]", r.stderr)  # ESPnet's log prefix [host:rank/world]: a world of 2
     assert "distributed: true" in (exp / "config.yaml").read_text()
     assert (exp / "valid.loss.best.pth").is_file()
+
+
+def _trainable_names(tmp_path, conf) -> list[str]:
+    """The parameter names of the ESPnet model of ``conf``, in the order ESPnet gives them to its optimizer."""
+    from espnet_distill.asr.task import ASRTask, register
+
+    register()
+    parser = ASRTask.get_parser()
+    args = parser.parse_args(["--config", str(tmp_path / "ctc.yaml"), "--token_list", str(tmp_path / "tok/tokens.txt"),
+                              "--frontend_conf", f"checkpoint={tmp_path / 'student.pt'}"])
+    model = ASRTask.build_model(args)
+    return [n for n, _ in model.named_parameters()]
+
+
+def test_specaug_on_the_distilled_frontend_is_refused(tmp_path):
+    conf = dict(ASR, specaug="specaug", specaug_conf={"apply_time_mask": True})
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(conf))
+    r = subprocess.run([sys.executable, "-m", "espnet_distill.bin.asr_train", "--config", str(tmp_path / "bad.yaml")],
+                       capture_output=True, text=True)
+    assert r.returncode != 0 and "would mask the student's last layer" in r.stderr and "mask_time_prob" in r.stderr

@@ -141,3 +141,39 @@ def test_stale_durations_are_cropped_not_trusted(toy_dir, tmp_path):
     assert trainer.counts["cropped_utts"] >= 1
     assert max(r["batch_seconds"] for r in log) <= 1.0 + 1e-6
     assert float(read_table(toy_dir / "utt2dur").as_dict()["spk0-000"]) == pytest.approx(0.3)
+
+
+def test_fbank_student_restarts_warmup_after_front_end_adaptation(toy_dir, tmp_path):
+    """The real DistillTask through the Trainer: the transformer of an fbank student, randomly
+    initialised, starts its own warm-up after front-end adaptation instead of the full rate."""
+    from espnet_distill.bin.distill_train import build_student
+    from espnet_distill.nn.hubert import HubertConfig, HubertModel
+    from espnet_distill.teacher.teacher import HubertTeacher
+    from espnet_distill.train.distill import DistillTask
+
+    torch.manual_seed(0)
+    conv = [[16, 10, 5], [16, 3, 2], [16, 3, 2], [16, 3, 2], [16, 3, 2], [16, 2, 2], [16, 2, 2]]
+    teacher = HubertTeacher(HubertModel(HubertConfig(conv_layers=conv, embed_dim=32, ffn_dim=32, num_layers=2,
+                                                     num_heads=2, conv_pos=8, conv_pos_groups=4, final_dim=8,
+                                                     num_classes=6)))
+    student, _ = build_student({"student": {"frontend": "fbank", "dim": 16, "ffn_dim": 16, "num_layers": 2,
+                                            "num_heads": 2, "conv_pos": 8, "conv_pos_groups": 4,
+                                            "pred_head": "layer-wise", "disc_head": "type2"}}, teacher)
+    task = DistillTask(student, teacher, alpha=0.4, fe_adapt_steps=3)
+    encoder_before = {k: v.clone() for k, v in student.encoder.state_dict().items()}
+    seen = {}
+    orig = task.training_step
+
+    def spy(batch, step):
+        if step == 3:
+            seen.update({k: v.clone() for k, v in student.encoder.state_dict().items()})
+        return orig(batch, step)
+
+    task.training_step = spy
+    _, log = run(task, toy_dir, tmp_path / "run", max_steps=9, warmup_ratio=0.5, lr=0.001)
+    lrs = [r["lr"] for r in log]
+    assert lrs[:3] == pytest.approx([0.0005, 0.001, 0.001])  # adaptation: 2 warm-up steps of 3
+    assert lrs[3:6] == pytest.approx([0.001 / 3, 0.002 / 3, 0.001])  # distillation: 3 warm-up steps of 6
+    assert "fe_l1" in log[2] and "reg" in log[3]
+    for k, v in encoder_before.items():  # the transformer did not move during adaptation
+        assert torch.equal(seen[k], v), k

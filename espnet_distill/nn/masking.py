@@ -1,0 +1,61 @@
+"""Span masking of frame sequences: HuBERT's pretraining masks and wav2vec 2.0 / HuBERT
+fine-tuning's SpecAugment-like masks on the features entering the transformer.
+
+Shapes: B batch, T frames, D features; masks are boolean, True where a frame (or channel) is masked.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def span_mask(lengths: torch.Tensor, max_len: int, prob: float, span: int,
+              generator: torch.Generator | None = None) -> torch.Tensor:
+    """(B,) valid frame counts -> (B, T) bool mask of masked frames (fairseq's static rule).
+
+    For an utterance of T frames, ``int(prob * T / span + u)`` (u ~ U[0, 1)) span starts are
+    drawn without replacement from [0, T - span]; spans may overlap. Padding is never masked.
+    """
+    b = len(lengths)
+    mask = torch.zeros(b, max_len, dtype=torch.bool)
+    for i, t in enumerate(lengths.tolist()):
+        if t <= span:
+            continue
+        n = int(prob * t / span + float(torch.rand((), generator=generator)))
+        n = max(1, min(n, t - span))
+        starts = torch.randperm(t - span, generator=generator)[:n]
+        idx = (starts[:, None] + torch.arange(span)[None]).flatten()
+        mask[i, idx] = True
+    return mask
+
+
+class FeatureMasking(nn.Module):
+    """Fine-tuning masks on the (B, T, D) features that enter the transformer, as HuBERT and
+    wav2vec 2.0 fine-tuning do (ESPnet's ``specaug`` would act on the frontend's *output*, the
+    student's last layer, right before the CTC head): spans of ``time_length`` frames start with
+    probability ``time_prob / time_length`` per frame and are replaced by a learned mask embedding;
+    spans of ``channel_length`` channels are zeroed with ``channel_prob`` likewise (the same
+    channels in every frame of an utterance). Only in training mode; padding is never masked."""
+
+    def __init__(self, dim: int, time_prob: float = 0.0, time_length: int = 10, channel_prob: float = 0.0,
+                 channel_length: int = 10):
+        super().__init__()
+        for name, v in (("time_prob", time_prob), ("channel_prob", channel_prob)):
+            if not 0.0 <= v < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {v}")
+        self.time_prob, self.time_length = float(time_prob), int(time_length)
+        self.channel_prob, self.channel_length = float(channel_prob), int(channel_length)
+        self.mask_emb = nn.Parameter(torch.empty(dim).uniform_()) if time_prob > 0 else None
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """x: (B, T, D), mask: (B, T) valid frames -> x with masked spans (training only)."""
+        if not self.training:
+            return x
+        b, t, d = x.shape
+        if self.time_prob > 0:
+            tm = span_mask(mask.sum(1).cpu(), t, self.time_prob, self.time_length).to(x.device)
+            x = torch.where(tm[..., None], self.mask_emb.to(x.dtype), x)
+        if self.channel_prob > 0:
+            cm = span_mask(torch.full((b,), d), d, self.channel_prob, self.channel_length).to(x.device)
+            x = x.masked_fill(cm[:, None, :], 0.0)
+        return x
