@@ -30,7 +30,6 @@ import sys
 from pathlib import Path
 
 import torch
-import yaml
 
 from espnet_distill.data.dataset import AudioDataset, collate
 from espnet_distill.student.export import export_distiller_local, save_student
@@ -38,7 +37,8 @@ from espnet_distill.student.frontend import FbankFrontend, estimate_cmvn
 from espnet_distill.student.model import Student, StudentConfig, init_from_teacher
 from espnet_distill.teacher.checkpoints import CheckpointError
 from espnet_distill.teacher.teacher import TeacherError, build_teacher
-from espnet_distill.train.distill import DistillTask
+from espnet_distill.config import ConfigError, read_yaml
+from espnet_distill.train.distill import DistillConfig, DistillTask, InitConfig
 from espnet_distill.train.trainer import Trainer, TrainConfig, dist_info
 from espnet_distill.bin import setup_logging
 
@@ -57,12 +57,12 @@ def build_student(conf: dict, teacher) -> tuple[Student, dict]:
         scfg["disc_head"] = None
     student = Student(StudentConfig.from_dict(scfg), label_embs=embs)
     report = {"copied": [], "skipped": []}
-    init = conf.get("init") or {}
+    init = InitConfig.from_dict(conf.get("init"))
+    wanted = init.frontend or init.pos_conv or init.layers
     state = teacher.hubert_state_dict()
-    if init and state is not None:
-        report = init_from_teacher(student, state, bool(init.get("frontend", False)), bool(init.get("pos_conv", False)),
-                                   {int(k): int(v) for k, v in (init.get("layers") or {}).items()})
-    elif init:
+    if wanted and state is not None:
+        report = init_from_teacher(student, state, init.frontend, init.pos_conv, init.layers)
+    elif wanted:
         logging.warning("this teacher does not expose fairseq-named weights: student starts from random weights")
     return student, report
 
@@ -81,28 +81,34 @@ def main(argv: list[str] | None = None) -> int:
                         "the from-scratch baseline of stage 5")
     a = p.parse_args(argv)
 
-    with open(a.config) as f:
-        conf = yaml.safe_load(f) or {}
-    unknown = sorted(set(conf) - set(SECTIONS))
-    if unknown:
-        logging.error("%s: unknown sections %s (valid: %s)", a.config, unknown, list(SECTIONS))
-        return 1
-    with open(a.teacher) as f:
-        tconf = yaml.safe_load(f) or {}
-    dconf = conf.get("distill", {}) or {}
-    train_cfg = TrainConfig.from_dict(conf.get("train", {}) or {})
     try:
+        conf = read_yaml(a.config)
+        unknown = sorted(set(conf) - set(SECTIONS))
+        if unknown:
+            raise ConfigError(f"unknown sections {unknown} (valid: {list(SECTIONS)})")
+        dconf = DistillConfig.from_dict(conf.get("distill"))
+        InitConfig.from_dict(conf.get("init"))
+        train_cfg = TrainConfig.from_dict(conf.get("train"))
+        StudentConfig.from_dict(conf.get("student") or {})
+    except (ConfigError, ValueError) as e:
+        logging.error("%s: %s", a.config, e)
+        return 1
+    try:
+        tconf = read_yaml(a.teacher)
         teacher = build_teacher(tconf)
-        if float(dconf.get("alpha", 0.0)) > 0:
+        if dconf.alpha > 0:
             teacher.require_codebook("L_disc (distill.alpha > 0)")
-    except (TeacherError, CheckpointError) as e:
+    except (TeacherError, CheckpointError, ConfigError) as e:
         logging.error("%s: %s", a.teacher, e)
         return 1
 
     torch.manual_seed(train_cfg.seed)
-    student, init_report = build_student(conf, teacher)
-    task = DistillTask(student, teacher, float(dconf.get("alpha", 0.0)), float(dconf.get("lam", 1.0)),
-                       int(dconf.get("fe_adapt_steps", 0)), bool(dconf.get("cache_teacher", False)))
+    try:
+        student, init_report = build_student(conf, teacher)
+    except (ValueError, TypeError) as e:  # a front-end or head name, a layer map, a shape the teacher cannot feed
+        logging.error("%s: %s", a.config, e)
+        return 1
+    task = DistillTask(student, teacher, dconf.alpha, dconf.lam, dconf.fe_adapt_steps, dconf.cache_teacher)
     min_samples = max(teacher.receptive_field, 400)
     train_set = AudioDataset(a.train_dir, max_seconds=train_cfg.max_utt_seconds, min_samples=min_samples,
                              cache_audio=train_cfg.cache_audio, skip_bad_audio=train_cfg.skip_bad_audio)
@@ -110,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
                              cache_audio=train_cfg.cache_audio, skip_bad_audio=train_cfg.skip_bad_audio)
 
     if isinstance(student.frontend, FbankFrontend):
-        n = int(dconf.get("cmvn_utts", 500))
+        n = dconf.cmvn_utts
         idx = list(range(0, len(train_set), max(1, len(train_set) // n)))[:n]
         batches = (collate([train_set[i] for i in idx[j:j + 16]]) for j in range(0, len(idx), 16))
         mean, std, frames = estimate_cmvn(student.frontend, batches)
@@ -124,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
         save_student(Path(a.outdir) / "student.pt", student.cpu(), {"params": counts, "steps": 0, "init_only": True})
         logging.info("wrote the undistilled student to %s", Path(a.outdir) / "student.pt")
         return 0
-    resolved = {"student": student.cfg.to_dict(), "init": conf.get("init") or {}, "distill": dconf,
+    resolved = {"student": student.cfg.to_dict(), "init": InitConfig.from_dict(conf.get("init")).to_dict(),
+                "distill": dconf.to_dict(),
                 "teacher": tconf, "data": {"train": a.train_dir, "valid": a.valid_dir}}
     outdir = Path(a.outdir)
     trainer = Trainer(task, train_set, valid_set, train_cfg, outdir, resolved)

@@ -293,7 +293,14 @@ def weights_only_torch_load() -> Iterator[None]:
         torch.load = original
 
 
+def _check_keys(conf: dict, backend: str, allowed: set[str]) -> None:
+    unknown = sorted(set(conf) - allowed - {"backend"})
+    if unknown:
+        raise TeacherError(f"unknown keys {unknown} for backend '{backend}'; valid: {sorted(allowed | {'backend'})}")
+
+
 def _local(conf: dict) -> Teacher:
+    _check_keys(conf, "local", {"path", "format", "name", "torchaudio_config"})
     if "path" not in conf:
         raise TeacherError("teacher config with backend 'local' needs 'path'")
     model, meta = load_hubert(conf["path"], conf.get("format", "auto"), hints=conf.get("torchaudio_config"))
@@ -301,6 +308,7 @@ def _local(conf: dict) -> Teacher:
 
 
 def _s3prl(conf: dict) -> Teacher:
+    _check_keys(conf, "s3prl", {"name", "path_or_url", "refresh"})
     if "name" not in conf:
         raise TeacherError("teacher config with backend 's3prl' needs 'name' (e.g. hubert_base)")
     return S3PRLTeacher(conf["name"], conf.get("path_or_url"), bool(conf.get("refresh", False)))

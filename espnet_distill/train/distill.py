@@ -11,14 +11,64 @@ epochs, which is exact because the teacher is deterministic and pad-invariant.
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict, dataclass, field
 
 import torch
+
+from espnet_distill.config import check_range, from_dict
 
 from espnet_distill.losses import disc_loss, frontend_loss, reg_loss
 from espnet_distill.student.model import Student
 from espnet_distill.teacher.teacher import Teacher, TeacherOutput
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass
+class DistillConfig:
+    """The ``distill:`` section."""
+
+    alpha: float = 0.0  # weight of L_disc (0: L_reg only)
+    lam: float = 1.0  # weight of the cosine term in L_reg
+    fe_adapt_steps: int = 0  # front-end adaptation updates before distillation (fbank students)
+    cache_teacher: bool = False  # keep the teacher's outputs per utterance (corpora that fit in memory)
+    cmvn_utts: int = 500  # utterances for the fbank front-end's global CMVN
+
+    def __post_init__(self) -> None:
+        check_range("distill", "alpha", self.alpha, self.alpha >= 0, "0 or more")
+        check_range("distill", "lam", self.lam, self.lam >= 0, "0 or more")
+        check_range("distill", "fe_adapt_steps", self.fe_adapt_steps, self.fe_adapt_steps >= 0, "0 or more")
+        check_range("distill", "cmvn_utts", self.cmvn_utts, self.cmvn_utts >= 1, "at least 1")
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> "DistillConfig":
+        return from_dict(cls, d or {}, "distill")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class InitConfig:
+    """The ``init:`` section: what a student copies from the teacher before distillation."""
+
+    frontend: bool = False  # the waveform CNN (CNN students of the same shape)
+    pos_conv: bool = False  # the positional convolution
+    layers: dict = field(default_factory=dict)  # {student layer: teacher layer}, 1-based
+
+    def __post_init__(self) -> None:
+        try:
+            self.layers = {int(k): int(v) for k, v in self.layers.items()}
+        except (TypeError, ValueError):
+            raise ValueError(f"init.layers: expected {{student layer: teacher layer}} integers, got {self.layers!r}") \
+                from None
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> "InitConfig":
+        return from_dict(cls, d or {}, "init")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
 
 class TeacherCache:

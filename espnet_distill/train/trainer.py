@@ -46,7 +46,7 @@ import torch.distributed as dist
 from torch import nn
 from tqdm import tqdm
 
-from espnet_distill.config import from_dict
+from espnet_distill.config import check_range, from_dict
 from espnet_distill.data.audio import AudioError
 from espnet_distill.data.dataset import AudioDataset, BucketBatches, collate
 from espnet_distill.teacher.checkpoints import atomic_save, safe_load
@@ -85,11 +85,26 @@ class TrainConfig:
     max_minutes: float = 0.0  # stop early (and checkpoint) after this wall time; 0 = no limit
     extra: dict = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        w = "train"
+        check_range(w, "max_steps", self.max_steps, self.max_steps >= 1, "at least 1 update")
+        check_range(w, "lr", self.lr, self.lr > 0, "a positive learning rate")
+        check_range(w, "warmup_ratio", self.warmup_ratio, 0 <= self.warmup_ratio < 1, "a fraction in [0, 1)")
+        check_range(w, "min_lr_ratio", self.min_lr_ratio, 0 <= self.min_lr_ratio <= 1, "a fraction in [0, 1]")
+        check_range(w, "grad_clip", self.grad_clip, self.grad_clip > 0, "a positive norm")
+        check_range(w, "max_batch_seconds", self.max_batch_seconds, self.max_batch_seconds > 0, "positive seconds")
+        check_range(w, "max_utt_seconds", self.max_utt_seconds, self.max_utt_seconds > 0, "positive seconds")
+        check_range(w, "amp", self.amp, self.amp in ("none", "fp16", "bf16"), "none, fp16 or bf16")
+        check_range(w, "device", self.device, self.device in ("auto", "cpu", "cuda"), "auto, cpu or cuda")
+        for key in ("log_every", "ckpt_every"):
+            check_range(w, key, getattr(self, key), getattr(self, key) >= 1, "at least 1 step")
+        for key in ("valid_every", "global_batch_size", "max_bad_utts"):
+            check_range(w, key, getattr(self, key), getattr(self, key) >= 0, "0 (off) or more")
+        check_range(w, "max_nonfinite_steps", self.max_nonfinite_steps, self.max_nonfinite_steps >= 1, "at least 1")
+        check_range(w, "betas", self.betas, all(0 <= b < 1 for b in self.betas), "two numbers in [0, 1)")
+
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
-        d = dict(d)
-        if "betas" in d:
-            d["betas"] = tuple(d["betas"])
         return from_dict(cls, d, "train")
 
     def per_process_batch(self, world: int) -> tuple[float, int | None]:
@@ -365,9 +380,33 @@ class Trainer:
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
         return bool(t.item() > 0)
 
+    def _lock_outdir(self) -> None:
+        """Rank 0 holds an exclusive lock on OUTDIR/.lock while it trains: a second trainer started
+        on the same folder (a rerun while the first still runs) stops instead of interleaving
+        checkpoints and logs. Leftovers of checkpoint writes killed midway are removed."""
+        import fcntl
+
+        self._lock_file = open(self.outdir / ".lock", "a+")
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock_file.seek(0)
+            holder = self._lock_file.read().strip() or "unknown"
+            raise RuntimeError(f"{self.outdir} is in use by another trainer (pid {holder}); wait for it or stop it "
+                               "before starting this one") from None
+        self._lock_file.seek(0)
+        self._lock_file.truncate()
+        self._lock_file.write(str(os.getpid()))
+        self._lock_file.flush()
+        for stale in self.outdir.glob(f".{self.ckpt_path.name}.*.tmp"):
+            logger.info("removing %s, left by a checkpoint write that was killed", stale)
+            stale.unlink(missing_ok=True)
+
     def fit(self, resume: bool = True) -> dict:
         """Train to ``max_steps``. Returns the last validation stats."""
         self.outdir.mkdir(parents=True, exist_ok=True)
+        if self.rank == 0:
+            self._lock_outdir()
         if resume:
             self.load_checkpoint()
         elif self.rank == 0:
@@ -448,6 +487,8 @@ class Trainer:
             logger.warning("over the run: %s", self.counts)
         if self._tb:
             self._tb.close()
+        if self.rank == 0:
+            self._lock_file.close()  # releases the folder
         if self.world > 1:  # leave together: a rank exiting while others still talk can abort the job
             dist.barrier()
             dist.destroy_process_group()

@@ -177,3 +177,20 @@ def test_fbank_student_restarts_warmup_after_front_end_adaptation(toy_dir, tmp_p
     assert "fe_l1" in log[2] and "reg" in log[3]
     for k, v in encoder_before.items():  # the transformer did not move during adaptation
         assert torch.equal(seen[k], v), k
+
+
+def test_one_trainer_per_output_dir_and_stale_temporaries_removed(toy_dir, tmp_path):
+    import fcntl
+
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / ".checkpoint.pt.abc123.tmp").write_bytes(b"half a checkpoint")
+    run(ToyTask(), toy_dir, out, max_steps=2)
+    assert not list(out.glob(".checkpoint.pt.*.tmp")) and (out / "checkpoint.pt").is_file()
+    with open(out / ".lock", "a+") as other:  # another trainer holds the folder
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        other.truncate(0)
+        other.write("4242")
+        other.flush()
+        with pytest.raises(RuntimeError, match=r"is in use by another trainer \(pid 4242\)"):
+            run(ToyTask(), toy_dir, out, max_steps=2)
