@@ -100,6 +100,19 @@ def check_sorted(table: Table) -> None:
         prev = key
 
 
+def _file_mode(path: Path) -> int:
+    """The mode a rewritten ``path`` keeps: its own, or a new file's under the current umask."""
+    if path.exists():
+        return path.stat().st_mode & 0o777
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def _same_dir(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    return Path(a).resolve() == Path(b).resolve()
+
+
 def write_table(path: str | os.PathLike, items: Iterable[tuple[str, str]], sort: bool = True) -> None:
     """Write a table atomically (temp file + rename), sorted by key in byte order."""
     path = Path(path)
@@ -112,6 +125,7 @@ def write_table(path: str | os.PathLike, items: Iterable[tuple[str, str]], sort:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             for k, v in items:
                 f.write(f"{k} {v}\n")
+        os.chmod(tmp, _file_mode(path))  # mkstemp makes 0600: keep the file's mode, or the umask's
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -265,7 +279,8 @@ def validate_data_dir(
 def fix_data_dir(data_dir: str | os.PathLike) -> dict[str, dict[str, int]]:
     """Keep only utterances present in every table; sort all tables; rebuild spk2utt.
 
-    Originals are kept in ``<dir>/.backup/``. Returns, per file, how many lines
+    Originals are kept in ``<dir>/.backup/`` (a later run: ``.backup.1/``, ...; a backup is never
+    overwritten). Segments whose end is not after their start are dropped. Returns, per file, how many lines
     were dropped and why (``{"text": {"not in wav.scp": 2}}``); also logged.
     """
     d = Path(data_dir)
@@ -273,11 +288,29 @@ def fix_data_dir(data_dir: str | os.PathLike) -> dict[str, dict[str, int]]:
     if "utt2spk" not in tables or "wav.scp" not in tables:
         raise DataDirError(f"{d}: fix_data_dir needs at least wav.scp and utt2spk")
     seg = tables.get("segments")
-    wav_keys = set(tables["wav.scp"].keys())
 
-    # utterances that have audio
+    def missing_file(entry: str) -> bool:  # a plain path that is not there (pipes and ark offsets are not checked)
+        entry = entry.strip()
+        is_ark = ":" in entry and entry.rsplit(":", 1)[1].isdigit()
+        return not entry.endswith("|") and not is_ark and not os.path.isfile(entry)
+
+    missing_audio = {k for k, v in tables["wav.scp"].items if missing_file(v)}
+    wav_keys = set(tables["wav.scp"].keys()) - missing_audio
+
+    # utterances that have audio (segments: a known recording and start < end)
+    bad_segments: set[str] = set()
     if seg is not None:
-        audio = {utt for utt, v in seg.items if v.split() and v.split()[0] in wav_keys}
+        audio = set()
+        for utt, v in seg.items:
+            f = v.split()
+            try:
+                ok = len(f) == 3 and float(f[1]) >= 0 and float(f[2]) > float(f[1])
+            except ValueError:
+                ok = False
+            if not ok:
+                bad_segments.add(utt)
+            elif f[0] in wav_keys:
+                audio.add(utt)
     else:
         audio = wav_keys
     keep = set(tables["utt2spk"].keys()) & audio
@@ -298,13 +331,21 @@ def fix_data_dir(data_dir: str | os.PathLike) -> dict[str, dict[str, int]]:
             return "not in utt2spk"
         if name != "text" and text is not None and key not in text:
             return "not in text"
+        if key in bad_segments:
+            return "segment end not after its start (or not '<reco> <start> <end>')"
+        if key in missing_audio or (seg is not None and seg.as_dict().get(key, " ").split()[0] in missing_audio):
+            return "audio file missing"
         if key not in audio:
             return "no audio (not in wav.scp)" if seg is None else "no audio (recording not in wav.scp)"
         return "not in every table"
 
     used_recos = {seg.as_dict()[u].split()[0] for u in keep} if seg is not None else None
-    backup = d / ".backup"
-    backup.mkdir(exist_ok=True)
+    backup = d / ".backup"  # the first fix keeps the originals here; later fixes in .backup.1, .backup.2, ...
+    n = 0
+    while backup.exists():
+        n += 1
+        backup = d / f".backup.{n}"
+    backup.mkdir()
     for name, table in tables.items():
         (backup / name).write_bytes(table.path.read_bytes())
         if name in RECO_TABLES and used_recos is not None:  # recordings: keep those still used
@@ -342,6 +383,9 @@ def copy_subset(src: str | os.PathLike, dst: str | os.PathLike, utts: Iterable[s
         recos = {v.split()[0] for k, v in seg.items if k in keep}
     for name in ALL_TABLES:
         if not (s / name).is_file():
+            if (t / name).is_file():  # left by an earlier dir at dst: it would be stale
+                logger.warning("subset: removing %s, which %s does not have", t / name, s)
+                (t / name).unlink()
             continue
         table = read_table(s / name, allow_empty_value=True)
         by = recos if (name in RECO_TABLES and recos is not None) else keep
@@ -444,6 +488,14 @@ def subset_data_dir(
     chosen = [x is not None for x in (first, random_n, speakers, seconds)]
     if sum(chosen) != 1:
         raise ValueError("subset_data_dir: give exactly one of first, random_n, speakers, seconds")
+    if _same_dir(src, dst):
+        raise DataDirError(f"subset: the destination {dst} is the source: that would replace it by a part of "
+                           "itself; write the subset to another dir")
+    for name, v in (("first", first), ("random", random_n)):
+        if v is not None and v < 1:
+            raise DataDirError(f"subset: --{name} {v}: expected at least 1 utterance")
+    if seconds is not None and not seconds > 0:
+        raise DataDirError(f"subset: --seconds {seconds}: expected a positive duration")
     s = Path(src)
     utt2spk = read_table(s / "utt2spk")
     utts = utt2spk.keys()
@@ -479,6 +531,8 @@ def combine_data_dirs(dst: str | os.PathLike, srcs: Iterable[str | os.PathLike])
     """Concatenate data dirs into ``dst``; ids must be unique across the sources."""
     t = Path(dst)
     srcs = [Path(s) for s in srcs]
+    if any(_same_dir(t, s) for s in srcs):
+        raise DataDirError(f"combine: the destination {t} is also a source; write the combination to another dir")
     merged: dict[str, list[tuple[str, str]]] = {}
     origin: dict[tuple[str, str], Path] = {}
     for name in ALL_TABLES:
@@ -500,6 +554,10 @@ def combine_data_dirs(dst: str | os.PathLike, srcs: Iterable[str | os.PathLike])
                 items.append((k, v))
         merged[name] = items
     t.mkdir(parents=True, exist_ok=True)
+    for name in ALL_TABLES:  # tables of an earlier dir at dst that the sources do not have: stale
+        if name not in merged and name != "spk2utt" and (t / name).is_file():
+            logger.warning("combine: removing %s, which the sources do not have", t / name)
+            (t / name).unlink()
     for name, items in merged.items():
         write_table(t / name, items)
     write_table(t / "spk2utt", utt2spk_to_spk2utt(merged["utt2spk"]))

@@ -180,3 +180,63 @@ def test_shell_tools_report_errors(data_dir):
     r = subprocess.run(["utils/validate_data_dir.sh", "--help"], capture_output=True, text=True,
                        cwd=Path(__file__).resolve().parents[3])
     assert r.returncode == 0 and "--no-audio" in r.stdout
+
+
+def test_tools_never_overwrite_their_inputs_and_keep_modes(data_dir, tmp_path):
+    import os
+    import stat
+
+    from espnet_distill.data import kaldi_dir as kd
+
+    os.chmod(data_dir / "text", 0o644)
+    for call in (lambda: kd.subset_data_dir(data_dir, data_dir, first=1),
+                 lambda: kd.subset_data_dir(data_dir, tmp_path / "data/../data", first=1),
+                 lambda: kd.combine_data_dirs(data_dir, [data_dir, tmp_path / "other"])):
+        with pytest.raises(kd.DataDirError, match="destination .* (is the source|is also a source)"):
+            call()
+    assert len((data_dir / "utt2spk").read_text().splitlines()) == 4  # untouched
+    for kw in ({"first": 0}, {"first": -1}, {"random_n": 0}, {"seconds": -5.0}):
+        with pytest.raises(kd.DataDirError, match="expected"):
+            kd.subset_data_dir(data_dir, tmp_path / "sub", **kw)
+    kd.fix_data_dir(data_dir)
+    assert stat.S_IMODE((data_dir / "text").stat().st_mode) == 0o644  # rewritten, same mode
+    original = (data_dir / ".backup/text").read_text()
+    (data_dir / "text").write_text("spkA-001 hello world\n")  # a later edit, then a second fix
+    kd.fix_data_dir(data_dir)
+    assert (data_dir / ".backup/text").read_text() == original  # the first backup survives
+    assert (data_dir / ".backup.1/text").read_text() == "spkA-001 hello world\n"
+
+
+def test_fix_drops_backwards_segments_and_subset_drops_stale_tables(tmp_path):
+    from conftest import write_wav
+
+    from espnet_distill.data import kaldi_dir as kd
+
+    d = tmp_path / "d"
+    d.mkdir()
+    rec = write_wav(tmp_path / "rec.wav", 3.0)
+    (d / "wav.scp").write_text(f"rec {rec}\n")
+    (d / "segments").write_text("u1 rec 0.0 1.0\nu2 rec 2.0 1.5\n")
+    (d / "utt2spk").write_text("u1 s\nu2 s\n")
+    (d / "text").write_text("u1 a\nu2 b\n")
+    dropped = kd.fix_data_dir(d)
+    assert (d / "utt2spk").read_text() == "u1 s\n"
+    assert any("segment end not after its start" in r for r in dropped["segments"])
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / "wav.scp").write_text(f"u9 {rec}\n")
+    (plain / "utt2spk").write_text("u9 s\n")
+    kd.subset_data_dir(d, tmp_path / "out", first=1)
+    assert (tmp_path / "out/segments").is_file()
+    kd.subset_data_dir(plain, tmp_path / "out", first=1)  # the old segments would now be stale
+    assert not (tmp_path / "out/segments").exists()
+
+
+def test_fix_drops_utterances_whose_audio_file_is_missing(data_dir, tmp_path):
+    from espnet_distill.data import kaldi_dir as kd
+
+    (tmp_path / "wav" / "spkB-002.wav").unlink()
+    dropped = kd.fix_data_dir(data_dir)
+    assert "spkB-002" not in (data_dir / "utt2spk").read_text()
+    assert dropped["wav.scp"] == {"audio file missing": 1}
+    kd.validate_data_dir(data_dir)
