@@ -57,6 +57,15 @@ def test_local_teacher_through_stage_6_and_s3prl_teacher_stage_2(tmp_path):
     assert "| teacher_train_1min | ctc greedy |" in (r / "RESULTS.md").read_text()
     assert "Decoding test with teacher_train_1min (attention beam search, 3 jobs, cpu)" in p.stderr
 
+    # new data (stage 1 rerun with another seed): the stages that read it rerun instead of keeping
+    # models of the old data
+    args1 = [a.replace("--nj 2", "--nj 2 --seed 1") if a.startswith("--train_hours") else a for a in args]
+    p = subprocess.run([*args1[:4], "3", *args1[5:]], cwd=r, env=recipe_env(), capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr[-4000:]
+    for n, name in ((1, "data"), (2, "teacher"), (3, "distill")):
+        assert f"Stage {n} ({name}): options changed since the last run" in p.stderr, name
+    assert (r / "exp/distill/cnn_tiny/train.log.1").is_file() or list(r.glob("exp/distill.*/cnn_tiny/train.log"))
+
     # an s3prl HuBERT upstream: stage 2 checks it against s3prl's forward and writes it as ours
     save_s3prl_hubert_local(r / "s3prl_tiny.pt", model)
     (r / "conf/teacher/s3prl.yaml").write_text(yaml.safe_dump(

@@ -42,3 +42,37 @@ def test_unknown_option_fails_with_list(tmp_path):
     r = synth_recipe(tmp_path / "recipe")
     p = subprocess.run(["./run.sh", "--stgae", "1"], cwd=r, env=recipe_env(), capture_output=True, text=True)
     assert p.returncode != 0 and "invalid option --stgae" in p.stderr and "--stop-stage" in p.stderr
+
+
+def test_a_stage_range_that_runs_nothing_is_an_error(tmp_path):
+    r = synth_recipe(tmp_path / "recipe")
+    for args, message in ((["--stage", "7"], "--stage must be a stage number 1-6, got '7'"),
+                          (["--stage", "abc"], "--stage must be a stage number 1-6, got 'abc'"),
+                          (["--stage", "3", "--stop_stage", "1"], "--stage 3 is after --stop_stage 1")):
+        p = subprocess.run(["./run.sh", *args], cwd=r, env=recipe_env(), capture_output=True, text=True)
+        assert p.returncode != 0 and message in p.stderr and "Successfully finished" not in p.stderr, args
+
+
+def test_ngpu_without_cuda_is_an_error(tmp_path):
+    r = synth_recipe(tmp_path / "recipe")
+    p = subprocess.run(["./run.sh", "--stage", "3", "--stop_stage", "3", "--ngpu", "1"], cwd=r,
+                       env=recipe_env(CUDA_VISIBLE_DEVICES=""), capture_output=True, text=True)
+    assert p.returncode != 0 and "--ngpu 1 but torch sees no usable CUDA device" in p.stderr
+
+
+def test_unlabelled_training_set_passes_stage_1(tmp_path):
+    """Distillation needs audio only: a training set without transcripts is a valid stage-1 output
+    when it is not also a fine-tuning set."""
+    from conftest import make_data_dir
+
+    r = synth_recipe(tmp_path / "recipe")
+    src = tmp_path / "src"
+    for name in ("train", "dev", "test"):
+        make_data_dir(src, {f"s{i}-{name}{i}": (f"s{i}", "a b") for i in range(3)}, name)
+    (src / "train/text").unlink()
+    (r / "local/data.sh").write_text(f"#!/usr/bin/env bash\nset -euo pipefail\nmkdir -p data\ncp -r {src}/train {src}/dev "
+                                     f"{src}/test data/\n")
+    p = subprocess.run(["./run.sh", "--stage", "1", "--stop_stage", "1", "--local_data_opts", "", "--finetune_sets", "dev"],
+                       cwd=r, env=recipe_env(), capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert (r / "data/train/utt2dur").is_file() and not (r / "data/train/text").exists()

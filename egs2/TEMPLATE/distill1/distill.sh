@@ -80,9 +80,18 @@ log "$0 $*"
 _run_args=$(printf '%q ' "$0" "$@")  # for reproduce.sh (a leading _: not an option)
 . utils/parse_options.sh
 [ $# -eq 0 ] || { log "Error: unexpected arguments: $*"; exit 2; }
+for v in stage stop_stage; do  # a range that runs nothing is a mistake, not a success
+    [[ "${!v}" =~ ^[1-6]$ ]] || { log "Error: --${v} must be a stage number 1-6, got '${!v}'"; exit 2; }
+done
+[ "${stage}" -le "${stop_stage}" ] || { log "Error: --stage ${stage} is after --stop_stage ${stop_stage}"; exit 2; }
 
 . ./path.sh
 . ./cmd.sh
+
+if [ "${ngpu}" -gt 0 ] && ! python -c 'import sys, torch; sys.exit(0 if torch.cuda.device_count() > 0 else 1)'; then
+    log "Error: --ngpu ${ngpu} but torch sees no usable CUDA device on $(hostname); use --ngpu 0 to train on CPU"
+    exit 1
+fi
 
 [ -n "${finetune_sets}" ] || finetune_sets=${train_set}
 # Training entry points: one process per GPU. One node: torchrun starts them; several nodes:
@@ -111,7 +120,7 @@ stage_begin() {
     local num=$1 name=$2 opts=$3 marker=${expdir}/$2/.done
     [ "${stage}" -le "${num}" ] && [ "${stop_stage}" -ge "${num}" ] || return 1
     if [ -f "${marker}" ] && ! ${force}; then
-        if [ "$(cat "${marker}")" = "${opts}" ]; then
+        if [ "$(head -n 1 "${marker}")" = "${opts}" ]; then
             log "Stage ${num} (${name}): already done (${marker}); --force true or remove the marker to rerun"
             return 1
         fi
@@ -133,10 +142,38 @@ stage_begin() {
     return 0
 }
 
-# stage_end NUM NAME OPTIONS: write the finished marker.
+# stage_end NUM NAME OPTIONS: write the finished marker (the options, then when it finished: a stage
+# that reads this one's outputs keys on the whole marker, so it reruns whenever this one reran).
 stage_end() {
-    echo "$3" > "${expdir}/$2/.done"
+    { echo "$3"; echo "# finished $(date '+%Y-%m-%dT%H:%M:%S.%N')"; } > "${expdir}/$2/.done"
     log "Stage $1 ($2): done"
+}
+
+# keep_log FILE: a rerun writes a fresh FILE; the earlier run's is kept as FILE.1, FILE.2, ...
+keep_log() {
+    local n=1
+    [ -f "$1" ] || return 0
+    while [ -e "$1.${n}" ]; do n=$((n + 1)); done
+    mv "$1" "$1.${n}"
+}
+
+# stage_key NAME...: a hash of the finished markers of the stages whose outputs the caller reads.
+stage_key() {
+    local name
+    for name in "$@"; do
+        [ ! -f "${expdir}/${name}/.done" ] || cat "${expdir}/${name}/.done"
+    done | sha256sum | cut -c1-16
+}
+
+# data_key SET...: a hash of the data dirs' tables, so that new data (stage 1 rerun with another
+# seed, an edited wav.scp) reruns the stages that read them.
+data_key() {
+    local x f
+    for x in "$@"; do
+        for f in wav.scp utt2spk segments text utt2dur; do
+            [ ! -f "${datadir}/${x}/${f}" ] || cat "${datadir}/${x}/${f}"
+        done
+    done | sha256sum | cut -c1-16
 }
 
 # ---------------------------------------------------------------------------- 1. data
@@ -145,7 +182,10 @@ if stage_begin 1 data "${opts}"; then
     # shellcheck disable=SC2086
     local/data.sh ${local_data_opts}
     for x in $(echo ${train_set} ${valid_set} ${test_sets} ${finetune_sets} | tr ' ' '\n' | sort -u); do
-        utils/validate_data_dir.sh --no-audio "${datadir}/${x}"
+        # distillation needs audio only: the training set may come without transcripts
+        text_opt=""
+        case " ${valid_set} ${test_sets} ${finetune_sets} " in *" ${x} "*) ;; *) text_opt=--no-text ;; esac
+        utils/validate_data_dir.sh --no-audio ${text_opt} "${datadir}/${x}"
         # durations once, here: training processes never measure the corpus themselves
         [ -f "${datadir}/${x}/utt2dur" ] || utils/data/get_utt2dur.sh --nj "${nj}" "${datadir}/${x}"
     done
@@ -155,7 +195,7 @@ fi
 # ---------------------------------------------------------------------------- 2. teacher
 # Writes ${expdir}/teacher/teacher.yaml, the teacher every later stage uses.
 teacher_dir=${expdir}/teacher
-opts="${teacher_config} $(sha256sum < "${teacher_config}" | cut -c1-16) ${train_set} ${valid_set}"
+opts="${teacher_config} $(sha256sum < "${teacher_config}" | cut -c1-16) ${train_set} ${valid_set} $(data_key ${train_set} ${valid_set})"
 if stage_begin 2 teacher "${opts}"; then
     backend=$(python -m espnet_distill.bin.config_get "${teacher_config}" backend local)
     if [ "${backend}" = pretrain ]; then
@@ -184,6 +224,7 @@ if stage_begin 2 teacher "${opts}"; then
                 --label "train=$(echo ${train_feats} | tr ' ' ',')" "valid=${d}/feats/valid.1.pt" \
                 --n-clusters "${n_clusters}" --sample-frames "${sample_frames}" --seed "${km_seed}" --outdir "${d}"
             log "Teacher iteration ${it}: masked-prediction pretraining (log: ${d}/train.log)"
+            keep_log "${d}/train.log"
             # shellcheck disable=SC2086
             ${cuda_cmd} "${d}/train.log" \
                 ${python_launcher} -m espnet_distill.bin.teacher_pretrain train --config "${teacher_config}" \
@@ -224,6 +265,7 @@ distill_one() {
     local name=$1 config=$2 d=${expdir}/distill/$1
     mkdir -p "${d}"
     log "Distilling ${name} (${config}); log: ${d}/train.log"
+    keep_log "${d}/train.log"
     # shellcheck disable=SC2086
     ${cuda_cmd} "${d}/train.log" \
         ${python_launcher} -m espnet_distill.bin.distill_train --config "${config}" \
@@ -244,7 +286,7 @@ configs_hash() {  # the content of the configs and of the teacher: a change reru
 for num in 3 4; do
     if [ "${num}" = 3 ]; then configs=${distill_configs}; sname=distill; else configs=${fbank_configs}; sname=fbank; fi
     # shellcheck disable=SC2086
-    opts="${configs} $(configs_hash ${configs}) ${train_set} ${valid_set}"
+    opts="${configs} $(configs_hash ${configs}) ${train_set} ${valid_set} $(data_key ${train_set} ${valid_set}) $(stage_key teacher)"
     if stage_begin "${num}" "${sname}" "${opts}"; then
         [ -f "${teacher_dir}/teacher.yaml" ] || { log "Error: no ${teacher_dir}/teacher.yaml: run stage 2 first"; exit 1; }
         for config in ${configs}; do
@@ -326,7 +368,7 @@ asr_frontends() {  # "name checkpoint" lines
 asr_opts=""
 if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 5 ]; then  # the configs must exist from here on
     asr_configs=$(for ft in ${finetune_sets}; do asr_config_for "${ft}"; done | sort -u | tr '\n' ' ')
-    asr_opts="$(configs_hash ${asr_configs} ${asr_scratch_config} ${distill_configs} ${fbank_configs}) ${finetune_sets} ${valid_set} ${token_type} ${bpe_size} ${asr_teacher} ${asr_args} ${text_norm_opts} ${min_wav_duration} ${max_wav_duration}"
+    asr_opts="$(configs_hash ${asr_configs} ${asr_scratch_config} ${distill_configs} ${fbank_configs}) ${finetune_sets} ${valid_set} ${token_type} ${bpe_size} ${asr_teacher} ${asr_args} ${text_norm_opts} ${min_wav_duration} ${max_wav_duration} $(data_key ${finetune_sets} ${valid_set}) $(stage_key teacher distill fbank)"
 fi
 if stage_begin 5 asr "${asr_opts}"; then
     for x in ${finetune_sets}; do
@@ -355,6 +397,7 @@ if stage_begin 5 asr "${asr_opts}"; then
             config=$(asr_config_for "${ft}")
             log "ASR fine-tuning ${name} on ${ft} (${config}); log: ${d}/train.log"
             mkdir -p "${d}"
+            keep_log "${d}/train.log"
             # shellcheck disable=SC2086
             ${cuda_cmd} "${d}/train.log" \
                 ${python_launcher} -m espnet_distill.bin.asr_train --config "${config}" \
@@ -377,7 +420,7 @@ fi
 
 # ---------------------------------------------------------------------------- 6. score
 # The models of stage 5 (their options) and how they are decoded: a change of either reruns stage 6.
-opts="${asr_opts} ${decode_att_config} $([ ! -f "${decode_att_config}" ] || sha256sum < "${decode_att_config}" | cut -c1-16) ${test_sets} ${inference_asr_model}"
+opts="${asr_opts} ${decode_att_config} $([ ! -f "${decode_att_config}" ] || sha256sum < "${decode_att_config}" | cut -c1-16) ${test_sets} ${inference_asr_model} $(data_key ${test_sets}) $(stage_key asr)"
 if stage_begin 6 score "${opts}"; then
     for x in ${test_sets}; do
         case " ${finetune_sets} " in
