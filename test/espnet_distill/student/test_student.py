@@ -50,6 +50,21 @@ def test_sw_init_copies_cnn_and_first_layers(base_teacher):
     assert torch.equal(s["encoder.layers.1.fc1.weight"], t["encoder.layers.1.fc1.weight"])
     assert torch.equal(s["encoder.pos_conv.0.weight_v"], t["encoder.pos_conv.0.weight_v"])
     assert "frontend.post_extract_proj.weight" in report["copied"]
+    # what the copy is for: before any distillation a student whose front-end is HuBERT's (with the
+    # LayerNorm after the CNN, which the paper's DistilHuBERT-style config leaves out so that it
+    # exports to distiller_local) reproduces the teacher's first layers
+    conf["student"]["frontend_conf"] = dict(conf["student"].get("frontend_conf") or {}, layer_norm=True)
+    student, report = build_student(conf, base_teacher)
+    assert "frontend.layer_norm.weight" in report["copied"]
+    student.eval()
+    torch.manual_seed(3)
+    wav, n = torch.randn(2, 16000) * 0.1, torch.tensor([16000, 12000])
+    with torch.no_grad():
+        hs, mask = student.encode(wav, n)
+        ht, tmask = base_teacher.model(wav, n, num_layers=2)
+    assert torch.equal(mask, tmask)
+    for layer in range(3):
+        torch.testing.assert_close(hs[layer][mask], ht[layer][mask], atol=1e-4, rtol=1e-4)
 
 
 def tiny_teacher(num_classes=10):

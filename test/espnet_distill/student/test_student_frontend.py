@@ -23,7 +23,9 @@ def test_batched_fbank_matches_torchaudio_kaldi():
 
 def test_fbank_frames_equal_cnn_frames_for_every_length():
     fe = FbankFrontend(dim=8, dropout=0.0).eval()
-    lengths = torch.tensor(list(range(400, 1400, 7)) + [1599, 1600, 1601, 1919, 1920, 1921, 16000, 16001, 16319, 16320])
+    # the boundaries, where a new frame starts, are 400 + 320 k: test both sides of several
+    boundaries = [400 + 320 * k + d for k in (0, 1, 2, 5, 49, 50) for d in (-1, 0, 1) if 400 + 320 * k + d >= 400]
+    lengths = torch.tensor(list(range(400, 1400, 7)) + boundaries)
     conv = conv_output_lengths(lengths, DEFAULT_CONV)
     assert torch.equal(cnn_frames(lengths), conv)
     for n in lengths.tolist():
