@@ -113,3 +113,31 @@ def read_yaml(path) -> dict:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of sections, got {type(data).__name__}")
     return data
+
+
+def apply_overrides(conf: dict, overrides: list[str]) -> dict:
+    """``conf`` with ``SECTION.KEY=VALUE`` overrides applied (VALUE read as YAML: ``200``, ``1e-3``,
+    ``true``, ``[0.9, 0.98]``); the command-line counterpart of editing the YAML file."""
+    import yaml
+
+    out = dict(conf)
+    for item in overrides:
+        if "=" not in item or not item.split("=", 1)[0].strip():
+            raise ConfigError(f"--set {item!r}: expected SECTION.KEY=VALUE, e.g. train.max_steps=200")
+        path, raw = item.split("=", 1)
+        keys = path.strip().split(".")
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            raise ConfigError(f"--set {item!r}: the value is not valid YAML") from None
+        cur = out
+        for k in keys[:-1]:
+            nxt = cur.get(k)
+            if nxt is None:
+                nxt = {}
+            elif not isinstance(nxt, dict):
+                raise ConfigError(f"--set {item!r}: {k} is not a section")
+            cur[k] = dict(nxt)
+            cur = cur[k]
+        cur[keys[-1]] = value
+    return out

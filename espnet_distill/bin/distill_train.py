@@ -37,7 +37,7 @@ from espnet_distill.student.frontend import FbankFrontend, estimate_cmvn
 from espnet_distill.student.model import Student, StudentConfig, init_from_teacher
 from espnet_distill.teacher.checkpoints import CheckpointError
 from espnet_distill.teacher.teacher import TeacherError, build_teacher
-from espnet_distill.config import ConfigError, read_yaml
+from espnet_distill.config import ConfigError, apply_overrides, read_yaml
 from espnet_distill.train.distill import DistillConfig, DistillTask, InitConfig
 from espnet_distill.train.trainer import Trainer, TrainConfig, dist_info
 from espnet_distill.bin import setup_logging
@@ -75,6 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--train-dir", required=True, help="Kaldi data dir of the (unlabelled) training audio")
     p.add_argument("--valid-dir", required=True, help="Kaldi data dir for validation")
     p.add_argument("--outdir", required=True, help="experiment folder")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", dest="overrides",
+                   help="override one config value (read as YAML), e.g. --set train.max_steps=200 "
+                        "--set distill.alpha=0; repeatable (the recipe's --distill_args passes these)")
     p.add_argument("--no-resume", action="store_true", help="start over even if OUTDIR/checkpoint.pt exists")
     p.add_argument("--init-only", action="store_true",
                    help="write the initialised, undistilled student (fbank CMVN included) and stop: "
@@ -82,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
 
     try:
-        conf = read_yaml(a.config)
+        conf = apply_overrides(read_yaml(a.config), a.overrides)
         unknown = sorted(set(conf) - set(SECTIONS))
         if unknown:
             raise ConfigError(f"unknown sections {unknown} (valid: {list(SECTIONS)})")

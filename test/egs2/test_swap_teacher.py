@@ -34,7 +34,7 @@ def test_local_teacher_through_stage_6_and_s3prl_teacher_stage_2(tmp_path):
             "--local_data_opts", "--train_hours 0.02 --dev_utts 6 --test_utts 6 --lowres 1min:60 --nj 2",
             "--finetune_sets", "train_1min", "--test_sets", "test", "--teacher_config", "conf/teacher/local.yaml",
             "--distill_configs", "conf/distill/cnn_tiny.yaml", "--fbank_configs", "", "--asr_scratch_config", "",
-            "--asr_config", "conf/asr/tiny.yaml", "--inference_nj", "3"]
+            "--asr_config", "conf/asr/tiny.yaml", "--inference_nj", "3", "--distill_args", "--set train.max_steps=6"]
     p = subprocess.run(args, cwd=r, env=recipe_env(), capture_output=True, text=True)
     assert p.returncode == 0, p.stderr[-4000:]
     loaded, meta = load_hubert(r / "exp/teacher/teacher.pt")
@@ -55,6 +55,7 @@ def test_local_teacher_through_stage_6_and_s3prl_teacher_stage_2(tmp_path):
             scores = json.loads((out / "scores.json").read_text())
             assert scores["wer"]["source"] == "sclite" and scores["wer"]["result"]["ref"] > 0
     assert "| teacher_train_1min | ctc greedy |" in (r / "RESULTS.md").read_text()
+    assert json.loads((r / "exp/distill/cnn_tiny/summary.json").read_text())["steps"] == 6  # --distill_args
     assert "Decoding test with teacher_train_1min (attention beam search, 3 jobs, cpu)" in p.stderr
 
     # new data (stage 1 rerun with another seed): the stages that read it rerun instead of keeping

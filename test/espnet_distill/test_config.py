@@ -71,3 +71,16 @@ def test_distill_train_reports_config_errors_in_one_line(tmp_path):
                             "--teacher", str(tmp_path / teacher), "--train-dir", str(tmp_path), "--valid-dir",
                             str(tmp_path), "--outdir", str(tmp_path / "out")], capture_output=True, text=True)
         assert r.returncode == 1 and message in r.stderr and "Traceback" not in r.stderr, (message, r.stderr[-1500:])
+
+
+def test_overrides_from_the_command_line():
+    from espnet_distill.config import apply_overrides
+
+    conf = {"train": {"max_steps": 10, "lr": 0.1}, "distill": {"alpha": 0.4}}
+    out = apply_overrides(conf, ["train.max_steps=200", "distill.alpha=0", "student.dim=64", "train.betas=[0.9, 0.99]"])
+    assert out["train"] == {"max_steps": 200, "lr": 0.1, "betas": [0.9, 0.99]} and out["distill"]["alpha"] == 0
+    assert out["student"] == {"dim": 64} and conf["train"]["max_steps"] == 10  # the input is not modified
+    with pytest.raises(ConfigError, match="expected SECTION.KEY=VALUE"):
+        apply_overrides(conf, ["train.max_steps"])
+    with pytest.raises(ConfigError, match="max_steps is not a section"):
+        apply_overrides(conf, ["train.max_steps.x=1"])

@@ -42,6 +42,7 @@ teacher_config=conf/teacher/pretrain_small.yaml  # backend: pretrain | local | s
 # Stages 3 and 4: students (one exp/distill/<config name> each)
 distill_configs="conf/distill/dt_cnn.yaml"   # waveform-CNN students
 fbank_configs="conf/distill/dt_fbank.yaml"   # Fbank students with front-end adaptation
+distill_args=""                              # extra distill_train options, e.g. "--set train.max_steps=200"
 
 # Stage 5: ESPnet ASR
 asr_config=conf/asr/ctc.yaml                       # ESPnet training config (frontend: distilled)
@@ -270,7 +271,7 @@ distill_one() {
     ${cuda_cmd} "${d}/train.log" \
         ${python_launcher} -m espnet_distill.bin.distill_train --config "${config}" \
         --teacher "${teacher_dir}/teacher.yaml" --train-dir "${datadir}/${train_set}" \
-        --valid-dir "${datadir}/${valid_set}" --outdir "${d}"
+        --valid-dir "${datadir}/${valid_set}" --outdir "${d}" ${distill_args}
     log "${name}: $(python -m espnet_distill.bin.config_get "${d}/summary.json" valid)"
 }
 
@@ -286,7 +287,7 @@ configs_hash() {  # the content of the configs and of the teacher: a change reru
 for num in 3 4; do
     if [ "${num}" = 3 ]; then configs=${distill_configs}; sname=distill; else configs=${fbank_configs}; sname=fbank; fi
     # shellcheck disable=SC2086
-    opts="${configs} $(configs_hash ${configs}) ${train_set} ${valid_set} $(data_key ${train_set} ${valid_set}) $(stage_key teacher)"
+    opts="${configs} $(configs_hash ${configs}) ${train_set} ${valid_set} $(data_key ${train_set} ${valid_set}) $(stage_key teacher) ${distill_args}"
     if stage_begin "${num}" "${sname}" "${opts}"; then
         [ -f "${teacher_dir}/teacher.yaml" ] || { log "Error: no ${teacher_dir}/teacher.yaml: run stage 2 first"; exit 1; }
         for config in ${configs}; do
