@@ -58,6 +58,18 @@ def test_local_teacher_through_stage_6_and_s3prl_teacher_stage_2(tmp_path):
     assert json.loads((r / "exp/distill/cnn_tiny/summary.json").read_text())["steps"] == 6  # --distill_args
     assert "Decoding test with teacher_train_1min (attention beam search, 3 jobs, cpu)" in p.stderr
 
+    # layer similarity: the student against the teacher, and the fine-tuned model against the student
+    import sys
+
+    a = subprocess.run([sys.executable, "-m", "espnet_distill.bin.analyze", "--teacher", "exp/teacher/teacher.yaml",
+                        "--checkpoint", "exp/distill/cnn_tiny/student.pt", "--asr-exp", "exp/asr/cnn_tiny_train_1min",
+                        "--data-dir", "data/dev", "--outdir", "exp/analysis", "--max-frames", "200"],
+                       cwd=r, env=recipe_env(), capture_output=True, text=True)
+    assert a.returncode == 0, a.stderr[-3000:]
+    tuned = json.loads((r / "exp/analysis/cnn_tiny_train_1min.finetuned.cka.json").read_text())["cka"]
+    assert len(tuned) == len(tuned[0]) == 3 and all(0 <= v <= 1 + 1e-9 for row in tuned for v in row)
+    assert len(json.loads((r / "exp/analysis/cnn_tiny.cka.json").read_text())["cka"]) == 3  # teacher: 2 layers + input
+
     # new data (stage 1 rerun with another seed): the stages that read it rerun instead of keeping
     # models of the old data
     args1 = [a.replace("--nj 2", "--nj 2 --seed 1") if a.startswith("--train_hours") else a for a in args]
