@@ -1,0 +1,92 @@
+"""Kaldi's data-dir tools under Kaldi's names and signatures, as a pasted local/data.sh calls them."""
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+from conftest import ROOT, make_data_dir, write_wav
+
+U = ROOT / "utils"
+
+
+def sh(*args, **kw):
+    return subprocess.run([str(a) for a in args], capture_output=True, text=True, **kw)
+
+
+def lines(path):
+    return path.read_text().splitlines()
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    return make_data_dir(tmp_path, {f"s{i % 3}-{i:02d}": (f"s{i % 3}", f"word{i}") for i in range(9)})
+
+
+def test_subset_kaldi_forms(corpus, tmp_path):
+    assert sh(U / "subset_data_dir.sh", corpus, 3, tmp_path / "even").returncode == 0
+    assert [x.split()[0] for x in lines(tmp_path / "even/utt2spk")] == ["s0-00", "s1-01", "s2-02"]
+    assert sh(U / "subset_data_dir.sh", "--first", corpus, 2, tmp_path / "first").returncode == 0
+    assert len(lines(tmp_path / "first/utt2spk")) == 2
+    assert sh(U / "subset_data_dir.sh", "--last", corpus, 2, tmp_path / "last").returncode == 0
+    assert [x.split()[0] for x in lines(tmp_path / "last/utt2spk")] == ["s2-05", "s2-08"]
+    assert sh(U / "subset_data_dir.sh", "--shortest", corpus, 2, tmp_path / "short").returncode == 0
+    assert {x.split()[0] for x in lines(tmp_path / "short/utt2spk")} == {"s0-00", "s0-03"}  # 0.3 s and 0.4 s (the first two in sorted order)
+    assert sh(U / "subset_data_dir.sh", "--per-spk", corpus, 1, tmp_path / "perspk").returncode == 0
+    assert len(lines(tmp_path / "perspk/utt2spk")) == 3
+    assert sh(U / "subset_data_dir.sh", "--speakers", corpus, 4, tmp_path / "spk").returncode == 0
+    spks = {x.split()[1] for x in lines(tmp_path / "spk/utt2spk")}
+    assert len(spks) == 2 and len(lines(tmp_path / "spk/utt2spk")) == 6  # whole speakers
+    (tmp_path / "ulist").write_text("s1-04\ns2-05 extra fields\n")
+    assert sh(U / "subset_data_dir.sh", "--utt-list", tmp_path / "ulist", corpus, tmp_path / "ul").returncode == 0
+    assert [x.split()[0] for x in lines(tmp_path / "ul/utt2spk")] == ["s1-04", "s2-05"]
+    (tmp_path / "slist").write_text("s2\n")
+    assert sh(U / "subset_data_dir.sh", "--spk-list", tmp_path / "slist", corpus, tmp_path / "sl").returncode == 0
+    assert len(lines(tmp_path / "sl/utt2spk")) == 3
+    assert sh(U / "subset_data_dir.sh", "--first", 2, corpus, tmp_path / "ours").returncode == 0  # our form still works
+    r = sh(U / "subset_data_dir.sh", corpus, 50, tmp_path / "x")
+    assert r.returncode != 0 and "asked for 50 utterances but it has only 9" in r.stderr
+
+
+def test_copy_combine_split_validate(corpus, tmp_path):
+    assert sh(U / "copy_data_dir.sh", "--utt-prefix", "a-", "--spk-prefix", "a-", corpus, tmp_path / "a").returncode == 0
+    assert lines(tmp_path / "a/utt2spk")[0] == "a-s0-00 a-s0"
+    assert lines(tmp_path / "a/text")[0] == "a-s0-00 word0" and lines(tmp_path / "a/wav.scp")[0].startswith("a-s0-00 ")
+    r = sh(U / "combine_data.sh", "--extra-files", "utt2lang", tmp_path / "both", corpus, tmp_path / "a")
+    assert r.returncode == 0, r.stderr
+    assert len(lines(tmp_path / "both/utt2spk")) == 18
+    assert sh(U / "validate_data_dir.sh", "--no-feats", "--no-wav", tmp_path / "both").returncode == 0
+    assert sh(U / "split_data.sh", tmp_path / "both", 3).returncode == 0
+    parts = [tmp_path / f"both/split3/{j}" for j in (1, 2, 3)]
+    utts = [u for p in parts for u in lines(p / "utt2spk")]
+    assert sorted(utts) == sorted(lines(tmp_path / "both/utt2spk"))
+    for p in parts:  # speakers whole
+        spk = {x.split()[1] for x in lines(p / "utt2spk")}
+        assert all(s not in {x.split()[1] for q in parts if q != p for x in lines(q / "utt2spk")} for s in spk)
+
+
+def test_perturb_speed(tmp_path):
+    from conftest import need
+
+    need("sox")
+    d = tmp_path / "d"
+    d.mkdir()
+    rec = write_wav(tmp_path / "rec.wav", 2.0)
+    (d / "wav.scp").write_text(f"rec {rec}\n")
+    (d / "segments").write_text("u1 rec 0.00 1.00\nu2 rec 1.00 2.00\n")
+    (d / "utt2spk").write_text("u1 s\nu2 s\n")
+    (d / "text").write_text("u1 a\nu2 b\n")
+    assert sh(U / "perturb_data_dir_speed.sh", "1.1", d, tmp_path / "sp").returncode == 0
+    assert lines(tmp_path / "sp/segments") == ["sp1.1-u1 sp1.1-rec 0.000 0.909", "sp1.1-u2 sp1.1-rec 0.909 1.818"]
+    assert lines(tmp_path / "sp/utt2spk") == ["sp1.1-u1 sp1.1-s", "sp1.1-u2 sp1.1-s"]
+    r = sh(U / "validate_data_dir.sh", tmp_path / "sp")  # reads the audio through the sox pipe
+    assert r.returncode == 0, r.stderr
+    from espnet_distill.data.audio import load_utterance
+
+    x = load_utterance("sp1.1-rec", lines(tmp_path / "sp/wav.scp")[0].split(maxsplit=1)[1])
+    assert abs(len(x) / 16000 - 2.0 / 1.1) < 0.01
+
+
+def test_run_pl_is_kaldis_launcher(tmp_path):
+    r = sh(U / "run.pl", "JOB=1:2", tmp_path / "log.JOB", "echo", "job", "JOB")
+    assert r.returncode == 0, r.stderr
+    assert "job 2" in (tmp_path / "log.2").read_text()

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Kaldi's copy_data_dir.sh: copy a data dir, optionally renaming ids.
+#   copy_data_dir.sh [--utt-prefix P] [--utt-suffix S] [--spk-prefix P] [--spk-suffix S] [--validate-opts O] SRC DST
+set -euo pipefail
+args=()
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --validate-opts) shift 2 ;;  # Kaldi validates the copy; ours is written consistent
+        *) args+=("$1"); shift ;;
+    esac
+done
+exec python -m espnet_distill.bin.data_dir copy "${args[@]}"
