@@ -54,7 +54,9 @@ def test_local_teacher_through_stage_6_and_s3prl_teacher_stage_2(tmp_path):
             assert len((out / "text").read_text().splitlines()) == n_test
             scores = json.loads((out / "scores.json").read_text())
             assert scores["wer"]["source"] == "sclite" and scores["wer"]["result"]["ref"] > 0
-    assert "| teacher_train_1min | ctc greedy |" in (r / "RESULTS.md").read_text()
+    results = (r / "RESULTS.md").read_text()
+    assert "| teacher_train_1min | ctc greedy |" in results
+    assert "## Environments" in results and "- pytorch version: `pytorch 2.11" in results
     assert json.loads((r / "exp/distill/cnn_tiny/summary.json").read_text())["steps"] == 6  # --distill_args
     assert "Decoding test with teacher_train_1min (attention beam search, 3 jobs, cpu)" in p.stderr
 
@@ -69,6 +71,16 @@ def test_local_teacher_through_stage_6_and_s3prl_teacher_stage_2(tmp_path):
     tuned = json.loads((r / "exp/analysis/cnn_tiny_train_1min.finetuned.cka.json").read_text())["cka"]
     assert len(tuned) == len(tuned[0]) == 3 and all(0 <= v <= 1 + 1e-9 for row in tuned for v in row)
     assert len(json.loads((r / "exp/analysis/cnn_tiny.cka.json").read_text())["cka"]) == 3  # teacher: 2 layers + input
+
+    # ESPnet's speed perturbation of the fine-tuning set (factors 0.9 and 1.0): stage 5 reruns on
+    # train_1min_sp, twice the utterances, read through sox pipes
+    n_ft = len((r / "data/train_1min/utt2spk").read_text().splitlines())
+    p = subprocess.run([*args[:2], "5", "--stop_stage", "5", *args[5:], "--speed_perturb_factors", "0.9 1.0"],
+                       cwd=r, env=recipe_env(), capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr[-4000:]
+    assert "ASR fine-tuning cnn_tiny on train_1min_sp" in p.stderr
+    sp = (r / "dump/raw/train_1min_sp/utt2spk").read_text().splitlines()
+    assert len(sp) == 2 * n_ft and sp[0].startswith("sp0.9-") and sp[-1].startswith("sp1.0-")
 
     # new data (stage 1 rerun with another seed): the stages that read it rerun instead of keeping
     # models of the old data

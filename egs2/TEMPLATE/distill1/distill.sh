@@ -51,14 +51,18 @@ asr_scratch_config=conf/distill/dt_fbank.yaml      # from-scratch baseline archi
 asr_teacher=true                                   # also fine-tune the teacher as a reference
 asr_args=""                                        # extra options for espnet_distill.bin.asr_train
 token_type=char                                    # char | bpe
-bpe_size=100                                       # BPE vocabulary size (token_type=bpe)
+nbpe=100                                           # BPE vocabulary size (token_type=bpe; ESPnet's name)
+bpe_size=""                                        # an older name of --nbpe (kept: it sets nbpe)
+speed_perturb_factors=""                           # e.g. "0.9 1.0 1.1": fine-tune on <set>_sp, sox speed-perturbed copies
 text_norm_opts="--case lower --punctuation remove" # transcript normalisation for training and scoring
 min_wav_duration=0.1                               # fine-tuning utterances shorter than this (s) are dropped
 max_wav_duration=20                                # fine-tuning utterances longer than this (s) are dropped (0: none)
 audio_format=flac                                  # format of the dumped 16 kHz audio: flac | wav
 
 # Stage 6: decoding and scoring
-decode_att_config=conf/asr/decode_att.yaml         # beam search options for models with a decoder
+inference_config=conf/asr/decode_att.yaml          # beam search options for models with a decoder (ESPnet's name)
+decode_att_config=""                               # an older name of --inference_config (kept: it sets it)
+inference_args=""                                  # extra options of asr_inference (attention beam search)
 inference_nj=2                                     # decoding jobs per test set and model (the set is split and merged)
 gpu_inference=false                                # decode on GPUs (jobs through cuda_cmd)
 inference_asr_model=auto                           # model file to decode in each experiment; auto: ESPnet's average of the keep_nbest_models best, valid.acc.ave.pth or else valid.loss.ave.pth
@@ -95,6 +99,8 @@ if [ "${ngpu}" -gt 0 ] && ! python -c 'import sys, torch; sys.exit(0 if torch.cu
 fi
 
 [ -n "${finetune_sets}" ] || finetune_sets=${train_set}
+[ -z "${nbpe}" ] || nbpe=${nbpe}
+[ -z "${inference_config}" ] || inference_config=${inference_config}
 # Training entry points: one process per GPU. One node: torchrun starts them; several nodes:
 # utils/slurm.sh --num-nodes starts them with srun and sets RANK, WORLD_SIZE, LOCAL_RANK and
 # MASTER_ADDR as torchrun would. ESPnet is then told that an external launcher runs it, and that
@@ -369,18 +375,39 @@ asr_frontends() {  # "name checkpoint" lines
 asr_opts=""
 if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 5 ]; then  # the configs must exist from here on
     asr_configs=$(for ft in ${finetune_sets}; do asr_config_for "${ft}"; done | sort -u | tr '\n' ' ')
-    asr_opts="$(configs_hash ${asr_configs} ${asr_scratch_config} ${distill_configs} ${fbank_configs}) ${finetune_sets} ${valid_set} ${token_type} ${bpe_size} ${asr_teacher} ${asr_args} ${text_norm_opts} ${min_wav_duration} ${max_wav_duration} $(data_key ${finetune_sets} ${valid_set}) $(stage_key teacher distill fbank)"
+    asr_opts="$(configs_hash ${asr_configs} ${asr_scratch_config} ${distill_configs} ${fbank_configs}) ${finetune_sets} ${valid_set} ${token_type} ${nbpe} ${asr_teacher} ${asr_args} ${speed_perturb_factors} ${text_norm_opts} ${min_wav_duration} ${max_wav_duration} $(data_key ${finetune_sets} ${valid_set}) $(stage_key teacher distill fbank)"
 fi
+# ft_data SET: the data dir a fine-tuning set trains on (SET, or SET_sp with speed perturbation)
+ft_data() {
+    if [ -n "${speed_perturb_factors}" ]; then echo "$1_sp"; else echo "$1"; fi
+}
+
 if stage_begin 5 asr "${asr_opts}"; then
     for x in ${finetune_sets}; do
-        dump_set "${x}" true
+        if [ -n "${speed_perturb_factors}" ]; then  # as ESPnet's asr.sh: copies at each speed, combined
+            log "Speed perturbation of ${x}: factors ${speed_perturb_factors} -> ${datadir}/${x}_sp"
+            parts=()
+            for f in ${speed_perturb_factors}; do
+                rm -rf "${datadir}/${x}_sp${f}"
+                if [ "${f}" = 1.0 ] || [ "${f}" = 1 ]; then
+                    utils/copy_data_dir.sh --utt-prefix "sp${f}-" --spk-prefix "sp${f}-" "${datadir}/${x}" "${datadir}/${x}_sp${f}"
+                else
+                    utils/perturb_data_dir_speed.sh "${f}" "${datadir}/${x}" "${datadir}/${x}_sp${f}"
+                fi
+                parts+=("${datadir}/${x}_sp${f}")
+            done
+            rm -rf "${datadir}/${x}_sp"
+            utils/combine_data_dir.sh "${datadir}/${x}_sp" "${parts[@]}"
+            rm -rf "${parts[@]}"
+        fi
+        dump_set "$(ft_data "${x}")" true
     done
     case " ${finetune_sets} " in *" ${valid_set} "*) ;; *) dump_set "${valid_set}" false ;; esac
     mkdir -p "${token_dir}"
     # shellcheck disable=SC2046
-    python -m espnet_distill.asr.prep tokens --token-type "${token_type}" --bpe-size "${bpe_size}" \
-        --text $(for x in ${finetune_sets}; do printf '%s ' "${raw}/${x}/text"; done) --out "${token_dir}"
-    for x in ${finetune_sets} ${valid_set}; do
+    python -m espnet_distill.asr.prep tokens --token-type "${token_type}" --bpe-size "${nbpe}" \
+        --text $(for x in ${finetune_sets}; do printf '%s ' "${raw}/$(ft_data "${x}")/text"; done) --out "${token_dir}"
+    for x in $(for y in ${finetune_sets}; do ft_data "${y}"; done) ${valid_set}; do
         # shellcheck disable=SC2086
         python -m espnet_distill.asr.prep shapes --data-dir "${raw}/${x}" --token-type "${token_type}" \
             ${bpe_opt} --out "${dumpdir}/shapes/${x}"
@@ -396,7 +423,8 @@ if stage_begin 5 asr "${asr_opts}"; then
         for ft in ${finetune_sets}; do
             d=${asr_dir}/${name}_${ft}
             config=$(asr_config_for "${ft}")
-            log "ASR fine-tuning ${name} on ${ft} (${config}); log: ${d}/train.log"
+            tr=$(ft_data "${ft}")
+            log "ASR fine-tuning ${name} on ${tr} (${config}); log: ${d}/train.log"
             mkdir -p "${d}"
             keep_log "${d}/train.log"
             # shellcheck disable=SC2086
@@ -406,12 +434,12 @@ if stage_begin 5 asr "${asr_opts}"; then
                 --token_type "${token_type}" --token_list "${token_dir}/tokens.txt" \
                 $([ "${token_type}" = bpe ] && echo "--bpemodel ${token_dir}/bpe.model") \
                 --use_preprocessor true --resume true \
-                --train_data_path_and_name_and_type "${raw}/${ft}/wav.scp,speech,sound" \
-                --train_data_path_and_name_and_type "${raw}/${ft}/text,text,text" \
+                --train_data_path_and_name_and_type "${raw}/${tr}/wav.scp,speech,sound" \
+                --train_data_path_and_name_and_type "${raw}/${tr}/text,text,text" \
                 --valid_data_path_and_name_and_type "${raw}/${valid_set}/wav.scp,speech,sound" \
                 --valid_data_path_and_name_and_type "${raw}/${valid_set}/text,text,text" \
-                --train_shape_file "${dumpdir}/shapes/${ft}/speech_shape" \
-                --train_shape_file "${dumpdir}/shapes/${ft}/text_shape.${token_type}" \
+                --train_shape_file "${dumpdir}/shapes/${tr}/speech_shape" \
+                --train_shape_file "${dumpdir}/shapes/${tr}/text_shape.${token_type}" \
                 --valid_shape_file "${dumpdir}/shapes/${valid_set}/speech_shape" \
                 --valid_shape_file "${dumpdir}/shapes/${valid_set}/text_shape.${token_type}" ${asr_args}
         done
@@ -421,7 +449,7 @@ fi
 
 # ---------------------------------------------------------------------------- 6. score
 # The models of stage 5 (their options) and how they are decoded: a change of either reruns stage 6.
-opts="${asr_opts} ${decode_att_config} $([ ! -f "${decode_att_config}" ] || sha256sum < "${decode_att_config}" | cut -c1-16) ${test_sets} ${inference_asr_model} $(data_key ${test_sets}) $(stage_key asr)"
+opts="${asr_opts} ${inference_config} $([ ! -f "${inference_config}" ] || sha256sum < "${inference_config}" | cut -c1-16) ${test_sets} ${inference_asr_model} ${inference_args} $(data_key ${test_sets}) $(stage_key asr)"
 if stage_begin 6 score "${opts}"; then
     for x in ${test_sets}; do
         case " ${finetune_sets} " in
@@ -469,11 +497,13 @@ if stage_begin 6 score "${opts}"; then
                     mkdir -p "${out}/split"
                     # shellcheck disable=SC2046
                     utils/split_scp.sh "${raw}/${x}/wav.scp" $(for n in $(seq "${x_nj}"); do echo "${out}/split/keys.${n}"; done)
+                    # shellcheck disable=SC2086
                     ${infer_cmd} JOB=1:"${x_nj}" "${out}/log/decode.JOB.log" \
-                        python -m espnet_distill.bin.asr_inference --config "${decode_att_config}" \
+                        python -m espnet_distill.bin.asr_inference --config "${inference_config}" \
                         --asr_train_config "${d}/config.yaml" --asr_model_file "${model}" \
                         --data_path_and_name_and_type "${raw}/${x}/wav.scp,speech,sound" \
-                        --key_file "${out}/split/keys.JOB" --output_dir "${out}/split/output.JOB" --ngpu "${infer_ngpu}"
+                        --key_file "${out}/split/keys.JOB" --output_dir "${out}/split/output.JOB" --ngpu "${infer_ngpu}" \
+                        ${inference_args}
                     for n in $(seq "${x_nj}"); do cat "${out}/split/output.${n}/1best_recog/text"; done \
                         | sort > "${out}/text"
                     # shellcheck disable=SC2086
