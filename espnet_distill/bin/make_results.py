@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -58,6 +59,33 @@ def summary(asr_dir: Path, bench: list[dict], test_sets: list[str]) -> str:
     return "\n".join(lines)
 
 
+def environments() -> str:
+    """ESPnet's "Environments" block: when and with what the results were made."""
+    import datetime
+    import platform
+    import subprocess
+
+    import espnet
+    import torch
+
+    def git(*args: str) -> str:
+        root = Path(__file__).resolve().parents[2]
+        r = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True)
+        return r.stdout.strip() if r.returncode == 0 else "unknown"
+
+    commit = git("rev-parse", "HEAD")
+    dirty = " (with uncommitted changes)" if commit != "unknown" and git("status", "--porcelain", "--untracked-files=no") else ""
+    return "\n".join([
+        "## Environments",
+        f"- date: `{datetime.datetime.now().astimezone().strftime('%a %b %d %H:%M:%S %Z %Y')}`",
+        f"- python version: `{platform.python_version()}`",
+        f"- espnet version: `espnet {espnet.__version__}`",
+        f"- pytorch version: `pytorch {torch.__version__}`",
+        f"- espnet_distill commit: `{commit}`{dirty}",
+        f"- machine: `{platform.machine()}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}`",
+    ])
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="make_results", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -77,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         table = summary(Path(a.asr_dir), bench, a.test_sets)
         text = ("# Results\n\nWritten by stage 6 of the recipe (espnet_distill.bin.make_results). WER/CER in %, "
                 "scored with sclite after the recipe's text normalisation; speed is the frontend's measured forward "
-                "time on this machine.\n\n" + table + "\n")
+                "time on this machine.\n\n" + environments() + "\n\n" + table + "\n")
         Path(a.out).write_text(text)
         print(table)
     return 0
