@@ -25,8 +25,10 @@ import argparse
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,14 +148,43 @@ def run_local(spec: JobSpec, prog: str = "run.sh") -> int:
         sys.stderr.write(f"{prog}: --num-nodes {spec.num_nodes} needs Slurm (utils/slurm.sh, cmd_backend=slurm)\n")
         return 2
 
+    running: dict[int, subprocess.Popen] = {}
+    lock = threading.Lock()
+    stopping: list[int] = []
+
     def one(index: int) -> int:
+        if stopping:
+            return 128 + stopping[0]
         log = Path(spec.expand(spec.log, index))
         log.parent.mkdir(parents=True, exist_ok=True)
         log.write_text("")
-        return subprocess.run(["bash", "-c", _wrapped_command(spec, index, log)]).returncode
+        # its own process group, so that a signal to the launcher reaches the whole job (below)
+        proc = subprocess.Popen(["bash", "-c", _wrapped_command(spec, index, log)], start_new_session=True)
+        with lock:
+            running[index] = proc
+        return proc.wait()
 
-    with ThreadPoolExecutor(max_workers=max(1, spec.max_jobs_run)) as pool:
-        codes = dict(zip(spec.indices(), pool.map(one, spec.indices())))
+    def forward(signum, frame):  # SIGINT / SIGTERM to the launcher: stop every job, start no new one
+        stopping.append(signum)
+        with lock:
+            procs = list(running.values())
+        for proc in procs:
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signum)
+                except ProcessLookupError:
+                    pass
+
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, spec.max_jobs_run)) as pool:
+            codes = dict(zip(spec.indices(), pool.map(one, spec.indices())))
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    if stopping:
+        sys.stderr.write(f"{prog}: stopped by signal {stopping[0]}; the jobs were sent it too\n")
+        return 128 + stopping[0]
     return _report(spec, codes, prog)
 
 

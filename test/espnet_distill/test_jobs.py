@@ -5,6 +5,8 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -95,3 +97,29 @@ def test_slurm_multi_node_starts_one_process_per_gpu(tmp_path):
         assert f"rank {rank} of 4 local {rank % 2} master node07:29500" in log
     r = run([str(ROOT / "utils/run.sh"), "--num-nodes", "2", "log/x.log", "true"], tmp_path)
     assert r.returncode == 2 and "needs Slurm" in r.stderr
+
+
+def test_a_killed_launcher_stops_its_jobs(tmp_path):
+    """`kill` of utils/run.sh (SIGTERM) reaches the running job instead of orphaning it."""
+    import signal
+    import time
+
+    pidfile = tmp_path / "pid"
+    launcher = subprocess.Popen([str(ROOT / "utils/run.sh"), str(tmp_path / "log"), "echo", "$BASHPID", ">",
+                                 str(pidfile), ";", "exec", "sleep", "60"], stderr=subprocess.PIPE, text=True)
+    for _ in range(100):
+        if pidfile.is_file() and pidfile.read_text().strip():
+            break
+        time.sleep(0.1)
+    job = int(pidfile.read_text())
+    launcher.send_signal(signal.SIGTERM)
+    assert launcher.wait(timeout=20) == 128 + signal.SIGTERM
+    assert "stopped by signal 15" in launcher.stderr.read()
+    for _ in range(50):
+        try:
+            os.kill(job, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail(f"job {job} still runs after its launcher was killed")
