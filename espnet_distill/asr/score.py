@@ -94,13 +94,16 @@ def run_sclite(ref_trn: Path, hyp_trn: Path, result: Path) -> Counts | None:
         logger.warning("sclite not found (apt-get install sctk): %s not written", result)
         return None
     reports = []
-    for fmt in ("all", "sum"):  # the alignments with per-speaker counts, and the percentage summary
+    # the alignments with per-speaker counts, the percentage summary, and the SGML alignment that
+    # sc_stats's significance tests read (result.sgml beside result.txt)
+    for fmt in ("all", "sum", "sgml"):
         cmd = exe + ["-r", str(ref_trn), "trn", "-h", str(hyp_trn), "trn", "-i", "rm", "-o", fmt, "stdout"]
         p = subprocess.run(cmd, capture_output=True, text=True)
         if p.returncode != 0:
             raise RuntimeError(f"sclite failed ({p.returncode}): {p.stderr[-500:]}")
         reports.append(p.stdout)
     result.write_text(reports[1] + "\n" + reports[0])
+    result.with_suffix(".sgml").write_text(reports[2])
     return parse_sclite_counts(reports[0] + reports[1])
 
 

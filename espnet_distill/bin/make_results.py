@@ -59,6 +59,60 @@ def summary(asr_dir: Path, bench: list[dict], test_sets: list[str]) -> str:
     return "\n".join(lines)
 
 
+def seed_groups(asr_dir: Path) -> dict[str, dict[int | None, Path]]:
+    """Experiments grouped by model: ``<frontend>_<set>`` or ``<frontend>_<set>_seed<N>`` -> {seed: dir}."""
+    import re
+
+    groups: dict[str, dict[int | None, Path]] = {}
+    for exp in sorted(p for p in asr_dir.iterdir() if (p / "config.yaml").is_file()):
+        m = re.match(r"^(.*)_seed(\d+)$", exp.name)
+        base, seed = (m.group(1), int(m.group(2))) if m else (exp.name, None)
+        groups.setdefault(base, {})[seed] = exp
+    return groups
+
+
+def seed_table(asr_dir: Path, test_sets: list[str], baseline: str = "scratch") -> str:
+    """Per model: WER mean and spread over the fine-tuning seeds on each test set, and sclite's
+    sc_stats MAPSSWE test against the ``baseline`` model fine-tuned on the same set with the same
+    seed: how many seeds find the model significantly better / worse (p < 0.05)."""
+    import statistics
+
+    from espnet_distill.asr.significance import compare
+
+    groups = seed_groups(asr_dir)
+    bases = {b for b in groups if b.startswith(f"{baseline}_")}
+    header = ["model", "decoding", "seeds"] + [f"{x} WER (mean ± sd)" for x in test_sets] + \
+        [f"{x} vs {baseline} (MAPSSWE)" for x in test_sets]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for base, runs in groups.items():
+        pair = next((b for b in sorted(bases, key=len, reverse=True) if base.endswith(b[len(baseline):])), None)
+        kinds = sorted({name.split("_")[1] + "_" + name.split("_")[2] for exp in runs.values() for name, _ in decodes(exp)})
+        for kind in kinds:
+            rates, tests = [], []
+            for x in test_sets:
+                wers = [json.loads(p.read_text())["wer"]["rate"] for exp in runs.values()
+                        if (p := exp / f"decode_{kind}_{x}" / "scores.json").is_file()]
+                sd = f" ± {statistics.stdev(wers):.2f}" if len(wers) > 1 else ""
+                rates.append(f"{statistics.mean(wers):.2f}{sd}" if wers else "-")
+                if pair is None or pair == base:
+                    tests.append("-")
+                    continue
+                better = worse = n = 0
+                for seed, exp in runs.items():
+                    other = groups[pair].get(seed)
+                    a = exp / f"decode_{kind}_{x}" / "score_wer" / "result.sgml"
+                    b = other / f"decode_{kind}_{x}" / "score_wer" / "result.sgml" if other else None
+                    if not (a.is_file() and b is not None and b.is_file()):
+                        continue
+                    r = compare(a, b, "model", "baseline")["mapsswe"]
+                    n += 1
+                    better += r.better == "model"
+                    worse += r.better == "baseline"
+                tests.append(f"better in {better}/{n}, worse in {worse}/{n}" if n else "-")
+            lines.append(f"| {base} | {kind.replace('_', ' ')} | {len(runs)} | " + " | ".join(rates + tests) + " |")
+    return "\n".join(lines)
+
+
 def environments() -> str:
     """ESPnet's "Environments" block: when and with what the results were made."""
     import datetime
@@ -96,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--asr-dir", required=True, help="folder of the ASR experiments (exp/asr)")
     s.add_argument("--benchmark", required=True, help="benchmark.json from espnet_distill.bin.benchmark")
     s.add_argument("--test-sets", nargs="+", required=True, help="sets to report")
+    s.add_argument("--baseline", default="scratch", help="model every other one is tested against (default scratch)")
     s.add_argument("--out", required=True, help="output markdown file")
     a = p.parse_args(argv)
     if a.cmd == "exp-table":
@@ -103,9 +158,15 @@ def main(argv: list[str] | None = None) -> int:
     else:
         bench = json.loads(Path(a.benchmark).read_text())
         table = summary(Path(a.asr_dir), bench, a.test_sets)
+        seeds = seed_table(Path(a.asr_dir), a.test_sets, a.baseline)
         text = ("# Results\n\nWritten by stage 6 of the recipe (espnet_distill.bin.make_results). WER/CER in %, "
                 "scored with sclite after the recipe's text normalisation; speed is the frontend's measured forward "
-                "time on this machine.\n\n" + environments() + "\n\n" + table + "\n")
+                "time on this machine.\n\n" + environments() + "\n\n" + table + "\n\n"
+                "## Seeds and significance\n\nWER over the fine-tuning seeds (`--asr_seeds`): mean, and the sample "
+                f"standard deviation where there are several. Against the `{a.baseline}` model fine-tuned on the same "
+                "set with the same seed, sclite's `sc_stats` matched-pairs sentence-segment test (MAPSSWE) at "
+                "p < 0.05: in how many seeds the model is significantly better or worse; a gap that is neither is "
+                "not evidence of a difference.\n\n" + seeds + "\n")
         Path(a.out).write_text(text)
         print(table)
     return 0

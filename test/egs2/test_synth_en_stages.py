@@ -78,11 +78,12 @@ def test_stages_1_to_6_tiny(tmp_path):
             "--asr_set_configs", "train_1min_messy=conf/asr/tiny.yaml",
             "--asr_scratch_config", "conf/distill/fbank_tiny.yaml", "--max_wav_duration", str(limit),
             "--finetune_sets", "train_1min_messy", "--teacher_config", "conf/teacher/tiny.yaml",
-            "--distill_configs", "conf/distill/cnn_tiny.yaml", "--fbank_configs", "conf/distill/fbank_tiny.yaml"]
+            "--distill_configs", "conf/distill/cnn_tiny.yaml", "--fbank_configs", "conf/distill/fbank_tiny.yaml",
+            "--asr_seeds", "0 1"]
     p = subprocess.run(args, cwd=r, env=recipe_env(), capture_output=True, text=True)
     assert p.returncode == 0, p.stderr[-4000:]
     assert f"dropped 1 longer than {limit:g} s" in p.stderr
-    assert "ASR fine-tuning cnn_tiny on train_1min_messy (conf/asr/tiny.yaml)" in p.stderr
+    assert "ASR fine-tuning cnn_tiny on train_1min_messy (conf/asr/tiny.yaml, seed 1)" in p.stderr
     dumped = r / "dump/raw/train_1min_messy"
     assert len((dumped / "dropped").read_text().splitlines()) == 1
     assert [line.split(maxsplit=1)[1] for line in (dumped / "text").read_text().splitlines()][0].endswith(" she said")
@@ -99,9 +100,10 @@ def test_stages_1_to_6_tiny(tmp_path):
     assert (r / "exp/distill/cnn_tiny/student.distiller_local.pt").is_file()
     log = (r / "exp/distill/fbank_tiny/train_log.jsonl").read_text().splitlines()
     assert "fe_l1" in json.loads(log[0]) and "reg" in json.loads(log[-2] if "valid" in log[-1] else log[-1])
-    # stages 5-6: four ASR models, each decoded and scored on dev and test
-    for name in ("cnn_tiny", "fbank_tiny", "scratch", "teacher"):
-        d = r / f"exp/asr/{name}_train_1min_messy"
+    # stages 5-6: four ASR models, two fine-tuning seeds each, each decoded and scored on dev and test
+    for name in [f"{m}_train_1min_messy_seed{seed}" for m in ("cnn_tiny", "fbank_tiny", "scratch", "teacher")
+                 for seed in (0, 1)]:
+        d = r / "exp/asr" / name
         assert (d / "valid.loss.best.pth").is_file(), name
         for x in ("dev", "test"):
             scores = json.loads((d / f"decode_ctc_greedy_{x}/scores.json").read_text())
@@ -112,7 +114,12 @@ def test_stages_1_to_6_tiny(tmp_path):
     assert "%WER" in p.stdout
     summary = (r / "RESULTS.md").read_text()
     for name in ("cnn_tiny", "fbank_tiny", "scratch", "teacher"):
-        assert f"| {name}_train_1min_messy | ctc greedy |" in summary
+        assert f"| {name}_train_1min_messy_seed1 | ctc greedy |" in summary
+    # seeds and significance: mean and spread over the two seeds; sc_stats against the baseline
+    seeds = summary.split("## Seeds and significance")[1]
+    row = next(line for line in seeds.splitlines() if line.startswith("| cnn_tiny_train_1min_messy | ctc greedy | 2 |"))
+    assert " ± " in row and "/2, worse in " in row
+    assert "| scratch_train_1min_messy | ctc greedy | 2 |" in seeds
     # a rerun skips all six stages
     p2 = subprocess.run(args, cwd=r, env=recipe_env(), capture_output=True, text=True)
     assert p2.returncode == 0 and p2.stderr.count("already done") == 6, p2.stderr[-2000:]

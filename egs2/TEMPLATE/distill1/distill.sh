@@ -50,6 +50,7 @@ asr_set_configs=""                                 # per fine-tuning set configs
 asr_scratch_config=conf/distill/dt_fbank.yaml      # from-scratch baseline architecture ("" = none)
 asr_teacher=true                                   # also fine-tune the teacher as a reference
 asr_args=""                                        # extra options for espnet_distill.bin.asr_train
+asr_seeds="0"                                      # fine-tuning seeds; several: exp/asr/<model>_<set>_seed<N>, mean and spread in RESULTS.md
 token_type=char                                    # char | bpe
 nbpe=100                                           # BPE vocabulary size (token_type=bpe; ESPnet's name)
 bpe_size=""                                        # an older name of --nbpe (kept: it sets nbpe)
@@ -375,8 +376,14 @@ asr_frontends() {  # "name checkpoint" lines
 asr_opts=""
 if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 5 ]; then  # the configs must exist from here on
     asr_configs=$(for ft in ${finetune_sets}; do asr_config_for "${ft}"; done | sort -u | tr '\n' ' ')
-    asr_opts="$(configs_hash ${asr_configs} ${asr_scratch_config} ${distill_configs} ${fbank_configs}) ${finetune_sets} ${valid_set} ${token_type} ${nbpe} ${asr_teacher} ${asr_args} ${speed_perturb_factors} ${text_norm_opts} ${min_wav_duration} ${max_wav_duration} $(data_key ${finetune_sets} ${valid_set}) $(stage_key teacher distill fbank)"
+    asr_opts="$(configs_hash ${asr_configs} ${asr_scratch_config} ${distill_configs} ${fbank_configs}) ${finetune_sets} ${valid_set} ${token_type} ${nbpe} ${asr_teacher} ${asr_args} ${asr_seeds} ${speed_perturb_factors} ${text_norm_opts} ${min_wav_duration} ${max_wav_duration} $(data_key ${finetune_sets} ${valid_set}) $(stage_key teacher distill fbank)"
 fi
+# seed_suffix SEED: "" with one fine-tuning seed, "_seed<SEED>" with several
+seed_suffix() {
+    # shellcheck disable=SC2086
+    if [ "$(echo ${asr_seeds} | wc -w)" -gt 1 ]; then echo "_seed$1"; fi
+}
+
 # ft_data SET: the data dir a fine-tuning set trains on (SET, or SET_sp with speed perturbation)
 ft_data() {
     if [ -n "${speed_perturb_factors}" ]; then echo "$1_sp"; else echo "$1"; fi
@@ -420,11 +427,11 @@ if stage_begin 5 asr "${asr_opts}"; then
             --valid-dir "${datadir}/${valid_set}" --outdir "${asr_dir}/scratch_init"
     fi
     while read -r name ckpt <&3; do  # fd 3: the jobs inside must not eat the list from stdin
-        for ft in ${finetune_sets}; do
-            d=${asr_dir}/${name}_${ft}
+        for ft in ${finetune_sets}; do for seed in ${asr_seeds}; do
+            d=${asr_dir}/${name}_${ft}$(seed_suffix "${seed}")
             config=$(asr_config_for "${ft}")
             tr=$(ft_data "${ft}")
-            log "ASR fine-tuning ${name} on ${tr} (${config}); log: ${d}/train.log"
+            log "ASR fine-tuning ${name} on ${tr} (${config}, seed ${seed}); log: ${d}/train.log"
             mkdir -p "${d}"
             keep_log "${d}/train.log"
             # shellcheck disable=SC2086
@@ -441,8 +448,9 @@ if stage_begin 5 asr "${asr_opts}"; then
                 --train_shape_file "${dumpdir}/shapes/${tr}/speech_shape" \
                 --train_shape_file "${dumpdir}/shapes/${tr}/text_shape.${token_type}" \
                 --valid_shape_file "${dumpdir}/shapes/${valid_set}/speech_shape" \
-                --valid_shape_file "${dumpdir}/shapes/${valid_set}/text_shape.${token_type}" ${asr_args}
-        done
+                --valid_shape_file "${dumpdir}/shapes/${valid_set}/text_shape.${token_type}" ${asr_args} \
+                --seed "${seed}"
+        done; done
     done 3< <(asr_frontends)
     stage_end 5 asr "${asr_opts}"
 fi
@@ -462,8 +470,8 @@ if stage_begin 6 score "${opts}"; then
     frontend_ckpts=""
     while read -r name ckpt <&3; do
         frontend_ckpts+=" ${ckpt}"
-        for ft in ${finetune_sets}; do
-            d=${asr_dir}/${name}_${ft}
+        for ft in ${finetune_sets}; do for seed in ${asr_seeds}; do
+            d=${asr_dir}/${name}_${ft}$(seed_suffix "${seed}")
             model=${d}/${inference_asr_model}
             if [ "${inference_asr_model}" = auto ]; then
                 model=${d}/valid.acc.ave.pth
@@ -512,7 +520,7 @@ if stage_begin 6 score "${opts}"; then
                 fi
             done
             python -m espnet_distill.bin.make_results exp-table --exp "${d}" --out "${d}/RESULTS.md"
-        done
+        done; done
     done 3< <(asr_frontends)
     log "Benchmarking the frontends (forward time per second of audio)"
     # shellcheck disable=SC2086

@@ -84,3 +84,25 @@ def test_unknown_unit_and_empty_reference():
     with pytest.raises(ValueError, match="unit must be word or char"):
         units("a b", "phone")
     assert Counts(1, 0).rate() == 0.0
+
+
+def test_significance_by_sc_stats(tmp_path):
+    """sclite's own sc_stats decides: a system with far fewer errors on the same sentences wins the
+    MAPSSWE test; a system against itself shows no difference."""
+    from espnet_distill.asr.significance import compare
+
+    need("sctk")
+    words = "the cat sat on the mat and then it ran away".split()
+    ref = {f"s{i % 8}-u{i:02d}": " ".join(words[i % 3:]) for i in range(40)}  # 8 speakers for the sign test
+    # a few errors for the good system, many for the bad one, in the middle of sentences, with
+    # correct words around them (MAPSSWE compares segments bounded by words both got right)
+    good = {u: " ".join("y" if (j == 5 and i % 5 == 0) else w for j, w in enumerate(r.split()))
+            for i, (u, r) in enumerate(ref.items())}
+    bad = {u: " ".join("x" if j in (3, 4) else w for j, w in enumerate(r.split())) for u, r in ref.items()}
+    score_dir(ref, good, {u: u.split("-")[0] for u in ref}, tmp_path / "good")
+    score_dir(ref, bad, {u: u.split("-")[0] for u in ref}, tmp_path / "bad")
+    res = compare(tmp_path / "good/result.sgml", tmp_path / "bad/result.sgml", "good", "bad")
+    assert res["mapsswe"].better == "good" and res["mapsswe"].p == "<0.001"
+    assert res["sign"].better == "good"
+    same = compare(tmp_path / "good/result.sgml", tmp_path / "good/result.sgml", "a", "b")
+    assert same["mapsswe"].better is None and same["sign"].better is None
