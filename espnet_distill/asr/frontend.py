@@ -32,7 +32,7 @@ from espnet2.asr.encoder.abs_encoder import AbsEncoder
 from espnet2.asr.frontend.abs_frontend import AbsFrontend
 from torch import nn
 
-from espnet_distill.nn.hubert import HubertModel
+from espnet_distill.nn.hubert import HubertConfig, HubertModel
 from espnet_distill.nn.masking import FeatureMasking
 from espnet_distill.student.export import STUDENT_FORMAT, load_student
 from espnet_distill.teacher.checkpoints import CheckpointError, load_hubert, safe_load
@@ -62,6 +62,41 @@ class _HubertAsUpstream(nn.Module):
         return self.model.encoder(x, mask)
 
 
+def _as_upstream(model: nn.Module, kind: str) -> tuple[nn.Module, int, int, str]:
+    """A student without its distillation heads, or a HuBERT teacher without its pretraining head,
+    with the interface the frontend uses: (module, dim, layers, kind)."""
+    if kind == "student":
+        model.pred_head = None  # distillation heads are dropped
+        model.disc_head = None
+        model.fe_head = None
+        return model, model.cfg.dim, model.cfg.num_layers, "student"
+    up = _HubertAsUpstream(model)
+    return up, up.dim, up.num_layers, "teacher"
+
+
+def describe_upstream(checkpoint: str | Path) -> dict:
+    """The architecture of a frontend checkpoint, ``{"kind": "student" | "teacher", "config": {...}}``:
+    enough to rebuild the frontend without the file (the fine-tuned ESPnet model holds the weights)."""
+    path = Path(checkpoint)
+    ckpt = safe_load(path)
+    if ckpt.get("format") == STUDENT_FORMAT:
+        return {"kind": "student", "config": dict(ckpt["config"])}
+    model, _ = load_hubert(path)
+    return {"kind": "teacher", "config": model.cfg.to_dict()}
+
+
+def build_upstream(upstream: dict) -> tuple[nn.Module, int, int, str]:
+    """An upstream of the architecture ``describe_upstream`` gave, with untrained weights."""
+    from espnet_distill.student.model import Student, StudentConfig
+
+    kind = upstream.get("kind")
+    if kind == "student":
+        return _as_upstream(Student(StudentConfig.from_dict(upstream["config"])).eval(), "student")
+    if kind == "teacher":
+        return _as_upstream(HubertModel(HubertConfig.from_dict(upstream["config"])).eval(), "teacher")
+    raise CheckpointError(f"frontend_conf.upstream: unknown kind {kind!r} (student or teacher)")
+
+
 def load_upstream(checkpoint: str | Path) -> tuple[nn.Module, int, int, str]:
     """Our student or any HuBERT checkpoint -> (module with encode(), dim, layers, kind)."""
     path = Path(checkpoint)
@@ -70,31 +105,38 @@ def load_upstream(checkpoint: str | Path) -> tuple[nn.Module, int, int, str]:
     ckpt = safe_load(path)
     if ckpt.get("format") == STUDENT_FORMAT:
         student, _ = load_student(path)
-        student.pred_head = None  # distillation heads are dropped
-        student.disc_head = None
-        student.fe_head = None
-        return student, student.cfg.dim, student.cfg.num_layers, "student"
+        return _as_upstream(student, "student")
     try:
         model, _ = load_hubert(path)
     except CheckpointError as e:
         raise CheckpointError(f"frontend checkpoint {path} is neither an espnet_distill student nor a HuBERT "
                               f"checkpoint we read: {e}") from None
-    up = _HubertAsUpstream(model)
-    return up, up.dim, up.num_layers, "teacher"
+    return _as_upstream(model, "teacher")
 
 
 class DistilledFrontend(AbsFrontend):
     """A distilled student (or a teacher) as a trainable ESPnet frontend: waveform -> (B, T, D)."""
 
-    def __init__(self, checkpoint: str, layer: str | int = "last", freeze_steps: int = 0, fs: int = 16000,
+    def __init__(self, checkpoint: str = "", layer: str | int = "last", freeze_steps: int = 0, fs: int = 16000,
                  mask_time_prob: float = 0.0, mask_time_length: int = 10, mask_channel_prob: float = 0.0,
-                 mask_channel_length: int = 10):
+                 mask_channel_length: int = 10, upstream: dict | None = None):
+        """``checkpoint``: the student (or teacher) to start from. ``upstream``: its architecture
+        (``describe_upstream``; ``asr_train`` records it in config.yaml), used when the checkpoint
+        file is not there: a fine-tuned model moved or unpacked elsewhere has its weights in its own
+        model file and needs only the architecture."""
         super().__init__()
         if isinstance(fs, str):  # ESPnet style "16k"
             fs = int(float(fs[:-1]) * 1000) if fs.lower().endswith("k") else int(fs)
         if int(fs) != 16000:
             raise ValueError(f"the distilled frontend takes 16 kHz audio, got fs={fs}")
-        self.upstream, self.dim, self.num_layers, self.kind = load_upstream(checkpoint)
+        if checkpoint and Path(checkpoint).is_file():
+            self.upstream, self.dim, self.num_layers, self.kind = load_upstream(checkpoint)
+        elif upstream:
+            self.upstream, self.dim, self.num_layers, self.kind = build_upstream(upstream)
+        else:
+            raise CheckpointError(f"frontend checkpoint {checkpoint!r} does not exist, and frontend_conf has no "
+                                  "'upstream' architecture to rebuild it from")
+        self.upstream_description = upstream
         self.checkpoint = str(checkpoint)
         if layer not in ("last", "weighted") and not (isinstance(layer, int) and 0 <= layer <= self.num_layers):
             raise ValueError(f"layer must be 'last', 'weighted' or an int in 0..{self.num_layers}, got {layer!r}")
@@ -113,6 +155,9 @@ class DistilledFrontend(AbsFrontend):
     def reload_pretrained_parameters(self) -> None:
         """Load the checkpoint's weights into the upstream again (ESPnet calls this after ``init:``
         has re-initialised every parameter)."""
+        if not Path(self.checkpoint).is_file():
+            logger.warning("distilled frontend: %s is not there; nothing to reload after initialisation", self.checkpoint)
+            return
         fresh, _, _, _ = load_upstream(self.checkpoint)
         self.upstream.load_state_dict(fresh.state_dict())
         logger.info("distilled frontend: reloaded the weights of %s after initialisation", self.checkpoint)

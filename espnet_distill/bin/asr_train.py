@@ -14,6 +14,7 @@ import torch.distributed as dist
 import yaml
 
 from espnet_distill.asr.task import ASRTask, register
+from espnet_distill.teacher.checkpoints import CheckpointError
 
 
 def _option(cmd: list[str], name: str, conf: dict):
@@ -44,11 +45,39 @@ def check_specaug(cmd: list[str]) -> str | None:
     return None
 
 
+def with_upstream_architecture(cmd: list[str]) -> list[str]:
+    """``cmd`` plus ``--frontend_conf upstream={...}``: the distilled frontend's architecture goes
+    into the experiment's config.yaml, so that the fine-tuned model (whose model file holds every
+    weight) works after it is moved or packed, without the student checkpoint."""
+    import json
+
+    from espnet_distill.asr.frontend import describe_upstream
+
+    conf: dict = {}
+    config = _option(cmd, "config", {})
+    if config:
+        with open(config) as f:
+            conf = yaml.safe_load(f) or {}
+    if _option(cmd, "frontend", conf) != "distilled" or "--print_config" in cmd or "--help" in cmd:
+        return cmd
+    checkpoint = (conf.get("frontend_conf") or {}).get("checkpoint")
+    for i, arg in enumerate(cmd):
+        if arg == "--frontend_conf" and i + 1 < len(cmd) and cmd[i + 1].startswith("checkpoint="):
+            checkpoint = cmd[i + 1].split("=", 1)[1]
+    if not checkpoint:
+        return cmd
+    return cmd + ["--frontend_conf", "upstream=" + json.dumps(describe_upstream(checkpoint))]
+
+
 def main(cmd=None):
     cmd = sys.argv[1:] if cmd is None else cmd
     error = check_specaug(cmd)
     if error:
         sys.exit(f"asr_train: {error}")
+    try:
+        cmd = with_upstream_architecture(cmd)
+    except (CheckpointError, OSError) as e:  # a missing or unreadable checkpoint: one line, not a traceback
+        sys.exit(f"asr_train: {e}")
     register()  # the distilled frontend and the passthrough encoder
     ASRTask.main(cmd=cmd)
     if dist.is_available() and dist.is_initialized():

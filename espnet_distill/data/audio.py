@@ -137,6 +137,26 @@ def load_utterance(
     return _checked_16k(utt, x, rate, entry, target_rate)
 
 
+def load_audio_file(path: str | os.PathLike, target_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """A plain audio file (never a pipe or an ark offset: a file name is only a file name) as (T,)
+    float32 mono at ``target_rate``; AudioError names the file and what is wrong."""
+    path = str(path)
+    if not os.path.isfile(path):
+        raise AudioError(f"{path}: file not found")
+    try:
+        x, rate = sf.read(path, dtype="float32", always_2d=True)
+    except Exception as e:  # libsndfile's errors are terse; add context
+        raise AudioError(f"{path}: not readable as audio ({e})") from None
+    missing = wav_missing_bytes(path)
+    if missing > 0:
+        raise AudioError(f"{path}: truncated: {missing} bytes of its data chunk are missing")
+    if len(x) == 0:
+        raise AudioError(f"{path}: empty (no samples)")
+    if not np.isfinite(x).all():
+        raise AudioError(f"{path}: contains NaN or Inf")
+    return to_mono_16k(x, rate, target_rate)
+
+
 def cut_segment(utt: str, x: np.ndarray, rate: int, segment: tuple[float, float], where: str) -> np.ndarray:
     """``x[start:end]`` for a segment in seconds; up to 20 ms past the end is tolerated."""
     start, end = segment

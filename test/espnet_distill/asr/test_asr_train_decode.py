@@ -96,6 +96,43 @@ def test_ctc_attention_bpe_train_and_beam_search(tmp_path):
              "--outdir", str(tmp_path / "greedy")], tmp_path)
     assert "scoring skipped" in r.stderr
 
+    # the experiment moved elsewhere, the student checkpoint gone: the model still loads (its
+    # config.yaml holds the frontend's architecture, its model file every weight) and transcribes
+    # audio files directly, with the same CTC hypotheses as the Kaldi-dir decoder
+    import json
+
+    import numpy as np
+    import soundfile as sf
+
+    moved = tmp_path / "elsewhere/model"
+    shutil.copytree(exp, moved)
+    (tmp_path / "student.pt").rename(tmp_path / "student.pt.gone")
+    wavs = [v for _, v in read_table(tmp_path / "data/dev/wav.scp").items]
+    greedy = [v for _, v in read_table(tmp_path / "greedy/text", allow_empty_value=True).items]
+    x, rate = sf.read(wavs[0])
+    sf.write(tmp_path / "stereo_8k.wav", np.stack([x[::2], x[::2]], 1), rate // 2)  # another rate, two channels
+    sf.write(tmp_path / "empty.wav", np.zeros(0, dtype=np.float32), 16000)
+    sf.write(tmp_path / "short.wav", np.zeros(200, dtype=np.float32), 16000)
+    (tmp_path / "notes.wav").write_text("not audio")
+    files = [*wavs, str(tmp_path / "stereo_8k.wav"), str(tmp_path / "missing.wav"), str(tmp_path / "empty.wav"),
+             str(tmp_path / "short.wav"), str(tmp_path / "notes.wav")]
+    r = subprocess.run([sys.executable, "-m", "espnet_distill.bin.transcribe", "--model", str(moved),
+                        "--model-file", str(moved / model.name), "--decoding", "ctc", *files],
+                       cwd=tmp_path, capture_output=True, text=True)
+    assert r.returncode == 1, r.stderr[-3000:]  # some files failed, the others were transcribed
+    out = dict(line.split("\t", 1) if "\t" in line else (line, "") for line in r.stdout.splitlines())
+    assert [out[w].replace("\u2581", " ").strip() for w in wavs] == [g.strip() for g in greedy]
+    assert str(tmp_path / "stereo_8k.wav") in out
+    for bad, why in (("missing.wav", "file not found"), ("empty.wav", "empty"), ("short.wav", "too short"),
+                     ("notes.wav", "not readable as audio")):
+        assert f"transcribe: {tmp_path / bad}: {why}" in r.stderr, bad
+    r = subprocess.run([sys.executable, "-m", "espnet_distill.bin.transcribe", "--model", str(moved), "--json",
+                        "--model-file", str(moved / model.name), "--decoding", "attention", "--beam-size", "2",
+                        wavs[0]], cwd=tmp_path, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    rec = json.loads(r.stdout.splitlines()[0])
+    assert rec["file"] == wavs[0] and rec["decoding"] == "attention" and rec["audio_seconds"] > 0
+
 
 def test_two_processes_under_torchrun_as_the_recipe_launches_them(tmp_path):
     """--ngpu N > 1 in the recipe: torchrun starts N processes, ESPnet runs with

@@ -1,0 +1,126 @@
+"""Transcribe audio files with a fine-tuned model: no Kaldi dir needed.
+
+    python -m espnet_distill.bin.transcribe --model exp/asr/dt_fbank_train_10min a.wav b.flac ...
+        [--decoding auto|ctc|attention] [--device cpu|cuda] [--json]
+
+``--model`` is an ESPnet experiment folder of this toolkit (its config.yaml and a model file: the
+averaged ``valid.*.ave.pth`` or else ``valid.*.best.pth``; ``--model-file`` picks another). The
+folder can be moved or copied anywhere: the model file holds every weight and config.yaml the
+frontend's architecture. Audio: anything libsndfile reads, any sample rate (resampled to 16 kHz),
+any number of channels (averaged). Prints ``file<TAB>text`` per file (``--json``: one JSON object
+per line with the file, the text, the audio seconds and the decoding seconds). A file that cannot
+be transcribed (unreadable, empty, shorter than the model's 25 ms receptive field) gets a one-line
+error on stderr naming it, the others are still transcribed, and the exit status is 1.
+
+Decoding: CTC greedy (``ctc``), or ESPnet's attention beam search for models with a decoder
+(``attention``, beam 5, CTC weight 0.3); ``auto`` picks attention where the model has a decoder.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from espnet_distill.bin import setup_logging
+from espnet_distill.data.audio import AudioError, load_audio_file
+
+MODEL_FILES = ("valid.acc.ave.pth", "valid.loss.ave.pth", "valid.acc.best.pth", "valid.loss.best.pth")
+MIN_SAMPLES = 400  # HuBERT's CNN: one frame needs 25 ms of 16 kHz audio
+
+
+def find_model_file(exp: Path) -> Path:
+    for name in MODEL_FILES:
+        if (exp / name).exists():
+            return exp / name
+    raise FileNotFoundError(f"{exp}: no model file ({', '.join(MODEL_FILES)}); give --model-file")
+
+
+class Transcriber:
+    """A fine-tuned model and its decoders: ``transcriber(wav) -> text`` for 16 kHz float audio."""
+
+    def __init__(self, exp: Path, model_file: Path | None = None, device: str = "cpu", decoding: str = "auto",
+                 beam_size: int = 5, ctc_weight: float = 0.3):
+        from espnet_distill.asr.task import ASRTask, register
+
+        register()
+        self.exp, self.device = exp, device
+        model_file = model_file or find_model_file(exp)
+        self.model, self.args = ASRTask.build_model_from_file(exp / "config.yaml", model_file, device)
+        self.model.eval()
+        has_decoder = getattr(self.model, "decoder", None) is not None
+        if decoding == "auto":
+            decoding = "attention" if has_decoder else "ctc"
+        if decoding == "attention" and not has_decoder:
+            raise ValueError(f"{exp}: this model has no decoder; use --decoding ctc")
+        self.decoding = decoding
+        self.bpe_model = getattr(self.args, "bpemodel", None)
+        self.speech2text = None
+        if decoding == "attention":
+            from espnet2.bin.asr_inference import Speech2Text
+
+            self.speech2text = Speech2Text(asr_train_config=str(exp / "config.yaml"), asr_model_file=str(model_file),
+                                           device=device, beam_size=beam_size, ctc_weight=ctc_weight, lm_weight=0.0,
+                                           nbest=1)
+
+    @torch.no_grad()
+    def __call__(self, wav) -> str:
+        from espnet_distill.asr.decode import ctc_collapse, tokens_to_text
+
+        x = torch.as_tensor(wav, dtype=torch.float32)[None].to(self.device)
+        if self.speech2text is not None:
+            text, *_ = self.speech2text(x[0])[0]
+            return text or ""
+        enc, enc_lens = self.model.encode(x, torch.tensor([x.shape[1]], device=self.device))
+        ids = self.model.ctc.argmax(enc)[0, : int(enc_lens[0])].tolist()
+        token_list = self.model.token_list
+        blank = token_list.index("<blank>") if "<blank>" in token_list else 0
+        toks = [token_list[i] for i in ctc_collapse(ids, blank) if token_list[i] not in ("<blank>", "<unk>", "<sos/eos>")]
+        return tokens_to_text(toks, self.bpe_model if self.args.token_type == "bpe" else None)
+
+
+def main(argv: list[str] | None = None) -> int:
+    setup_logging(logging.WARNING)
+    p = argparse.ArgumentParser(prog="transcribe", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True, help="ESPnet experiment folder (exp/asr/<model>, or a copy of it)")
+    p.add_argument("--model-file", default=None, help="model file inside it (default: the averaged one)")
+    p.add_argument("--decoding", choices=["auto", "ctc", "attention"], default="auto", help="decoder (default auto)")
+    p.add_argument("--beam-size", type=int, default=5, help="attention beam size")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda")
+    p.add_argument("--json", action="store_true", help="one JSON object per line, with timings")
+    p.add_argument("audio", nargs="+", help="audio files (any rate and channel count)")
+    a = p.parse_args(argv)
+    exp = Path(a.model)
+    try:
+        tr = Transcriber(exp, Path(a.model_file) if a.model_file else None, a.device, a.decoding, a.beam_size)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"transcribe: {e}", file=sys.stderr)
+        return 2
+    failed = 0
+    for path in a.audio:
+        try:
+            wav = load_audio_file(path)
+            if len(wav) < MIN_SAMPLES:
+                raise AudioError(f"{path}: too short: {len(wav) / 16000:.3f} s; the model needs at least "
+                                 f"{MIN_SAMPLES / 16000:.3f} s")
+            t0 = time.perf_counter()
+            text = tr(wav)
+            seconds = time.perf_counter() - t0
+        except AudioError as e:
+            failed += 1
+            print(f"transcribe: {e}", file=sys.stderr)
+            continue
+        if a.json:
+            print(json.dumps({"file": path, "text": text, "audio_seconds": round(len(wav) / 16000, 3),
+                              "decode_seconds": round(seconds, 3), "decoding": tr.decoding}), flush=True)
+        else:
+            print(f"{path}\t{text}", flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
