@@ -44,13 +44,14 @@ class Transcriber:
     """A fine-tuned model and its decoders: ``transcriber(wav) -> text`` for 16 kHz float audio."""
 
     def __init__(self, exp: Path, model_file: Path | None = None, device: str = "cpu", decoding: str = "auto",
-                 beam_size: int = 5, ctc_weight: float = 0.3):
+                 beam_size: int = 5, ctc_weight: float = 0.3, config: Path | None = None):
         from espnet_distill.asr.task import ASRTask, register
 
         register()
         self.exp, self.device = exp, device
         model_file = model_file or find_model_file(exp)
-        self.model, self.args = ASRTask.build_model_from_file(exp / "config.yaml", model_file, device)
+        config = config or exp / "config.yaml"
+        self.model, self.args = ASRTask.build_model_from_file(config, model_file, device)
         self.model.eval()
         has_decoder = getattr(self.model, "decoder", None) is not None
         if decoding == "auto":
@@ -63,7 +64,7 @@ class Transcriber:
         if decoding == "attention":
             from espnet2.bin.asr_inference import Speech2Text
 
-            self.speech2text = Speech2Text(asr_train_config=str(exp / "config.yaml"), asr_model_file=str(model_file),
+            self.speech2text = Speech2Text(asr_train_config=str(config), asr_model_file=str(model_file),
                                            device=device, beam_size=beam_size, ctc_weight=ctc_weight, lm_weight=0.0,
                                            nbest=1)
 
@@ -86,7 +87,8 @@ class Transcriber:
 def main(argv: list[str] | None = None) -> int:
     setup_logging(logging.WARNING)
     p = argparse.ArgumentParser(prog="transcribe", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", required=True, help="ESPnet experiment folder (exp/asr/<model>, or a copy of it)")
+    p.add_argument("--model", required=True,
+                   help="ESPnet experiment folder (exp/asr/<model>, or a copy of it), or an archive of bin/pack_model")
     p.add_argument("--model-file", default=None, help="model file inside it (default: the averaged one)")
     p.add_argument("--decoding", choices=["auto", "ctc", "attention"], default="auto", help="decoder (default auto)")
     p.add_argument("--beam-size", type=int, default=5, help="attention beam size")
@@ -96,8 +98,15 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     exp = Path(a.model)
     try:
-        tr = Transcriber(exp, Path(a.model_file) if a.model_file else None, a.device, a.decoding, a.beam_size)
-    except (FileNotFoundError, ValueError) as e:
+        config, model_file = None, Path(a.model_file) if a.model_file else None
+        if exp.is_file():  # an archive of bin/pack_model (ESPnet's packer): unpacked beside it, once
+            from espnet2.main_funcs.pack_funcs import unpack
+
+            files = unpack(exp, exp.parent / f".{exp.name}.unpacked")
+            config, model_file = Path(files["asr_train_config"]), Path(files["asr_model_file"])
+            exp = config.parent
+        tr = Transcriber(exp, model_file, a.device, a.decoding, a.beam_size, config=config)
+    except (FileNotFoundError, ValueError, RuntimeError) as e:
         print(f"transcribe: {e}", file=sys.stderr)
         return 2
     failed = 0

@@ -132,6 +132,19 @@ def test_ctc_attention_bpe_train_and_beam_search(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     rec = json.loads(r.stdout.splitlines()[0])
     assert rec["file"] == wavs[0] and rec["decoding"] == "attention" and rec["audio_seconds"] > 0
+    # packed with ESPnet's packer and a model card, unpacked by transcribe elsewhere: the same text
+    (moved / "RESULTS.md").write_text("# results\n|dev|3|\n")
+    run(["espnet_distill.bin.pack_model", "--exp", str(moved), "--model-file", str(moved / model.name), "--out",
+         str(tmp_path / "model.zip")], tmp_path)
+    card = (moved / "README.md").read_text()
+    assert "| frontend | student" in card and "# results" in card and "transcribe --model" in card
+    (tmp_path / "far").mkdir()
+    shutil.copy(tmp_path / "model.zip", tmp_path / "far/model.zip")
+    shutil.rmtree(tmp_path / "elsewhere")
+    r = subprocess.run([sys.executable, "-m", "espnet_distill.bin.transcribe", "--model", str(tmp_path / "far/model.zip"),
+                        "--decoding", "ctc", wavs[0]], cwd=tmp_path, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.split("\t", 1)[1].strip() == out[wavs[0]].strip()
 
 
 def test_two_processes_under_torchrun_as_the_recipe_launches_them(tmp_path):
