@@ -200,20 +200,37 @@ def iter_data_dir_audio(data_dir: str | os.PathLike, progress: bool = False,
     from espnet_distill.data.kaldi_dir import read_table
 
     d = Path(data_dir)
-    wav = read_table(d / "wav.scp").as_dict()
+    table = read_table(d / "wav.scp")
+    wav = table.as_dict()
+    where = wav_scp_lines(table)
     if utts is None:
         utts = read_table(d / "utt2spk").keys()
     if (d / "segments").is_file():
-        seg = read_table(d / "segments").as_dict()
+        seg_table = read_table(d / "segments")
+        seg = seg_table.as_dict()
+        seg_where = wav_scp_lines(seg_table)
         cache_key, cache = None, None
         for utt in tqdm(utts, desc=f"reading {d.name}", disable=not progress, unit="utt"):
             reco, a, b = seg[utt].split()
-            if reco != cache_key:
-                x, rate = read_entry(utt, wav[reco])
-                cache_key, cache = reco, (x, rate)
-            x, rate = cache
-            piece = cut_segment(utt, x, rate, (float(a), float(b)), wav[reco])
-            yield utt, _checked_16k(utt, piece, rate, wav[reco])
+            try:
+                if reco != cache_key:
+                    x, rate = read_entry(utt, wav[reco])
+                    cache_key, cache = reco, (x, rate)
+                x, rate = cache
+                piece = cut_segment(utt, x, rate, (float(a), float(b)), wav[reco])
+                out = _checked_16k(utt, piece, rate, wav[reco])
+            except AudioError as e:
+                raise AudioError(f"{e} [{where[reco]}, {seg_where[utt]}]") from None
+            yield utt, out
     else:
         for utt in tqdm(utts, desc=f"reading {d.name}", disable=not progress, unit="utt"):
-            yield utt, load_utterance(utt, wav[utt])
+            try:
+                out = load_utterance(utt, wav[utt])
+            except AudioError as e:
+                raise AudioError(f"{e} [{where[utt]}]") from None
+            yield utt, out
+
+
+def wav_scp_lines(table) -> dict[str, str]:
+    """``{key: "path:line"}`` of a Kaldi table, for error messages that point at the line."""
+    return {k: f"{table.path}:{n}" for (k, _), n in zip(table.items, table.lines)}

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from espnet_distill.data.audio import AudioError, load_utterance
+from espnet_distill.data.audio import AudioError, load_utterance, wav_scp_lines
 from espnet_distill.data.kaldi_dir import read_table, utt_durations
 
 logger = logging.getLogger(__name__)
@@ -50,7 +50,9 @@ class AudioDataset(torch.utils.data.Dataset):
         """``utts``: only these utterances of the dir (one job's shard), in this order."""
         d = Path(data_dir)
         self.data_dir = d
-        self.wav = read_table(d / "wav.scp").as_dict()
+        wav_table = read_table(d / "wav.scp")
+        self.wav = wav_table.as_dict()
+        self.where = wav_scp_lines(wav_table)  # key -> "wav.scp:line" for error messages
         self.segments = read_table(d / "segments").as_dict() if (d / "segments").is_file() else None
         durs = utt_durations(d)
         if utts is None:
@@ -89,11 +91,15 @@ class AudioDataset(torch.utils.data.Dataset):
         """(L,) float32 16 kHz audio of ``utt`` (AudioError naming the utterance and entry)."""
         if self._cache is not None and utt in self._cache:
             return self._cache[utt]
-        if self.segments is None:
-            x = load_utterance(utt, self.wav[utt])
-        else:
-            reco, a, b = self.segments[utt].split()
-            x = load_utterance(utt, self.wav[reco], segment=(float(a), float(b)))
+        try:
+            if self.segments is None:
+                x = load_utterance(utt, self.wav[utt])
+            else:
+                reco, a, b = self.segments[utt].split()
+                x = load_utterance(utt, self.wav[reco], segment=(float(a), float(b)))
+        except AudioError as e:
+            key = utt if self.segments is None else self.segments[utt].split()[0]
+            raise AudioError(f"{e} [{self.where[key]}]") from None
         if self._cache is not None:
             self._cache[utt] = x
         return x

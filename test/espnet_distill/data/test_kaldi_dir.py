@@ -33,8 +33,15 @@ def test_valid_dir_passes_and_is_untouched(data_dir):
 
 def test_missing_wav_file_names_utterance(data_dir):
     (data_dir.parent / "wav" / "spkB-001.wav").unlink()
-    with pytest.raises(Exception, match=r"utterance 'spkB-001': file not found"):
-        validate_data_dir(data_dir)
+    with pytest.raises(Exception, match=r"utterance 'spkB-001': file not found: .*\[.*wav.scp:3\]"):
+        validate_data_dir(data_dir)  # the error points at the wav.scp line
+    from espnet_distill.data.audio import AudioError
+    from espnet_distill.data.dataset import AudioDataset
+
+    (data_dir / "utt2dur").write_text("spkB-001 0.5\n")  # measured before the file went missing
+    with pytest.raises(AudioError, match=r"\[.*wav.scp:3\]"):  # and so does the training reader's
+        AudioDataset(data_dir, utts=["spkB-001"])[0]
+    (data_dir / "utt2dur").unlink()
     validate_data_dir(data_dir, check_audio=False)  # structure is still fine
 
 
