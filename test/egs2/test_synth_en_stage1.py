@@ -76,3 +76,22 @@ def test_unlabelled_training_set_passes_stage_1(tmp_path):
                        cwd=r, env=recipe_env(), capture_output=True, text=True)
     assert p.returncode == 0, p.stderr[-3000:]
     assert (r / "data/train/utt2dur").is_file() and not (r / "data/train/text").exists()
+
+
+def test_a_failing_stage_1_rerun_loses_nothing(tmp_path):
+    """A rerun of stage 1 whose local/data.sh fails midway (a bad --lowres) puts the data dirs of
+    the previous run back: the old training set and its subset are still there, unchanged."""
+    need("espeak-ng")
+    r = synth_recipe(tmp_path / "recipe")
+    p = subprocess.run(["./run.sh", "--stage", "1", "--stop_stage", "1", *TINY], cwd=r, env=recipe_env(),
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr[-3000:]
+    before = {f: (r / "data" / f).read_bytes() for f in ("train/text", "train/wav.scp", "train_1min/utt2spk")}
+    bad = ["--local_data_opts", "--train_hours 0.03 --dev_utts 6 --test_utts 6 --lowres 1min:abc --nj 2",
+           "--finetune_sets", "train_1min"]
+    p = subprocess.run(["./run.sh", "--stage", "1", "--stop_stage", "1", *bad], cwd=r, env=recipe_env(),
+                       capture_output=True, text=True)
+    assert p.returncode != 0
+    assert "the data dirs of the previous run are restored" in p.stderr
+    assert {f: (r / "data" / f).read_bytes() for f in before} == before
+    assert not list((r / "exp").glob("data*/.previous.*"))

@@ -186,7 +186,29 @@ data_key() {
 
 # ---------------------------------------------------------------------------- 1. data
 opts="local/data.sh ${local_data_opts}"
+# A rerun of stage 1 must not lose the data dirs of the run before when it fails: they are copied
+# aside first (the Kaldi dirs: their tables, not audio) and put back if the stage fails.
+data_backup=""
+restore_data() {
+    local b
+    [ -n "${data_backup}" ] && [ -d "${data_backup}" ] || return 0
+    for b in "${data_backup}"/*/; do
+        b=${b%/}
+        rm -rf "${datadir:?}/$(basename "${b}")"
+        mv "${b}" "${datadir}/"
+    done
+    rm -rf "${data_backup}"
+    log "Stage 1 failed: the data dirs of the previous run are restored in ${datadir}"
+}
 if stage_begin 1 data "${opts}"; then
+    if [ -d "${datadir}" ]; then
+        data_backup=$(mktemp -d "${expdir}/data/.previous.XXXXXX")
+        for d in "${datadir}"/*/; do
+            [ -f "${d}utt2spk" ] || [ -f "${d}wav.scp" ] || continue
+            cp -a "${d%/}" "${data_backup}/"
+        done
+    fi
+    trap 'restore_data' EXIT  # any failure from here on (set -e) restores
     # shellcheck disable=SC2086
     local/data.sh ${local_data_opts}
     for x in $(echo ${train_set} ${valid_set} ${test_sets} ${finetune_sets} | tr ' ' '\n' | sort -u); do
@@ -197,6 +219,8 @@ if stage_begin 1 data "${opts}"; then
         # durations once, here: training processes never measure the corpus themselves
         [ -f "${datadir}/${x}/utt2dur" ] || utils/data/get_utt2dur.sh --nj "${nj}" "${datadir}/${x}"
     done
+    trap - EXIT
+    [ -z "${data_backup}" ] || rm -rf "${data_backup}"
     stage_end 1 data "${opts}"
 fi
 
