@@ -50,6 +50,21 @@ def make_data_dir(root: Path, utts: dict[str, tuple[str, str]], name: str = "dat
     return d
 
 
+def segmented_dir(root: Path, segments: dict[str, tuple[float, float]], rec_seconds: float = 3.0,
+                  texts: dict[str, str] | None = None, name: str = "d") -> Path:
+    """``root/name``: one recording ``rec`` of ``rec_seconds`` and ``segments`` {utt: (start, end)}
+    over it, all of speaker ``s`` (wav.scp, segments, utt2spk, and text when ``texts`` is given)."""
+    d = root / name
+    d.mkdir(parents=True)
+    rec = write_wav(root / f"{name}_rec.wav", rec_seconds)
+    (d / "wav.scp").write_text(f"rec {rec}\n")
+    (d / "segments").write_text("".join(f"{u} rec {a:.2f} {b:.2f}\n" for u, (a, b) in sorted(segments.items())))
+    (d / "utt2spk").write_text("".join(f"{u} s\n" for u in sorted(segments)))
+    if texts is not None:
+        (d / "text").write_text("".join(f"{u} {texts[u]}\n" for u in sorted(segments)))
+    return d
+
+
 def librispeech_chapter(root: Path, spk: str, chap: str, n: int, words: str = "HELLO WORLD") -> Path:
     """``root/<spk>/<chap>/`` with ``n`` flac files and their ``.trans.txt``, as LibriSpeech lays them out."""
     d = root / spk / chap

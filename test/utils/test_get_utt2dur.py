@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 import soundfile as sf
-from conftest import ROOT, tone, write_wav
+from conftest import ROOT, segmented_dir, tone, write_wav
 
 SCRIPT = ROOT / "utils/data/get_utt2dur.sh"
 
@@ -41,12 +41,7 @@ def test_headers_pipes_and_many_files_in_parallel(tmp_path):
 
 
 def test_segments_and_errors_name_the_utterance(tmp_path):
-    d = tmp_path / "data"
-    d.mkdir()
-    rec = write_wav(tmp_path / "rec.wav", 3.0)
-    (d / "wav.scp").write_text(f"rec {rec}\n")
-    (d / "segments").write_text("u1 rec 0.00 1.25\nu2 rec 1.25 3.00\n")
-    (d / "utt2spk").write_text("u1 s\nu2 s\n")
+    d = segmented_dir(tmp_path, {"u1": (0.0, 1.25), "u2": (1.25, 3.0)})
     assert subprocess.run([str(SCRIPT), str(d)], capture_output=True).returncode == 0
     assert read(d / "utt2dur") == {"u1": 1.25, "u2": 1.75}
     e = tmp_path / "bad"

@@ -4,7 +4,7 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from conftest import ROOT, make_data_dir, write_wav
+from conftest import ROOT, make_data_dir, segmented_dir
 
 U = ROOT / "utils"
 
@@ -68,13 +68,7 @@ def test_perturb_speed(tmp_path):
     from conftest import need
 
     need("sox")
-    d = tmp_path / "d"
-    d.mkdir()
-    rec = write_wav(tmp_path / "rec.wav", 2.0)
-    (d / "wav.scp").write_text(f"rec {rec}\n")
-    (d / "segments").write_text("u1 rec 0.00 1.00\nu2 rec 1.00 2.00\n")
-    (d / "utt2spk").write_text("u1 s\nu2 s\n")
-    (d / "text").write_text("u1 a\nu2 b\n")
+    d = segmented_dir(tmp_path, {"u1": (0.0, 1.0), "u2": (1.0, 2.0)}, rec_seconds=2.0, texts={"u1": "a", "u2": "b"})
     assert sh(U / "perturb_data_dir_speed.sh", "1.1", d, tmp_path / "sp").returncode == 0
     assert lines(tmp_path / "sp/segments") == ["sp1.1-u1 sp1.1-rec 0.000 0.909", "sp1.1-u2 sp1.1-rec 0.909 1.818"]
     assert lines(tmp_path / "sp/utt2spk") == ["sp1.1-u1 sp1.1-s", "sp1.1-u2 sp1.1-s"]

@@ -215,17 +215,12 @@ def test_tools_never_overwrite_their_inputs_and_keep_modes(data_dir, tmp_path):
 
 
 def test_fix_drops_backwards_segments_and_subset_drops_stale_tables(tmp_path):
-    from conftest import write_wav
+    from conftest import segmented_dir, write_wav
 
     from espnet_distill.data import kaldi_dir as kd
 
-    d = tmp_path / "d"
-    d.mkdir()
+    d = segmented_dir(tmp_path, {"u1": (0.0, 1.0), "u2": (2.0, 1.5)}, texts={"u1": "a", "u2": "b"})
     rec = write_wav(tmp_path / "rec.wav", 3.0)
-    (d / "wav.scp").write_text(f"rec {rec}\n")
-    (d / "segments").write_text("u1 rec 0.0 1.0\nu2 rec 2.0 1.5\n")
-    (d / "utt2spk").write_text("u1 s\nu2 s\n")
-    (d / "text").write_text("u1 a\nu2 b\n")
     dropped = kd.fix_data_dir(d)
     assert (d / "utt2spk").read_text() == "u1 s\n"
     assert any("segment end not after its start" in r for r in dropped["segments"])
