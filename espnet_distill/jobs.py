@@ -50,6 +50,10 @@ class JobSpec:
     mem: str | None = None
     gpu: int = 0
     num_nodes: int = 1
+    time: str | None = None
+    partition: str | None = None
+    account: str | None = None
+    config: str | None = None
 
     def indices(self) -> list[int]:
         return list(range(self.first, self.last + 1))
@@ -75,6 +79,13 @@ def parse_args(argv: list[str], prog: str) -> JobSpec:
     p.add_argument("--gpu", type=int, default=0, help="GPUs per job (slurm --gres=gpu:N; locally CUDA_VISIBLE_DEVICES is left as is)")
     p.add_argument("--num-nodes", type=int, default=1,
                    help="nodes per job (slurm only): srun starts one process per GPU on each, as torchrun would")
+    p.add_argument("--time", default=None, help="time limit per job (slurm --time), e.g. 4:00:00")
+    p.add_argument("--partition", "-p", default=None, help="Slurm partition (slurm --partition)")
+    p.add_argument("--account", default=None, help="Slurm account (slurm --account)")
+    p.add_argument("--config", default=None,
+                   help="a Kaldi slurm.conf (conf/slurm.conf): 'command sbatch ...', 'option NAME=VALUE args', "
+                        "'option NAME=* args with $0', 'default NAME=VALUE'; it then maps mem, num_threads, gpu, "
+                        "time and max_jobs_run to sbatch options as Kaldi's slurm.pl does")
     p.add_argument("rest", nargs=argparse.REMAINDER, help="[JOB=1:N] LOG COMMAND ...")
     args = p.parse_args(argv)
     rest = list(args.rest)
@@ -91,7 +102,7 @@ def parse_args(argv: list[str], prog: str) -> JobSpec:
         p.error(f"the log file '{log}' must contain {var} so that the jobs do not share one log")
     command = " ".join(cmd)
     return JobSpec(var, first, last, log, command, args.max_jobs_run, args.num_threads, args.mem, args.gpu,
-                   args.num_nodes)
+                   args.num_nodes, args.time, args.partition, args.account, args.config)
 
 
 def _tail(path: Path, n: int = 15) -> str:
@@ -188,6 +199,49 @@ def run_local(spec: JobSpec, prog: str = "run.sh") -> int:
     return _report(spec, codes, prog)
 
 
+def kaldi_slurm_options(spec: JobSpec) -> list[str]:
+    """sbatch options from a Kaldi ``slurm.conf`` (the format of Kaldi's slurm.pl): the arguments of
+    its ``command sbatch ...`` line, then for each of mem, num_threads, gpu, time and max_jobs_run
+    (given on the command line, else the conf's ``default``), the ``option NAME=VALUE`` rule for
+    that value, else the ``option NAME=*`` rule with ``$0`` replaced by the value."""
+    command: list[str] = []
+    exact: dict[tuple[str, str], list[str]] = {}
+    star: dict[str, list[str]] = {}
+    default: dict[str, str] = {}
+    for n, raw in enumerate(Path(spec.config).read_text().splitlines(), 1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        words = shlex.split(line)
+        if words[0] == "command":
+            if len(words) < 2 or Path(words[1]).name != "sbatch":
+                raise ValueError(f"{spec.config}:{n}: expected 'command sbatch ...', got {raw.strip()!r}")
+            command = words[2:]
+        elif words[0] in ("option", "default") and len(words) >= 2 and "=" in words[1]:
+            key, value = words[1].split("=", 1)
+            if words[0] == "default":
+                default[key] = value
+            elif value == "*":
+                star[key] = words[2:]
+            else:
+                exact[(key, value)] = words[2:]
+        else:
+            raise ValueError(f"{spec.config}:{n}: not a slurm.conf line (command / option / default): {raw.strip()!r}")
+    given = {"mem": spec.mem, "num_threads": str(spec.num_threads) if spec.num_threads != 1 else None,
+             "gpu": str(spec.gpu) if spec.gpu else None, "time": spec.time,
+             "max_jobs_run": None}
+    out = list(command)
+    for key in ("mem", "num_threads", "gpu", "time", "max_jobs_run"):
+        value = given[key] if given[key] is not None else default.get(key)
+        if value is None:
+            continue
+        if (key, value) in exact:
+            out += exact[(key, value)]
+        elif key in star:
+            out += [w.replace("$0", value) for w in star[key]]
+    return out
+
+
 def run_slurm(spec: JobSpec, prog: str = "slurm.sh", poll: float = 2.0) -> int:
     """Submit one Slurm job array (``sbatch --wait``) and collect each task's exit code."""
     first_log = Path(spec.expand(spec.log, spec.first))
@@ -214,13 +268,24 @@ def run_slurm(spec: JobSpec, prog: str = "slurm.sh", poll: float = 2.0) -> int:
         "--wait",
         f"--job-name={name}",
         f"--array={spec.first}-{spec.last}%{spec.max_jobs_run}",
-        f"--cpus-per-task={spec.num_threads}",
         f"--output={qdir.resolve() / (name + '.%a.out')}",
     ]
-    if spec.mem:
-        sbatch.append(f"--mem={spec.mem}")
-    if spec.gpu:
-        sbatch.append(f"--gres=gpu:{spec.gpu}")
+    if spec.config:
+        try:
+            sbatch = sbatch[:1] + kaldi_slurm_options(spec) + sbatch[1:]
+        except (OSError, ValueError) as e:
+            sys.stderr.write(f"{prog}: {e}\n")
+            return 2
+    else:
+        sbatch.append(f"--cpus-per-task={spec.num_threads}")
+        if spec.mem:
+            sbatch.append(f"--mem={spec.mem}")
+        if spec.gpu:
+            sbatch.append(f"--gres=gpu:{spec.gpu}")
+    for opt, value in (("--time", None if spec.config else spec.time),  # with a conf, its time rules apply
+                       ("--partition", spec.partition), ("--account", spec.account)):
+        if value:
+            sbatch.append(f"{opt}={value}")
     if spec.num_nodes > 1:
         sbatch += [f"--nodes={spec.num_nodes}", f"--ntasks-per-node={max(1, spec.gpu)}"]
     try:

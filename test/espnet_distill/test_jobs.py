@@ -123,3 +123,39 @@ def test_a_killed_launcher_stops_its_jobs(tmp_path):
         time.sleep(0.1)
     else:
         pytest.fail(f"job {job} still runs after its launcher was killed")
+
+
+KALDI_SLURM_CONF = """# Kaldi's conf/slurm.conf format
+command sbatch --export=PATH --ntasks-per-node=1
+option time=* --time $0
+option mem=* --mem-per-cpu $0
+option mem=0          # do not add anything to qsub_opts
+option num_threads=* --cpus-per-task $0
+option num_threads=1 --cpus-per-task 1
+option max_jobs_run=* # Do nothing
+default gpu=0
+option gpu=0 -p cpu
+option gpu=* -p gpu --gres=gpu:$0
+"""
+
+
+def test_slurm_pl_with_kaldis_options_and_conf(tmp_path):
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "sbatch").write_text(FAKE_SBATCH)
+    (bindir / "sbatch").chmod(0o755)
+    env = dict(os.environ, PATH=f"{bindir}:{os.environ['PATH']}", FAKE_SBATCH_CALLS=str(tmp_path / "calls"))
+    (tmp_path / "slurm.conf").write_text(KALDI_SLURM_CONF)
+    r = run([str(ROOT / "utils/slurm.pl"), "--config", "slurm.conf", "--mem", "4G", "--num-threads", "2", "--gpu", "1",
+             "--time", "2:00:00", "--account", "speech", "JOB=1:2", "log/k.JOB.log", "echo ok JOB"], tmp_path, env)
+    assert r.returncode == 0, r.stderr
+    call = (tmp_path / "calls").read_text().splitlines()[0]
+    for want in ("--export=PATH", "--ntasks-per-node=1", "--mem-per-cpu 4G", "--cpus-per-task 2", "-p gpu",
+                 "--gres=gpu:1", "--time 2:00:00", "--account=speech", "--array=1-2"):
+        assert want in call, (want, call)
+    assert "ok 2" in (tmp_path / "log/k.2.log").read_text()
+    r = run([str(ROOT / "utils/slurm.pl"), "--config", "slurm.conf", "JOB=1:1", "log/c.JOB.log", "true"], tmp_path, env)
+    assert r.returncode == 0 and "-p cpu" in (tmp_path / "calls").read_text().splitlines()[-1]  # default gpu=0
+    (tmp_path / "bad.conf").write_text("queue all.q\n")
+    r = run([str(ROOT / "utils/slurm.pl"), "--config", "bad.conf", "JOB=1:1", "log/b.JOB.log", "true"], tmp_path, env)
+    assert r.returncode == 2 and "bad.conf:1: not a slurm.conf line" in r.stderr
