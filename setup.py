@@ -11,6 +11,7 @@ setup(
     description="ESPnet-style recipes that distill self-supervised speech models into compact ASR students",
     license="Apache-2.0",
     packages=find_packages(include=["espnet_distill", "espnet_distill.*"]),
+    package_data={"espnet_distill": ["conf/paper/*.yaml"]},  # the paper-size configs (benchmark, recipes)
     python_requires=">=3.12",
     install_requires=[
         "torch>=2.6,<3",  # torch.load(weights_only=True) with safe_globals

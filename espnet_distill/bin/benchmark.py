@@ -33,7 +33,7 @@ from espnet_distill.analysis.benchmark import bench_from_hubert, bench_from_stud
 from espnet_distill.nn.hubert import HubertConfig, HubertModel
 from espnet_distill.bin import setup_logging
 
-PAPER_CONFS = Path(__file__).resolve().parents[2] / "egs2/synth_en/distill1/conf/distill/paper"
+PAPER_CONFS = Path(__file__).resolve().parents[1] / "conf" / "paper"  # package data: works from any install
 
 
 PAPER_STUDENTS = [("sw", "S&W (CNN, 2x768)"), ("dt", "D&T (CNN, 12x480)"), ("dt_fbank", "D&T-Fbank (12x480)")]

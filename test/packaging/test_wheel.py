@@ -1,6 +1,8 @@
-"""A non-editable install ships the whole package: every module of espnet_distill is in the wheel."""
+"""A non-editable install ships the whole package: every module of espnet_distill and the package
+data are in the wheel, and the package installed from it works."""
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -22,3 +24,18 @@ def test_wheel_holds_every_module(tmp_path):
     modules = {str(p.relative_to(src)) for p in (src / "espnet_distill").rglob("*.py")}
     assert modules - shipped == set()
     assert "espnet_distill/student/model.py" in shipped and "espnet_distill/nn/masking.py" in shipped
+    assert {"espnet_distill/conf/paper/sw.yaml", "espnet_distill/conf/paper/dt_fbank.yaml"} <= shipped  # package data
+
+    # installed from the wheel (not editable) into a folder of its own, the package works there:
+    # the students import and the paper configs are found
+    r = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(tmp_path / "site"),
+                        str(wheel)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    probe = ("import sys; sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in repr(f)]; "  # not the checkout
+             "import espnet_distill, espnet_distill.student.model as m; from espnet_distill.bin.benchmark import "
+             "PAPER_CONFS; print(espnet_distill.__file__); print(sorted(p.name for p in PAPER_CONFS.glob('*.yaml')))")
+    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path,
+                       env=dict(os.environ, PYTHONPATH=str(tmp_path / "site")))
+    assert r.returncode == 0, r.stderr[-2000:]
+    where, configs = r.stdout.splitlines()
+    assert where.startswith(str(tmp_path / "site")) and configs == "['dt.yaml', 'dt_fbank.yaml', 'sw.yaml']"

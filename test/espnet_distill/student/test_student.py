@@ -16,7 +16,7 @@ from espnet_distill.teacher.teacher import HubertTeacher
 from espnet_distill.train.distill import DistillTask
 
 ROOT = Path(__file__).resolve().parents[3]
-PAPER = ROOT / "egs2/synth_en/distill1/conf/distill/paper"
+PAPER = ROOT / "espnet_distill/conf/paper"
 CONV16 = [[16, 10, 5], [16, 3, 2], [16, 3, 2], [16, 3, 2], [16, 3, 2], [16, 2, 2], [16, 2, 2]]
 
 
