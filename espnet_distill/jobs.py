@@ -263,10 +263,11 @@ def run_slurm(spec: JobSpec, prog: str = "slurm.sh", poll: float = 2.0) -> int:
         'case "$SLURM_ARRAY_TASK_ID" in\n' + "\n".join(cases) + "\n*) echo bad task id >&2; exit 1;;\nesac\n"
     )
     script.chmod(0o755)
+    job_name = f"{name}.{os.getpid()}"  # this launch's alone: a signal to the launcher cancels exactly its jobs
     sbatch = [
         "sbatch",
         "--wait",
-        f"--job-name={name}",
+        f"--job-name={job_name}",
         f"--array={spec.first}-{spec.last}%{spec.max_jobs_run}",
         f"--output={qdir.resolve() / (name + '.%a.out')}",
     ]
@@ -288,11 +289,24 @@ def run_slurm(spec: JobSpec, prog: str = "slurm.sh", poll: float = 2.0) -> int:
             sbatch.append(f"{opt}={value}")
     if spec.num_nodes > 1:
         sbatch += [f"--nodes={spec.num_nodes}", f"--ntasks-per-node={max(1, spec.gpu)}"]
+    stopping: list[int] = []
+
+    def cancel(signum, frame):  # SIGINT / SIGTERM to the launcher: cancel the array, as a local job would stop
+        stopping.append(signum)
+        subprocess.run(["scancel", f"--name={job_name}"], capture_output=True)
+
+    previous = {s: signal.signal(s, cancel) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         proc = subprocess.run(sbatch + [str(script)], capture_output=True, text=True)
     except FileNotFoundError:
         sys.stderr.write(f"{prog}: sbatch not found on PATH: is this a Slurm cluster? Use utils/run.sh to run locally.\n")
         return 1
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    if stopping:
+        sys.stderr.write(f"{prog}: stopped by signal {stopping[0]}; its Slurm jobs ({job_name}) were cancelled\n")
+        return 128 + stopping[0]
     codes = {}
     for i in spec.indices():
         rc_file = qdir / f"{name}.{i}.rc"

@@ -82,6 +82,14 @@ def test_local_teacher_through_stage_6_and_s3prl_teacher_stage_2(tmp_path):
     sp = (r / "dump/raw/train_1min_sp/utt2spk").read_text().splitlines()
     assert len(sp) == 2 * n_ft and sp[0].startswith("sp0.9-") and sp[-1].startswith("sp1.0-")
 
+    # --force true reruns a finished stage afresh and keeps its results aside (reproduce.sh does this)
+    p = subprocess.run([*args[:2], "3", "--stop_stage", "3", *args[5:], "--force", "true"], cwd=r, env=recipe_env(),
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr[-4000:]
+    assert "Stage 3 (distill): --force true; moving its results to" in p.stderr
+    kept = [d for d in r.glob("exp/distill.*") if (d / "cnn_tiny/student.pt").is_file()]
+    assert kept and json.loads((r / "exp/distill/cnn_tiny/train_log.jsonl").read_text().splitlines()[0])["step"] == 1
+
     # new data (stage 1 rerun with another seed): the stages that read it rerun instead of keeping
     # models of the old data
     args1 = [a.replace("--nj 2", "--nj 2 --seed 1") if a.startswith("--train_hours") else a for a in args]

@@ -159,3 +159,29 @@ def test_slurm_pl_with_kaldis_options_and_conf(tmp_path):
     (tmp_path / "bad.conf").write_text("queue all.q\n")
     r = run([str(ROOT / "utils/slurm.pl"), "--config", "bad.conf", "JOB=1:1", "log/b.JOB.log", "true"], tmp_path, env)
     assert r.returncode == 2 and "bad.conf:1: not a slurm.conf line" in r.stderr
+
+
+def test_a_killed_slurm_launcher_cancels_its_jobs(tmp_path):
+    import signal
+    import time
+
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "sbatch").write_text('#!/usr/bin/env bash\necho "$@" > "$CALLS"\n'
+                                   'while [ ! -f "$CANCELLED" ]; do sleep 0.1; done\nexit 1\n')
+    (bindir / "scancel").write_text('#!/usr/bin/env bash\necho "$@" > "$CANCELLED"\n')
+    for f in ("sbatch", "scancel"):
+        (bindir / f).chmod(0o755)
+    env = dict(os.environ, PATH=f"{bindir}:{os.environ['PATH']}", CALLS=str(tmp_path / "calls"),
+               CANCELLED=str(tmp_path / "cancelled"))
+    launcher = subprocess.Popen([str(ROOT / "utils/slurm.sh"), "JOB=1:2", "log/w.JOB.log", "sleep", "60"], cwd=tmp_path,
+                                env=env, stderr=subprocess.PIPE, text=True)
+    for _ in range(100):
+        if (tmp_path / "calls").is_file():
+            break
+        time.sleep(0.1)
+    launcher.send_signal(signal.SIGTERM)
+    assert launcher.wait(timeout=20) == 128 + signal.SIGTERM
+    name = next(a for a in (tmp_path / "calls").read_text().split() if a.startswith("--job-name="))[len("--job-name="):]
+    assert (tmp_path / "cancelled").read_text().split() == [f"--name={name}"] and name.endswith(f".{launcher.pid}")
+    assert "were cancelled" in launcher.stderr.read()

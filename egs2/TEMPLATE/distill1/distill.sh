@@ -12,7 +12,8 @@
 #
 # A finished stage leaves ${expdir}/<stage>/.done holding the options it ran with;
 # a rerun skips it unless --force true is given, the marker is removed, or the
-# stage's options changed (then the old results move to ${expdir}/<stage>.<time>).
+# stage's options changed (then the old results move to ${expdir}/<stage>.<time> and the
+# stage starts afresh: nothing finished is overwritten).
 # A stage killed midway resumes: its training jobs continue from their checkpoints.
 # ${expdir}/<stage>/reproduce.sh reruns a stage exactly.
 set -euo pipefail
@@ -127,13 +128,15 @@ fi
 stage_begin() {
     local num=$1 name=$2 opts=$3 marker=${expdir}/$2/.done
     [ "${stage}" -le "${num}" ] && [ "${stop_stage}" -ge "${num}" ] || return 1
-    if [ -f "${marker}" ] && ! ${force}; then
-        if [ "$(head -n 1 "${marker}")" = "${opts}" ]; then
+    if [ -f "${marker}" ]; then
+        if ! ${force} && [ "$(head -n 1 "${marker}")" = "${opts}" ]; then
             log "Stage ${num} (${name}): already done (${marker}); --force true or remove the marker to rerun"
             return 1
         fi
-        local old=${expdir}/${name}.$(date +%Y%m%d-%H%M%S)
-        log "Stage ${num} (${name}): options changed since the last run; moving its results to ${old} and rerunning"
+        # a finished stage that reruns starts afresh; its results are kept aside, never overwritten
+        local old=${expdir}/${name}.$(date +%Y%m%d-%H%M%S) why="options changed since the last run"
+        ${force} && why="--force true"
+        log "Stage ${num} (${name}): ${why}; moving its results to ${old} and rerunning"
         mv "${expdir}/${name}" "${old}"
     elif [ -d "${expdir}/${name}" ] && [ ! -f "${marker}" ]; then
         log "Stage ${num} (${name}): unfinished earlier run found; training jobs resume from their checkpoints"
