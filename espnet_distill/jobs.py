@@ -22,6 +22,7 @@ so our trainer and ESPnet (``--multiprocessing_distributed false``) form one pro
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import shlex
@@ -153,6 +154,18 @@ def _wrapped_command(spec: JobSpec, index: int, log: Path) -> str:
     )
 
 
+@contextlib.contextmanager
+def _on_stop_signals(handler):
+    """Within the block, SIGINT and SIGTERM call ``handler(signum, frame)`` (the launcher stops its
+    jobs instead of leaving them behind); the previous handlers come back afterwards."""
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
 def run_local(spec: JobSpec, prog: str = "run.sh") -> int:
     """Run the jobs here, at most ``spec.max_jobs_run`` at a time. Returns the exit status."""
     if spec.num_nodes > 1:
@@ -186,13 +199,9 @@ def run_local(spec: JobSpec, prog: str = "run.sh") -> int:
                 except ProcessLookupError:
                     pass
 
-    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
+    with _on_stop_signals(forward):
         with ThreadPoolExecutor(max_workers=max(1, spec.max_jobs_run)) as pool:
             codes = dict(zip(spec.indices(), pool.map(one, spec.indices())))
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
     if stopping:
         sys.stderr.write(f"{prog}: stopped by signal {stopping[0]}; the jobs were sent it too\n")
         return 128 + stopping[0]
@@ -295,15 +304,12 @@ def run_slurm(spec: JobSpec, prog: str = "slurm.sh", poll: float = 2.0) -> int:
         stopping.append(signum)
         subprocess.run(["scancel", f"--name={job_name}"], capture_output=True)
 
-    previous = {s: signal.signal(s, cancel) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        proc = subprocess.run(sbatch + [str(script)], capture_output=True, text=True)
+        with _on_stop_signals(cancel):
+            proc = subprocess.run(sbatch + [str(script)], capture_output=True, text=True)
     except FileNotFoundError:
         sys.stderr.write(f"{prog}: sbatch not found on PATH: is this a Slurm cluster? Use utils/run.sh to run locally.\n")
         return 1
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
     if stopping:
         sys.stderr.write(f"{prog}: stopped by signal {stopping[0]}; its Slurm jobs ({job_name}) were cancelled\n")
         return 128 + stopping[0]
