@@ -65,18 +65,29 @@ def _run_pipe(utt: str, entry: str) -> bytes:
     return proc.stdout
 
 
+def entry_kind(entry: str) -> str:
+    """What a wav.scp value is: ``"pipe"`` (ends with ``|``), ``"ark"`` (``file.ark:offset`` that is
+    not itself a file name) or ``"file"``."""
+    entry = entry.strip()
+    if entry.endswith("|"):
+        return "pipe"
+    if ":" in entry and entry.rsplit(":", 1)[1].isdigit() and not os.path.isfile(entry):
+        return "ark"
+    return "file"
+
+
 def read_entry(utt: str, entry: str) -> tuple[np.ndarray, int]:
     """Read one wav.scp value at its own sample rate: ``(samples (T,) or (T, C), rate)``."""
     entry = entry.strip()
-    if entry.endswith("|"):
+    kind = entry_kind(entry)
+    if kind == "pipe":
         data = _run_pipe(utt, entry)
         try:
             x, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
         except Exception as e:  # libsndfile's errors are terse; add context
             raise AudioError(f"utterance '{utt}': pipe output is not readable audio ({e}): {entry!r}") from None
         return x, rate
-    ark_offset = ":" in entry and entry.rsplit(":", 1)[1].isdigit() and not os.path.isfile(entry)
-    if ark_offset:
+    if kind == "ark":
         import kaldiio
 
         path = entry.rsplit(":", 1)[0]
@@ -180,7 +191,7 @@ def entry_seconds(utt: str, entry: str) -> float:
     """Duration of one wav.scp entry in seconds, from the file header where the entry is a plain
     audio file (no decoding), else by reading it (pipes, ark offsets)."""
     entry = entry.strip()
-    if not entry.endswith("|") and os.path.isfile(entry):
+    if entry_kind(entry) == "file" and os.path.isfile(entry):
         try:
             info = sf.info(entry)
         except Exception as e:

@@ -9,11 +9,13 @@ import os
 import shlex
 from pathlib import Path
 
+from espnet_distill.data.audio import entry_kind
 from espnet_distill.data.kaldi_dir import (
     ALL_TABLES,
     DataDirError,
     _same_dir,
     copy_subset,
+    drop_stale_tables,
     read_table,
     utt_durations,
     utt2spk_to_spk2utt,
@@ -109,10 +111,9 @@ def copy_renamed(src: str | os.PathLike, dst: str | os.PathLike, utt_prefix: str
 
     has_seg = (s / "segments").is_file()
     t.mkdir(parents=True, exist_ok=True)
+    drop_stale_tables(t, {name for name in ALL_TABLES if (s / name).is_file()}, "copy")
     for name in ALL_TABLES:
         if not (s / name).is_file():
-            if (t / name).is_file():
-                (t / name).unlink()
             continue
         items = read_table(s / name, allow_empty_value=True).items
         if name == "utt2spk":
@@ -152,7 +153,7 @@ def split_data(data_dir: str | os.PathLike, n: int, per_utt: bool = False) -> li
 
 def _speed_entry(entry: str, factor: float) -> str:
     entry = entry.strip()
-    if entry.endswith("|"):
+    if entry_kind(entry) == "pipe":
         return f"{entry[:-1].strip()} sox -t wav - -t wav - speed {factor:g} |"
     return f"sox {shlex.quote(entry)} -t wav - speed {factor:g} |"
 
@@ -169,9 +170,7 @@ def perturb_speed(src: str | os.PathLike, dst: str | os.PathLike, factor: float)
     p = f"sp{factor:g}-"
     t.mkdir(parents=True, exist_ok=True)
     has_seg = (s / "segments").is_file()
-    for name in ALL_TABLES:
-        if (t / name).is_file() and not (s / name).is_file():
-            (t / name).unlink()
+    drop_stale_tables(t, {name for name in ALL_TABLES if (s / name).is_file()}, "perturb_speed")
     wav = read_table(s / "wav.scp").items
     write_table(t / "wav.scp", [(p + k, _speed_entry(v, factor)) for k, v in wav])
     write_table(t / "utt2spk", [(p + k, p + v) for k, v in read_table(s / "utt2spk").items])

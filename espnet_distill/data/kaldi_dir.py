@@ -109,6 +109,15 @@ def _file_mode(path: Path) -> int:
     return 0o666 & ~umask
 
 
+def drop_stale_tables(dst: Path, keep: set[str], why: str) -> None:
+    """Remove the tables of an earlier dir at ``dst`` that are not in ``keep``: the new dir's
+    sources lack them, so they would be stale (old segments, durations, ...)."""
+    for name in ALL_TABLES:
+        if name not in keep and (dst / name).is_file():
+            logger.warning("%s: removing %s, which the sources do not have", why, dst / name)
+            (dst / name).unlink()
+
+
 def _same_dir(a: str | os.PathLike, b: str | os.PathLike) -> bool:
     return Path(a).resolve() == Path(b).resolve()
 
@@ -289,16 +298,15 @@ def fix_data_dir(data_dir: str | os.PathLike) -> dict[str, dict[str, int]]:
         raise DataDirError(f"{d}: fix_data_dir needs at least wav.scp and utt2spk")
     seg = tables.get("segments")
 
-    def missing_file(entry: str) -> bool:  # a plain path that is not there (pipes and ark offsets are not checked)
-        entry = entry.strip()
-        is_ark = ":" in entry and entry.rsplit(":", 1)[1].isdigit()
-        return not entry.endswith("|") and not is_ark and not os.path.isfile(entry)
+    from espnet_distill.data.audio import entry_kind
 
-    missing_audio = {k for k, v in tables["wav.scp"].items if missing_file(v)}
+    # plain paths that are not there (pipes and ark offsets are not checked)
+    missing_audio = {k for k, v in tables["wav.scp"].items if entry_kind(v) == "file" and not os.path.isfile(v.strip())}
     wav_keys = set(tables["wav.scp"].keys()) - missing_audio
 
     # utterances that have audio (segments: a known recording and start < end)
     bad_segments: set[str] = set()
+    seg_reco = {u: v.split()[0] for u, v in seg.items if v.split()} if seg is not None else None
     if seg is not None:
         audio = set()
         for utt, v in seg.items:
@@ -333,7 +341,7 @@ def fix_data_dir(data_dir: str | os.PathLike) -> dict[str, dict[str, int]]:
             return "not in text"
         if key in bad_segments:
             return "segment end not after its start (or not '<reco> <start> <end>')"
-        if key in missing_audio or (seg is not None and seg.as_dict().get(key, " ").split()[0] in missing_audio):
+        if key in missing_audio or (seg_reco is not None and seg_reco.get(key) in missing_audio):
             return "audio file missing"
         if key not in audio:
             return "no audio (not in wav.scp)" if seg is None else "no audio (recording not in wav.scp)"
@@ -381,11 +389,9 @@ def copy_subset(src: str | os.PathLike, dst: str | os.PathLike, utts: Iterable[s
     if seg_path.is_file():
         seg = read_table(seg_path)
         recos = {v.split()[0] for k, v in seg.items if k in keep}
+    drop_stale_tables(t, {name for name in ALL_TABLES if (s / name).is_file()}, "subset")
     for name in ALL_TABLES:
         if not (s / name).is_file():
-            if (t / name).is_file():  # left by an earlier dir at dst: it would be stale
-                logger.warning("subset: removing %s, which %s does not have", t / name, s)
-                (t / name).unlink()
             continue
         table = read_table(s / name, allow_empty_value=True)
         by = recos if (name in RECO_TABLES and recos is not None) else keep
@@ -554,10 +560,7 @@ def combine_data_dirs(dst: str | os.PathLike, srcs: Iterable[str | os.PathLike])
                 items.append((k, v))
         merged[name] = items
     t.mkdir(parents=True, exist_ok=True)
-    for name in ALL_TABLES:  # tables of an earlier dir at dst that the sources do not have: stale
-        if name not in merged and name != "spk2utt" and (t / name).is_file():
-            logger.warning("combine: removing %s, which the sources do not have", t / name)
-            (t / name).unlink()
+    drop_stale_tables(t, set(merged), "combine")
     for name, items in merged.items():
         write_table(t / name, items)
     write_table(t / "spk2utt", utt2spk_to_spk2utt(merged["utt2spk"]))

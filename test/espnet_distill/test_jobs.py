@@ -54,12 +54,17 @@ exit $rc
 """
 
 
-def test_slurm_backend_with_fake_sbatch(tmp_path):
+def fake_slurm(tmp_path) -> dict:
+    """The environment of a run with FAKE_SBATCH as sbatch on PATH; its calls go to tmp_path/calls."""
     bindir = tmp_path / "bin"
     bindir.mkdir()
     (bindir / "sbatch").write_text(FAKE_SBATCH)
     (bindir / "sbatch").chmod(0o755)
-    env = dict(os.environ, PATH=f"{bindir}:{os.environ['PATH']}", FAKE_SBATCH_CALLS=str(tmp_path / "calls"))
+    return dict(os.environ, PATH=f"{bindir}:{os.environ['PATH']}", FAKE_SBATCH_CALLS=str(tmp_path / "calls"))
+
+
+def test_slurm_backend_with_fake_sbatch(tmp_path):
+    env = fake_slurm(tmp_path)
     r = run([str(ROOT / "utils/slurm.sh"), "--mem", "2G", "--gpu", "1", "JOB=1:3", "log/s.JOB.log",
              "echo hi JOB; [ JOB -ne 3 ]"], tmp_path, env)
     assert r.returncode == 1
@@ -140,11 +145,7 @@ option gpu=* -p gpu --gres=gpu:$0
 
 
 def test_slurm_pl_with_kaldis_options_and_conf(tmp_path):
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    (bindir / "sbatch").write_text(FAKE_SBATCH)
-    (bindir / "sbatch").chmod(0o755)
-    env = dict(os.environ, PATH=f"{bindir}:{os.environ['PATH']}", FAKE_SBATCH_CALLS=str(tmp_path / "calls"))
+    env = fake_slurm(tmp_path)
     (tmp_path / "slurm.conf").write_text(KALDI_SLURM_CONF)
     r = run([str(ROOT / "utils/slurm.pl"), "--config", "slurm.conf", "--mem", "4G", "--num-threads", "2", "--gpu", "1",
              "--time", "2:00:00", "--account", "speech", "JOB=1:2", "log/k.JOB.log", "echo ok JOB"], tmp_path, env)
