@@ -67,6 +67,7 @@ decode_att_config=""                               # an older name of --inferenc
 inference_args=""                                  # extra options of asr_inference (attention beam search)
 inference_nj=2                                     # decoding jobs per test set and model (the set is split and merged)
 gpu_inference=false                                # decode on GPUs (jobs through cuda_cmd)
+results_md=RESULTS.md                              # where stage 6 writes the summary table
 inference_asr_model=auto                           # model file to decode in each experiment; auto: ESPnet's average of the keep_nbest_models best, valid.acc.ave.pth or else valid.loss.ave.pth
 
 # Data sets
@@ -554,7 +555,7 @@ if stage_begin 6 score "${opts}"; then
     python -m espnet_distill.bin.benchmark --checkpoint ${frontend_ckpts} --batch-sizes 1 \
         --json "${asr_dir}/benchmark.json" --markdown "${asr_dir}/benchmark.md"
     python -m espnet_distill.bin.make_results summary --asr-dir "${asr_dir}" --benchmark "${asr_dir}/benchmark.json" \
-        --test-sets ${test_sets} --out RESULTS.md
+        --test-sets ${test_sets} --out "${results_md}"
     stage_end 6 score "${opts}"
 fi
 
