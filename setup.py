@@ -27,4 +27,7 @@ setup(
         "PyYAML>=6",
         "numpy>=1.26",
     ],
+    extras_require={  # bin/export: Hugging Face and ONNX targets
+        "export": ["transformers>=4.40", "onnx>=1.16", "onnxruntime>=1.18"],
+    },
 )

@@ -105,8 +105,9 @@ def conv_output_lengths(lengths: torch.Tensor, conv_layers: list) -> torch.Tenso
 
 
 def lengths_to_mask(lengths: torch.Tensor, max_len: int | None = None) -> torch.Tensor:
-    """(B,) lengths -> (B, T) bool mask, True on valid positions."""
-    t = int(max_len if max_len is not None else lengths.max())
+    """(B,) lengths -> (B, T) bool mask, True on valid positions. ``max_len`` is T (a tensor's
+    size; kept as given, so that a traced export keeps T dynamic), else the longest length."""
+    t = max_len if max_len is not None else int(lengths.max())
     return torch.arange(t, device=lengths.device)[None, :] < lengths[:, None]
 
 

@@ -67,21 +67,40 @@ def kaldi_mel_banks(num_bins: int, n_fft: int = 512, rate: int = 16000, low: flo
     return F.pad(banks, (0, 1))  # the Nyquist bin
 
 
-def kaldi_fbank(wav: torch.Tensor, lengths: torch.Tensor, mel: torch.Tensor, window: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def dft_matrix(n_fft: int = 512, frame: int = FBANK_WINDOW) -> torch.Tensor:
+    """(frame, 2 * (n_fft // 2 + 1)): [cos | -sin] of the real DFT of a zero-padded frame."""
+    k = torch.arange(n_fft // 2 + 1, dtype=torch.float64)
+    angle = 2 * math.pi * torch.arange(frame, dtype=torch.float64)[:, None] * k[None, :] / n_fft
+    return torch.cat([angle.cos(), -angle.sin()], dim=1).float()
+
+
+def kaldi_fbank(wav: torch.Tensor, lengths: torch.Tensor, mel: torch.Tensor, window: torch.Tensor,
+                dft: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Batched Kaldi fbank (as ``torchaudio.compliance.kaldi.fbank`` with dither 0, snip_edges):
     wav (B, L) in [-1, 1] -> log-mel (B, T_fb, M), valid frames (B,) = floor((L - 400) / 160) + 1.
 
     Per frame: int16 scaling, DC removal, pre-emphasis 0.97, Povey window, |FFT_512|^2,
     mel, log with a float-eps floor. Frames past an utterance's end are computed but masked.
+    ``dft`` (:func:`dft_matrix`): compute the power spectrum by matrix products instead of
+    ``torch.fft`` (for ONNX export; equal up to float rounding).
     """
     x = wav * 32768.0
     if x.shape[1] < FBANK_WINDOW:
         x = F.pad(x, (0, FBANK_WINDOW - x.shape[1]))
-    frames = x.unfold(1, FBANK_WINDOW, FBANK_SHIFT)  # (B, T, 400)
+    if torch.jit.is_tracing():  # the same (B, T, 400) frames by indexing: an ONNX export keeps T dynamic
+        t = (x.shape[1] - FBANK_WINDOW) // FBANK_SHIFT + 1
+        starts = torch.arange(t, device=x.device)[:, None] * FBANK_SHIFT
+        frames = x[:, starts + torch.arange(FBANK_WINDOW, device=x.device)]
+    else:
+        frames = x.unfold(1, FBANK_WINDOW, FBANK_SHIFT)  # (B, T, 400)
     frames = frames - frames.mean(-1, keepdim=True)
     prev = torch.cat([frames[..., :1], frames[..., :-1]], dim=-1)
     frames = (frames - 0.97 * prev) * window
-    spec = torch.fft.rfft(frames, n=512).abs().pow(2)  # (B, T, 257)
+    if dft is None:
+        spec = torch.fft.rfft(frames, n=512).abs().pow(2)  # (B, T, 257)
+    else:  # the same |FFT_512|^2 as two matrix products (ONNX has no rfft we can export)
+        y = torch.matmul(frames, dft)
+        spec = y[..., : dft.shape[1] // 2].pow(2) + y[..., dft.shape[1] // 2:].pow(2)
     fb = torch.matmul(spec, mel.T).clamp(min=FLOAT_EPS).log()
     n = (torch.div(lengths - FBANK_WINDOW, FBANK_SHIFT, rounding_mode="floor") + 1).clamp(min=0)
     return fb, n
@@ -97,6 +116,7 @@ class FbankFrontend(nn.Module):
         self.register_buffer("window", povey_window(FBANK_WINDOW), persistent=False)
         self.register_buffer("cmvn_mean", torch.zeros(num_mel_bins))
         self.register_buffer("cmvn_std", torch.ones(num_mel_bins))
+        self.export_dft: torch.Tensor | None = None  # set by the ONNX export (see kaldi_fbank)
         self.conv = nn.Conv1d(num_mel_bins, 2 * dim, kernel_size=5, stride=2, padding=2)
         self.proj = nn.Linear(dim, dim)
         self.dropout = dropout
@@ -104,7 +124,7 @@ class FbankFrontend(nn.Module):
     def fbank(self, wav: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, L) -> un-normalised log-mel (B, T_fb, M) and its frame mask (B, T_fb)."""
         with torch.autocast(wav.device.type, enabled=False):
-            fb, n = kaldi_fbank(wav.float(), lengths, self.mel, self.window)
+            fb, n = kaldi_fbank(wav.float(), lengths, self.mel, self.window, self.export_dft)
         return fb, lengths_to_mask(n, fb.shape[1])
 
     @torch.no_grad()
@@ -117,8 +137,11 @@ class FbankFrontend(nn.Module):
         x = (fb - self.cmvn_mean) / self.cmvn_std
         x = (x * fmask[..., None]).to(self.conv.weight.dtype).transpose(1, 2)  # (B, M, T_fb)
         x = F.glu(self.conv(x), dim=1).transpose(1, 2)  # (B, T, D), T = floor((T_fb - 1) / 2) + 1
+        # the CNN front-end's frame count for the batch width (as the teacher's CNN gives):
+        # computed from sizes, not from the lengths' values, so that an export keeps T dynamic
+        t = (wav.shape[1] - FBANK_WINDOW) // 320 + 1
+        x = x[:, : max(t, 1) if isinstance(t, int) else t]  # eager: at least one (masked) frame
         n = cnn_frames(lengths)
-        x = x[:, : max(int(n.max()), 1)]
         x = F.dropout(self.proj(x), self.dropout, self.training)
         return x, lengths_to_mask(n, x.shape[1])
 

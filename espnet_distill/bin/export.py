@@ -1,0 +1,170 @@
+"""Export a distilled student for use outside this toolkit, and check the export against PyTorch.
+
+    python -m espnet_distill.bin.export --to hf    exp/distill/dt_cnn/student.pt dt_cnn_hf/
+    python -m espnet_distill.bin.export --to onnx  exp/distill/dt_fbank/student.pt dt_fbank.onnx
+    python -m espnet_distill.bin.export --to onnx --quantize int8 exp/distill/dt_fbank/student.pt dt_fbank.int8.onnx
+    python -m espnet_distill.bin.export --to s3prl exp/distill/dt_cnn/student.pt dt_cnn.distiller_local.pt
+
+Targets (OUT is a directory for hf, a file otherwise):
+  hf     transformers HubertModel directory (config.json, model.safetensors, preprocessor_config.json):
+         ``HubertModel.from_pretrained(OUT)(wav, output_hidden_states=True).hidden_states`` are the
+         student's hidden states. Waveform-CNN students only.
+  onnx   any student, Fbank included (the fbank is in the graph): inputs wav (B, L >= 400 samples,
+         16 kHz, float32 in [-1, 1]) and lengths (B,), outputs hidden_states (1 + layers, B, T, D)
+         and frame_lengths (B,); batch and length axes are dynamic. --quantize int8: ONNX Runtime's
+         dynamic int8 quantization of the linear layers.
+  s3prl  s3prl's distiller_local (``S3PRLUpstream("distiller_local", path_or_url=OUT)``):
+         waveform-CNN students trained without the front-end LayerNorm (frontend_conf.layer_norm:
+         false), as DistilHuBERT.
+A student a target cannot express exactly is refused with the reason (exit status 2).
+
+Every export is checked: the exported model runs on --check-audio (or, without it, on two
+seconds of noise and a padded batch of two) and the largest absolute difference from our
+PyTorch student over all hidden states is printed; above --atol (fp32 exports) the output is
+removed and the exit status is 1. The distillation heads are not exported: the exports are the
+encoder that downstream tasks use.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from espnet_distill.bin import setup_logging
+from espnet_distill.data.audio import AudioError, load_audio_file
+from espnet_distill.student.export import (
+    ONNX_MIN_SAMPLES, ExportError, export_distiller_local, export_hf, export_onnx, load_student, quantize_onnx_int8,
+)
+from espnet_distill.teacher.checkpoints import CheckpointError
+
+logger = logging.getLogger("export")
+
+
+def check_batches(audio: list[str]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(wav (B, L), lengths (B,)) batches to compare an export on: each audio file alone, or noise."""
+    if audio:
+        out = []
+        for path in audio:
+            wav = torch.from_numpy(load_audio_file(path))
+            if len(wav) < ONNX_MIN_SAMPLES:
+                raise AudioError(f"{path}: too short to check on ({len(wav)} samples; at least {ONNX_MIN_SAMPLES})")
+            out.append((wav[None], torch.tensor([len(wav)])))
+        return out
+    g = torch.Generator().manual_seed(0)
+    wav = 0.1 * torch.randn(2, 32000, generator=g)
+    wav[1, 20000:] = 0
+    return [(wav[:1], torch.tensor([32000])), (wav, torch.tensor([32000, 20000]))]
+
+
+def max_diff(ref: list[torch.Tensor], mask: torch.Tensor, got: list[np.ndarray]) -> float:
+    """Largest |ref - got| over the valid frames of every hidden state."""
+    if len(ref) != len(got):
+        raise ExportError(f"the export gives {len(got)} hidden states, the student {len(ref)}")
+    d = 0.0
+    for r, g in zip(ref, got):
+        g = torch.as_tensor(np.asarray(g))
+        if g.shape != r.shape:
+            raise ExportError(f"the export gives hidden states of shape {tuple(g.shape)}, the student {tuple(r.shape)}")
+        d = max(d, float((r - g).abs()[mask].max()))
+    return d
+
+
+def run_hf(out: Path, wav: torch.Tensor, lengths: torch.Tensor) -> list[np.ndarray]:
+    from transformers import HubertModel
+
+    model = HubertModel.from_pretrained(out).eval()
+    if len(lengths) > 1:  # HuBERT Base-style models take no attention mask: one utterance at a time
+        raise ValueError("check the hf export one utterance at a time")
+    with torch.no_grad():
+        out = model(wav, output_hidden_states=True)
+    # pre-LN models: transformers reports the last layer before the final LayerNorm; ours after it
+    return [h.numpy() for h in out.hidden_states[:-1]] + [out.last_hidden_state.numpy()]
+
+
+def run_onnx(out: Path, wav: torch.Tensor, lengths: torch.Tensor) -> list[np.ndarray]:
+    import onnxruntime
+
+    sess = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    hidden, _ = sess.run(None, {"wav": wav.numpy(), "lengths": lengths.numpy()})
+    return list(hidden)
+
+
+def run_s3prl(out: Path, wav: torch.Tensor, lengths: torch.Tensor) -> list[np.ndarray]:
+    """s3prl's hidden states of layers 1..N (its first is the projected CNN output, before the
+    positional convolution; predictions of expand-last heads follow the layers): compared with ours."""
+    from espnet_distill.teacher.teacher import S3PRLTeacher
+
+    teacher = S3PRLTeacher("distiller_local", str(out))  # our weights-only guard around s3prl's loader
+    with torch.no_grad():
+        hs, _ = teacher.upstream(wav, lengths)
+    return [h.numpy() for h in hs]
+
+
+def main(argv: list[str] | None = None) -> int:
+    setup_logging()
+    p = argparse.ArgumentParser(prog="export", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--to", required=True, choices=["hf", "onnx", "s3prl"], help="target format (see above)")
+    p.add_argument("--quantize", choices=["none", "int8"], default="none",
+                   help="int8: dynamic int8 quantization of the linear layers (onnx only; default none)")
+    p.add_argument("--check-audio", action="append", default=[], metavar="AUDIO",
+                   help="an audio file (any rate and channel count) to compare the export on; repeat it for "
+                        "several (default: noise)")
+    p.add_argument("--atol", type=float, default=1e-3,
+                   help="largest allowed difference from PyTorch for fp32 exports (default 1e-3)")
+    p.add_argument("--json", default=None, help="also write what was exported and the measured difference here")
+    p.add_argument("student", help="student checkpoint of espnet_distill (exp/distill/<name>/student.pt)")
+    p.add_argument("out", help="output: a directory for hf, a file for onnx and s3prl")
+    a = p.parse_args(argv)
+    out = Path(a.out)
+    try:
+        if a.quantize == "int8" and a.to != "onnx":
+            raise ExportError(f"--quantize int8 is for --to onnx: {a.to} loaders read float weights only "
+                              "(quantize a PyTorch student at load time with student.export.quantize_int8)")
+        student, _ = load_student(a.student)
+        batches = check_batches(a.check_audio)
+        if a.to == "hf":
+            export_hf(student, out)
+            runner = run_hf
+            batches = [(w[i:i + 1, : int(n[i])], n[i:i + 1]) for w, n in batches for i in range(len(n))]
+        elif a.to == "onnx":
+            export_onnx(student, out)
+            if a.quantize == "int8":
+                quantize_onnx_int8(out, out)
+            runner = run_onnx
+        else:
+            export_distiller_local(student, out)
+            runner = run_s3prl
+            batches = [(w[i:i + 1, : int(n[i])], n[i:i + 1]) for w, n in batches for i in range(len(n))]
+    except (ExportError, CheckpointError, AudioError, FileNotFoundError) as e:
+        print(f"export: {e}", file=sys.stderr)
+        return 2
+    diff = 0.0
+    for wav, lengths in batches:
+        with torch.no_grad():
+            ref, mask = student.encode(wav, lengths)
+        got = runner(out, wav, lengths)
+        if a.to == "s3prl":
+            ref, got = ref[1:], [g[:, : ref[0].shape[1]] for g in got[1: len(ref)]]
+        diff = max(diff, max_diff(ref, mask, got))
+    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) if out.is_dir() else out.stat().st_size
+    report = {"to": a.to, "quantize": a.quantize, "student": a.student, "out": str(out), "bytes": size,
+              "max_abs_diff": diff, "checked_on": a.check_audio or "noise"}
+    print(f"{out}: {a.to}{' int8' if a.quantize == 'int8' else ''}, {size / 1e6:.2f} MB; largest difference from "
+          f"the PyTorch student over all hidden states: {diff:.2e}")
+    if a.json:
+        Path(a.json).write_text(json.dumps(report, indent=1) + "\n")
+    if a.quantize == "none" and diff > a.atol:
+        print(f"export: {out} differs from the student by {diff:.2e} > --atol {a.atol}; removed", file=sys.stderr)
+        shutil.rmtree(out) if out.is_dir() else out.unlink()
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
