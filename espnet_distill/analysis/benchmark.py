@@ -26,6 +26,7 @@ class Bench:
     encoder_key: str = ""  # models with the same key share an encoder shape (for "vs CNN" ratios)
     frontend_kind: str = "cnn"
     checkpoint: str | None = None
+    int8_of: str | None = None  # int8 rows: the name of the float row (same weights, same MACs)
 
 
 def count(m: nn.Module | None) -> int:
@@ -48,6 +49,18 @@ def bench_from_student(name: str, student) -> Bench:
     return Bench(name, student, student.frontend, lambda x, m: student.encoder(x, m),
                  {"frontend": p["frontend"], "encoder": p["encoder"], "heads": p["heads"]},
                  f"{c.num_layers}x{c.dim}x{c.ffn_dim}", c.frontend)
+
+
+def int8_bench(b: Bench) -> Bench:
+    """The same model with int8 linear layers (PyTorch dynamic quantization; CPU only)."""
+    from espnet_distill.student.export import quantize_int8
+    from espnet_distill.student.model import Student
+
+    q = quantize_int8(b.module)
+    qb = bench_from_student(b.name, q) if isinstance(q, Student) else bench_from_hubert(b.name, q)
+    # quantized linear layers hide their weights from parameters(): report the float counts
+    return Bench(f"{b.name} int8", q, qb.frontend, qb.encoder, dict(b.params), f"{b.encoder_key} int8",
+                 b.frontend_kind, b.checkpoint, int8_of=b.name)
 
 
 @torch.no_grad()
@@ -101,9 +114,12 @@ def run(benches: list[Bench], batch_sizes: tuple[int, ...] = (1, 8), seconds: fl
     """Benchmark every model; returns rows and a markdown table with speed-ups."""
     rows = []
     for b in benches:
-        fe_macs, enc_macs = macs_per_second(b, device=device)
+        # torch's counter does not see quantized matmuls: an int8 row does the float row's MACs
+        float_row = next((r for r in rows if r["name"] == b.int8_of), None)
+        fe_macs, enc_macs = ((float_row["macs"]["frontend"], float_row["macs"]["encoder"]) if float_row
+                             else macs_per_second(b, device=device))
         row = {"name": b.name, "checkpoint": b.checkpoint, "params": b.params, "macs": {"frontend": fe_macs, "encoder": enc_macs},
-               "encoder_key": b.encoder_key, "frontend_kind": b.frontend_kind, "time": {}}
+               "encoder_key": b.encoder_key, "frontend_kind": b.frontend_kind, "int8_of": b.int8_of, "time": {}}
         for bs in batch_sizes:
             row["time"][bs] = time_per_second(b, bs, seconds if bs == 1 else seconds / 2, repeats, device)
         rows.append(row)

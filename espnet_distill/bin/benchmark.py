@@ -7,7 +7,9 @@
 and S&W, D&T and D&T-Fbank at paper size, with random weights (timing does not depend on
 them). ``--checkpoint`` adds any of our teacher or student checkpoints. Prints a markdown
 table with front-end / encoder / total time, and the speed-up of each model against the
-teacher and against the CNN student of the same encoder shape.
+teacher and against the CNN student of the same encoder shape. ``--int8`` adds a row per
+model with its linear layers dynamically quantized to int8 (CPU inference, as
+``bin/export --quantize int8`` and ``asr.decode --quantize int8`` run it).
 
 ``--train-step`` times distillation instead: one update as the trainer makes it (HuBERT
 Base-shaped teacher forward, student forward and backward, GradScaler under fp16, clipping,
@@ -116,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=8.0, help="utterance length for batch 1 (half of it for larger batches)")
     p.add_argument("--repeats", type=int, default=5, help="timed repetitions (median reported)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    p.add_argument("--int8", action="store_true",
+                   help="also time every model with int8 linear layers (PyTorch dynamic quantization, CPU only)")
     p.add_argument("--train-step", action="store_true",
                    help="time one distillation update per paper-size student instead of forward passes")
     p.add_argument("--train-batch-seconds", type=float, default=0,
@@ -129,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", help="write the measured rows to this JSON file")
     p.add_argument("--markdown", help="write the table to this file")
     a = p.parse_args(argv)
+    if a.int8 and a.device != "cpu":
+        p.error("--int8 times PyTorch's dynamic int8 quantization, which runs on the CPU only")
     if a.threads:
         torch.set_num_threads(a.threads)
     if a.train_step:
@@ -144,6 +150,10 @@ def main(argv: list[str] | None = None) -> int:
     benches += [checkpoint_bench(c) for c in a.checkpoint]
     for b in benches:
         b.module.to(a.device).eval()
+    if a.int8:
+        from espnet_distill.analysis.benchmark import int8_bench
+
+        benches += [int8_bench(b) for b in list(benches)]
     teacher_name = a.teacher_name or next((b.name for b in benches if "teacher" in b.name), None)
     rows, table = run(benches, tuple(a.batch_sizes), a.seconds, a.repeats, a.device, teacher_name)
     print(f"device: {a.device}, torch threads: {torch.get_num_threads()}, torch {torch.__version__}\n")

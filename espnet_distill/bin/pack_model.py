@@ -45,7 +45,7 @@ def model_card(exp: Path, model_file: Path) -> str:
     if bench.is_file():
         ckpt = str(Path(fe.get("checkpoint", "")).resolve())
         for r in json.loads(bench.read_text()):
-            if r.get("checkpoint") and str(Path(r["checkpoint"]).resolve()) == ckpt:
+            if r.get("checkpoint") and not r.get("int8_of") and str(Path(r["checkpoint"]).resolve()) == ckpt:
                 params = (r["params"]["frontend"] + r["params"]["encoder"]) / 1e6
                 lines += [f"Frontend: {params:.2f} M parameters, {1e3 * r['time']['1']['total']:.1f} ms per second "
                           "of audio at batch 1 (measured by stage 6 on the machine that made it).", ""]

@@ -111,10 +111,17 @@ def test_stages_1_to_6_tiny(tmp_path):
             assert (d / f"decode_ctc_greedy_{x}/score_wer/result.txt").is_file()
             assert (d / f"decode_ctc_greedy_{x}/score_cer/result.txt").is_file()
         assert "|decode_ctc_greedy_test|6|" in (d / "RESULTS.md").read_text()
+        # int8 linear layers, as on a CPU deployment: scored beside the float decoding
+        int8 = json.loads((d / "decode_ctc_greedy_int8_test/scores.json").read_text())
+        assert int8["wer"]["sclite"]["ref"] == scores["wer"]["sclite"]["ref"]
     assert "%WER" in p.stdout
     summary = (r / "RESULTS.md").read_text()
     for name in ("cnn_tiny", "fbank_tiny", "scratch", "teacher"):
         assert f"| {name}_train_1min_messy_seed1 | ctc greedy |" in summary
+        assert f"| {name}_train_1min_messy_seed1 | ctc greedy int8 |" in summary
+        assert f"| {name}_train_1min_messy | 2 | " in summary.split("## int8 inference")[1]
+    bench = json.loads((r / "exp/asr/benchmark.json").read_text())
+    assert sorted(b["name"].endswith(" int8") for b in bench) == [False] * 4 + [True] * 4
     # seeds and significance: mean and spread over the two seeds; sc_stats against the baseline
     seeds = summary.split("## Seeds and significance")[1]
     row = next(line for line in seeds.splitlines() if line.startswith("| cnn_tiny_train_1min_messy | ctc greedy | 2 |"))
@@ -123,3 +130,28 @@ def test_stages_1_to_6_tiny(tmp_path):
     # a rerun skips all six stages
     p2 = subprocess.run(args, cwd=r, env=recipe_env(), capture_output=True, text=True)
     assert p2.returncode == 0 and p2.stderr.count("already done") == 6, p2.stderr[-2000:]
+
+
+def test_stage2_gives_the_same_teacher_however_its_jobs_are_scheduled(tmp_path):
+    """Two runs of stage 2 with the same options give identical k-means labels and bit-identical
+    teachers, whatever the number of feature-dump jobs and how many run at once."""
+    import torch
+
+    need("espeak-ng")
+    r = synth_recipe(tmp_path / "recipe")
+    (r / "conf/teacher/tiny.yaml").write_text(yaml.safe_dump(TEACHER))
+    args = ["./run.sh", "--stage", "1", "--stop_stage", "2", "--teacher_config", "conf/teacher/tiny.yaml",
+            "--local_data_opts", "--train_hours 0.02 --dev_utts 6 --test_utts 6 --lowres 1min:60 --nj 2"]
+    p = subprocess.run([*args, "--nj", "2"], cwd=r, env=recipe_env(), capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr[-3000:]
+    first = {f: (r / "exp/teacher" / f).read_bytes() for f in ("iter1/labels.train", "iter2/labels.train")}
+    teacher = torch.load(r / "exp/teacher/teacher.pt", weights_only=True)
+    # again, forced: one dump job instead of two, one job at a time
+    p = subprocess.run([*args, "--stage", "2", "--nj", "1", "--force", "true"], cwd=r,
+                       env=recipe_env(max_jobs_run="1"), capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr[-3000:]
+    for f, data in first.items():
+        assert (r / "exp/teacher" / f).read_bytes() == data, f
+    again = torch.load(r / "exp/teacher/teacher.pt", weights_only=True)
+    assert again["state_dict"].keys() == teacher["state_dict"].keys()
+    assert all(torch.equal(v, again["state_dict"][k]) for k, v in teacher["state_dict"].items())

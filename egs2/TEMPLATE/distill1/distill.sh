@@ -67,6 +67,7 @@ decode_att_config=""                               # an older name of --inferenc
 inference_args=""                                  # extra options of asr_inference (attention beam search)
 inference_nj=2                                     # decoding jobs per test set and model (the set is split and merged)
 gpu_inference=false                                # decode on GPUs (jobs through cuda_cmd)
+int8_inference=true                                # also decode CTC greedy with int8 linear layers (CPU): decode_ctc_greedy_int8_<set>
 results_md=RESULTS.md                              # where stage 6 writes the summary table
 inference_asr_model=auto                           # model file to decode in each experiment; auto: ESPnet's average of the keep_nbest_models best, valid.acc.ave.pth or else valid.loss.ave.pth
 
@@ -92,6 +93,9 @@ for v in stage stop_stage; do  # a range that runs nothing is a mistake, not a s
     [[ "${!v}" =~ ^[1-6]$ ]] || { log "Error: --${v} must be a stage number 1-6, got '${!v}'"; exit 2; }
 done
 [ "${stage}" -le "${stop_stage}" ] || { log "Error: --stage ${stage} is after --stop_stage ${stop_stage}"; exit 2; }
+for v in force asr_teacher gpu_inference int8_inference; do
+    [[ "${!v}" =~ ^(true|false)$ ]] || { log "Error: --${v} must be true or false, got '${!v}'"; exit 2; }
+done
 
 . ./path.sh
 . ./cmd.sh
@@ -485,7 +489,7 @@ fi
 
 # ---------------------------------------------------------------------------- 6. score
 # The models of stage 5 (their options) and how they are decoded: a change of either reruns stage 6.
-opts="${asr_opts} ${inference_config} $([ ! -f "${inference_config}" ] || sha256sum < "${inference_config}" | cut -c1-16) ${test_sets} ${inference_asr_model} ${inference_args} $(data_key ${test_sets}) $(stage_key asr)"
+opts="${asr_opts} ${int8_inference} ${inference_config} $([ ! -f "${inference_config}" ] || sha256sum < "${inference_config}" | cut -c1-16) ${test_sets} ${inference_asr_model} ${inference_args} $(data_key ${test_sets}) $(stage_key asr)"
 if stage_begin 6 score "${opts}"; then
     for x in ${test_sets}; do
         case " ${finetune_sets} " in
@@ -526,6 +530,21 @@ if stage_begin 6 score "${opts}"; then
                 # shellcheck disable=SC2086
                 python -m espnet_distill.bin.score --ref "${raw}/${x}/text" --hyp "${out}/text" \
                     --utt2spk "${raw}/${x}/utt2spk" --outdir "${out}" ${text_norm_opts}
+                if ${int8_inference}; then  # as a CPU deployment runs it: int8 linear layers
+                    out=${d}/decode_ctc_greedy_int8_${x}
+                    log "Decoding ${x} with ${name}_${ft} (CTC greedy, int8 linear layers, ${x_nj} jobs, cpu)"
+                    rm -rf "${out}/split"
+                    mkdir -p "${out}/split"
+                    # shellcheck disable=SC2086
+                    ${decode_cmd} JOB=1:"${x_nj}" "${out}/log/decode.JOB.log" \
+                        python -m espnet_distill.asr.decode --asr-config "${d}/config.yaml" --asr-model "${model}" \
+                        --data-dir "${raw}/${x}" --out "${out}/split/text.JOB" --shard JOB --num-shards "${x_nj}" \
+                        --device cpu --quantize int8 ${bpe_opt}
+                    for n in $(seq "${x_nj}"); do cat "${out}/split/text.${n}"; done | sort > "${out}/text"
+                    # shellcheck disable=SC2086
+                    python -m espnet_distill.bin.score --ref "${raw}/${x}/text" --hyp "${out}/text" \
+                        --utt2spk "${raw}/${x}/utt2spk" --outdir "${out}" ${text_norm_opts}
+                fi
                 if [ -n "${has_decoder}" ] && [ "${has_decoder}" != none ]; then  # CTC-only: no decoder
                     out=${d}/decode_att_beam_${x}
                     log "Decoding ${x} with ${name}_${ft} (attention beam search, ${x_nj} jobs, ${infer_device})"
@@ -552,7 +571,7 @@ if stage_begin 6 score "${opts}"; then
     done 3< <(asr_frontends)
     log "Benchmarking the frontends (forward time per second of audio)"
     # shellcheck disable=SC2086
-    python -m espnet_distill.bin.benchmark --checkpoint ${frontend_ckpts} --batch-sizes 1 \
+    python -m espnet_distill.bin.benchmark --checkpoint ${frontend_ckpts} --batch-sizes 1 $(! ${int8_inference} || echo --int8) \
         --json "${asr_dir}/benchmark.json" --markdown "${asr_dir}/benchmark.md"
     python -m espnet_distill.bin.make_results summary --asr-dir "${asr_dir}" --benchmark "${asr_dir}/benchmark.json" \
         --test-sets ${test_sets} --out "${results_md}"

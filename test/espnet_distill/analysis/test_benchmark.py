@@ -68,6 +68,25 @@ def test_cli_table_with_speedups(models, tmp_path):
     assert fb_line.rstrip(" |").split("|")[-1].strip().endswith("x")  # speed-up against the CNN student
 
 
+def test_int8_rows(models, tmp_path):
+    paths, _ = models
+    r = subprocess.run([sys.executable, "-m", "espnet_distill.bin.benchmark", "--checkpoint", str(paths["teacher"]),
+                        str(paths["fbank"]), "--int8", "--batch-sizes", "1", "--seconds", "1", "--repeats", "1",
+                        "--json", str(tmp_path / "b.json")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows = {x["name"]: x for x in json.loads((tmp_path / "b.json").read_text())}
+    teacher = paths["teacher"].parent.name + " (teacher)"
+    assert set(rows) == {teacher, "fbank", f"{teacher} int8", "fbank int8"}
+    q, f = rows["fbank int8"], rows["fbank"]
+    # the same weights and operations, stored and multiplied in int8; timed on their own
+    assert q["int8_of"] == "fbank" and q["params"] == f["params"] and q["macs"] == f["macs"]
+    assert q["checkpoint"] == f["checkpoint"] and q["time"]["1"]["total"] > 0
+    assert "| fbank int8 |" in r.stdout
+    r = subprocess.run([sys.executable, "-m", "espnet_distill.bin.benchmark", "--checkpoint", str(paths["fbank"]),
+                        "--int8", "--device", "cuda"], capture_output=True, text=True)
+    assert r.returncode == 2 and "CPU only" in r.stderr
+
+
 def test_train_step_projects_each_paper_config(tmp_path):
     r = subprocess.run([sys.executable, "-m", "espnet_distill.bin.benchmark", "--train-step", "--train-batch-seconds",
                         "2", "--utt-seconds", "1", "--repeats", "1", "--json", str(tmp_path / "t.json")],

@@ -92,6 +92,15 @@ def test_ctc_attention_bpe_train_and_beam_search(tmp_path):
          "--data-dir", str(notext), "--out", str(tmp_path / "greedy/text"), "--bpe-model", str(tok / "bpe.model")],
         tmp_path)
     assert len((tmp_path / "greedy/text").read_text().splitlines()) == 3
+    # int8 linear layers (the CPU deployment stage 6 also scores): every utterance gets a hypothesis
+    run(["espnet_distill.asr.decode", "--asr-config", str(exp / "config.yaml"), "--asr-model", str(model),
+         "--data-dir", str(notext), "--out", str(tmp_path / "int8/text"), "--bpe-model", str(tok / "bpe.model"),
+         "--quantize", "int8"], tmp_path)
+    assert len((tmp_path / "int8/text").read_text().splitlines()) == 3
+    r = subprocess.run([sys.executable, "-m", "espnet_distill.asr.decode", "--asr-config", str(exp / "config.yaml"),
+                        "--asr-model", str(model), "--data-dir", str(notext), "--out", str(tmp_path / "x"),
+                        "--quantize", "int8", "--device", "cuda"], cwd=tmp_path, capture_output=True, text=True)
+    assert r.returncode == 2 and "--quantize int8 runs on the CPU only" in r.stderr
     r = run(["espnet_distill.bin.score", "--ref", str(notext / "text"), "--hyp", str(tmp_path / "greedy/text"),
              "--outdir", str(tmp_path / "greedy")], tmp_path)
     assert "scoring skipped" in r.stderr
