@@ -1,0 +1,92 @@
+"""RESULTS.md tables: decodings found by kind (set names with underscores, int8), the int8 section."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+from espnet_distill.bin import make_results
+
+
+def experiment(asr: Path, name: str, ckpt: Path, wers: dict[str, float]) -> Path:
+    """exp/asr/<name> with config.yaml and decode_<kind>_<set>/scores.json for {"<kind>_<set>": WER}."""
+    d = asr / name
+    d.mkdir(parents=True)
+    (d / "config.yaml").write_text(yaml.safe_dump({"frontend_conf": {"checkpoint": str(ckpt)}}))
+    for key, wer in wers.items():
+        (d / f"decode_{key}").mkdir()
+        (d / f"decode_{key}" / "scores.json").write_text(json.dumps({"wer": {"rate": wer}, "cer": {"rate": wer / 2}}))
+    return d
+
+
+def test_decode_kinds_with_underscored_sets_and_int8(tmp_path):
+    d = experiment(tmp_path, "m", tmp_path / "s.pt", {"ctc_greedy_test_clean": 10.0, "ctc_greedy_int8_test_clean": 11.0,
+                                                     "att_beam_dev_other": 9.0})
+    assert make_results.decode_kinds(d, ["test_clean", "dev_other"]) == ["att_beam", "ctc_greedy", "ctc_greedy_int8"]
+
+
+def test_summary_with_int8_rows_and_their_speed(tmp_path):
+    asr = tmp_path / "asr"
+    ckpt = tmp_path / "dt" / "student.pt"
+    for seed, (fl, q) in enumerate([(40.0, 41.0), (42.0, 42.5)]):
+        experiment(asr, f"dt_10min_seed{seed}", ckpt, {"ctc_greedy_test": fl, "ctc_greedy_int8_test": q})
+    experiment(asr, "scratch_10min_seed0", tmp_path / "scratch.pt", {"ctc_greedy_test": 50.0})
+    bench = [{"checkpoint": str(ckpt), "int8_of": None, "params": {"frontend": 1e6, "encoder": 2e6},
+              "time": {"1": {"total": 0.004}}},
+             {"checkpoint": str(ckpt), "int8_of": "dt", "params": {"frontend": 1e6, "encoder": 2e6},
+              "time": {"1": {"total": 0.002}}}]
+    (tmp_path / "bench.json").write_text(json.dumps(bench))
+    assert make_results.main(["summary", "--asr-dir", str(asr), "--benchmark", str(tmp_path / "bench.json"),
+                              "--test-sets", "test", "--out", str(tmp_path / "R.md")]) == 0
+    text = (tmp_path / "R.md").read_text()
+    assert "| dt_10min_seed0 | ctc greedy | 3.00 | 4.0 | 40.00 | 20.00 |" in text
+    assert "| dt_10min_seed0 | ctc greedy int8 | 3.00 | 2.0 | 41.00 | 20.50 |" in text  # the int8 frontend's time
+    # int8 against float, mean over the two seeds; a model never decoded in int8 has no row
+    assert "## int8 inference" in text
+    assert "| dt_10min | 2 | 41.00 | 41.75 | +0.75 |" in text
+    assert "| scratch_10min | 1 |" not in text.split("## int8 inference")[1]
+
+
+def scored(asr: Path, name: str, ref: dict[str, str], hyp: dict[str, str]) -> None:
+    """exp/asr/<name>/decode_ctc_greedy_test scored by sclite (scores.json, score_wer/result.sgml)."""
+    from espnet_distill.bin import score
+
+    d = asr / name / "decode_ctc_greedy_test"
+    d.mkdir(parents=True)
+    (asr / name / "config.yaml").write_text(yaml.safe_dump({"frontend_conf": {"checkpoint": "x.pt"}}))
+    (d / "ref").write_text("".join(f"{u} {t}\n" for u, t in sorted(ref.items())))
+    (d / "text").write_text("".join(f"{u} {t}\n" for u, t in sorted(hyp.items())))
+    assert score.main(["--ref", str(d / "ref"), "--hyp", str(d / "text"), "--outdir", str(d)]) == 0
+
+
+def test_claims_table_gaps_significance_and_verdicts(tmp_path):
+    asr = tmp_path / "asr"
+    words = "the quick brown fox jumps over the lazy dog again and again".split()
+    ref = {f"u{i:02d}": " ".join(words[i % 4: i % 4 + 8]) for i in range(40)}
+
+    def damaged(every: int, seed: int) -> dict[str, str]:  # one word wrong in every `every`-th utterance
+        return {u: (t.replace("fox", "box").replace("dog", "log") if (i + seed) % every == 0 else t)
+                for i, (u, t) in enumerate(sorted(ref.items()))}
+
+    for seed in (0, 1):
+        scored(asr, f"teacher_10min_seed{seed}", ref, damaged(20, seed))    # few errors
+        scored(asr, f"scratch_10min_seed{seed}", ref, damaged(1, seed))     # an error in every utterance
+        scored(asr, f"dt_fbank_10min_seed{seed}", ref, damaged(1, seed + 1))  # as bad as scratch
+    table = make_results.claims_table(asr, [], "10min", ["test"])
+    rows = {line.split("|")[2].strip(): line for line in table.splitlines() if line.startswith("| C")}
+    teacher = next(v for k, v in rows.items() if "`teacher` vs `scratch`" in k)
+    assert "better in 2/2, worse in 0/2" in teacher and teacher.rstrip(" |").endswith("reproduced")
+    distilled = next(v for k, v in rows.items() if "`dt_fbank` vs `scratch`" in k)
+    assert "better in 0/2, worse in 0/2" in distilled and "not resolved at this scale" in distilled
+    assert "| +0.00 |" in distilled
+    assert any("`dt_cnn` vs `dt_cnn_alpha0`" in k and "not run" in v for k, v in rows.items())
+
+
+def test_verdicts():
+    assert make_results.verdict("better", 2, 0, 3) == "reproduced"
+    assert make_results.verdict("better", 2, 1, 3) == "not resolved at this scale"
+    assert make_results.verdict("better", 0, 2, 3) == "contradicted"
+    assert make_results.verdict("no worse", 0, 1, 3) == "reproduced"
+    assert make_results.verdict("no worse", 0, 2, 3) == "contradicted"
+    assert make_results.verdict("better", 0, 0, 0) == "not measured"
