@@ -140,7 +140,7 @@ def test_stage2_gives_the_same_teacher_however_its_jobs_are_scheduled(tmp_path):
     need("espeak-ng")
     r = synth_recipe(tmp_path / "recipe")
     (r / "conf/teacher/tiny.yaml").write_text(yaml.safe_dump(TEACHER))
-    args = ["./run.sh", "--stage", "1", "--stop_stage", "2", "--teacher_config", "conf/teacher/tiny.yaml",
+    args = ["./run.sh", "--stage", "1", "--stop_stage", "2", "--teacher_config", "conf/teacher/tiny.yaml", "--finetune_sets", "train_1min",
             "--local_data_opts", "--train_hours 0.02 --dev_utts 6 --test_utts 6 --lowres 1min:60 --nj 2"]
     p = subprocess.run([*args, "--nj", "2"], cwd=r, env=recipe_env(), capture_output=True, text=True)
     assert p.returncode == 0, p.stderr[-3000:]

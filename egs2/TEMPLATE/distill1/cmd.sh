@@ -4,7 +4,10 @@ cmd_backend=${cmd_backend:-local}
 case "${cmd_backend}" in
     local)
         export train_cmd="utils/run.sh --max-jobs-run ${max_jobs_run:-2}"
-        # training jobs run one at a time with every core (nproc alone would obey OMP_NUM_THREADS=1)
+        # training jobs run one at a time with every core (nproc alone would obey OMP_NUM_THREADS=1).
+        # CPU training is bit-reproducible for a given thread count only (torch's convolution
+        # gradients sum in a thread-dependent order): set train_threads to rerun elsewhere exactly;
+        # each job's log ends with the count it used ("# Accounting: ... threads=N").
         export cuda_cmd="utils/run.sh --max-jobs-run 1 --num-threads ${train_threads:-$(nproc --all)}"
         export decode_cmd="utils/run.sh --max-jobs-run ${max_jobs_run:-2}" ;;
     slurm)

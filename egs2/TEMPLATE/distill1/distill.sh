@@ -499,6 +499,23 @@ if stage_begin 6 score "${opts}"; then
     done
     if ${gpu_inference}; then infer_cmd=${cuda_cmd}; infer_device=cuda; infer_ngpu=1
     else infer_cmd=${decode_cmd}; infer_device=cpu; infer_ngpu=0; fi
+    # ctc_greedy OUT LAUNCHER WHAT [asr.decode options]: CTC greedy decoding of set ${x} with ${model}
+    # of ${d} in ${x_nj} jobs, merged into OUT/text and scored
+    ctc_greedy() {
+        local out=$1 launcher=$2 what=$3 n
+        shift 3
+        log "Decoding ${x} with ${name}_${ft} (${what}, ${x_nj} jobs)"
+        rm -rf "${out}/split"
+        mkdir -p "${out}/split"
+        # shellcheck disable=SC2086
+        ${launcher} JOB=1:"${x_nj}" "${out}/log/decode.JOB.log" \
+            python -m espnet_distill.asr.decode --asr-config "${d}/config.yaml" --asr-model "${model}" \
+            --data-dir "${raw}/${x}" --out "${out}/split/text.JOB" --shard JOB --num-shards "${x_nj}" "$@" ${bpe_opt}
+        for n in $(seq "${x_nj}"); do cat "${out}/split/text.${n}"; done | sort > "${out}/text"
+        # shellcheck disable=SC2086
+        python -m espnet_distill.bin.score --ref "${raw}/${x}/text" --hyp "${out}/text" \
+            --utt2spk "${raw}/${x}/utt2spk" --outdir "${out}" ${text_norm_opts}
+    }
     frontend_ckpts=""
     while read -r name ckpt <&3; do
         frontend_ckpts+=" ${ckpt}"
@@ -517,33 +534,10 @@ if stage_begin 6 score "${opts}"; then
             for x in ${test_sets}; do
                 n_utts=$(wc -l < "${raw}/${x}/wav.scp")
                 x_nj=$(( inference_nj < n_utts ? inference_nj : n_utts ))  # no more jobs than utterances
-                out=${d}/decode_ctc_greedy_${x}
-                log "Decoding ${x} with ${name}_${ft} (CTC greedy, ${x_nj} jobs, ${infer_device})"
-                rm -rf "${out}/split"
-                mkdir -p "${out}/split"
-                # shellcheck disable=SC2086
-                ${infer_cmd} JOB=1:"${x_nj}" "${out}/log/decode.JOB.log" \
-                    python -m espnet_distill.asr.decode --asr-config "${d}/config.yaml" --asr-model "${model}" \
-                    --data-dir "${raw}/${x}" --out "${out}/split/text.JOB" --shard JOB --num-shards "${x_nj}" \
-                    --device "${infer_device}" ${bpe_opt}
-                for n in $(seq "${x_nj}"); do cat "${out}/split/text.${n}"; done | sort > "${out}/text"
-                # shellcheck disable=SC2086
-                python -m espnet_distill.bin.score --ref "${raw}/${x}/text" --hyp "${out}/text" \
-                    --utt2spk "${raw}/${x}/utt2spk" --outdir "${out}" ${text_norm_opts}
+                ctc_greedy "${d}/decode_ctc_greedy_${x}" "${infer_cmd}" "CTC greedy, ${infer_device}" --device "${infer_device}"
                 if ${int8_inference}; then  # as a CPU deployment runs it: int8 linear layers
-                    out=${d}/decode_ctc_greedy_int8_${x}
-                    log "Decoding ${x} with ${name}_${ft} (CTC greedy, int8 linear layers, ${x_nj} jobs, cpu)"
-                    rm -rf "${out}/split"
-                    mkdir -p "${out}/split"
-                    # shellcheck disable=SC2086
-                    ${decode_cmd} JOB=1:"${x_nj}" "${out}/log/decode.JOB.log" \
-                        python -m espnet_distill.asr.decode --asr-config "${d}/config.yaml" --asr-model "${model}" \
-                        --data-dir "${raw}/${x}" --out "${out}/split/text.JOB" --shard JOB --num-shards "${x_nj}" \
-                        --device cpu --quantize int8 ${bpe_opt}
-                    for n in $(seq "${x_nj}"); do cat "${out}/split/text.${n}"; done | sort > "${out}/text"
-                    # shellcheck disable=SC2086
-                    python -m espnet_distill.bin.score --ref "${raw}/${x}/text" --hyp "${out}/text" \
-                        --utt2spk "${raw}/${x}/utt2spk" --outdir "${out}" ${text_norm_opts}
+                    ctc_greedy "${d}/decode_ctc_greedy_int8_${x}" "${decode_cmd}" "CTC greedy, int8 linear layers, cpu" \
+                        --device cpu --quantize int8
                 fi
                 if [ -n "${has_decoder}" ] && [ "${has_decoder}" != none ]; then  # CTC-only: no decoder
                     out=${d}/decode_att_beam_${x}
