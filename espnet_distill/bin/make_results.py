@@ -323,6 +323,11 @@ def main(argv: list[str] | None = None) -> int:
                 "set with the same seed, sclite's `sc_stats` matched-pairs sentence-segment test (MAPSSWE) at "
                 "p < 0.05: in how many seeds the model is significantly better or worse; a gap that is neither is "
                 "not evidence of a difference.\n\n" + seeds + "\n")
+        if all(len(runs) == 1 for runs in seed_groups(Path(a.asr_dir)).values()):
+            text += ("\nOne fine-tuning seed per model: the spread over seeds is not measured in this table, so a "
+                     "gap between two models may be the seed's alone. Run stage 5-6 with `--asr_seeds \"0 1 2\"` "
+                     "(or, for the embedded corpus, `local/claims.sh`, which writes CLAIMS.md) to know which gaps "
+                     "are real.\n")
         int8 = int8_table(Path(a.asr_dir), a.test_sets)
         if int8:
             text += ("\n## int8 inference\n\nCTC greedy decoding with every linear layer dynamically quantized to "

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import yaml
@@ -46,6 +47,11 @@ def test_summary_with_int8_rows_and_their_speed(tmp_path):
     assert "## int8 inference" in text
     assert "| dt_10min | 2 | 41.00 | 41.75 | +0.75 |" in text
     assert "| scratch_10min | 1 |" not in text.split("## int8 inference")[1]
+    assert "One fine-tuning seed per model" not in text  # dt has two seeds
+    shutil.rmtree(asr / "dt_10min_seed1")  # now every model has one seed: the table says so
+    assert make_results.main(["summary", "--asr-dir", str(asr), "--benchmark", str(tmp_path / "bench.json"),
+                              "--test-sets", "test", "--out", str(tmp_path / "R.md")]) == 0
+    assert "One fine-tuning seed per model: the spread over seeds is not measured" in (tmp_path / "R.md").read_text()
 
 
 def scored(asr: Path, name: str, ref: dict[str, str], hyp: dict[str, str]) -> None:
