@@ -28,23 +28,23 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import shutil
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
 
 from espnet_distill.bin import setup_logging
 from espnet_distill.data.audio import AudioError, load_audio_file
+from espnet_distill.nn.hubert import conv_output_lengths
 from espnet_distill.student.export import (
     ONNX_MIN_SAMPLES, ExportError, export_distiller_local, export_hf, export_onnx, load_student, quantize_onnx_int8,
 )
+from espnet_distill.student.model import Student
 from espnet_distill.teacher.checkpoints import CheckpointError
-
-logger = logging.getLogger("export")
-
 
 def check_batches(audio: list[str]) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """(wav (B, L), lengths (B,)) batches to compare an export on: each audio file alone, or noise."""
@@ -62,12 +62,15 @@ def check_batches(audio: list[str]) -> list[tuple[torch.Tensor, torch.Tensor]]:
     return [(wav[:1], torch.tensor([32000])), (wav, torch.tensor([32000, 20000]))]
 
 
-def max_diff(ref: list[torch.Tensor], mask: torch.Tensor, got: list[np.ndarray]) -> float:
-    """Largest |ref - got| over the valid frames of every hidden state."""
+def max_diff(ref: list[torch.Tensor], mask: torch.Tensor, got: list[np.ndarray | None]) -> float:
+    """Largest |ref - got| over the valid frames of every hidden state the export gives (``None``:
+    a state the format does not give the same way)."""
     if len(ref) != len(got):
         raise ExportError(f"the export gives {len(got)} hidden states, the student {len(ref)}")
     d = 0.0
     for r, g in zip(ref, got):
+        if g is None:
+            continue
         g = torch.as_tensor(np.asarray(g))
         if g.shape != r.shape:
             raise ExportError(f"the export gives hidden states of shape {tuple(g.shape)}, the student {tuple(r.shape)}")
@@ -75,41 +78,69 @@ def max_diff(ref: list[torch.Tensor], mask: torch.Tensor, got: list[np.ndarray])
     return d
 
 
-def run_hf(out: Path, wav: torch.Tensor, lengths: torch.Tensor) -> list[np.ndarray]:
+Runner = Callable[[torch.Tensor, torch.Tensor], list]  # (wav, lengths) -> the export's hidden states
+
+
+def hf_runner(out: Path, student: Student) -> Runner:
     from transformers import HubertModel
 
     model = HubertModel.from_pretrained(out).eval()
-    if len(lengths) > 1:  # HuBERT Base-style models take no attention mask: one utterance at a time
-        raise ValueError("check the hf export one utterance at a time")
-    with torch.no_grad():
-        out = model(wav, output_hidden_states=True)
-    # pre-LN models: transformers reports the last layer before the final LayerNorm; ours after it
-    return [h.numpy() for h in out.hidden_states[:-1]] + [out.last_hidden_state.numpy()]
+
+    @torch.no_grad()
+    def run(wav: torch.Tensor, lengths: torch.Tensor) -> list:
+        o = model(wav, output_hidden_states=True)
+        # pre-LN models: transformers reports the last layer before the final LayerNorm; ours after it
+        return [h.numpy() for h in o.hidden_states[:-1]] + [o.last_hidden_state.numpy()]
+
+    return run
 
 
-def run_onnx(out: Path, wav: torch.Tensor, lengths: torch.Tensor) -> list[np.ndarray]:
+def onnx_runner(out: Path, student: Student) -> Runner:
     import onnxruntime
 
     sess = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
-    hidden, _ = sess.run(None, {"wav": wav.numpy(), "lengths": lengths.numpy()})
-    return list(hidden)
+
+    def run(wav: torch.Tensor, lengths: torch.Tensor) -> list:
+        hidden, _ = sess.run(None, {"wav": wav.numpy(), "lengths": lengths.numpy()})
+        return list(hidden)
+
+    return run
 
 
-def run_s3prl(out: Path, wav: torch.Tensor, lengths: torch.Tensor) -> list[np.ndarray]:
-    """s3prl's hidden states of layers 1..N (its first is the projected CNN output, before the
-    positional convolution; predictions of expand-last heads follow the layers): compared with ours."""
+def s3prl_runner(out: Path, student: Student) -> Runner:
     from espnet_distill.teacher.teacher import S3PRLTeacher
 
-    teacher = S3PRLTeacher("distiller_local", str(out))  # our weights-only guard around s3prl's loader
-    with torch.no_grad():
-        hs, _ = teacher.upstream(wav, lengths)
-    return [h.numpy() for h in hs]
+    upstream = S3PRLTeacher("distiller_local", str(out)).upstream  # our weights-only guard around s3prl's loader
+
+    @torch.no_grad()
+    def run(wav: torch.Tensor, lengths: torch.Tensor) -> list:
+        hs, _ = upstream(wav, lengths)
+        t = int(conv_output_lengths(lengths, student.frontend.conv_layers).max())
+        # s3prl's first hidden state is the projected CNN output (before the positional convolution),
+        # and the predictions of expand-last heads follow the layers: layers 1..N are compared
+        return [None] + [h[:, :t].numpy() for h in hs[1: student.cfg.num_layers + 1]]
+
+    return run
+
+
+@dataclass(frozen=True)
+class Target:
+    export: Callable[[Student, Path], object]
+    runner: Callable[[Path, Student], Runner]  # loads the export once
+    batched: bool  # checked on padded batches (else one utterance at a time: no attention mask)
+
+
+TARGETS = {
+    "hf": Target(export_hf, hf_runner, batched=False),
+    "onnx": Target(export_onnx, onnx_runner, batched=True),
+    "s3prl": Target(export_distiller_local, s3prl_runner, batched=False),
+}
 
 
 def main(argv: list[str] | None = None) -> int:
     setup_logging()
     p = argparse.ArgumentParser(prog="export", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--to", required=True, choices=["hf", "onnx", "s3prl"], help="target format (see above)")
+    p.add_argument("--to", required=True, choices=sorted(TARGETS), help="target format (see above)")
     p.add_argument("--quantize", choices=["none", "int8"], default="none",
                    help="int8: dynamic int8 quantization of the linear layers (onnx only; default none)")
     p.add_argument("--check-audio", action="append", default=[], metavar="AUDIO",
@@ -121,37 +152,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("student", help="student checkpoint of espnet_distill (exp/distill/<name>/student.pt)")
     p.add_argument("out", help="output: a directory for hf, a file for onnx and s3prl")
     a = p.parse_args(argv)
-    out = Path(a.out)
+    out, target = Path(a.out), TARGETS[a.to]
     try:
         if a.quantize == "int8" and a.to != "onnx":
             raise ExportError(f"--quantize int8 is for --to onnx: {a.to} loaders read float weights only "
                               "(quantize a PyTorch student at load time with student.export.quantize_int8)")
         student, _ = load_student(a.student)
         batches = check_batches(a.check_audio)
-        if a.to == "hf":
-            export_hf(student, out)
-            runner = run_hf
+        if not target.batched:
             batches = [(w[i:i + 1, : int(n[i])], n[i:i + 1]) for w, n in batches for i in range(len(n))]
-        elif a.to == "onnx":
-            export_onnx(student, out)
-            if a.quantize == "int8":
-                quantize_onnx_int8(out, out)
-            runner = run_onnx
-        else:
-            export_distiller_local(student, out)
-            runner = run_s3prl
-            batches = [(w[i:i + 1, : int(n[i])], n[i:i + 1]) for w, n in batches for i in range(len(n))]
+        target.export(student, out)
+        if a.quantize == "int8":
+            quantize_onnx_int8(out, out)
     except (ExportError, CheckpointError, AudioError, FileNotFoundError) as e:
         print(f"export: {e}", file=sys.stderr)
         return 2
+    run = target.runner(out, student)
     diff = 0.0
     for wav, lengths in batches:
         with torch.no_grad():
             ref, mask = student.encode(wav, lengths)
-        got = runner(out, wav, lengths)
-        if a.to == "s3prl":
-            ref, got = ref[1:], [g[:, : ref[0].shape[1]] for g in got[1: len(ref)]]
-        diff = max(diff, max_diff(ref, mask, got))
+        diff = max(diff, max_diff(ref, mask, run(wav, lengths)))
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) if out.is_dir() else out.stat().st_size
     report = {"to": a.to, "quantize": a.quantize, "student": a.student, "out": str(out), "bytes": size,
               "max_abs_diff": diff, "checked_on": a.check_audio or "noise"}

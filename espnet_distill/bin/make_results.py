@@ -156,15 +156,13 @@ def int8_table(asr_dir: Path, test_sets: list[str]) -> str:
     for base, runs in seed_groups(asr_dir).items():
         cells = []
         for x in test_sets:
-            pairs = [(json.loads(f.read_text())["wer"]["rate"], json.loads(q.read_text())["wer"]["rate"])
-                     for exp in runs.values()
-                     if (f := exp / f"decode_ctc_greedy_{x}" / "scores.json").is_file()
-                     and (q := exp / f"decode_ctc_greedy_int8_{x}" / "scores.json").is_file()]
+            fl, q8 = seed_wers(runs, "ctc_greedy", x), seed_wers(runs, "ctc_greedy_int8", x)
+            pairs = [(fl[seed], q8[seed]) for seed in fl if seed in q8]
             if not pairs:
                 cells += ["-", "-", "-"]
                 continue
-            fl, q8 = statistics.mean(p[0] for p in pairs), statistics.mean(p[1] for p in pairs)
-            cells += [f"{fl:.2f}", f"{q8:.2f}", f"{q8 - fl:+.2f}"]
+            fl_mean, q8_mean = statistics.mean(p[0] for p in pairs), statistics.mean(p[1] for p in pairs)
+            cells += [f"{fl_mean:.2f}", f"{q8_mean:.2f}", f"{q8_mean - fl_mean:+.2f}"]
         if any(c != "-" for c in cells):
             lines.append(f"| {base} | {len(runs)} | " + " | ".join(cells) + " |")
     if not lines:

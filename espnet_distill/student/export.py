@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 from espnet_distill.student.model import Student, StudentConfig
-from espnet_distill.teacher.checkpoints import CheckpointError, atomic_save, require_keys, safe_load
+from espnet_distill.teacher.checkpoints import CheckpointError, atomic_path, atomic_save, require_keys, safe_load
 
 STUDENT_FORMAT = "espnet_distill.student"
 
@@ -223,18 +223,9 @@ def export_onnx(student: Student, path: str | os.PathLike, opset: int = 17) -> P
     """
     import warnings
 
-    from espnet_distill.student.frontend import FbankFrontend, dft_matrix
-
-    student = student.eval()
-    fe = student.frontend
-    if isinstance(fe, FbankFrontend):
-        fe.export_dft = dft_matrix()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        wav = 0.1 * torch.randn(2, 16000, generator=torch.Generator().manual_seed(0))
-        lengths = torch.tensor([16000, 12000])
+    wav = 0.1 * torch.randn(2, 16000, generator=torch.Generator().manual_seed(0))
+    lengths = torch.tensor([16000, 12000])
+    with atomic_path(path) as tmp:
         with warnings.catch_warnings(), torch.no_grad():
             # the TorchScript exporter: it needs no onnxscript and handles our ops; its warnings
             # about shapes read as Python numbers are checked by the tests (other lengths agree)
@@ -245,12 +236,7 @@ def export_onnx(student: Student, path: str | os.PathLike, opset: int = 17) -> P
                 dynamic_axes={"wav": {0: "batch", 1: "samples"}, "lengths": {0: "batch"},
                               "hidden_states": {1: "batch", 2: "frames"}, "frame_lengths": {0: "batch"}},
             )
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-        if isinstance(fe, FbankFrontend):
-            fe.export_dft = None
-    return path
+    return Path(path)
 
 
 def quantize_onnx_int8(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
@@ -260,17 +246,12 @@ def quantize_onnx_int8(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    dst = Path(dst)
-    tmp = dst.with_name(dst.name + ".tmp")
     frontend = [n.name for n in onnx.load(str(src), load_external_data=False).graph.node
                 if "/frontend/" in n.name]
-    try:
+    with atomic_path(dst) as tmp:
         quantize_dynamic(str(src), str(tmp), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"],
                          nodes_to_exclude=frontend)
-        os.replace(tmp, dst)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return dst
+    return Path(dst)
 
 
 def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:

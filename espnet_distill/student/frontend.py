@@ -74,20 +74,21 @@ def dft_matrix(n_fft: int = 512, frame: int = FBANK_WINDOW) -> torch.Tensor:
     return torch.cat([angle.cos(), -angle.sin()], dim=1).float()
 
 
-def kaldi_fbank(wav: torch.Tensor, lengths: torch.Tensor, mel: torch.Tensor, window: torch.Tensor,
-                dft: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def kaldi_fbank(wav: torch.Tensor, lengths: torch.Tensor, mel: torch.Tensor, window: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Batched Kaldi fbank (as ``torchaudio.compliance.kaldi.fbank`` with dither 0, snip_edges):
     wav (B, L) in [-1, 1] -> log-mel (B, T_fb, M), valid frames (B,) = floor((L - 400) / 160) + 1.
 
     Per frame: int16 scaling, DC removal, pre-emphasis 0.97, Povey window, |FFT_512|^2,
     mel, log with a float-eps floor. Frames past an utterance's end are computed but masked.
-    ``dft`` (:func:`dft_matrix`): compute the power spectrum by matrix products instead of
-    ``torch.fft`` (for ONNX export; equal up to float rounding).
+    While traced (ONNX export) the frames come by indexing and the power spectrum by matrix
+    products with :func:`dft_matrix`: ops that keep T dynamic and that ONNX has (no rfft); the
+    values are those of the eager path up to float rounding.
     """
+    tracing = torch.jit.is_tracing()
     x = wav * 32768.0
     if x.shape[1] < FBANK_WINDOW:
         x = F.pad(x, (0, FBANK_WINDOW - x.shape[1]))
-    if torch.jit.is_tracing():  # the same (B, T, 400) frames by indexing: an ONNX export keeps T dynamic
+    if tracing:  # the (B, T, 400) frames of unfold, by indexing
         t = (x.shape[1] - FBANK_WINDOW) // FBANK_SHIFT + 1
         starts = torch.arange(t, device=x.device)[:, None] * FBANK_SHIFT
         frames = x[:, starts + torch.arange(FBANK_WINDOW, device=x.device)]
@@ -96,11 +97,11 @@ def kaldi_fbank(wav: torch.Tensor, lengths: torch.Tensor, mel: torch.Tensor, win
     frames = frames - frames.mean(-1, keepdim=True)
     prev = torch.cat([frames[..., :1], frames[..., :-1]], dim=-1)
     frames = (frames - 0.97 * prev) * window
-    if dft is None:
+    if tracing:  # |FFT_512|^2 as [real | imaginary] parts of one matrix product
+        re, im = torch.matmul(frames, dft_matrix().to(frames)).chunk(2, dim=-1)
+        spec = re.pow(2) + im.pow(2)
+    else:
         spec = torch.fft.rfft(frames, n=512).abs().pow(2)  # (B, T, 257)
-    else:  # the same |FFT_512|^2 as two matrix products (ONNX has no rfft we can export)
-        y = torch.matmul(frames, dft)
-        spec = y[..., : dft.shape[1] // 2].pow(2) + y[..., dft.shape[1] // 2:].pow(2)
     fb = torch.matmul(spec, mel.T).clamp(min=FLOAT_EPS).log()
     n = (torch.div(lengths - FBANK_WINDOW, FBANK_SHIFT, rounding_mode="floor") + 1).clamp(min=0)
     return fb, n
@@ -116,7 +117,6 @@ class FbankFrontend(nn.Module):
         self.register_buffer("window", povey_window(FBANK_WINDOW), persistent=False)
         self.register_buffer("cmvn_mean", torch.zeros(num_mel_bins))
         self.register_buffer("cmvn_std", torch.ones(num_mel_bins))
-        self.export_dft: torch.Tensor | None = None  # set by the ONNX export (see kaldi_fbank)
         self.conv = nn.Conv1d(num_mel_bins, 2 * dim, kernel_size=5, stride=2, padding=2)
         self.proj = nn.Linear(dim, dim)
         self.dropout = dropout
@@ -124,7 +124,7 @@ class FbankFrontend(nn.Module):
     def fbank(self, wav: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, L) -> un-normalised log-mel (B, T_fb, M) and its frame mask (B, T_fb)."""
         with torch.autocast(wav.device.type, enabled=False):
-            fb, n = kaldi_fbank(wav.float(), lengths, self.mel, self.window, self.export_dft)
+            fb, n = kaldi_fbank(wav.float(), lengths, self.mel, self.window)
         return fb, lengths_to_mask(n, fb.shape[1])
 
     @torch.no_grad()

@@ -16,12 +16,13 @@ Every file is read with ``torch.load(weights_only=True)``.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
 import tempfile
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 
@@ -100,19 +101,27 @@ def safe_load(path: str | os.PathLike) -> dict:
     return obj
 
 
-def atomic_save(obj: dict, path: str | os.PathLike) -> None:
-    """torch.save to a temp file in the same folder, then rename (never a half-written file)."""
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """A temp file in ``path``'s folder for the block to write; renamed onto ``path`` when the block
+    ends without error, removed otherwise (never a half-written file at ``path``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        torch.save(obj, tmp)
+        yield Path(tmp)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def atomic_save(obj: dict, path: str | os.PathLike) -> None:
+    """torch.save to a temp file in the same folder, then rename (never a half-written file)."""
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def require_keys(d: dict, keys: list[str], what: str) -> None:

@@ -499,6 +499,12 @@ if stage_begin 6 score "${opts}"; then
     done
     if ${gpu_inference}; then infer_cmd=${cuda_cmd}; infer_device=cuda; infer_ngpu=1
     else infer_cmd=${decode_cmd}; infer_device=cpu; infer_ngpu=0; fi
+    # score_hyps OUT: score OUT/text against set ${x} (sclite WER and CER into OUT)
+    score_hyps() {
+        # shellcheck disable=SC2086
+        python -m espnet_distill.bin.score --ref "${raw}/${x}/text" --hyp "$1/text" \
+            --utt2spk "${raw}/${x}/utt2spk" --outdir "$1" ${text_norm_opts}
+    }
     # ctc_greedy OUT LAUNCHER WHAT [asr.decode options]: CTC greedy decoding of set ${x} with ${model}
     # of ${d} in ${x_nj} jobs, merged into OUT/text and scored
     ctc_greedy() {
@@ -512,9 +518,7 @@ if stage_begin 6 score "${opts}"; then
             python -m espnet_distill.asr.decode --asr-config "${d}/config.yaml" --asr-model "${model}" \
             --data-dir "${raw}/${x}" --out "${out}/split/text.JOB" --shard JOB --num-shards "${x_nj}" "$@" ${bpe_opt}
         for n in $(seq "${x_nj}"); do cat "${out}/split/text.${n}"; done | sort > "${out}/text"
-        # shellcheck disable=SC2086
-        python -m espnet_distill.bin.score --ref "${raw}/${x}/text" --hyp "${out}/text" \
-            --utt2spk "${raw}/${x}/utt2spk" --outdir "${out}" ${text_norm_opts}
+        score_hyps "${out}"
     }
     frontend_ckpts=""
     while read -r name ckpt <&3; do
@@ -555,9 +559,7 @@ if stage_begin 6 score "${opts}"; then
                         ${inference_args}
                     for n in $(seq "${x_nj}"); do cat "${out}/split/output.${n}/1best_recog/text"; done \
                         | sort > "${out}/text"
-                    # shellcheck disable=SC2086
-                    python -m espnet_distill.bin.score --ref "${raw}/${x}/text" --hyp "${out}/text" \
-                        --utt2spk "${raw}/${x}/utt2spk" --outdir "${out}" ${text_norm_opts}
+                    score_hyps "${out}"
                 fi
             done
             python -m espnet_distill.bin.make_results exp-table --exp "${d}" --out "${d}/RESULTS.md"
