@@ -63,10 +63,6 @@ class JobSpec:
         return text if self.var is None else re.sub(rf"\b{self.var}\b", str(index), text)
 
 
-class LaunchError(RuntimeError):
-    pass
-
-
 def parse_args(argv: list[str], prog: str) -> JobSpec:
     p = argparse.ArgumentParser(
         prog=prog,

@@ -1,4 +1,5 @@
-"""Distillation losses: small pure functions over valid frames only.
+"""The losses: small pure functions over valid frames only (distillation: L_reg, L_disc, the
+front-end L1; pretraining: masked prediction).
 
 Shapes: B batch, T frames, D features, C classes. ``mask`` is (B, T) bool, True on valid
 frames; padded frames never contribute (the public DistilHuBERT/FitHuBERT code averages
@@ -71,3 +72,23 @@ def disc_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, mask: 
 def frontend_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Front-end adaptation: mean L1 over valid frames and features. pred, target: (B, T, D)."""
     return masked_mean((pred.float() - target.float()).abs().mean(-1), mask)
+
+
+def masked_prediction_loss(logits_m: torch.Tensor, target_m: torch.Tensor, logits_u: torch.Tensor | None = None,
+                           target_u: torch.Tensor | None = None, nomask_weight: float = 0.0
+                           ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """HuBERT's pretraining loss: cross-entropy of the masked frames' logits, plus
+    ``nomask_weight`` times that of the unmasked frames (fairseq's ``pred_nomask_weight``).
+
+    logits_m: (N_m, C) logits of the masked frames; target_m: (N_m,) their cluster labels;
+    logits_u, target_u: the same for unmasked frames (used when ``nomask_weight`` > 0 and there
+    are any). Returns (loss, stats): ``acc`` on masked frames, ``masked_frames``, and
+    ``loss_nomask`` / ``acc_nomask`` when the unmasked term is used (stats are detached).
+    """
+    loss = F.cross_entropy(logits_m, target_m)
+    stats = {"acc": (logits_m.argmax(-1) == target_m).float().mean().detach(), "masked_frames": int(target_m.numel())}
+    if nomask_weight > 0 and logits_u is not None and target_u is not None and target_u.numel() > 0:
+        um_loss = F.cross_entropy(logits_u, target_u)
+        loss = loss + nomask_weight * um_loss
+        stats.update(loss_nomask=um_loss.detach(), acc_nomask=(logits_u.argmax(-1) == target_u).float().mean().detach())
+    return loss, stats

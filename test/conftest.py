@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -153,3 +156,84 @@ def released_fairseq_file(path: Path, model, symbols: list[str]) -> None:
 def need(cmd: str) -> None:
     if shutil.which(cmd) is None:
         pytest.fail(f"'{cmd}' is not installed: run tools/install.sh (make setup)")
+
+
+# ----------------------------------------------------------------------------- tiny models and corpora
+CONV16 = [[16, 10, 5], [16, 3, 2], [16, 3, 2], [16, 3, 2], [16, 3, 2], [16, 2, 2], [16, 2, 2]]
+
+
+def tiny_teacher(num_classes=10):
+    """A 4-layer HuBERT teacher of width 32 (random weights, seed 0) with a codebook of ``num_classes``."""
+    from espnet_distill.nn.hubert import HubertConfig, HubertModel
+    from espnet_distill.teacher.teacher import HubertTeacher
+
+    torch.manual_seed(0)
+    cfg = HubertConfig(conv_layers=CONV16, embed_dim=32, ffn_dim=64, num_layers=4, num_heads=2, conv_pos=8,
+                       conv_pos_groups=4, final_dim=8, num_classes=num_classes)
+    return HubertTeacher(HubertModel(cfg))
+
+
+def tiny_student_conf(frontend="cnn", head="layer-wise", disc="type2"):
+    """A distillation config mapping of a 2 x 24 student for :func:`tiny_teacher`."""
+    student = {"frontend": frontend, "dim": 24, "ffn_dim": 24, "num_layers": 2, "num_heads": 2, "conv_pos": 8,
+               "conv_pos_groups": 4, "pred_head": head, "disc_head": disc}
+    if frontend == "cnn":
+        student["frontend_conf"] = {"conv_layers": CONV16, "layer_norm": False}
+    if head == "layer-wise":
+        student["layer_map"] = {1: 2, 2: 4}
+    else:
+        student["pred_targets"] = [2, 4]
+    return {"student": student, "init": {"frontend": True}}
+
+
+def toy_batch(n=2):
+    """A batch of ``n`` (<= 2) noise utterances of 6000 and 4500 samples."""
+    torch.manual_seed(5)
+    return {"utt": [f"u{i}" for i in range(n)], "wav": torch.randn(n, 6000) * 0.1, "lengths": torch.tensor([6000, 4500][:n])}
+
+
+TINY_PRETRAIN_CONF = {
+    "backend": "pretrain",
+    "model": {"conv_layers": [[16, 10, 5], [16, 3, 2], [16, 3, 2], [16, 3, 2], [16, 3, 2], [16, 2, 2], [16, 2, 2]],
+              "embed_dim": 32, "ffn_dim": 64, "num_layers": 2, "num_heads": 2, "conv_pos": 8, "conv_pos_groups": 4,
+              "final_dim": 16, "dropout": 0.1},
+    "mask": {"prob": 0.8, "length": 5},
+    "train": {"max_steps": 8, "lr": 0.002, "warmup_ratio": 0.25, "max_batch_seconds": 12, "ckpt_every": 1,
+              "log_every": 1, "seed": 3},
+}
+
+
+@pytest.fixture(scope="session")
+def pretrain_corpus(tmp_path_factory):
+    """A tiny synthetic corpus with MFCC k-means labels (8 clusters) and the pretraining config
+    ``conf.yaml`` (TINY_PRETRAIN_CONF): what a teacher pretraining run needs."""
+    from espnet_distill.corpora.synth_en import (
+        plan_corpus,
+        synthesize_specs,
+        write_data_dir,
+    )
+    from espnet_distill.teacher import kmeans
+
+    need("espeak-ng")
+    root = tmp_path_factory.mktemp("corpus")
+    plan_corpus(root / "plan", seed=1, train_hours=0.012, dev_utts=4, test_utts=2)
+    for s in ("train", "dev"):
+        synthesize_specs(root / "plan" / s / "spec.scp", root / "wav", progress=False)
+        write_data_dir(root / "plan" / s / "spec.scp", root / "wav", root / "data" / s)
+    feats = {}
+    for s in ("train", "dev"):
+        feats[s] = root / f"{s}.pt"
+        kmeans.dump_features(root / "data" / s, feats[s])
+    subprocess.run([sys.executable, "-m", "espnet_distill.bin.teacher_pretrain", "kmeans", "--train-feats",
+                    str(feats["train"]), "--label", f"train={feats['train']}", f"valid={feats['dev']}",
+                    "--n-clusters", "8", "--outdir", str(root / "km")], check=True, capture_output=True)
+    (root / "conf.yaml").write_text(yaml.safe_dump(TINY_PRETRAIN_CONF))
+    return root
+
+
+def pretrain_cmd(root: Path, outdir: Path, launcher=None):
+    """The command line of a pretraining run on ``pretrain_corpus`` (``launcher``: e.g. torchrun)."""
+    return (launcher or [sys.executable]) + [
+        "-m", "espnet_distill.bin.teacher_pretrain", "train", "--config", str(root / "conf.yaml"),
+        "--train-dir", str(root / "data/train"), "--valid-dir", str(root / "data/dev"),
+        "--labels-dir", str(root / "km"), "--outdir", str(outdir)]

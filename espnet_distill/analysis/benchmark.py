@@ -15,6 +15,8 @@ from typing import Callable
 import torch
 from torch import nn
 
+from espnet_distill.data.audio import SAMPLE_RATE
+
 
 @dataclass
 class Bench:
@@ -68,7 +70,7 @@ def macs_per_second(b: Bench, seconds: float = 10.0, device: str = "cpu") -> tup
     """(front-end MACs, encoder MACs) per second of audio, counted on one utterance."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    n = int(seconds * 16000)
+    n = int(seconds * SAMPLE_RATE)
     wav, lengths = torch.randn(1, n, device=device) * 0.1, torch.tensor([n], device=device)
     with FlopCounterMode(display=False) as fc:
         x, m = b.frontend(wav, lengths)
@@ -86,7 +88,7 @@ def _sync(device: str) -> None:
 @torch.no_grad()
 def time_per_second(b: Bench, batch: int, seconds: float, repeats: int = 5, device: str = "cpu") -> dict[str, float]:
     """Median seconds of compute per second of audio: front-end, encoder, total (front-end then encoder)."""
-    n = int(seconds * 16000)
+    n = int(seconds * SAMPLE_RATE)
     wav = torch.randn(batch, n, device=device) * 0.1
     lengths = torch.full((batch,), n, device=device)
     audio = batch * seconds
@@ -184,12 +186,12 @@ def time_train_step(task, batch_seconds: float, utt_seconds: float, repeats: int
     "mfu"}`` (model FLOP utilisation against ``peak_tflops``; 0 when no peak is given)."""
     import tempfile
 
-    from espnet_distill.train.trainer import Trainer, TrainConfig
+    from espnet_distill.train.trainer import TrainConfig, Trainer
 
     n_utts = max(1, round(batch_seconds / utt_seconds))
     if max_utts:
         n_utts = min(n_utts, max_utts)
-    n = int(utt_seconds * 16000)
+    n = int(utt_seconds * SAMPLE_RATE)
     batch = {"utt": [f"u{i}" for i in range(n_utts)], "wav": torch.randn(n_utts, n, device=device) * 0.1,
              "lengths": torch.full((n_utts,), n, device=device), "lengths_cpu": torch.full((n_utts,), n)}
     step = task.fe_adapt_steps  # a full update, not a front-end adaptation one

@@ -1,30 +1,17 @@
 """CTC greedy decoding of an ESPnet ASR model trained through our entry points.
 
-    python -m espnet_distill.asr.decode --asr-config exp/asr/x/config.yaml --asr-model exp/asr/x/valid.loss.ave.pth \\
-        --data-dir data/test --out exp/asr/x/decode_ctc_greedy_test/text [--bpe-model ...] [--batch-seconds 60] \\
-        [--shard J --num-shards N] [--device cuda] [--quantize int8]
-
-Writes a Kaldi text file of hypotheses (an empty hypothesis is an empty line after the id).
-With ``--shard J --num-shards N`` it decodes the J-th of N contiguous parts of the set (recipe
-stage 6 runs ``--inference_nj`` such jobs and merges their outputs). ``--quantize int8`` decodes
-with every linear layer dynamically quantized to int8 (PyTorch, CPU), as a CPU deployment would.
-Attention beam search runs through ``espnet_distill.bin.asr_inference`` (espnet2's own).
+The command line is ``python -m espnet_distill.bin.asr_decode``; attention beam search runs
+through ``espnet_distill.bin.asr_inference`` (espnet2's own).
 """
 from __future__ import annotations
 
-import argparse
-import logging
-import sys
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
 from espnet_distill.asr.prep import bpe_processor
-from espnet_distill.asr.task import ASRTask, register
 from espnet_distill.data.dataset import AudioDataset, BucketBatches, collate
-from espnet_distill.data.kaldi_dir import read_table, shard_utts
-from espnet_distill.bin import setup_logging
 
 
 def tokens_to_text(tokens: list[str], bpe_model: str | None = None) -> str:
@@ -62,41 +49,3 @@ def greedy_decode(model, data_dir: str | Path, batch_seconds: float = 60.0, devi
             toks = [token_list[i] for i in ids if token_list[i] not in specials]
             hyps[utt] = tokens_to_text(toks, bpe_model)
     return hyps
-
-
-def main(argv: list[str] | None = None) -> int:
-    setup_logging()
-    p = argparse.ArgumentParser(prog="asr.decode", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--asr-config", required=True, help="the config.yaml ESPnet wrote next to the model")
-    p.add_argument("--asr-model", required=True, help="model .pth (e.g. valid.loss.best.pth)")
-    p.add_argument("--data-dir", required=True, help="Kaldi data dir to decode (text is not needed)")
-    p.add_argument("--out", required=True, help="hypotheses, as a Kaldi text file")
-    p.add_argument("--bpe-model", default=None, help="sentencepiece model for BPE token lists")
-    p.add_argument("--batch-seconds", type=float, default=60.0, help="padded audio per batch")
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
-    p.add_argument("--shard", type=int, default=1, help="1-based part of the set to decode (the launcher's JOB)")
-    p.add_argument("--num-shards", type=int, default=1, help="number of parts the set is split into")
-    p.add_argument("--quantize", choices=["none", "int8"], default="none",
-                   help="int8: dynamic int8 quantization of the linear layers (CPU only; default none)")
-    a = p.parse_args(argv)
-    if a.quantize == "int8" and a.device != "cpu":
-        p.error("--quantize int8 runs on the CPU only (PyTorch's dynamic quantization); use --device cpu")
-    register()
-    utts = shard_utts(read_table(Path(a.data_dir) / "utt2spk").keys(), a.shard, a.num_shards)
-    model, _ = ASRTask.build_model_from_file(a.asr_config, a.asr_model, a.device)
-    model.eval()
-    if a.quantize == "int8":
-        from espnet_distill.student.export import quantize_int8
-
-        model = quantize_int8(model)
-    hyps = greedy_decode(model, a.data_dir, a.batch_seconds, a.device, a.bpe_model, utts) if utts else {}
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    with open(a.out, "w", encoding="utf-8") as f:  # empty hypotheses keep their line
-        for utt in sorted(hyps):
-            f.write(f"{utt} {hyps[utt]}\n".replace(" \n", "\n"))
-    logging.info("%s: %d hypotheses", a.out, len(hyps))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -32,10 +32,12 @@ from espnet2.asr.encoder.abs_encoder import AbsEncoder
 from espnet2.asr.frontend.abs_frontend import AbsFrontend
 from torch import nn
 
+from espnet_distill.checkpoint_io import CheckpointError, safe_load
+from espnet_distill.data.audio import SAMPLE_RATE
 from espnet_distill.nn.hubert import HubertConfig, HubertModel
 from espnet_distill.nn.masking import FeatureMasking
 from espnet_distill.student.export import STUDENT_FORMAT, load_student
-from espnet_distill.teacher.checkpoints import CheckpointError, load_hubert, safe_load
+from espnet_distill.teacher.checkpoints import load_hubert
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +119,7 @@ def load_upstream(checkpoint: str | Path) -> tuple[nn.Module, int, int, str]:
 class DistilledFrontend(AbsFrontend):
     """A distilled student (or a teacher) as a trainable ESPnet frontend: waveform -> (B, T, D)."""
 
-    def __init__(self, checkpoint: str = "", layer: str | int = "last", freeze_steps: int = 0, fs: int = 16000,
+    def __init__(self, checkpoint: str = "", layer: str | int = "last", freeze_steps: int = 0, fs: int = SAMPLE_RATE,
                  mask_time_prob: float = 0.0, mask_time_length: int = 10, mask_channel_prob: float = 0.0,
                  mask_channel_length: int = 10, upstream: dict | None = None):
         """``checkpoint``: the student (or teacher) to start from. ``upstream``: its architecture
@@ -127,7 +129,7 @@ class DistilledFrontend(AbsFrontend):
         super().__init__()
         if isinstance(fs, str):  # ESPnet style "16k"
             fs = int(float(fs[:-1]) * 1000) if fs.lower().endswith("k") else int(fs)
-        if int(fs) != 16000:
+        if int(fs) != SAMPLE_RATE:
             raise ValueError(f"the distilled frontend takes 16 kHz audio, got fs={fs}")
         if checkpoint and Path(checkpoint).is_file():
             self.upstream, self.dim, self.num_layers, self.kind = load_upstream(checkpoint)

@@ -4,7 +4,7 @@
     score_dir(ref, hyp, utt2spk, "exp/.../score_wer", unit="word")  # ref.trn, hyp.trn, result.txt
 
 ``result.txt`` is sclite's report (per-speaker and summary tables). An empty hypothesis is
-scored as deletions. Texts are normalised with :func:`espnet_distill.asr.prep.normalize_text`
+scored as deletions. Texts are normalised with :func:`espnet_distill.data.text.normalize_text`
 before scoring (case and punctuation, as configured).
 """
 from __future__ import annotations

@@ -23,10 +23,10 @@ import torch
 
 from espnet_distill.analysis.cka import cka_matrix
 from espnet_distill.bin import setup_logging
+from espnet_distill.checkpoint_io import CheckpointError
 from espnet_distill.config import ConfigError, read_yaml
 from espnet_distill.data.dataset import AudioDataset, BucketBatches, collate
 from espnet_distill.student.export import load_student
-from espnet_distill.teacher.checkpoints import CheckpointError
 from espnet_distill.teacher.teacher import TeacherError, build_teacher
 
 
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     out = Path(a.outdir)
     out.mkdir(parents=True, exist_ok=True)
-    from espnet_distill.data.kaldi_dir import read_table
+    from espnet_distill.data.tables import read_table
 
     utts = read_table(Path(a.data_dir) / "utt2spk").keys()[: a.max_utts]
     ds = AudioDataset(a.data_dir, max_seconds=None, min_samples=400, utts=utts)

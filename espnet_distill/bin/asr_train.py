@@ -14,7 +14,7 @@ import torch.distributed as dist
 import yaml
 
 from espnet_distill.asr.task import ASRTask, register
-from espnet_distill.teacher.checkpoints import CheckpointError
+from espnet_distill.checkpoint_io import CheckpointError
 
 
 def _option(cmd: list[str], name: str, conf: dict):

@@ -9,7 +9,7 @@ them). ``--checkpoint`` adds any of our teacher or student checkpoints. Prints a
 table with front-end / encoder / total time, and the speed-up of each model against the
 teacher and against the CNN student of the same encoder shape. ``--int8`` adds a row per
 model with its linear layers dynamically quantized to int8 (CPU inference, as
-``bin/export --quantize int8`` and ``asr.decode --quantize int8`` run it).
+``bin/export --quantize int8`` and ``bin.asr_decode --quantize int8`` run it).
 
 ``--train-step`` times distillation instead: one update as the trainer makes it (HuBERT
 Base-shaped teacher forward, student forward and backward, GradScaler under fp16, clipping,
@@ -29,11 +29,15 @@ import sys
 from pathlib import Path
 
 import torch
-import yaml
 
-from espnet_distill.analysis.benchmark import bench_from_hubert, bench_from_student, run, time_train_step
-from espnet_distill.nn.hubert import HubertConfig, HubertModel
+from espnet_distill.analysis.benchmark import (
+    bench_from_hubert,
+    bench_from_student,
+    run,
+    time_train_step,
+)
 from espnet_distill.bin import setup_logging
+from espnet_distill.nn.hubert import HubertConfig, HubertModel
 
 PAPER_CONFS = Path(__file__).resolve().parents[1] / "conf" / "paper"  # package data: works from any install
 
@@ -51,10 +55,10 @@ def paper_teacher():
 
 def paper_students(teacher):
     """Yield ``(config name, row label, config, student)`` for each paper-size student."""
-    from espnet_distill.bin.distill_train import build_student
+    from espnet_distill.train.distill import DistillRunConfig, build_student
 
     for name, label in PAPER_STUDENTS:
-        conf = yaml.safe_load((PAPER_CONFS / f"{name}.yaml").read_text())
+        conf = DistillRunConfig.load(PAPER_CONFS / f"{name}.yaml")
         student, _ = build_student(conf, teacher)
         yield name, label, conf, student
 
@@ -76,14 +80,12 @@ def train_step_table(device: str, batch_seconds: float, utt_seconds: float, repe
     lines = ["| student | batch | s per update | s per audio-s | TFLOP per update | TFLOP/s | MFU | updates (config) "
              "| projected hours |", "|---|---|---|---|---|---|---|---|---|"]
     for name, _, conf, student in paper_students(teacher):
-        from espnet_distill.train.trainer import TrainConfig
-
-        d = conf["distill"]
-        task = DistillTask(student, teacher, d["alpha"], d.get("lam", 1.0), d.get("fe_adapt_steps", 0))
-        seconds, utts = TrainConfig.from_dict(conf["train"]).per_process_batch(1)
+        d = conf.distill  # the teacher is not cached: every update times its forward
+        task = DistillTask(student, teacher, d.alpha, d.lam, d.fe_adapt_steps, cache_teacher=False)
+        seconds, utts = conf.train.per_process_batch(1)
         t = time_train_step(task, batch_seconds or seconds, utt_seconds, repeats, device, amp,
                             None if batch_seconds else utts, peak_tflops)
-        steps = conf["train"]["max_steps"]
+        steps = conf.train.max_steps
         rows.append({"name": name, **t, "max_steps": steps, "projected_hours": t["step"] * steps / 3600})
         mfu = f"{100 * t['mfu']:.1f} %" if peak_tflops > 0 else "-"
         lines.append(f"| {name} | {t['utts']} x {utt_seconds:g} s | {t['step']:.3f} | {t['per_audio_second']:.4f} | "
@@ -93,8 +95,9 @@ def train_step_table(device: str, batch_seconds: float, utt_seconds: float, repe
 
 
 def checkpoint_bench(path: str):
+    from espnet_distill.checkpoint_io import safe_load
     from espnet_distill.student.export import STUDENT_FORMAT, load_student
-    from espnet_distill.teacher.checkpoints import load_hubert, safe_load
+    from espnet_distill.teacher.checkpoints import load_hubert
 
     if safe_load(path).get("format") == STUDENT_FORMAT:
         student, _ = load_student(path)

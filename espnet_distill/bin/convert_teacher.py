@@ -13,8 +13,9 @@ import argparse
 import logging
 import sys
 
-from espnet_distill.teacher.checkpoints import FORMATS, CheckpointError, convert_to_ours
 from espnet_distill.bin import setup_logging
+from espnet_distill.checkpoint_io import CheckpointError
+from espnet_distill.teacher.checkpoints import FORMATS, convert_to_ours
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,6 +21,7 @@ import argparse
 import logging
 import sys
 
+from espnet_distill.bin import setup_logging
 from espnet_distill.data.audio import AudioError
 from espnet_distill.data.kaldi_compat import (
     SUBSET_MODES,
@@ -30,19 +31,16 @@ from espnet_distill.data.kaldi_compat import (
     subset_kaldi,
     subset_lists,
 )
-from espnet_distill.bin import setup_logging
 from espnet_distill.data.kaldi_dir import (
-    DataDirError,
     combine_data_dirs,
     fix_data_dir,
-    read_table,
     split_scp,
     subset_data_dir,
-    write_utt2dur,
     utt2spk_to_spk2utt,
     validate_data_dir,
-    write_table,
+    write_utt2dur,
 )
+from espnet_distill.data.tables import DataDirError, read_table, write_table
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -31,40 +31,15 @@ from pathlib import Path
 
 import torch
 
+from espnet_distill.bin import setup_logging
+from espnet_distill.checkpoint_io import CheckpointError
+from espnet_distill.config import ConfigError, read_yaml
 from espnet_distill.data.dataset import AudioDataset, collate
 from espnet_distill.student.export import export_distiller_local, save_student
 from espnet_distill.student.frontend import FbankFrontend, estimate_cmvn
-from espnet_distill.student.model import Student, StudentConfig, init_from_teacher
-from espnet_distill.teacher.checkpoints import CheckpointError
 from espnet_distill.teacher.teacher import TeacherError, build_teacher
-from espnet_distill.config import ConfigError, apply_overrides, read_yaml
-from espnet_distill.train.distill import DistillConfig, DistillTask, InitConfig
-from espnet_distill.train.trainer import Trainer, TrainConfig, dist_info
-from espnet_distill.bin import setup_logging
-
-SECTIONS = ("student", "init", "distill", "train")
-
-
-def build_student(conf: dict, teacher) -> tuple[Student, dict]:
-    """Student of ``conf['student']`` sized for ``teacher``, initialised per ``conf['init']``."""
-    scfg = dict(conf.get("student", {}))
-    scfg.update(teacher_dim=teacher.dim, teacher_layers=teacher.num_layers)
-    embs = teacher.label_embeddings()
-    if embs is not None:
-        scfg.update(num_classes=embs.shape[0], codebook_dim=embs.shape[1], tau=teacher.logit_temp)
-    elif scfg.get("disc_head"):
-        logging.info("teacher has no codebook head: the student gets no L_disc head")
-        scfg["disc_head"] = None
-    student = Student(StudentConfig.from_dict(scfg), label_embs=embs)
-    report = {"copied": [], "skipped": []}
-    init = InitConfig.from_dict(conf.get("init"))
-    wanted = init.frontend or init.pos_conv or init.layers
-    state = teacher.hubert_state_dict()
-    if wanted and state is not None:
-        report = init_from_teacher(student, state, init.frontend, init.pos_conv, init.layers)
-    elif wanted:
-        logging.warning("this teacher does not expose fairseq-named weights: student starts from random weights")
-    return student, report
+from espnet_distill.train.distill import DistillRunConfig, DistillTask, build_student
+from espnet_distill.train.trainer import Trainer, dist_info
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,17 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
 
     try:
-        conf = apply_overrides(read_yaml(a.config), a.overrides)
-        unknown = sorted(set(conf) - set(SECTIONS))
-        if unknown:
-            raise ConfigError(f"unknown sections {unknown} (valid: {list(SECTIONS)})")
-        dconf = DistillConfig.from_dict(conf.get("distill"))
-        InitConfig.from_dict(conf.get("init"))
-        train_cfg = TrainConfig.from_dict(conf.get("train"))
-        StudentConfig.from_dict(conf.get("student") or {})
+        conf = DistillRunConfig.load(a.config, a.overrides)
     except (ConfigError, ValueError) as e:
         logging.error("%s: %s", a.config, e)
         return 1
+    dconf, train_cfg = conf.distill, conf.train
     try:
         tconf = read_yaml(a.teacher)
         teacher = build_teacher(tconf)
@@ -133,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         save_student(Path(a.outdir) / "student.pt", student.cpu(), {"params": counts, "steps": 0, "init_only": True})
         logging.info("wrote the undistilled student to %s", Path(a.outdir) / "student.pt")
         return 0
-    resolved = {"student": student.cfg.to_dict(), "init": InitConfig.from_dict(conf.get("init")).to_dict(),
+    resolved = {"student": student.cfg.to_dict(), "init": conf.init.to_dict(),
                 "distill": dconf.to_dict(),
                 "teacher": tconf, "data": {"train": a.train_dir, "valid": a.valid_dir}}
     outdir = Path(a.outdir)

@@ -18,11 +18,10 @@ import sys
 
 from espnet2.utils.types import str2bool
 
-from espnet_distill.asr.prep import add_text_norm_args
-from espnet_distill.bin import setup_logging
+from espnet_distill.bin import add_text_norm_args, setup_logging
 from espnet_distill.data.audio import AudioError
-from espnet_distill.data.dump import FORMATS, DumpError, finish, write_shard
-from espnet_distill.data.kaldi_dir import DataDirError
+from espnet_distill.data.dump import FORMATS, finish, write_shard
+from espnet_distill.data.tables import DataDirError
 
 
 def main(argv: list[str] | None = None) -> int:

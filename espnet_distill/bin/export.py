@@ -38,13 +38,20 @@ import numpy as np
 import torch
 
 from espnet_distill.bin import setup_logging
+from espnet_distill.checkpoint_io import CheckpointError
 from espnet_distill.data.audio import AudioError, load_audio_file
 from espnet_distill.nn.hubert import conv_output_lengths
 from espnet_distill.student.export import (
-    ONNX_MIN_SAMPLES, ExportError, export_distiller_local, export_hf, export_onnx, load_student, quantize_onnx_int8,
+    ONNX_MIN_SAMPLES,
+    ExportError,
+    export_distiller_local,
+    export_hf,
+    export_onnx,
+    load_student,
+    quantize_onnx_int8,
 )
 from espnet_distill.student.model import Student
-from espnet_distill.teacher.checkpoints import CheckpointError
+
 
 def check_batches(audio: list[str]) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """(wav (B, L), lengths (B,)) batches to compare an export on: each audio file alone, or noise."""

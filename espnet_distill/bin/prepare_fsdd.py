@@ -11,7 +11,7 @@ import logging
 import sys
 
 from espnet_distill.bin import setup_logging
-from espnet_distill.data.fsdd import FSDDError, prepare
+from espnet_distill.corpora.fsdd import FSDDError, prepare
 
 
 def main(argv: list[str] | None = None) -> int:

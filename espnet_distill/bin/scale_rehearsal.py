@@ -45,9 +45,9 @@ import torch
 import yaml
 
 from espnet_distill.bin import setup_logging
+from espnet_distill.data.audio import SAMPLE_RATE
 
 RECORDING_SECONDS = 40.0
-SAMPLE_RATE = 16000
 
 
 def librispeech_like_durations(n: int, seed: int = 0, mean: float = 12.3, low: float = 1.0,
@@ -93,7 +93,7 @@ def make_recordings(out: Path, n: int, source: Path | None) -> list[Path]:
 def make_data_dir(d: Path, recordings: list[Path], n: int, seed: int = 0) -> float:
     """A Kaldi dir of ``n`` segments over ``recordings`` (wav.scp, segments, utt2spk, spk2utt,
     utt2dur). Returns the total hours."""
-    from espnet_distill.data.kaldi_dir import write_table
+    from espnet_distill.data.tables import write_table
 
     d.mkdir(parents=True, exist_ok=True)
     durs = librispeech_like_durations(n, seed)

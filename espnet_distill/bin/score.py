@@ -17,10 +17,10 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from espnet_distill.asr.prep import add_text_norm_args, normalize_text
 from espnet_distill.asr.score import score_dir
-from espnet_distill.data.kaldi_dir import read_table
-from espnet_distill.bin import setup_logging
+from espnet_distill.bin import add_text_norm_args, setup_logging
+from espnet_distill.data.tables import read_table
+from espnet_distill.data.text import normalize_text
 
 
 def main(argv: list[str] | None = None) -> int:

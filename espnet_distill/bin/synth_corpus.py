@@ -12,8 +12,8 @@ import json
 import logging
 import sys
 
-from espnet_distill.data import synth_en
 from espnet_distill.bin import setup_logging
+from espnet_distill.corpora import synth_en
 
 
 def build_parser() -> argparse.ArgumentParser:

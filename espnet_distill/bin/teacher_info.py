@@ -19,9 +19,11 @@ import sys
 import torch
 import yaml
 
-from espnet_distill.teacher.checkpoints import CheckpointError, save_hubert
-from espnet_distill.teacher.teacher import TeacherError, build_teacher
 from espnet_distill.bin import setup_logging
+from espnet_distill.checkpoint_io import CheckpointError
+from espnet_distill.data.audio import SAMPLE_RATE
+from espnet_distill.teacher.checkpoints import save_hubert
+from espnet_distill.teacher.teacher import TeacherError, build_teacher
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         conf = yaml.safe_load(f) or {}
     try:
         t = build_teacher(conf)
-        out = t(torch.zeros(1, 16000), torch.tensor([16000]))
+        out = t(torch.zeros(1, SAMPLE_RATE), torch.tensor([SAMPLE_RATE]))
     except (TeacherError, CheckpointError) as e:
         logging.error("%s: %s", a.config, e)
         return 1

@@ -1,16 +1,18 @@
 """Pretrain a small HuBERT teacher (HuBERT iteration 1, optionally 2) on a Kaldi data dir.
 
-Steps (egs2/TEMPLATE/distill1/distill.sh stage 2 runs them in this order):
+Steps (egs2/TEMPLATE/distill1/distill.sh stage 2 runs them in this order); CONFIG is the
+teacher YAML with ``backend: pretrain`` (sections kmeans, mask, model, train; see
+espnet_distill/train/pretrain.py for every key and its default):
 
-    dump    features of one shard: MFCC (+deltas) or a layer of a previous model
-            python -m espnet_distill.bin.teacher_pretrain dump --data-dir data/train \\
-                --shard 1 --num-shards 2 --out exp/teacher/iter1/feats/train.1.pt [--source ckpt --layer 3]
-    kmeans  fit k-means on the train shards and write frame labels for every set
-            python -m espnet_distill.bin.teacher_pretrain kmeans --train-feats F1 F2 \\
-                --label SET=F1,F2 ... --n-clusters 100 --outdir exp/teacher/iter1
+    dump    features of one shard: MFCC (+deltas), or layer ``iter2_layer`` of a previous model
+            python -m espnet_distill.bin.teacher_pretrain dump --config CONFIG --data-dir data/train \\
+                --shard 1 --num-shards 2 --out exp/teacher/iter1/feats/train.1.pt [--source ckpt]
+    kmeans  fit k-means (the config's kmeans section) on the train shards; label every given set
+            python -m espnet_distill.bin.teacher_pretrain kmeans --config CONFIG --train-feats F1 F2 \\
+                --label SET=F1,F2 ... --outdir exp/teacher/iter1
     train   masked-prediction pretraining; writes teacher.pt (our format), curves, summary.json
-            python -m espnet_distill.bin.teacher_pretrain train --config conf/teacher/pretrain_small.yaml \\
-                --train-dir data/train --valid-dir data/dev --outdir exp/teacher/iter1
+            python -m espnet_distill.bin.teacher_pretrain train --config CONFIG \\
+                --train-dir data/train --valid-dir data/dev --labels-dir exp/teacher/iter1 --outdir exp/teacher/iter1
 """
 from __future__ import annotations
 
@@ -21,10 +23,12 @@ import sys
 from pathlib import Path
 
 import torch
-import yaml
 
-from espnet_distill.teacher import pretrain as pt
 from espnet_distill.bin import setup_logging
+from espnet_distill.checkpoint_io import atomic_save
+from espnet_distill.config import ConfigError
+from espnet_distill.teacher import kmeans
+from espnet_distill.train.pretrain import KMeansConfig, PretrainConfig
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,24 +37,29 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True)
 
     d = sub.add_parser("dump", help="dump features of one shard of a data dir")
+    d.add_argument("--config", default=None,
+                   help="teacher YAML (backend: pretrain); its iter2_layer is the layer of --source")
     d.add_argument("--data-dir", required=True, help="Kaldi data dir")
     d.add_argument("--out", required=True, help="output .pt file for this shard")
     d.add_argument("--shard", type=int, default=1, help="1-based shard index (the launcher's JOB)")
     d.add_argument("--num-shards", type=int, default=1, help="number of shards")
     d.add_argument("--source", default="mfcc", help="'mfcc' or a HuBERT checkpoint for layer features")
-    d.add_argument("--layer", type=int, default=None, help="hidden-state layer of --source (0 = transformer input)")
+    d.add_argument("--layer", type=int, default=None,
+                   help="hidden-state layer of --source (0 = transformer input; default: the config's iter2_layer)")
 
     k = sub.add_parser("kmeans", help="fit k-means on train features; label every given set")
+    k.add_argument("--config", default=None, help="teacher YAML (backend: pretrain): its kmeans section")
     k.add_argument("--train-feats", nargs="+", required=True, help="feature shards to fit on")
     k.add_argument("--label", nargs="+", required=True, metavar="SET=F1,F2",
                    help="sets to label: name=comma-separated feature shards; writes OUTDIR/labels.<name>")
-    k.add_argument("--n-clusters", type=int, default=100, help="number of clusters")
-    k.add_argument("--sample-frames", type=int, default=200000, help="frames sampled to fit k-means")
-    k.add_argument("--seed", type=int, default=0, help="random seed")
+    k.add_argument("--n-clusters", type=int, default=None, help="number of clusters (overrides kmeans.n_clusters)")
+    k.add_argument("--sample-frames", type=int, default=None,
+                   help="frames sampled to fit k-means (overrides kmeans.sample_frames)")
+    k.add_argument("--seed", type=int, default=None, help="random seed (overrides kmeans.seed)")
     k.add_argument("--outdir", required=True, help="writes km.pt, kmeans.json and labels.<set>")
 
     t = sub.add_parser("train", help="masked-prediction pretraining of a HuBERT")
-    t.add_argument("--config", required=True, help="YAML with 'model' (HubertConfig), 'mask' and 'train' sections")
+    t.add_argument("--config", required=True, help="teacher YAML (backend: pretrain): model, mask and train sections")
     t.add_argument("--train-dir", required=True, help="Kaldi dir of the training audio")
     t.add_argument("--valid-dir", required=True, help="Kaldi dir for validation (masked-frame accuracy)")
     t.add_argument("--labels-dir", required=True, help="folder with labels.train and labels.valid and kmeans.json")
@@ -60,19 +69,31 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def cmd_dump(a) -> None:
+    layer = a.layer
+    if layer is None and a.source != "mfcc":
+        if a.config is None:
+            raise ConfigError("dump --source CHECKPOINT needs --layer or --config (its iter2_layer)")
+        layer = PretrainConfig.load(a.config).iter2_layer
+    n = kmeans.dump_features(a.data_dir, a.out, a.shard, a.num_shards, a.source, layer)
+    logging.info("%s: %d utterances", a.out, n)
+
+
 def cmd_kmeans(a) -> None:
-    sample, mean, std, total = pt.sample_feature_shards(a.train_feats, a.sample_frames, a.seed)
-    logging.info("k-means: %d of %d frames, %d dims, %d clusters", len(sample), total, sample.shape[1], a.n_clusters)
-    km = pt.fit_kmeans(sample, a.n_clusters, a.sample_frames, a.seed, mean, std)
+    km_cfg = PretrainConfig.load(a.config).kmeans if a.config else KMeansConfig()
+    n_clusters = km_cfg.n_clusters if a.n_clusters is None else a.n_clusters
+    sample_frames = km_cfg.sample_frames if a.sample_frames is None else a.sample_frames
+    seed = km_cfg.seed if a.seed is None else a.seed
+    sample, mean, std, total = kmeans.sample_feature_shards(a.train_feats, sample_frames, seed)
+    logging.info("k-means: %d of %d frames, %d dims, %d clusters", len(sample), total, sample.shape[1], n_clusters)
+    km = kmeans.fit_kmeans(sample, n_clusters, sample_frames, seed, mean, std)
     out = Path(a.outdir)
     out.mkdir(parents=True, exist_ok=True)
-    from espnet_distill.teacher.checkpoints import atomic_save
-
     atomic_save(km, out / "km.pt")
-    stats = {"n_clusters": a.n_clusters, "inertia": km["inertia"], "train_frames": total}
+    stats = {"n_clusters": n_clusters, "inertia": km["inertia"], "train_frames": total}
     for spec in a.label:
         name, files = spec.split("=", 1)
-        counts = pt.label_shards(files.split(","), km, out / f"labels.{name}")
+        counts = kmeans.label_shards(files.split(","), km, out / f"labels.{name}")
         stats[f"{name}_majority_class"] = int(counts.argmax())
         stats[f"{name}_majority_rate"] = float(counts.max()) / max(1, int(counts.sum()))
         stats[f"{name}_clusters_used"] = int((counts > 0).sum())
@@ -83,52 +104,48 @@ def cmd_kmeans(a) -> None:
 
 def cmd_train(a) -> None:
     from espnet_distill.analysis.plots import plot_curves
+    from espnet_distill.data.audio import SAMPLE_RATE
     from espnet_distill.data.dataset import AudioDataset
-    from espnet_distill.nn.hubert import HubertConfig, HubertModel
+    from espnet_distill.nn.hubert import HubertModel
     from espnet_distill.teacher.checkpoints import load_hubert, save_hubert
-    from espnet_distill.train.trainer import Trainer, TrainConfig, dist_info
+    from espnet_distill.train.pretrain import HubertPretrainTask
+    from espnet_distill.train.trainer import Trainer, dist_info
 
-    with open(a.config) as f:
-        conf = yaml.safe_load(f)
-    for key in ("model", "train"):
-        if key not in conf:
-            raise SystemExit(f"{a.config}: missing section '{key}'")
+    conf = PretrainConfig.load(a.config)
     labels_dir = Path(a.labels_dir)
     km_stats = json.loads((labels_dir / "kmeans.json").read_text())
     n_clusters = km_stats["n_clusters"]
-    model_conf = dict(conf["model"], num_classes=n_clusters)
-    cfg = HubertConfig.from_dict(model_conf)
-    torch.manual_seed(conf["train"].get("seed", 0))
+    cfg = conf.hubert_config(n_clusters)
+    torch.manual_seed(conf.train.seed)
     model = HubertModel(cfg)
     if a.init:
         init, _ = load_hubert(a.init)
         missing, unexpected = model.load_state_dict(
             {k: v for k, v in init.state_dict().items() if k != "label_embs_concat"}, strict=False)
         logging.info("initialised from %s (not loaded: %s)", a.init, missing)
-    train_cfg = TrainConfig.from_dict(conf["train"])
-    targets_train = {"km": pt.read_labels(labels_dir / "labels.train")}
-    targets_valid = {"km": pt.read_labels(labels_dir / "labels.valid")}
-    min_samples = cfg.receptive_field + cfg.hop * conf.get("mask", {}).get("length", 10)
+    train_cfg = conf.train
+    targets_train = {"km": kmeans.read_labels(labels_dir / "labels.train")}
+    targets_valid = {"km": kmeans.read_labels(labels_dir / "labels.valid")}
+    min_samples = cfg.receptive_field + cfg.hop * conf.mask.length
     train_set = AudioDataset(a.train_dir, targets_train, train_cfg.max_utt_seconds, min_samples,
                              cache_audio=train_cfg.cache_audio, skip_bad_audio=train_cfg.skip_bad_audio)
     valid_set = AudioDataset(a.valid_dir, targets_valid, train_cfg.max_utt_seconds, min_samples,
                              cache_audio=train_cfg.cache_audio, skip_bad_audio=train_cfg.skip_bad_audio)
-    mask = conf.get("mask", {})
-    task = pt.HubertPretrainTask(model, mask.get("prob", 0.8), mask.get("length", 10),
-                                 km_stats.get("train_majority_class", 0), mask.get("nomask_weight", 0.0))
+    task = HubertPretrainTask(model, conf.mask, km_stats.get("train_majority_class", 0))
     outdir = Path(a.outdir)
-    resolved = {"model": cfg.to_dict(), "mask": mask, "data": {"train": a.train_dir, "valid": a.valid_dir,
-                                                                  "labels": str(labels_dir)}}
+    resolved = {"model": cfg.to_dict(), "mask": conf.to_dict()["mask"],
+                "data": {"train": a.train_dir, "valid": a.valid_dir, "labels": str(labels_dir)}}
     trainer = Trainer(task, train_set, valid_set, train_cfg, outdir, resolved)
     valid = trainer.fit(resume=not a.no_resume)
     rank, _, _ = dist_info()
     if rank != 0:
         return
-    hours = sum(train_set.samples) / 16000 / 3600
+    hours = sum(train_set.samples) / SAMPLE_RATE / 3600
+    params = sum(p.numel() for p in model.parameters())
     # the majority-class rate of the valid labels under the same masks as the accuracy
     summary = {
-        "params": pt.param_count(model),
-        "params_without_head": pt.param_count(model) - model.label_embs_concat.numel()
+        "params": params,
+        "params_without_head": params - model.label_embs_concat.numel()
         - sum(p.numel() for p in model.final_proj.parameters()) - model.mask_emb.numel(),
         "train_hours": round(hours, 4),
         "train_utts": len(train_set),
@@ -149,17 +166,17 @@ def cmd_train(a) -> None:
     logging.info("summary: %s", json.dumps(summary))
 
 
+COMMANDS = {"dump": cmd_dump, "kmeans": cmd_kmeans, "train": cmd_train}
+
+
 def main(argv: list[str] | None = None) -> int:
     setup_logging()
     a = build_parser().parse_args(argv)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
-    if a.cmd == "dump":
-        n = pt.dump_features(a.data_dir, a.out, a.shard, a.num_shards, a.source, a.layer)
-        logging.info("%s: %d utterances", a.out, n)
-    elif a.cmd == "kmeans":
-        cmd_kmeans(a)
-    elif a.cmd == "train":
-        cmd_train(a)
+    try:
+        COMMANDS[a.cmd](a)
+    except ConfigError as e:
+        logging.error("%s", e)
+        return 1
     return 0
 
 

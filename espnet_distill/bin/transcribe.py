@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 from espnet_distill.bin import setup_logging
-from espnet_distill.data.audio import AudioError, load_audio_file
+from espnet_distill.data.audio import SAMPLE_RATE, AudioError, load_audio_file
 
 MODEL_FILES = ("valid.acc.ave.pth", "valid.loss.ave.pth", "valid.acc.best.pth", "valid.loss.best.pth")
 MIN_SAMPLES = 400  # HuBERT's CNN: one frame needs 25 ms of 16 kHz audio
@@ -114,8 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             wav = load_audio_file(path)
             if len(wav) < MIN_SAMPLES:
-                raise AudioError(f"{path}: too short: {len(wav) / 16000:.3f} s; the model needs at least "
-                                 f"{MIN_SAMPLES / 16000:.3f} s")
+                raise AudioError(f"{path}: too short: {len(wav) / SAMPLE_RATE:.3f} s; the model needs at least "
+                                 f"{MIN_SAMPLES / SAMPLE_RATE:.3f} s")
             t0 = time.perf_counter()
             text = tr(wav)
             seconds = time.perf_counter() - t0
@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"transcribe: {e}", file=sys.stderr)
             continue
         if a.json:
-            print(json.dumps({"file": path, "text": text, "audio_seconds": round(len(wav) / 16000, 3),
+            print(json.dumps({"file": path, "text": text, "audio_seconds": round(len(wav) / SAMPLE_RATE, 3),
                               "decode_seconds": round(seconds, 3), "decoding": tr.decoding}), flush=True)
         else:
             print(f"{path}\t{text}", flush=True)

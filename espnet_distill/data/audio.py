@@ -1,4 +1,5 @@
-"""Read wav.scp entries into 16 kHz mono float32 waveforms.
+"""Read wav.scp entries into 16 kHz mono float32 waveforms (one entry at a time; a data dir's
+utterances, with their segments, are read by :mod:`espnet_distill.data.utterances`).
 
 An entry is one of
 - a file path (wav, flac, anything libsndfile reads; any rate; mono or stereo),
@@ -15,8 +16,6 @@ import logging
 import os
 import subprocess
 from functools import lru_cache
-from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import soundfile as sf
@@ -143,9 +142,7 @@ def load_utterance(
     ``segment``: optional ``(start, end)`` in seconds within the recording.
     """
     x, rate = read_entry(utt, entry)
-    if segment is not None:
-        x = cut_segment(utt, x, rate, segment, entry)
-    return _checked_16k(utt, x, rate, entry, target_rate)
+    return segment_audio(utt, x, rate, segment, entry, target_rate)
 
 
 def load_audio_file(path: str | os.PathLike, target_rate: int = SAMPLE_RATE) -> np.ndarray:
@@ -179,7 +176,12 @@ def cut_segment(utt: str, x: np.ndarray, rate: int, segment: tuple[float, float]
     return x[a:b]
 
 
-def _checked_16k(utt: str, x: np.ndarray, rate: int, where: str, target_rate: int = SAMPLE_RATE) -> np.ndarray:
+def segment_audio(utt: str, x: np.ndarray, rate: int, segment: tuple[float, float] | None, where: str,
+                  target_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """The utterance in a recording read by :func:`read_entry`: cut to ``segment`` (seconds) when
+    given, checked (not empty, finite) and converted to (T,) float32 mono at ``target_rate``."""
+    if segment is not None:
+        x = cut_segment(utt, x, rate, segment, where)
     if len(x) == 0:
         raise AudioError(f"utterance '{utt}': audio is empty: {where!r}")
     if not np.isfinite(x).all():
@@ -200,48 +202,3 @@ def entry_seconds(utt: str, entry: str) -> float:
             return info.frames / info.samplerate
     x, rate = read_entry(utt, entry)
     return len(x) / rate
-
-
-def iter_data_dir_audio(data_dir: str | os.PathLike, progress: bool = False,
-                        utts: list[str] | None = None) -> Iterator[tuple[str, np.ndarray]]:
-    """Yield ``(utt, waveform)`` for every utterance of a data dir (or those of ``utts``), in
-    utt2spk order (segments-aware; each recording is read once per run of its segments)."""
-    from tqdm import tqdm
-
-    from espnet_distill.data.kaldi_dir import read_table
-
-    d = Path(data_dir)
-    table = read_table(d / "wav.scp")
-    wav = table.as_dict()
-    where = wav_scp_lines(table)
-    if utts is None:
-        utts = read_table(d / "utt2spk").keys()
-    if (d / "segments").is_file():
-        seg_table = read_table(d / "segments")
-        seg = seg_table.as_dict()
-        seg_where = wav_scp_lines(seg_table)
-        cache_key, cache = None, None
-        for utt in tqdm(utts, desc=f"reading {d.name}", disable=not progress, unit="utt"):
-            reco, a, b = seg[utt].split()
-            try:
-                if reco != cache_key:
-                    x, rate = read_entry(utt, wav[reco])
-                    cache_key, cache = reco, (x, rate)
-                x, rate = cache
-                piece = cut_segment(utt, x, rate, (float(a), float(b)), wav[reco])
-                out = _checked_16k(utt, piece, rate, wav[reco])
-            except AudioError as e:
-                raise AudioError(f"{e} [{where[reco]}, {seg_where[utt]}]") from None
-            yield utt, out
-    else:
-        for utt in tqdm(utts, desc=f"reading {d.name}", disable=not progress, unit="utt"):
-            try:
-                out = load_utterance(utt, wav[utt])
-            except AudioError as e:
-                raise AudioError(f"{e} [{where[utt]}]") from None
-            yield utt, out
-
-
-def wav_scp_lines(table) -> dict[str, str]:
-    """``{key: "path:line"}`` of a Kaldi table, for error messages that point at the line."""
-    return {k: f"{table.path}:{n}" for (k, _), n in zip(table.items, table.lines)}

@@ -25,8 +25,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from espnet_distill.data.audio import AudioError, load_utterance, wav_scp_lines
-from espnet_distill.data.kaldi_dir import read_table, utt_durations
+from espnet_distill.data.audio import SAMPLE_RATE, AudioError
+from espnet_distill.data.kaldi_dir import utt_durations
+from espnet_distill.data.tables import read_table
+from espnet_distill.data.utterances import DataDirAudio
 
 logger = logging.getLogger(__name__)
 
@@ -50,10 +52,7 @@ class AudioDataset(torch.utils.data.Dataset):
         """``utts``: only these utterances of the dir (one job's shard), in this order."""
         d = Path(data_dir)
         self.data_dir = d
-        wav_table = read_table(d / "wav.scp")
-        self.wav = wav_table.as_dict()
-        self.where = wav_scp_lines(wav_table)  # key -> "wav.scp:line" for error messages
-        self.segments = read_table(d / "segments").as_dict() if (d / "segments").is_file() else None
+        self.audio = DataDirAudio(d)
         durs = utt_durations(d)
         if utts is None:
             utts = read_table(d / "utt2spk").keys()
@@ -64,7 +63,7 @@ class AudioDataset(torch.utils.data.Dataset):
                                  f"utils/data/get_utt2dur.sh {d})")
             if max_seconds is not None and durs[u] > max_seconds:
                 too_long += 1
-            elif durs[u] * 16000 < min_samples:
+            elif durs[u] * SAMPLE_RATE < min_samples:
                 too_short += 1
             elif targets is not None and any(u not in t for t in targets.values()):
                 no_target += 1
@@ -79,7 +78,7 @@ class AudioDataset(torch.utils.data.Dataset):
         if not keep:
             raise ValueError(f"{d}: no utterance left after filtering ({len(utts)} in the dir)")
         self.utts = keep
-        self.samples = [int(round(durs[u] * 16000)) for u in keep]
+        self.samples = [int(round(durs[u] * SAMPLE_RATE)) for u in keep]
         self.targets = targets or {}
         self.skip_bad_audio = skip_bad_audio
         self._cache: dict[str, np.ndarray] | None = {} if cache_audio else None
@@ -91,15 +90,7 @@ class AudioDataset(torch.utils.data.Dataset):
         """(L,) float32 16 kHz audio of ``utt`` (AudioError naming the utterance and entry)."""
         if self._cache is not None and utt in self._cache:
             return self._cache[utt]
-        try:
-            if self.segments is None:
-                x = load_utterance(utt, self.wav[utt])
-            else:
-                reco, a, b = self.segments[utt].split()
-                x = load_utterance(utt, self.wav[reco], segment=(float(a), float(b)))
-        except AudioError as e:
-            key = utt if self.segments is None else self.segments[utt].split()[0]
-            raise AudioError(f"{e} [{self.where[key]}]") from None
+        x = self.audio.load(utt)
         if self._cache is not None:
             self._cache[utt] = x
         return x
@@ -116,8 +107,8 @@ class AudioDataset(torch.utils.data.Dataset):
         item = {"utt": utt, "wav": wav}
         if len(wav) > self.samples[i] + CROP_TOLERANCE:
             logger.warning("utterance '%s' has %.2f s of audio but %.2f s in %s/utt2dur: cropped to %.2f s "
-                           "(stale utt2dur? rerun utils/data/get_utt2dur.sh)", utt, len(wav) / 16000,
-                           self.samples[i] / 16000, self.data_dir, self.samples[i] / 16000)
+                           "(stale utt2dur? rerun utils/data/get_utt2dur.sh)", utt, len(wav) / SAMPLE_RATE,
+                           self.samples[i] / SAMPLE_RATE, self.data_dir, self.samples[i] / SAMPLE_RATE)
             item["wav"], item["cropped"] = wav[: self.samples[i]], True
         for name, table in self.targets.items():
             item[name] = table[utt]
@@ -128,7 +119,7 @@ class BucketBatches(torch.utils.data.Sampler):
     """Length-bucketed batches of indices under a padded-audio budget.
 
     ``lengths``: samples per utterance. A batch holds utterances of similar length with
-    ``len(batch) * max(length) <= max_batch_seconds * 16000`` (a single longer utterance
+    ``len(batch) * max(length) <= max_batch_seconds * SAMPLE_RATE`` (a single longer utterance
     forms its own batch). Batches are shuffled with ``seed + epoch``; ``rank``/``world``
     give each DDP process every world-th batch (all ranks get the same count).
     """
@@ -136,7 +127,7 @@ class BucketBatches(torch.utils.data.Sampler):
     def __init__(self, lengths: list[int], max_batch_seconds: float, shuffle: bool = True, seed: int = 0,
                  rank: int = 0, world: int = 1, max_batch_size: int | None = None):
         self.lengths = lengths
-        self.budget = int(max_batch_seconds * 16000)
+        self.budget = int(max_batch_seconds * SAMPLE_RATE)
         self.shuffle, self.seed, self.rank, self.world = shuffle, seed, rank, world
         self.max_batch_size = max_batch_size
         self.epoch = 0

@@ -5,7 +5,7 @@ ESPnet stages, every set is therefore rewritten once:
 
 - audio: whatever ``wav.scp`` (+ ``segments``) holds, read by our reader (wav, flac, any rate,
   stereo, Kaldi arks, ``cmd |`` pipes), written as one 16 kHz mono 16-bit file per utterance;
-- text: normalised with :func:`espnet_distill.asr.prep.normalize_text` (the documented rule:
+- text: normalised with :func:`espnet_distill.data.text.normalize_text` (the documented rule:
   case folding, punctuation except word-internal apostrophes removed, whitespace collapsed);
 - filtering (training sets only): utterances longer than ``max_seconds`` or shorter than
   ``min_seconds``, and those whose text is empty after normalisation, are dropped; the counts
@@ -29,8 +29,12 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from espnet_distill.data.audio import SAMPLE_RATE, iter_data_dir_audio
-from espnet_distill.data.kaldi_dir import read_table, shard_utts, utt2spk_to_spk2utt, write_table
+from espnet_distill.checkpoint_io import atomic_path
+from espnet_distill.data.audio import SAMPLE_RATE
+from espnet_distill.data.kaldi_dir import utt2spk_to_spk2utt
+from espnet_distill.data.tables import read_table, shard_utts, write_table
+from espnet_distill.data.text import normalize_text
+from espnet_distill.data.utterances import iter_data_dir_audio
 
 logger = logging.getLogger(__name__)
 
@@ -70,12 +74,11 @@ def write_shard(src: str | os.PathLike, out: str | os.PathLike, shard: int = 1, 
     if todo:
         for utt, x in iter_data_dir_audio(src, progress=progress, utts=todo):
             path = folder / audio_name(utt, audio_format)
-            tmp = path.with_name(f".{path.name}.tmp")
             peak = float(np.abs(x).max()) if len(x) else 0.0
             if peak > 1.0:
                 logger.warning("utterance '%s': peak %.2f > 1.0, clipped when written as 16-bit", utt, peak)
-            sf.write(str(tmp), np.clip(x, -1.0, 1.0), SAMPLE_RATE, subtype=subtype, format=fmt)
-            os.replace(tmp, path)
+            with atomic_path(path) as tmp:
+                sf.write(str(tmp), np.clip(x, -1.0, 1.0), SAMPLE_RATE, subtype=subtype, format=fmt)
             lines.append((utt, str(len(x))))
     (out / "parts").mkdir(parents=True, exist_ok=True)
     write_table(out / "parts" / f"utt2num_samples.{shard}", lines)
@@ -110,7 +113,6 @@ def finish(src: str | os.PathLike, out: str | os.PathLike, num_shards: int = 1, 
            filter_utts: bool = True, min_seconds: float = 0.1, max_seconds: float | None = 20.0,
            case: str = "lower", punctuation: str = "remove") -> DumpStats:
     """Write the dumped data dir ``out`` from the shards' parts; filter when ``filter_utts``."""
-    from espnet_distill.asr.prep import normalize_text
 
     src, out = Path(src), Path(out)
     samples: dict[str, int] = {}

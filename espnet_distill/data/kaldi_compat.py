@@ -12,15 +12,13 @@ from pathlib import Path
 from espnet_distill.data.audio import entry_kind
 from espnet_distill.data.kaldi_dir import (
     ALL_TABLES,
-    DataDirError,
     _same_dir,
     copy_subset,
     drop_stale_tables,
-    read_table,
-    utt_durations,
     utt2spk_to_spk2utt,
-    write_table,
+    utt_durations,
 )
+from espnet_distill.data.tables import DataDirError, read_table, shard_utts, write_table
 
 logger = logging.getLogger(__name__)
 
@@ -130,8 +128,6 @@ def copy_renamed(src: str | os.PathLike, dst: str | os.PathLike, utt_prefix: str
 def split_data(data_dir: str | os.PathLike, n: int, per_utt: bool = False) -> list[Path]:
     """Kaldi's ``split_data.sh [--per-utt] DIR N``: DIR/splitN/{1..N}, each a data dir; speakers stay
     whole unless ``per_utt``. Returns the part dirs."""
-    from espnet_distill.data.kaldi_dir import shard_utts
-
     d = Path(data_dir)
     u2s = read_table(d / "utt2spk")
     if per_utt:

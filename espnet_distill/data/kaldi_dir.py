@@ -19,10 +19,18 @@ from __future__ import annotations
 import logging
 import os
 import random
-import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
+
+from espnet_distill.data.audio import SAMPLE_RATE, entry_kind, entry_seconds
+from espnet_distill.data.tables import (
+    DataDirError,
+    Table,
+    check_sorted,
+    read_table,
+    write_table,
+)
+from espnet_distill.data.utterances import iter_data_dir_audio
 
 logger = logging.getLogger(__name__)
 
@@ -31,82 +39,6 @@ UTT_TABLES = ("text", "utt2spk", "utt2dur", "segments")
 # Tables keyed by recording id when segments exist, else by utterance id.
 RECO_TABLES = ("wav.scp", "reco2dur")
 ALL_TABLES = UTT_TABLES + RECO_TABLES
-
-
-class DataDirError(ValueError):
-    """A data directory (or one of its files) is malformed."""
-
-
-@dataclass
-class Table:
-    """One Kaldi table: ordered (key, value) pairs plus where each came from."""
-
-    path: Path
-    items: list[tuple[str, str]] = field(default_factory=list)
-    lines: list[int] = field(default_factory=list)
-
-    def keys(self) -> list[str]:
-        return [k for k, _ in self.items]
-
-    def as_dict(self) -> dict[str, str]:
-        return dict(self.items)
-
-
-def read_table(path: str | os.PathLike, allow_empty_value: bool = False) -> Table:
-    """Read ``<key> <value>`` lines. Duplicate keys, non-UTF-8 bytes and
-    (unless ``allow_empty_value``) missing values raise :class:`DataDirError`.
-
-    Sorting is not checked here; see :func:`check_sorted`.
-    """
-    path = Path(path)
-    table = Table(path)
-    seen: dict[str, int] = {}
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise DataDirError(f"{path}: file not found") from None
-    for lineno, bline in enumerate(raw.split(b"\n"), start=1):
-        if not bline.strip():
-            continue
-        try:
-            line = bline.decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise DataDirError(
-                f"{path}:{lineno}: not valid UTF-8 (byte {bline[e.start:e.start + 1]!r} at column {e.start + 1})"
-            ) from None
-        line = line.rstrip("\r")
-        parts = line.strip().split(maxsplit=1)
-        key = parts[0]
-        value = parts[1].strip() if len(parts) > 1 else ""
-        if not value and not allow_empty_value:
-            raise DataDirError(f"{path}:{lineno}: key '{key}' has an empty value: {line!r}")
-        if key in seen:
-            raise DataDirError(f"{path}:{lineno}: duplicate id '{key}' (first on line {seen[key]})")
-        seen[key] = lineno
-        table.items.append((key, value))
-        table.lines.append(lineno)
-    return table
-
-
-def check_sorted(table: Table) -> None:
-    """Raise if keys are not in ``LC_ALL=C sort`` order (byte order)."""
-    prev = None
-    for (key, _), lineno in zip(table.items, table.lines):
-        if prev is not None and key.encode() < prev.encode():
-            raise DataDirError(
-                f"{table.path}:{lineno}: not sorted: '{key}' comes after '{prev}' "
-                f"(sort with LC_ALL=C sort, or run utils/fix_data_dir.sh)"
-            )
-        prev = key
-
-
-def _file_mode(path: Path) -> int:
-    """The mode a rewritten ``path`` keeps: its own, or a new file's under the current umask."""
-    if path.exists():
-        return path.stat().st_mode & 0o777
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
 
 
 def drop_stale_tables(dst: Path, keep: set[str], why: str) -> None:
@@ -120,26 +52,6 @@ def drop_stale_tables(dst: Path, keep: set[str], why: str) -> None:
 
 def _same_dir(a: str | os.PathLike, b: str | os.PathLike) -> bool:
     return Path(a).resolve() == Path(b).resolve()
-
-
-def write_table(path: str | os.PathLike, items: Iterable[tuple[str, str]], sort: bool = True) -> None:
-    """Write a table atomically (temp file + rename), sorted by key in byte order."""
-    path = Path(path)
-    items = list(items)
-    if sort:
-        items.sort(key=lambda kv: kv[0].encode())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for k, v in items:
-                f.write(f"{k} {v}\n")
-        os.chmod(tmp, _file_mode(path))  # mkstemp makes 0600: keep the file's mode, or the umask's
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def utt2spk_to_spk2utt(utt2spk: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -273,11 +185,9 @@ def validate_data_dir(
 
     summary = {"utts": len(utts), "spks": len(expected)}
     if check_audio:
-        from espnet_distill.data.audio import iter_data_dir_audio
-
         seconds = 0.0
         for _, wav_arr in iter_data_dir_audio(d, progress=progress):
-            seconds += len(wav_arr) / 16000
+            seconds += len(wav_arr) / SAMPLE_RATE
         summary["seconds"] = seconds
     return summary
 
@@ -297,8 +207,6 @@ def fix_data_dir(data_dir: str | os.PathLike) -> dict[str, dict[str, int]]:
     if "utt2spk" not in tables or "wav.scp" not in tables:
         raise DataDirError(f"{d}: fix_data_dir needs at least wav.scp and utt2spk")
     seg = tables.get("segments")
-
-    from espnet_distill.data.audio import entry_kind
 
     # plain paths that are not there (pipes and ark offsets are not checked)
     missing_audio = {k for k, v in tables["wav.scp"].items if entry_kind(v) == "file" and not os.path.isfile(v.strip())}
@@ -400,19 +308,7 @@ def copy_subset(src: str | os.PathLike, dst: str | os.PathLike, utts: Iterable[s
     return len(keep)
 
 
-def shard_utts(utts: list[str], shard: int, num_shards: int) -> list[str]:
-    """The contiguous ``shard``-th (1-based) of ``num_shards`` near-equal chunks of ``utts``
-    (contiguous, so that the segments of one recording stay together): what job JOB of a
-    ``JOB=1:N`` array works on."""
-    if not 1 <= shard <= num_shards:
-        raise ValueError(f"shard {shard} is not in 1..{num_shards}")
-    n = len(utts)
-    return utts[(shard - 1) * n // num_shards: shard * n // num_shards]
-
-
 def _entry_seconds(job: tuple[str, str]) -> tuple[str, float]:
-    from espnet_distill.data.audio import entry_seconds
-
     return job[0], entry_seconds(*job)
 
 

@@ -26,8 +26,15 @@ from pathlib import Path
 
 import torch
 
+from espnet_distill.checkpoint_io import (
+    CheckpointError,
+    atomic_path,
+    atomic_save,
+    require_keys,
+    safe_load,
+)
+from espnet_distill.data.audio import SAMPLE_RATE
 from espnet_distill.student.model import Student, StudentConfig
-from espnet_distill.teacher.checkpoints import CheckpointError, atomic_path, atomic_save, require_keys, safe_load
 
 STUDENT_FORMAT = "espnet_distill.student"
 
@@ -190,7 +197,7 @@ def export_hf(student: Student, outdir: str | os.PathLike) -> Path:
     outdir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(outdir)
     # raw 16 kHz waveform in [-1, 1], no normalisation: what the student was distilled on
-    Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=False,
+    Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=SAMPLE_RATE, padding_value=0.0, do_normalize=False,
                              return_attention_mask=False).save_pretrained(outdir)
     return outdir
 
@@ -223,8 +230,8 @@ def export_onnx(student: Student, path: str | os.PathLike, opset: int = 17) -> P
     """
     import warnings
 
-    wav = 0.1 * torch.randn(2, 16000, generator=torch.Generator().manual_seed(0))
-    lengths = torch.tensor([16000, 12000])
+    wav = 0.1 * torch.randn(2, SAMPLE_RATE, generator=torch.Generator().manual_seed(0))
+    lengths = torch.tensor([SAMPLE_RATE, 3 * SAMPLE_RATE // 4])
     with atomic_path(path) as tmp:
         with warnings.catch_warnings(), torch.no_grad():
             # the TorchScript exporter: it needs no onnxscript and handles our ops; its warnings

@@ -19,7 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from espnet_distill.nn.hubert import ConvFeatureExtractor, DEFAULT_CONV, lengths_to_mask
+from espnet_distill.data.audio import SAMPLE_RATE
+from espnet_distill.nn.hubert import DEFAULT_CONV, ConvFeatureExtractor, lengths_to_mask
 
 FBANK_WINDOW, FBANK_SHIFT = 400, 160  # 25 ms, 10 ms at 16 kHz
 FLOAT_EPS = torch.finfo(torch.float32).eps
@@ -59,7 +60,7 @@ def povey_window(n: int) -> torch.Tensor:
     return (0.5 - 0.5 * torch.cos(2 * math.pi * torch.arange(n) / (n - 1))).pow(0.85)
 
 
-def kaldi_mel_banks(num_bins: int, n_fft: int = 512, rate: int = 16000, low: float = 20.0, high: float = 0.0) -> torch.Tensor:
+def kaldi_mel_banks(num_bins: int, n_fft: int = 512, rate: int = SAMPLE_RATE, low: float = 20.0, high: float = 0.0) -> torch.Tensor:
     """(num_bins, n_fft // 2 + 1) Kaldi mel filterbank (triangles on the mel scale)."""
     from torchaudio.compliance.kaldi import get_mel_banks
 

@@ -16,118 +16,27 @@ Every file is read with ``torch.load(weights_only=True)``.
 """
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import re
-import tempfile
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import torch
 
+from espnet_distill.checkpoint_io import (
+    CheckpointError,
+    FairseqDictionary,
+    atomic_save,
+    require_keys,
+    safe_load,
+)
+from espnet_distill.data.audio import SAMPLE_RATE
 from espnet_distill.nn.hubert import HubertConfig, HubertModel, parse_conv_spec
 
 logger = logging.getLogger(__name__)
 
 OUR_FORMAT = "espnet_distill.hubert"
-
-
-class CheckpointError(ValueError):
-    """A checkpoint is missing, of an unknown format, or lacks keys."""
-
-
-class FairseqDictionary:
-    """Stand-in for ``fairseq.data.dictionary.Dictionary``, which released fairseq HuBERT
-    checkpoints pickle in ``task_state``. Unpickling it sets plain attributes (``symbols``,
-    ``count``, ``indices``, the special indices) and runs no code of fairseq's."""
-
-    def __repr__(self) -> str:
-        return f"FairseqDictionary({len(getattr(self, 'symbols', []))} symbols)"
-
-
-class _Namespace:
-    """Stand-in for ``argparse.Namespace`` (the ``args`` of older fairseq checkpoints): attributes only."""
-
-
-# Objects, beyond tensors and builtins, that released checkpoints carry and that are data only:
-# (stand-in class, the name the pickle uses). torch's weights-only unpickler builds them by setting
-# their __dict__; it still refuses every other global.
-_DATA_GLOBALS = [
-    (FairseqDictionary, "fairseq.data.dictionary.Dictionary"),
-    (_Namespace, "argparse.Namespace"),
-]
-
-
-def _numpy_globals() -> list:
-    """numpy scalars and dtypes (fairseq's logged metrics): safe to rebuild, never callables."""
-    import numpy as np
-
-    out = [(np._core.multiarray.scalar, "numpy.core.multiarray.scalar"), np._core.multiarray.scalar, np.dtype]
-    out += [type(np.dtype(t)) for t in ("float16", "float32", "float64", "int32", "int64", "bool")]
-    return out
-
-
-def _load_error(path: Path, e: Exception) -> str:
-    """One line saying why ``path`` is not a weights-only checkpoint (never "use weights_only=False")."""
-    text = str(e)
-    glob = re.search(r"GLOBAL ([\w.]+)", text)
-    if glob:
-        return (f"{path}: holds a pickled Python object ({glob.group(1)}) besides weights; espnet_distill never "
-                "unpickles such files (that can run code). Save its state dicts alone, or convert it with "
-                "python -m espnet_distill.bin.convert_teacher")
-    if "central directory" in text or "zip archive" in text or isinstance(e, EOFError):
-        return f"{path}: truncated or corrupted (not a complete torch checkpoint); rewrite or re-download it"
-    detail = re.search(r"(Unsupported operand \d+|invalid load key[^.\n]*)", text)
-    return f"{path}: not a torch checkpoint, or corrupted ({detail.group(1) if detail else type(e).__name__})"
-
-
-def safe_load(path: str | os.PathLike) -> dict:
-    """``torch.load(weights_only=True)`` with errors that name the file. Besides tensors and
-    builtins, the data-only objects of released fairseq checkpoints (``Dictionary``, ``Namespace``,
-    numpy scalars) are rebuilt as plain stand-ins; anything else is refused."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint not found")
-    if path.stat().st_size == 0:
-        raise CheckpointError(f"{path}: empty file (0 bytes), not a checkpoint")
-    try:
-        with torch.serialization.safe_globals(_DATA_GLOBALS + _numpy_globals()):
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise CheckpointError(_load_error(path, e)) from None
-    if not isinstance(obj, dict):
-        raise CheckpointError(f"{path}: expected a dict checkpoint, found {type(obj).__name__}")
-    return obj
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """A temp file in ``path``'s folder for the block to write; renamed onto ``path`` when the block
-    ends without error, removed otherwise (never a half-written file at ``path``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_save(obj: dict, path: str | os.PathLike) -> None:
-    """torch.save to a temp file in the same folder, then rename (never a half-written file)."""
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
-
-
-def require_keys(d: dict, keys: list[str], what: str) -> None:
-    missing = [k for k in keys if k not in d]
-    if missing:
-        raise CheckpointError(f"{what}: missing keys {missing} (has {sorted(d)[:12]})")
 
 
 # ----------------------------------------------------------------------------- ours
@@ -194,7 +103,7 @@ def save_s3prl_hubert_local(path: str | os.PathLike, model: HubertModel) -> None
     k = model.cfg.num_classes
     atomic_save(
         {
-            "task_cfg": {"normalize": model.cfg.normalize, "sample_rate": 16000, "label_rate": 50, "labels": ["km"]},
+            "task_cfg": {"normalize": model.cfg.normalize, "sample_rate": SAMPLE_RATE, "label_rate": 50, "labels": ["km"]},
             "model_cfg": fairseq_model_cfg(model.cfg),
             "model_weight": {k_: v.detach().cpu() for k_, v in model.state_dict().items()},
             "dictionaries_symbols": [[str(i) for i in range(k)]],

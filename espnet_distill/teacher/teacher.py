@@ -17,15 +17,18 @@ import difflib
 import logging
 import pickle
 import re
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, fields
 from typing import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from espnet_distill.checkpoint_io import CheckpointError, safe_load
+from espnet_distill.config import ConfigError, from_dict
+from espnet_distill.data.audio import SAMPLE_RATE
 from espnet_distill.nn.hubert import HubertModel, lengths_to_mask
-from espnet_distill.teacher.checkpoints import CheckpointError, infer_config, load_hubert, safe_load
+from espnet_distill.teacher.checkpoints import infer_config, load_hubert
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +103,7 @@ class Teacher(nn.Module, metaclass=abc.ABCMeta):
             i = short[0]
             who = f"utterance '{utt_ids[i]}'" if utt_ids else f"batch item {i}"
             raise TeacherError(
-                f"{who} has {int(lengths[i])} samples ({int(lengths[i]) / 16000:.4f} s), shorter than the "
+                f"{who} has {int(lengths[i])} samples ({int(lengths[i]) / SAMPLE_RATE:.4f} s), shorter than the "
                 f"teacher's receptive field of {self.receptive_field} samples; filter such utterances out"
             )
 
@@ -198,7 +201,7 @@ class S3PRLTeacher(Teacher):
         self._head = inner if inner is not None and hasattr(inner, "final_proj") and hasattr(inner, "label_embs_concat") else None
         self._freeze()
         with torch.no_grad():
-            hs, _ = self.upstream(torch.zeros(1, 16000), torch.tensor([16000]))
+            hs, _ = self.upstream(torch.zeros(1, SAMPLE_RATE), torch.tensor([SAMPLE_RATE]))
         self._num_layers, self._dim = len(hs) - 1, hs[0].shape[-1]
 
     @property
@@ -239,7 +242,7 @@ class S3PRLTeacher(Teacher):
             raise TeacherError(f"s3prl upstream '{self.name}' could not be rebuilt as our HuBERT: {e}") from None
         model.eval()
         torch.manual_seed(0)
-        wav, n = 0.1 * torch.randn(1, 16000), torch.tensor([16000])
+        wav, n = 0.1 * torch.randn(1, SAMPLE_RATE), torch.tensor([SAMPLE_RATE])
         with torch.no_grad():
             ours, _ = model(wav, n)
         theirs = self(wav, n).hidden
@@ -293,36 +296,68 @@ def weights_only_torch_load() -> Iterator[None]:
         torch.load = original
 
 
-def _check_keys(conf: dict, backend: str, allowed: set[str]) -> None:
-    unknown = sorted(set(conf) - allowed - {"backend"})
+@dataclass
+class LocalTeacherConfig:
+    """``backend: local``: a HuBERT checkpoint on disk, in any format :func:`load_hubert` reads."""
+
+    path: str
+    backend: str = "local"
+    format: str = "auto"  # auto | one of teacher.checkpoints.FORMATS
+    name: str | None = None  # shown in logs (default: the path)
+    torchaudio_config: dict | None = None  # shape hints for bare torchaudio state dicts
+
+
+@dataclass
+class S3PRLTeacherConfig:
+    """``backend: s3prl``: an s3prl upstream by name (its checkpoint from the hub or ``path_or_url``)."""
+
+    name: str
+    backend: str = "s3prl"
+    path_or_url: str | None = None  # a local file is read weights-only
+    refresh: bool = False
+
+
+def _local(cfg: LocalTeacherConfig) -> Teacher:
+    model, meta = load_hubert(cfg.path, cfg.format, hints=cfg.torchaudio_config)
+    return HubertTeacher(model, name=cfg.name or str(cfg.path))
+
+
+def _s3prl(cfg: S3PRLTeacherConfig) -> Teacher:
+    return S3PRLTeacher(cfg.name, cfg.path_or_url, cfg.refresh)
+
+
+# backend -> (its config, how to build it)
+BACKENDS: dict[str, tuple[type, Callable]] = {
+    "local": (LocalTeacherConfig, _local),
+    "s3prl": (S3PRLTeacherConfig, _s3prl),
+}
+DEFAULT_BACKEND = "local"
+
+
+def teacher_config(conf: dict) -> LocalTeacherConfig | S3PRLTeacherConfig:
+    """The typed config of a ``conf/teacher/*.yaml`` mapping (key ``backend``, default local)."""
+    conf = dict(conf or {})
+    backend = conf.setdefault("backend", DEFAULT_BACKEND)
+    if backend not in BACKENDS:
+        raise TeacherError(f"unknown teacher backend '{backend}'; choose one of {sorted(BACKENDS)}")
+    cls = BACKENDS[backend][0]
+    names = [f.name for f in fields(cls)]
+    unknown = sorted(set(conf) - set(names))
     if unknown:
-        raise TeacherError(f"unknown keys {unknown} for backend '{backend}'; valid: {sorted(allowed | {'backend'})}")
-
-
-def _local(conf: dict) -> Teacher:
-    _check_keys(conf, "local", {"path", "format", "name", "torchaudio_config"})
-    if "path" not in conf:
-        raise TeacherError("teacher config with backend 'local' needs 'path'")
-    model, meta = load_hubert(conf["path"], conf.get("format", "auto"), hints=conf.get("torchaudio_config"))
-    return HubertTeacher(model, name=conf.get("name", str(conf["path"])))
-
-
-def _s3prl(conf: dict) -> Teacher:
-    _check_keys(conf, "s3prl", {"name", "path_or_url", "refresh"})
-    if "name" not in conf:
-        raise TeacherError("teacher config with backend 's3prl' needs 'name' (e.g. hubert_base)")
-    return S3PRLTeacher(conf["name"], conf.get("path_or_url"), bool(conf.get("refresh", False)))
-
-
-BACKENDS: dict[str, Callable[[dict], Teacher]] = {"local": _local, "s3prl": _s3prl}
+        raise TeacherError(f"unknown keys {unknown} for backend '{backend}'; valid: {sorted(names)}")
+    missing = [f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING and f.name not in conf]
+    if missing:
+        raise TeacherError(f"teacher config with backend '{backend}' needs '{missing[0]}'")
+    try:
+        return from_dict(cls, conf, "teacher")
+    except ConfigError as e:
+        raise TeacherError(str(e)) from None
 
 
 def build_teacher(conf: dict) -> Teacher:
     """Build a frozen teacher from a ``conf/teacher/*.yaml`` mapping (key ``backend``)."""
-    backend = conf.get("backend", "local")
-    if backend not in BACKENDS:
-        raise TeacherError(f"unknown teacher backend '{backend}'; choose one of {sorted(BACKENDS)}")
-    teacher = BACKENDS[backend](conf)
+    cfg = teacher_config(conf)
+    teacher = BACKENDS[cfg.backend][1](cfg)
     logger.info("teacher '%s': %d layers x %d, codebook: %s", teacher.name, teacher.num_layers, teacher.dim,
                 "yes" if teacher.has_codebook else "no")
     return teacher

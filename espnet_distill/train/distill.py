@@ -15,11 +15,17 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from espnet_distill.config import check_range, from_dict
-
+from espnet_distill.config import (
+    ConfigError,
+    apply_overrides,
+    check_range,
+    from_dict,
+    read_yaml,
+)
 from espnet_distill.losses import disc_loss, frontend_loss, reg_loss
-from espnet_distill.student.model import Student
+from espnet_distill.student.model import Student, StudentConfig, StudentOutput, init_from_teacher
 from espnet_distill.teacher.teacher import Teacher, TeacherOutput
+from espnet_distill.train.trainer import TrainConfig
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +77,66 @@ class InitConfig:
         return asdict(self)
 
 
+SECTIONS = ("student", "init", "distill", "train")
+
+
+@dataclass
+class DistillRunConfig:
+    """A distillation config file (``conf/distill/*.yaml``), every section checked.
+
+    ``student`` stays a mapping: :func:`build_student` completes it with the teacher's sizes
+    (``teacher_dim``, ``teacher_layers``, the codebook) before it becomes a StudentConfig.
+    """
+
+    student: dict
+    init: InitConfig
+    distill: DistillConfig
+    train: TrainConfig
+
+    @classmethod
+    def from_dict(cls, conf: dict) -> "DistillRunConfig":
+        unknown = sorted(set(conf) - set(SECTIONS))
+        if unknown:
+            raise ConfigError(f"unknown sections {unknown} (valid: {list(SECTIONS)})")
+        student = dict(conf.get("student") or {})
+        StudentConfig.from_dict(student)  # names and types now, before any teacher is loaded
+        return cls(student, InitConfig.from_dict(conf.get("init")), DistillConfig.from_dict(conf.get("distill")),
+                   TrainConfig.from_dict(conf.get("train")))
+
+    @classmethod
+    def load(cls, path, overrides: list[str] = ()) -> "DistillRunConfig":
+        """The config of a YAML file with ``SECTION.KEY=VALUE`` overrides applied."""
+        return cls.from_dict(apply_overrides(read_yaml(path), list(overrides)))
+
+
+def build_student(conf: DistillRunConfig | dict, teacher: Teacher) -> tuple[Student, dict]:
+    """Student of ``conf.student`` sized for ``teacher``, initialised per ``conf.init``
+    (``conf``: a DistillRunConfig, or the mapping of a config file, checked the same way).
+
+    Returns (student, report): ``report["copied"]`` / ``["skipped"]`` name the teacher weights
+    that were (not) copied."""
+    if isinstance(conf, dict):
+        conf = DistillRunConfig.from_dict(conf)
+    scfg = dict(conf.student)
+    scfg.update(teacher_dim=teacher.dim, teacher_layers=teacher.num_layers)
+    embs = teacher.label_embeddings()
+    if embs is not None:
+        scfg.update(num_classes=embs.shape[0], codebook_dim=embs.shape[1], tau=teacher.logit_temp)
+    elif scfg.get("disc_head"):
+        logger.info("teacher has no codebook head: the student gets no L_disc head")
+        scfg["disc_head"] = None
+    student = Student(StudentConfig.from_dict(scfg), label_embs=embs)
+    report = {"copied": [], "skipped": []}
+    init = conf.init
+    wanted = init.frontend or init.pos_conv or init.layers
+    state = teacher.hubert_state_dict()
+    if wanted and state is not None:
+        report = init_from_teacher(student, state, init.frontend, init.pos_conv, init.layers)
+    elif wanted:
+        logger.warning("this teacher does not expose fairseq-named weights: student starts from random weights")
+    return student, report
+
+
 class TeacherCache:
     """Per-utterance teacher outputs (only the layers the student predicts, and the logits)."""
 
@@ -107,8 +173,16 @@ class TeacherCache:
         return TeacherOutput(hidden, mask, logits)
 
 
-def _align(t: int, *xs: torch.Tensor) -> list[torch.Tensor]:
-    return [x[:, :t] for x in xs]
+def aligned(out: StudentOutput, t: TeacherOutput) -> tuple[dict, dict, torch.Tensor, int]:
+    """The student's predictions and the teacher's targets on the frames both have.
+
+    ``out``: a StudentOutput (``preds`` {teacher layer: (B, T_s, D_T)}, ``mask`` (B, T_s)); ``t``:
+    the teacher's outputs (``hidden`` [(B, T_t, D_T)], ``mask`` (B, T_t)). Returns (preds, targets,
+    mask, n): every tensor cut to n = min(T_s, T_t) frames, mask = both masks (B, n)."""
+    n = min(out.mask.shape[1], t.mask.shape[1])
+    mask = out.mask[:, :n] & t.mask[:, :n]
+    preds = {k: v[:, :n] for k, v in out.preds.items()}
+    return preds, {k: t.hidden[k][:, :n] for k in preds}, mask, n
 
 
 class DistillTask:
@@ -163,10 +237,7 @@ class DistillTask:
             loss = frontend_loss(pred, target, mask & tmask)
             return loss, {"fe_l1": loss.detach()}
         out = self.model(batch["wav"], batch["lengths"])
-        n = min(out.mask.shape[1], t.mask.shape[1])
-        mask = out.mask[:, :n] & t.mask[:, :n]
-        preds = {k: v[:, :n] for k, v in out.preds.items()}
-        targets = {k: t.hidden[k][:, :n] for k in preds}
+        preds, targets, mask, n = aligned(out, t)
         loss, stats = reg_loss(preds, targets, mask, self.lam)
         if self.alpha > 0:
             ld = disc_loss(out.disc_logits[:, :n], t.logits[:, :n], mask, self.model.disc_head.loss)
@@ -182,11 +253,9 @@ class DistillTask:
         """Frame-weighted L1 and cosine to every predicted teacher layer, L_disc, and total loss."""
         t = self.teacher_outputs(batch)
         out = self.model(batch["wav"], batch["lengths"])
-        n = min(out.mask.shape[1], t.mask.shape[1])
-        mask = out.mask[:, :n] & t.mask[:, :n]
+        preds, targets, mask, n = aligned(out, t)
         frames = float(mask.sum())
-        loss, stats = reg_loss({k: v[:, :n] for k, v in out.preds.items()},
-                               {k: t.hidden[k][:, :n] for k in out.preds}, mask, self.lam)
+        loss, stats = reg_loss(preds, targets, mask, self.lam)
         res = {k: (float(v) * frames, frames) for k, v in stats.items()}
         total = float(loss)
         if out.disc_logits is not None and t.logits is not None:

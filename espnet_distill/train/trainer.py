@@ -46,10 +46,10 @@ import torch.distributed as dist
 from torch import nn
 from tqdm import tqdm
 
+from espnet_distill.checkpoint_io import atomic_save, safe_load
 from espnet_distill.config import check_range, from_dict
-from espnet_distill.data.audio import AudioError
+from espnet_distill.data.audio import SAMPLE_RATE, AudioError
 from espnet_distill.data.dataset import AudioDataset, BucketBatches, collate
-from espnet_distill.teacher.checkpoints import atomic_save, safe_load
 
 logger = logging.getLogger(__name__)
 
@@ -454,7 +454,7 @@ class Trainer:
                     bar.set_postfix({k: f"{v:.3g}" for k, v in stats.items() if k in ("loss", "acc")})
                 self._log({"step": self.step, "split": "train", "epoch": self.epoch, "phase": self.phase,
                            "lr": lr, "batch_utts": len(batch["utt"]),
-                           "batch_seconds": float(batch["lengths"].sum()) / 16000, "step_time": time.time() - t0,
+                           "batch_seconds": float(batch["lengths"].sum()) / SAMPLE_RATE, "step_time": time.time() - t0,
                            **stats, **self.counts})
                 if self.cfg.valid_every and self.step % self.cfg.valid_every == 0 and self.step < self.cfg.max_steps:
                     last_valid = self.validate()

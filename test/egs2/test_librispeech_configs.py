@@ -11,11 +11,10 @@ import pytest
 import torch
 import yaml
 
-from espnet_distill.bin.distill_train import build_student
 from espnet_distill.nn.hubert import HubertConfig, HubertModel
 from espnet_distill.student.export import save_student
 from espnet_distill.teacher.teacher import HubertTeacher
-from espnet_distill.train.distill import DistillTask
+from espnet_distill.train.distill import DistillTask, build_student
 from espnet_distill.train.trainer import TrainConfig
 
 RECIPE = Path(__file__).resolve().parents[2] / "egs2/librispeech/distill1"

@@ -237,32 +237,31 @@ fi
 teacher_dir=${expdir}/teacher
 opts="${teacher_config} $(sha256sum < "${teacher_config}" | cut -c1-16) ${train_set} ${valid_set} $(data_key ${train_set} ${valid_set})"
 if stage_begin 2 teacher "${opts}"; then
-    backend=$(python -m espnet_distill.bin.config_get "${teacher_config}" backend local)
+    # the teacher config, typed and with its defaults filled in by Python (a bad key fails here)
+    backend=$(python -m espnet_distill.bin.config_get --teacher "${teacher_config}" backend)
     if [ "${backend}" = pretrain ]; then
-        iterations=$(python -m espnet_distill.bin.config_get "${teacher_config}" iterations 1)
-        n_clusters=$(python -m espnet_distill.bin.config_get "${teacher_config}" kmeans.n_clusters 100)
-        sample_frames=$(python -m espnet_distill.bin.config_get "${teacher_config}" kmeans.sample_frames 200000)
-        km_seed=$(python -m espnet_distill.bin.config_get "${teacher_config}" kmeans.seed 0)
-        source=mfcc; layer_opt=""; init_opt=""
+        iterations=$(python -m espnet_distill.bin.config_get --teacher "${teacher_config}" iterations)
+        n_clusters=$(python -m espnet_distill.bin.config_get --teacher "${teacher_config}" kmeans.n_clusters)
+        source=mfcc; init_opt=""
         for it in $(seq "${iterations}"); do
             d=${teacher_dir}/iter${it}
             mkdir -p "${d}/feats"
             log "Teacher iteration ${it}: features (${source}) of ${train_set} in ${nj} jobs, and of ${valid_set}"
             # shellcheck disable=SC2086
             ${train_cmd} JOB=1:"${nj}" "${d}/log/dump_train.JOB.log" \
-                python -m espnet_distill.bin.teacher_pretrain dump --data-dir "${datadir}/${train_set}" \
-                --shard JOB --num-shards "${nj}" --out "${d}/feats/train.JOB.pt" --source "${source}" ${layer_opt}
+                python -m espnet_distill.bin.teacher_pretrain dump --config "${teacher_config}" \
+                --data-dir "${datadir}/${train_set}" --shard JOB --num-shards "${nj}" --out "${d}/feats/train.JOB.pt" \
+                --source "${source}"
             # shellcheck disable=SC2086
             ${train_cmd} "${d}/log/dump_valid.log" \
-                python -m espnet_distill.bin.teacher_pretrain dump --data-dir "${datadir}/${valid_set}" \
-                --out "${d}/feats/valid.1.pt" --source "${source}" ${layer_opt}
+                python -m espnet_distill.bin.teacher_pretrain dump --config "${teacher_config}" \
+                --data-dir "${datadir}/${valid_set}" --out "${d}/feats/valid.1.pt" --source "${source}"
             train_feats=$(for n in $(seq "${nj}"); do printf '%s ' "${d}/feats/train.${n}.pt"; done)
             log "Teacher iteration ${it}: k-means (${n_clusters} clusters)"
             # shellcheck disable=SC2086
             ${train_cmd} "${d}/log/kmeans.log" \
-                python -m espnet_distill.bin.teacher_pretrain kmeans --train-feats ${train_feats} \
-                --label "train=$(echo ${train_feats} | tr ' ' ',')" "valid=${d}/feats/valid.1.pt" \
-                --n-clusters "${n_clusters}" --sample-frames "${sample_frames}" --seed "${km_seed}" --outdir "${d}"
+                python -m espnet_distill.bin.teacher_pretrain kmeans --config "${teacher_config}" --train-feats ${train_feats} \
+                --label "train=$(echo ${train_feats} | tr ' ' ',')" "valid=${d}/feats/valid.1.pt" --outdir "${d}"
             log "Teacher iteration ${it}: masked-prediction pretraining (log: ${d}/train.log)"
             keep_log "${d}/train.log"
             # shellcheck disable=SC2086
@@ -271,7 +270,6 @@ if stage_begin 2 teacher "${opts}"; then
                 --train-dir "${datadir}/${train_set}" --valid-dir "${datadir}/${valid_set}" \
                 --labels-dir "${d}" --outdir "${d}" ${init_opt}
             source=${d}/teacher.pt
-            layer_opt="--layer $(python -m espnet_distill.bin.config_get "${teacher_config}" iter2_layer 4)"
             init_opt="--init ${d}/teacher.pt"
         done
         cp "${d}/teacher.pt" "${teacher_dir}/teacher.pt"
@@ -444,11 +442,11 @@ if stage_begin 5 asr "${asr_opts}"; then
     case " ${finetune_sets} " in *" ${valid_set} "*) ;; *) dump_set "${valid_set}" false ;; esac
     mkdir -p "${token_dir}"
     # shellcheck disable=SC2046
-    python -m espnet_distill.asr.prep tokens --token-type "${token_type}" --bpe-size "${nbpe}" \
+    python -m espnet_distill.bin.asr_prep tokens --token-type "${token_type}" --bpe-size "${nbpe}" \
         --text $(for x in ${finetune_sets}; do printf '%s ' "${raw}/$(ft_data "${x}")/text"; done) --out "${token_dir}"
     for x in $(for y in ${finetune_sets}; do ft_data "${y}"; done) ${valid_set}; do
         # shellcheck disable=SC2086
-        python -m espnet_distill.asr.prep shapes --data-dir "${raw}/${x}" --token-type "${token_type}" \
+        python -m espnet_distill.bin.asr_prep shapes --data-dir "${raw}/${x}" --token-type "${token_type}" \
             ${bpe_opt} --out "${dumpdir}/shapes/${x}"
     done
     if [ -n "${asr_scratch_config}" ]; then
@@ -505,7 +503,7 @@ if stage_begin 6 score "${opts}"; then
         python -m espnet_distill.bin.score --ref "${raw}/${x}/text" --hyp "$1/text" \
             --utt2spk "${raw}/${x}/utt2spk" --outdir "$1" ${text_norm_opts}
     }
-    # ctc_greedy OUT LAUNCHER WHAT [asr.decode options]: CTC greedy decoding of set ${x} with ${model}
+    # ctc_greedy OUT LAUNCHER WHAT [asr_decode options]: CTC greedy decoding of set ${x} with ${model}
     # of ${d} in ${x_nj} jobs, merged into OUT/text and scored
     ctc_greedy() {
         local out=$1 launcher=$2 what=$3 n
@@ -515,7 +513,7 @@ if stage_begin 6 score "${opts}"; then
         mkdir -p "${out}/split"
         # shellcheck disable=SC2086
         ${launcher} JOB=1:"${x_nj}" "${out}/log/decode.JOB.log" \
-            python -m espnet_distill.asr.decode --asr-config "${d}/config.yaml" --asr-model "${model}" \
+            python -m espnet_distill.bin.asr_decode --asr-config "${d}/config.yaml" --asr-model "${model}" \
             --data-dir "${raw}/${x}" --out "${out}/split/text.JOB" --shard JOB --num-shards "${x_nj}" "$@" ${bpe_opt}
         for n in $(seq "${x_nj}"); do cat "${out}/split/text.${n}"; done | sort > "${out}/text"
         score_hyps "${out}"

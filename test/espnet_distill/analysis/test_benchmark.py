@@ -8,13 +8,17 @@ import sys
 import pytest
 import torch
 
-from espnet_distill.analysis.benchmark import bench_from_hubert, bench_from_student, macs_per_second
+from espnet_distill.analysis.benchmark import (
+    bench_from_hubert,
+    bench_from_student,
+    macs_per_second,
+)
 from espnet_distill.analysis.plots import curves
-from espnet_distill.bin.distill_train import build_student
 from espnet_distill.nn.hubert import HubertConfig, HubertModel
 from espnet_distill.student.export import save_student
 from espnet_distill.teacher.checkpoints import save_hubert
 from espnet_distill.teacher.teacher import HubertTeacher
+from espnet_distill.train.distill import build_student
 
 CONV = [[32, 10, 5], [32, 3, 2], [32, 3, 2], [32, 3, 2], [32, 3, 2], [32, 2, 2], [32, 2, 2]]
 

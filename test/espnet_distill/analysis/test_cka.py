@@ -8,8 +8,8 @@ import sys
 import pytest
 import torch
 import yaml
-
 from conftest import make_data_dir
+
 from espnet_distill.analysis.cka import cka_matrix, linear_cka
 
 
@@ -28,11 +28,11 @@ def test_cka_invariances():
 
 
 def test_analyze_teacher_against_student(tmp_path):
-    from espnet_distill.bin.distill_train import build_student
     from espnet_distill.nn.hubert import HubertConfig, HubertModel
     from espnet_distill.student.export import save_student
     from espnet_distill.teacher.checkpoints import save_hubert
     from espnet_distill.teacher.teacher import HubertTeacher
+    from espnet_distill.train.distill import build_student
 
     torch.manual_seed(0)
     conv = [[16, 10, 5], [16, 3, 2], [16, 3, 2], [16, 3, 2], [16, 3, 2], [16, 2, 2], [16, 2, 2]]

@@ -6,11 +6,12 @@ import torch
 
 from espnet_distill.asr.frontend import DistilledFrontend, PassThroughEncoder
 from espnet_distill.asr.task import register
-from espnet_distill.bin.distill_train import build_student
+from espnet_distill.checkpoint_io import CheckpointError
 from espnet_distill.nn.hubert import HubertConfig, HubertModel
 from espnet_distill.student.export import save_student
-from espnet_distill.teacher.checkpoints import CheckpointError, save_hubert
+from espnet_distill.teacher.checkpoints import save_hubert
 from espnet_distill.teacher.teacher import HubertTeacher
+from espnet_distill.train.distill import build_student
 
 CONV16 = [[16, 10, 5], [16, 3, 2], [16, 3, 2], [16, 3, 2], [16, 3, 2], [16, 2, 2], [16, 2, 2]]
 

@@ -11,12 +11,16 @@ import sys
 import yaml
 from conftest import need
 
-from espnet_distill.bin.distill_train import build_student
-from espnet_distill.data.kaldi_dir import read_table
-from espnet_distill.data.synth_en import plan_corpus, synthesize_specs, write_data_dir
+from espnet_distill.corpora.synth_en import (
+    plan_corpus,
+    synthesize_specs,
+    write_data_dir,
+)
+from espnet_distill.data.tables import read_table
 from espnet_distill.nn.hubert import HubertConfig, HubertModel
 from espnet_distill.student.export import save_student
 from espnet_distill.teacher.teacher import HubertTeacher
+from espnet_distill.train.distill import build_student
 
 CONV16 = [[16, 10, 5], [16, 3, 2], [16, 3, 2], [16, 3, 2], [16, 3, 2], [16, 2, 2], [16, 2, 2]]
 
@@ -52,11 +56,11 @@ def prepare(tmp_path, token_type: str) -> list[str]:
                                             "conv_pos_groups": 4}}, HubertTeacher(teacher))
     save_student(tmp_path / "student.pt", student)
     tok = tmp_path / "tok"
-    run(["espnet_distill.asr.prep", "tokens", "--token-type", token_type, "--bpe-size", "40", "--text",
+    run(["espnet_distill.bin.asr_prep", "tokens", "--token-type", token_type, "--bpe-size", "40", "--text",
          str(tmp_path / "data/train/text"), "--out", str(tok)], tmp_path)
     bpe = ["--bpe-model", str(tok / "bpe.model")] if token_type == "bpe" else []
     for s in ("train", "dev"):
-        run(["espnet_distill.asr.prep", "shapes", "--data-dir", str(tmp_path / "data" / s), "--token-type", token_type,
+        run(["espnet_distill.bin.asr_prep", "shapes", "--data-dir", str(tmp_path / "data" / s), "--token-type", token_type,
              *bpe, "--out", str(tmp_path / "shapes" / s)], tmp_path)
     return ["--frontend_conf", f"checkpoint={tmp_path / 'student.pt'}", "--token_type", token_type,
             *(["--bpemodel", str(tok / "bpe.model")] if token_type == "bpe" else []),
@@ -88,16 +92,16 @@ def test_ctc_attention_bpe_train_and_beam_search(tmp_path):
     notext = tmp_path / "data/notext"
     shutil.copytree(tmp_path / "data/dev", notext)
     (notext / "text").unlink()
-    run(["espnet_distill.asr.decode", "--asr-config", str(exp / "config.yaml"), "--asr-model", str(model),
+    run(["espnet_distill.bin.asr_decode", "--asr-config", str(exp / "config.yaml"), "--asr-model", str(model),
          "--data-dir", str(notext), "--out", str(tmp_path / "greedy/text"), "--bpe-model", str(tok / "bpe.model")],
         tmp_path)
     assert len((tmp_path / "greedy/text").read_text().splitlines()) == 3
     # int8 linear layers (the CPU deployment stage 6 also scores): every utterance gets a hypothesis
-    run(["espnet_distill.asr.decode", "--asr-config", str(exp / "config.yaml"), "--asr-model", str(model),
+    run(["espnet_distill.bin.asr_decode", "--asr-config", str(exp / "config.yaml"), "--asr-model", str(model),
          "--data-dir", str(notext), "--out", str(tmp_path / "int8/text"), "--bpe-model", str(tok / "bpe.model"),
          "--quantize", "int8"], tmp_path)
     assert len((tmp_path / "int8/text").read_text().splitlines()) == 3
-    r = subprocess.run([sys.executable, "-m", "espnet_distill.asr.decode", "--asr-config", str(exp / "config.yaml"),
+    r = subprocess.run([sys.executable, "-m", "espnet_distill.bin.asr_decode", "--asr-config", str(exp / "config.yaml"),
                         "--asr-model", str(model), "--data-dir", str(notext), "--out", str(tmp_path / "x"),
                         "--quantize", "int8", "--device", "cuda"], cwd=tmp_path, capture_output=True, text=True)
     assert r.returncode == 2 and "--quantize int8 runs on the CPU only" in r.stderr

@@ -8,8 +8,8 @@ import pytest
 from conftest import need
 
 from espnet_distill.asr.decode import ctc_collapse, tokens_to_text
-from espnet_distill.asr.prep import normalize_text
 from espnet_distill.asr.score import Counts, align_counts, score_dir
+from espnet_distill.data.text import normalize_text
 
 PAIRS = {  # utt: (ref, hyp, (corr, sub, del, ins))
     "s1-u1": ("a b c d", "a c d e", (3, 0, 1, 1)),

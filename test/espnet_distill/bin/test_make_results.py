@@ -7,6 +7,7 @@ from pathlib import Path
 
 import yaml
 
+from espnet_distill.analysis import results
 from espnet_distill.bin import make_results
 
 
@@ -24,7 +25,7 @@ def experiment(asr: Path, name: str, ckpt: Path, wers: dict[str, float]) -> Path
 def test_decode_kinds_with_underscored_sets_and_int8(tmp_path):
     d = experiment(tmp_path, "m", tmp_path / "s.pt", {"ctc_greedy_test_clean": 10.0, "ctc_greedy_int8_test_clean": 11.0,
                                                      "att_beam_dev_other": 9.0})
-    assert make_results.decode_kinds(d, ["test_clean", "dev_other"]) == ["att_beam", "ctc_greedy", "ctc_greedy_int8"]
+    assert results.decode_kinds(d, ["test_clean", "dev_other"]) == ["att_beam", "ctc_greedy", "ctc_greedy_int8"]
 
 
 def test_summary_with_int8_rows_and_their_speed(tmp_path):
@@ -79,7 +80,7 @@ def test_claims_table_gaps_significance_and_verdicts(tmp_path):
         scored(asr, f"teacher_10min_seed{seed}", ref, damaged(20, seed))    # few errors
         scored(asr, f"scratch_10min_seed{seed}", ref, damaged(1, seed))     # an error in every utterance
         scored(asr, f"dt_fbank_10min_seed{seed}", ref, damaged(1, seed + 1))  # as bad as scratch
-    table = make_results.claims_table(asr, [], "10min", ["test"])
+    table = results.claims_table(asr, [], "10min", ["test"])
     rows = {line.split("|")[2].strip(): line for line in table.splitlines() if line.startswith("| C")}
     teacher = next(v for k, v in rows.items() if "`teacher` vs `scratch`" in k)
     assert "better in 2/2, worse in 0/2" in teacher and teacher.rstrip(" |").endswith("reproduced")
@@ -90,9 +91,9 @@ def test_claims_table_gaps_significance_and_verdicts(tmp_path):
 
 
 def test_verdicts():
-    assert make_results.verdict("better", 2, 0, 3) == "reproduced"
-    assert make_results.verdict("better", 2, 1, 3) == "not resolved at this scale"
-    assert make_results.verdict("better", 0, 2, 3) == "contradicted"
-    assert make_results.verdict("no worse", 0, 1, 3) == "reproduced"
-    assert make_results.verdict("no worse", 0, 2, 3) == "contradicted"
-    assert make_results.verdict("better", 0, 0, 0) == "not measured"
+    assert results.verdict("better", 2, 0, 3) == "reproduced"
+    assert results.verdict("better", 2, 1, 3) == "not resolved at this scale"
+    assert results.verdict("better", 0, 2, 3) == "contradicted"
+    assert results.verdict("no worse", 0, 1, 3) == "reproduced"
+    assert results.verdict("no worse", 0, 2, 3) == "contradicted"
+    assert results.verdict("better", 0, 0, 0) == "not measured"

@@ -12,7 +12,8 @@ from conftest import SHARED_DATA, need, tone, write_wav
 
 from espnet_distill.data import dump
 from espnet_distill.data.audio import load_utterance
-from espnet_distill.data.kaldi_dir import read_table, validate_data_dir
+from espnet_distill.data.kaldi_dir import validate_data_dir
+from espnet_distill.data.tables import read_table
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
@@ -124,10 +125,5 @@ def test_missing_shard_and_bad_audio_are_named(mixed, tmp_path):
     assert r.returncode == 1 and "utterance 'x-1': pipe command failed" in r.stderr
 
 
-def test_shards_cover_every_utterance_once():
-    utts = [f"u{i}" for i in range(11)]
-    parts = [dump.shard_utts(utts, j, 4) for j in range(1, 5)]
-    assert sum(parts, []) == utts and {len(p) for p in parts} <= {2, 3}
-    with pytest.raises(ValueError, match="shard 5 is not in 1..4"):
-        dump.shard_utts(utts, 5, 4)
+def test_audio_names_are_safe_file_names():
     assert dump.audio_name("a/b%c", "flac") == "a%2Fb%25c.flac"

@@ -8,15 +8,14 @@ import pytest
 from conftest import make_data_dir, write_wav
 
 from espnet_distill.data.kaldi_dir import (
-    DataDirError,
     combine_data_dirs,
     fix_data_dir,
-    read_table,
     split_scp,
     subset_data_dir,
     utt2spk_to_spk2utt,
     validate_data_dir,
 )
+from espnet_distill.data.tables import DataDirError, read_table
 
 
 def snapshot(d: Path) -> dict[str, bytes]:

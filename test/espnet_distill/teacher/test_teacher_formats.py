@@ -5,12 +5,11 @@ import pytest
 import torch
 import torchaudio
 import yaml
-
 from conftest import released_fairseq_file
 
+from espnet_distill.checkpoint_io import CheckpointError
 from espnet_distill.nn.hubert import HubertConfig, HubertModel
 from espnet_distill.teacher.checkpoints import (
-    CheckpointError,
     convert_to_ours,
     fairseq_model_cfg,
     load_hubert,

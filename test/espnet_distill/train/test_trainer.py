@@ -1,18 +1,26 @@
 """The trainer with a small task: phases with their own warm-up, non-finite updates skipped,
-global batches divided over processes, unreadable audio skipped and stale durations cropped."""
+global batches divided over processes, unreadable audio skipped and stale durations cropped;
+and, on a tiny pretraining run, exact resume after a kill, refusal of another config's checkpoint,
+and two-process DDP (also killed and resumed)."""
 from __future__ import annotations
 
 import json
 import math
+import os
+import signal
+import subprocess
+import sys
 
 import pytest
 import torch
+import yaml
+from conftest import TINY_PRETRAIN_CONF, make_data_dir, pretrain_cmd
 from torch import nn
 
-from conftest import make_data_dir
+from espnet_distill.checkpoint_io import safe_load
 from espnet_distill.data.audio import AudioError
 from espnet_distill.data.dataset import AudioDataset
-from espnet_distill.train.trainer import Trainer, TrainConfig
+from espnet_distill.train.trainer import TrainConfig, Trainer
 
 
 class ToyTask:
@@ -126,7 +134,8 @@ def test_unreadable_audio_is_skipped_with_a_count_or_stops_with_its_name(toy_dir
 
 
 def test_stale_durations_are_cropped_not_trusted(toy_dir, tmp_path):
-    from espnet_distill.data.kaldi_dir import read_table, write_utt2dur
+    from espnet_distill.data.kaldi_dir import write_utt2dur
+    from espnet_distill.data.tables import read_table
 
     durs = write_utt2dur(toy_dir)
     assert durs["spk0-000"] == pytest.approx(0.3) and durs["spk1-005"] == pytest.approx(0.8)
@@ -146,10 +155,9 @@ def test_stale_durations_are_cropped_not_trusted(toy_dir, tmp_path):
 def test_fbank_student_restarts_warmup_after_front_end_adaptation(toy_dir, tmp_path):
     """The real DistillTask through the Trainer: the transformer of an fbank student, randomly
     initialised, starts its own warm-up after front-end adaptation instead of the full rate."""
-    from espnet_distill.bin.distill_train import build_student
     from espnet_distill.nn.hubert import HubertConfig, HubertModel
     from espnet_distill.teacher.teacher import HubertTeacher
-    from espnet_distill.train.distill import DistillTask
+    from espnet_distill.train.distill import DistillTask, build_student
 
     torch.manual_seed(0)
     conv = [[16, 10, 5], [16, 3, 2], [16, 3, 2], [16, 3, 2], [16, 3, 2], [16, 2, 2], [16, 2, 2]]
@@ -194,3 +202,68 @@ def test_one_trainer_per_output_dir_and_stale_temporaries_removed(toy_dir, tmp_p
         other.flush()
         with pytest.raises(RuntimeError, match=r"is in use by another trainer \(pid 4242\)"):
             run(ToyTask(), toy_dir, out, max_steps=2)
+
+
+# ----------------------------------------------------------------------------- resume and DDP (a pretraining run)
+
+
+def test_killed_run_resumes_exactly(pretrain_corpus, tmp_path):
+    ref = subprocess.run(pretrain_cmd(pretrain_corpus, tmp_path / "ref"), capture_output=True, text=True)
+    assert ref.returncode == 0, ref.stderr[-2000:]
+    # The trainer SIGKILLs itself after the update of step 5, before that step's checkpoint.
+    killed = subprocess.run(pretrain_cmd(pretrain_corpus, tmp_path / "killed"), capture_output=True, text=True,
+                            env=dict(os.environ, ESPNET_DISTILL_KILL_AT_STEP="5"))
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    ckpt = tmp_path / "killed/checkpoint.pt"
+    step_at_kill = safe_load(ckpt)["step"]
+    assert step_at_kill == 4 and not (tmp_path / "killed/teacher.pt").exists()
+    r = subprocess.run(pretrain_cmd(pretrain_corpus, tmp_path / "killed"), capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert f"resumed from {ckpt} at step {step_at_kill}" in r.stderr
+    a = safe_load(tmp_path / "ref/teacher.pt")["state_dict"]
+    b = safe_load(tmp_path / "killed/teacher.pt")["state_dict"]
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_resume_refuses_a_checkpoint_of_another_config(pretrain_corpus, tmp_path):
+    first = subprocess.run(pretrain_cmd(pretrain_corpus, tmp_path / "run"), capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr[-2000:]
+    other = dict(TINY_PRETRAIN_CONF, train=dict(TINY_PRETRAIN_CONF["train"], lr=0.01))
+    (pretrain_corpus / "other.yaml").write_text(yaml.safe_dump(other))
+    cmd = pretrain_cmd(pretrain_corpus, tmp_path / "run")
+    cmd[cmd.index("--config") + 1] = str(pretrain_corpus / "other.yaml")
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode != 0 and "was written by a run with another configuration" in r.stderr
+    assert safe_load(tmp_path / "run/checkpoint.pt")["step"] == 8  # nothing was overwritten
+
+
+def test_two_process_ddp_on_cpu(pretrain_corpus, tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    r = subprocess.run(pretrain_cmd(pretrain_corpus, tmp_path / "ddp", launcher), capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "rank 0/2: weights identical on all ranks" in r.stderr
+    assert "rank 1/2: weights identical on all ranks" in r.stderr
+    assert (tmp_path / "ddp/teacher.pt").is_file()
+
+
+def test_two_process_run_killed_resumes_exactly(pretrain_corpus, tmp_path):
+    """Every rank's RNG state is in the checkpoint: a 2-process run killed after step 5 and
+    resumed ends bit-identical to an uninterrupted 2-process run."""
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    ref = subprocess.run(pretrain_cmd(pretrain_corpus, tmp_path / "ref", launcher), capture_output=True, text=True, env=env)
+    assert ref.returncode == 0, ref.stderr[-3000:]
+    killed = subprocess.run(pretrain_cmd(pretrain_corpus, tmp_path / "killed", launcher), capture_output=True, text=True,
+                            env=dict(env, ESPNET_DISTILL_KILL_AT_STEP="5"))
+    assert killed.returncode != 0
+    state = safe_load(tmp_path / "killed/checkpoint.pt")
+    assert state["step"] == 4 and len(state["rng_per_rank"]) == 2
+    assert not torch.equal(state["rng_per_rank"][0]["torch"], state["rng_per_rank"][1]["torch"])
+    r = subprocess.run(pretrain_cmd(pretrain_corpus, tmp_path / "killed", launcher), capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    a = safe_load(tmp_path / "ref/teacher.pt")["state_dict"]
+    b = safe_load(tmp_path / "killed/teacher.pt")["state_dict"]
+    for k in a:
+        assert torch.equal(a[k], b[k]), k

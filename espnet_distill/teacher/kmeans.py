@@ -1,15 +1,15 @@
-"""Pretrain a small HuBERT on a corpus without a released teacher (recipe stage 2).
+"""The frame labels a HuBERT teacher is pretrained on (recipe stage 2, before training).
 
-HuBERT iteration 1, one function per step (as fairseq's simple_kmeans scripts):
+One function per step, as fairseq's simple_kmeans scripts:
 
 1. :func:`dump_features` - MFCC + deltas + delta-deltas at 50 Hz (25 ms window, 20 ms hop,
    so frame t covers the same samples as the CNN's frame t), or the hidden states of a
    layer of a previous iteration's model; written per shard.
 2. :func:`fit_kmeans` - global CMVN + mini-batch k-means on a sample of frames.
-3. :func:`assign_labels` - nearest centroid per frame, written as a Kaldi-style table.
-4. :class:`HubertPretrainTask` - masked prediction: spans of ``mask_length`` frames start
-   with probability ``mask_prob / mask_length`` per frame (fairseq's rule); cross-entropy on
-   masked frames over cos(final_proj(h), e_c) / tau logits.
+3. :func:`assign_labels` / :func:`label_shards` - nearest centroid per frame, written as a
+   Kaldi-style table (:func:`read_labels` reads it back).
+
+The masked-prediction training on these labels is :mod:`espnet_distill.train.pretrain`.
 """
 from __future__ import annotations
 
@@ -19,14 +19,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from espnet_distill.data.audio import iter_data_dir_audio
-from espnet_distill.data.dataset import IGNORE
-from espnet_distill.data.kaldi_dir import read_table, shard_utts, write_table
-from espnet_distill.nn.hubert import HubertModel
-from espnet_distill.nn.masking import span_mask  # noqa: F401  (pretraining's masks; re-exported)
-from espnet_distill.teacher.checkpoints import atomic_save, load_hubert, safe_load
+from espnet_distill.checkpoint_io import atomic_path, atomic_save, safe_load
+from espnet_distill.data.audio import SAMPLE_RATE
+from espnet_distill.data.tables import read_table, shard_utts, write_table
+from espnet_distill.data.utterances import iter_data_dir_audio
+from espnet_distill.teacher.checkpoints import load_hubert
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +37,7 @@ def mfcc_frames(wav: torch.Tensor) -> torch.Tensor:
     import torchaudio
 
     m = torchaudio.compliance.kaldi.mfcc(
-        wav[None] * 32768, sample_frequency=16000, frame_length=25.0, frame_shift=20.0, num_ceps=13,
+        wav[None] * 32768, sample_frequency=SAMPLE_RATE, frame_length=25.0, frame_shift=20.0, num_ceps=13,
         num_mel_bins=23, dither=0.0, snip_edges=True, use_energy=False,
     )  # (T, 13)
     d1 = torchaudio.functional.compute_deltas(m.T[None])[0]
@@ -56,8 +54,6 @@ def dump_features(data_dir: str | os.PathLike, out: str | os.PathLike, shard: in
     """
     from tqdm import tqdm
 
-    from espnet_distill.data.kaldi_dir import copy_subset
-
     utts = shard_utts(read_table(Path(data_dir) / "utt2spk").keys(), shard, num_shards)
     model = None
     if source != "mfcc":
@@ -65,10 +61,8 @@ def dump_features(data_dir: str | os.PathLike, out: str | os.PathLike, shard: in
         model.eval()
         if layer is None or not 0 <= layer <= model.cfg.num_layers:
             raise ValueError(f"feature layer must be in 0..{model.cfg.num_layers} for {source}, got {layer}")
-    tmp_dir = Path(out).parent / f".shard{shard}"
-    copy_subset(data_dir, tmp_dir, utts)
     names, lengths, feats = [], [], []
-    for utt, wav in tqdm(iter_data_dir_audio(tmp_dir), total=len(utts), desc=f"features {shard}/{num_shards}"):
+    for utt, wav in tqdm(iter_data_dir_audio(data_dir, utts=utts), total=len(utts), desc=f"features {shard}/{num_shards}"):
         x = torch.from_numpy(wav)
         if model is None:
             f = mfcc_frames(x)
@@ -79,9 +73,6 @@ def dump_features(data_dir: str | os.PathLike, out: str | os.PathLike, shard: in
         lengths.append(f.shape[0])
         feats.append(f.float())
     atomic_save({"utts": names, "lengths": torch.tensor(lengths), "feats": torch.cat(feats)}, out)
-    for p in tmp_dir.iterdir():
-        p.unlink()
-    tmp_dir.rmdir()
     return len(names)
 
 
@@ -188,8 +179,7 @@ def label_shards(paths: list[str | os.PathLike], km: dict, out: str | os.PathLik
 
     counts = torch.zeros(len(km["centers"]), dtype=torch.long)
     out = Path(out)
-    tmp = out.with_name(f".{out.name}.tmp")
-    with open(tmp, "w") as fh:
+    with atomic_path(out) as tmp, open(tmp, "w") as fh:
         for p in tqdm(paths, desc=f"labels {out.name}", unit="shard", disable=len(paths) < 4):
             d = _open_shard(p)
             labels = assign_labels(d["feats"], km)
@@ -198,74 +188,9 @@ def label_shards(paths: list[str | os.PathLike], km: dict, out: str | os.PathLik
             for u, n in zip(d["utts"], d["lengths"].tolist()):
                 fh.write(f"{u} {' '.join(map(str, labels[off: off + n].tolist()))}\n")
                 off += n
-    os.replace(tmp, out)
     return counts
 
 
 def read_labels(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """utt -> frame labels (int16: 960 h of 50 Hz labels take 350 MB, not 1.4 GB)."""
     return {k: np.array(v.split(), dtype=np.int16) for k, v in read_table(path).items}
-
-
-# ----------------------------------------------------------------------------- masked prediction
-
-
-def align_labels(labels: torch.Tensor, t: int) -> torch.Tensor:
-    """Crop or pad (with IGNORE) (B, T') frame labels to T frames."""
-    if labels.shape[1] >= t:
-        return labels[:, :t]
-    return F.pad(labels, (0, t - labels.shape[1]), value=IGNORE)
-
-
-class HubertPretrainTask:
-    """Masked prediction of k-means labels (trainer task: see train/trainer.py)."""
-
-    def __init__(self, model: HubertModel, mask_prob: float = 0.8, mask_length: int = 10, majority_class: int = 0,
-                 nomask_weight: float = 0.0):
-        self.model = model
-        self.mask_prob, self.mask_length = mask_prob, mask_length
-        self.majority_class = majority_class
-        self.nomask_weight = nomask_weight  # fairseq's pred_nomask_weight: loss on unmasked frames too
-
-    def _forward(self, batch: dict, generator: torch.Generator | None = None):
-        wav, lengths = batch["wav"], batch["lengths"]
-        frames = self.model.frame_lengths(lengths)
-        t = int(frames.max())
-        time_mask = span_mask(frames.cpu(), t, self.mask_prob, self.mask_length, generator).to(wav.device)
-        hidden, valid = self.model(wav, lengths, time_mask=time_mask)
-        labels = align_labels(batch["km"].long(), t)
-        sel = time_mask & valid & (labels != IGNORE)
-        logits = self.model.logits(hidden[-1][sel])  # (N, C)
-        return logits, labels[sel], hidden, valid, labels, time_mask
-
-    def training_step(self, batch: dict, step: int) -> tuple[torch.Tensor, dict[str, float]]:
-        logits, target, hidden, valid, labels, time_mask = self._forward(batch)
-        loss = F.cross_entropy(logits, target)
-        stats = {"acc": (logits.argmax(-1) == target).float().mean().detach(), "masked_frames": int(target.numel())}
-        if self.nomask_weight > 0:
-            sel = ~time_mask & valid & (labels != IGNORE)
-            if sel.any():
-                um = self.model.logits(hidden[-1][sel])
-                um_loss = F.cross_entropy(um, labels[sel])
-                loss = loss + self.nomask_weight * um_loss
-                stats.update(loss_nomask=um_loss.detach(), acc_nomask=(um.argmax(-1) == labels[sel]).float().mean().detach())
-        return loss, stats
-
-    @torch.no_grad()
-    def validation_step(self, batch: dict) -> dict[str, tuple[float, float]]:
-        g = torch.Generator().manual_seed(1234)  # the same masks at every validation
-        logits, target, hidden, valid, labels, _ = self._forward(batch, g)
-        n = target.numel()
-        unmasked_sel = valid & (labels != IGNORE)
-        um_logits = self.model.logits(hidden[-1][unmasked_sel])
-        return {
-            "loss": (float(F.cross_entropy(logits, target, reduction="sum")), n),
-            "acc": (float((logits.argmax(-1) == target).sum()), n),
-            "majority_rate": (float((target == self.majority_class).sum()), n),
-            "acc_all_frames": (float((um_logits.argmax(-1) == labels[unmasked_sel]).sum()), int(unmasked_sel.sum())),
-        }
-
-
-def param_count(model: torch.nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import soundfile as sf
 
-from espnet_distill.data.kaldi_dir import utt2spk_to_spk2utt, write_table
+from espnet_distill.data.kaldi_dir import utt2spk_to_spk2utt
+from espnet_distill.data.tables import write_table
 
 logger = logging.getLogger(__name__)
 

@@ -25,8 +25,11 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from espnet_distill.data import lexicon as lx
-from espnet_distill.data.kaldi_dir import read_table, utt2spk_to_spk2utt, write_table
+from espnet_distill.checkpoint_io import atomic_path
+from espnet_distill.corpora import lexicon as lx
+from espnet_distill.data.audio import SAMPLE_RATE
+from espnet_distill.data.kaldi_dir import utt2spk_to_spk2utt
+from espnet_distill.data.tables import read_table, write_table
 
 logger = logging.getLogger(__name__)
 
@@ -223,7 +226,7 @@ def synthesize(spec: UttSpec, seed: int = 0) -> np.ndarray:
     )
     if tts.returncode != 0 or not tts.stdout:
         raise RuntimeError(f"utterance '{spec.utt}': espeak-ng failed ({tts.returncode}): {tts.stderr.decode()[-300:]}")
-    effects = ["rate", "16000"]
+    effects = ["rate", str(SAMPLE_RATE)]
     if spec.reverb:
         effects += ["reverb", str(spec.reverb)]
     effects += ["gain", "-n", "-3"]
@@ -271,9 +274,8 @@ def synthesize_specs(spec_scp: str | os.PathLike, wav_dir: str | os.PathLike, se
             continue
         out.parent.mkdir(parents=True, exist_ok=True)
         samples = synthesize(spec, seed)
-        tmp = out.with_name(f".{out.name}.tmp")
-        sf.write(tmp, samples, 16000, subtype="PCM_16", format="WAV")
-        os.replace(tmp, out)
+        with atomic_path(out) as tmp:
+            sf.write(tmp, samples, SAMPLE_RATE, subtype="PCM_16", format="WAV")
         written += 1
     return written
 

@@ -7,9 +7,10 @@ import pytest
 import soundfile as sf
 from conftest import SHARED_DATA
 
+from espnet_distill.corpora.fsdd import FSDDError, prepare
 from espnet_distill.data.dataset import AudioDataset
-from espnet_distill.data.fsdd import FSDDError, prepare
-from espnet_distill.data.kaldi_dir import read_table, validate_data_dir
+from espnet_distill.data.kaldi_dir import validate_data_dir
+from espnet_distill.data.tables import read_table
 
 RECORDINGS = SHARED_DATA / "fsdd" / "recordings"
 

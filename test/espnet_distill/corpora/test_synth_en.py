@@ -8,8 +8,7 @@ import numpy as np
 import soundfile as sf
 from conftest import need
 
-from espnet_distill.data.kaldi_dir import read_table, validate_data_dir
-from espnet_distill.data.synth_en import (
+from espnet_distill.corpora.synth_en import (
     Grammar,
     UttSpec,
     inflect,
@@ -20,6 +19,8 @@ from espnet_distill.data.synth_en import (
     wav_path,
     write_data_dir,
 )
+from espnet_distill.data.kaldi_dir import validate_data_dir
+from espnet_distill.data.tables import read_table
 
 
 def test_inflection_rules():
@@ -83,7 +84,7 @@ def test_synthesis_resumes_and_makes_valid_dir(tmp_path):
 
 def test_noise_lowers_snr(tmp_path):
     need("espeak-ng")
-    from espnet_distill.data.synth_en import synthesize
+    from espnet_distill.corpora.synth_en import synthesize
 
     base = dict(utt="s-1", spk="s", voice="en-us+m3", pitch=50, rate=160, text="hello there", reverb=0)
     clean = synthesize(UttSpec(**base, snr_db=None)).astype(np.float64)

@@ -15,7 +15,8 @@ import logging
 import os
 from pathlib import Path
 
-from espnet_distill.data.kaldi_dir import utt2spk_to_spk2utt, write_table
+from espnet_distill.data.kaldi_dir import utt2spk_to_spk2utt
+from espnet_distill.data.tables import write_table
 
 logger = logging.getLogger(__name__)
 

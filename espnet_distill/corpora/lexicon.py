@@ -1,7 +1,7 @@
 """Word lists of the synthetic English corpus (written for this project).
 
 Each list is one category of the sentence grammar in
-:mod:`espnet_distill.data.synth_en`. Nouns take regular plurals unless listed
+:mod:`espnet_distill.corpora.synth_en`. Nouns take regular plurals unless listed
 in ``IRREGULAR_PLURALS``; verbs are regular (past "-ed", third person "-s",
 "-ing") unless listed in ``IRREGULAR_VERBS``.
 """

@@ -1,0 +1,129 @@
+"""Checkpoint I/O on the ground floor: every file a user hands us is read weights-only, and
+every file we write appears whole or not at all.
+
+- :func:`safe_load`: ``torch.load(weights_only=True)`` with errors that name the file; the
+  data-only objects of released fairseq checkpoints are rebuilt as plain stand-ins.
+- :func:`atomic_path` / :func:`atomic_save`: write to a temp file beside the target, then rename.
+- :func:`require_keys`: a missing key is a :class:`CheckpointError` naming what lacks it.
+
+Every layer that reads or writes checkpoints (teacher, student, trainer, ESPnet glue) uses these.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+import torch
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, of an unknown format, or lacks keys."""
+
+
+class FairseqDictionary:
+    """Stand-in for ``fairseq.data.dictionary.Dictionary``, which released fairseq HuBERT
+    checkpoints pickle in ``task_state``. Unpickling it sets plain attributes (``symbols``,
+    ``count``, ``indices``, the special indices) and runs no code of fairseq's."""
+
+    def __repr__(self) -> str:
+        return f"FairseqDictionary({len(getattr(self, 'symbols', []))} symbols)"
+
+
+class _Namespace:
+    """Stand-in for ``argparse.Namespace`` (the ``args`` of older fairseq checkpoints): attributes only."""
+
+
+# Objects, beyond tensors and builtins, that released checkpoints carry and that are data only:
+# (stand-in class, the name the pickle uses). torch's weights-only unpickler builds them by setting
+# their __dict__; it still refuses every other global.
+_DATA_GLOBALS = [
+    (FairseqDictionary, "fairseq.data.dictionary.Dictionary"),
+    (_Namespace, "argparse.Namespace"),
+]
+
+
+def _numpy_globals() -> list:
+    """numpy scalars and dtypes (fairseq's logged metrics): safe to rebuild, never callables."""
+    import numpy as np
+
+    out = [(np._core.multiarray.scalar, "numpy.core.multiarray.scalar"), np._core.multiarray.scalar, np.dtype]
+    out += [type(np.dtype(t)) for t in ("float16", "float32", "float64", "int32", "int64", "bool")]
+    return out
+
+
+def _load_error(path: Path, e: Exception) -> str:
+    """One line saying why ``path`` is not a weights-only checkpoint (never "use weights_only=False")."""
+    text = str(e)
+    glob = re.search(r"GLOBAL ([\w.]+)", text)
+    if glob:
+        return (f"{path}: holds a pickled Python object ({glob.group(1)}) besides weights; espnet_distill never "
+                "unpickles such files (that can run code). Save its state dicts alone, or convert it with "
+                "python -m espnet_distill.bin.convert_teacher")
+    if "central directory" in text or "zip archive" in text or isinstance(e, EOFError):
+        return f"{path}: truncated or corrupted (not a complete torch checkpoint); rewrite or re-download it"
+    detail = re.search(r"(Unsupported operand \d+|invalid load key[^.\n]*)", text)
+    return f"{path}: not a torch checkpoint, or corrupted ({detail.group(1) if detail else type(e).__name__})"
+
+
+def safe_load(path: str | os.PathLike) -> dict:
+    """``torch.load(weights_only=True)`` with errors that name the file. Besides tensors and
+    builtins, the data-only objects of released fairseq checkpoints (``Dictionary``, ``Namespace``,
+    numpy scalars) are rebuilt as plain stand-ins; anything else is refused."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path}: empty file (0 bytes), not a checkpoint")
+    try:
+        with torch.serialization.safe_globals(_DATA_GLOBALS + _numpy_globals()):
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise CheckpointError(_load_error(path, e)) from None
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{path}: expected a dict checkpoint, found {type(obj).__name__}")
+    return obj
+
+
+def _file_mode(path: Path) -> int:
+    """The mode a rewritten ``path`` keeps: its own, or a new file's under the current umask."""
+    if path.exists():
+        return path.stat().st_mode & 0o777
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """A temp file in ``path``'s folder for the block to write; renamed onto ``path`` when the block
+    ends without error, removed otherwise (never a half-written file at ``path``). The file gets the
+    mode ``path`` had, or a new file's mode (mkstemp's own is 0600)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mode = _file_mode(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_save(obj: dict, path: str | os.PathLike) -> None:
+    """torch.save to a temp file in the same folder, then rename (never a half-written file)."""
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def require_keys(d: dict, keys: list[str], what: str) -> None:
+    missing = [k for k in keys if k not in d]
+    if missing:
+        raise CheckpointError(f"{what}: missing keys {missing} (has {sorted(d)[:12]})")

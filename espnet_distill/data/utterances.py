@@ -1,0 +1,72 @@
+"""The audio of a data dir's utterances: the one place where ``wav.scp`` and ``segments`` meet.
+
+:class:`DataDirAudio` reads an utterance (``load``) or a run of them (``iter``: each recording
+is read once per run of its segments). Every error is an :class:`AudioError` naming the
+utterance, the entry, and the lines of ``wav.scp`` (and ``segments``) it came from.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from espnet_distill.data.audio import AudioError, read_entry, segment_audio
+from espnet_distill.data.tables import read_table, table_lines
+
+
+class DataDirAudio:
+    """Utterance id -> (L,) float32 16 kHz waveform, for the utterances of one data dir."""
+
+    def __init__(self, data_dir: str | os.PathLike):
+        d = Path(data_dir)
+        self.data_dir = d
+        wav = read_table(d / "wav.scp")
+        self.wav = wav.as_dict()
+        self._wav_where = table_lines(wav)
+        self.segments: dict[str, str] | None = None
+        if (d / "segments").is_file():
+            seg = read_table(d / "segments")
+            self.segments = seg.as_dict()
+            self._seg_where = table_lines(seg)
+
+    def utts(self) -> list[str]:
+        """The dir's utterances in utt2spk order."""
+        return read_table(self.data_dir / "utt2spk").keys()
+
+    def _source(self, utt: str) -> tuple[str, tuple[float, float] | None, str]:
+        """``(recording key, segment or None, "[file:line, ...]")`` of an utterance."""
+        if self.segments is None:
+            return utt, None, f"[{self._wav_where[utt]}]"
+        reco, a, b = self.segments[utt].split()
+        return reco, (float(a), float(b)), f"[{self._wav_where[reco]}, {self._seg_where[utt]}]"
+
+    def load(self, utt: str) -> np.ndarray:
+        """(L,) float32 16 kHz audio of ``utt``."""
+        return next(self.iter([utt]))[1]
+
+    def iter(self, utts: list[str] | None = None, progress: bool = False) -> Iterator[tuple[str, np.ndarray]]:
+        """``(utt, waveform)`` for ``utts`` (default: every utterance, utt2spk order); a recording
+        is read once for consecutive utterances of it."""
+        from tqdm import tqdm
+
+        utts = self.utts() if utts is None else utts
+        cache_key, cache = None, None
+        for utt in tqdm(utts, desc=f"reading {self.data_dir.name}", disable=not progress, unit="utt"):
+            try:
+                key, segment, where = self._source(utt)
+                entry = self.wav[key]
+                if key != cache_key:
+                    cache_key, cache = key, read_entry(utt, entry)
+                x, rate = cache
+                out = segment_audio(utt, x, rate, segment, entry)
+            except AudioError as e:
+                raise AudioError(f"{e} {where}") from None
+            yield utt, out
+
+
+def iter_data_dir_audio(data_dir: str | os.PathLike, progress: bool = False,
+                        utts: list[str] | None = None) -> Iterator[tuple[str, np.ndarray]]:
+    """``(utt, waveform)`` for every utterance of a data dir (or those of ``utts``)."""
+    return DataDirAudio(data_dir).iter(utts, progress)

@@ -1,0 +1,52 @@
+"""The distillation task: L_reg and L_disc with every disc head, front-end adaptation that moves
+the front-end alone, and the codebook L_disc needs."""
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import tiny_student_conf, tiny_teacher, toy_batch
+
+from espnet_distill.train.distill import DistillTask, build_student
+
+
+@pytest.mark.parametrize("disc", ["type1", "type2", "type3"])
+def test_distill_step_all_disc_heads(disc):
+    teacher = tiny_teacher()
+    student, _ = build_student(tiny_student_conf(disc=disc), teacher)
+    task = DistillTask(student, teacher, alpha=0.5)
+    loss, stats = task.training_step(toy_batch(), step=0)
+    loss.backward()
+    assert {"reg", "disc", "l1_2", "cos_4"} <= set(stats)
+    assert student.disc_head.proj.weight.grad is not None
+    if disc == "type1":  # the teacher's label embeddings are frozen inside the student
+        assert "disc_head.label_embs" in student.state_dict() and not any(
+            p is student.disc_head.label_embs for p in student.parameters())
+    v = task.validation_step(toy_batch())
+    assert v["disc_top1_agree"][1] == float(task.teacher(toy_batch()["wav"], toy_batch()["lengths"]).mask.sum())
+
+
+def test_front_end_adaptation_touches_only_the_front_end():
+    teacher = tiny_teacher()
+    student, _ = build_student(tiny_student_conf(frontend="fbank"), teacher)
+    task = DistillTask(student, teacher, alpha=0.5, fe_adapt_steps=3)
+    before = {k: v.clone() for k, v in student.state_dict().items()}
+    opt = torch.optim.AdamW(student.parameters(), lr=1e-2, weight_decay=0.1)
+    for step in range(3):
+        opt.zero_grad(set_to_none=True)
+        loss, stats = task.training_step(toy_batch(), step)
+        assert set(stats) == {"fe_l1"}
+        loss.backward()
+        opt.step()
+    changed = {k for k, v in student.state_dict().items() if not torch.equal(v, before[k])}
+    assert changed and all(k.startswith(("frontend.", "fe_head.")) for k in changed), changed
+    assert any(k.startswith("frontend.conv") for k in changed) and any(k.startswith("fe_head") for k in changed)
+    loss, stats = task.training_step(toy_batch(), 3)  # stage two: the whole student
+    assert "reg" in stats and "disc" in stats
+
+
+def test_alpha_needs_a_codebook():
+    teacher = tiny_teacher(num_classes=0)
+    student, _ = build_student(tiny_student_conf(), teacher)
+    assert student.disc_head is None
+    with pytest.raises(Exception, match="L_disc .* needs a teacher with a codebook head"):
+        DistillTask(student, teacher, alpha=0.4)
