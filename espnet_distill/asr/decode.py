@@ -1,4 +1,9 @@
-"""CTC greedy decoding of an ESPnet ASR model trained through our entry points.
+"""CTC decoding of an ESPnet ASR model trained through our entry points.
+
+- :func:`greedy_decode`: best token per frame, repeats merged, blanks dropped.
+- :func:`grammar_decode`: closed vocabulary (digits, commands): of the transcripts a grammar
+  allows, the one of highest CTC likelihood (:func:`ctc_best_of`), as a grammar-constrained
+  decoder (Kaldi's G.fst of a word list) would choose.
 
 The command line is ``python -m espnet_distill.bin.asr_decode``; attention beam search runs
 through ``espnet_distill.bin.asr_inference`` (espnet2's own).
@@ -8,9 +13,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from tqdm import tqdm
 
-from espnet_distill.asr.prep import bpe_processor
+from espnet_distill.asr.prep import bpe_processor, tokenize
 from espnet_distill.data.dataset import AudioDataset, BucketBatches, collate
 
 
@@ -48,4 +54,50 @@ def greedy_decode(model, data_dir: str | Path, batch_seconds: float = 60.0, devi
             ids = ctc_collapse(best[k, : int(enc_lens[k])].tolist(), blank)
             toks = [token_list[i] for i in ids if token_list[i] not in specials]
             hyps[utt] = tokens_to_text(toks, bpe_model)
+    return hyps
+
+
+def ctc_best_of(log_probs: torch.Tensor, lengths: torch.Tensor, candidates: list[list[int]], blank: int = 0
+                ) -> torch.Tensor:
+    """The candidate token sequence of highest CTC likelihood for each utterance.
+
+    log_probs: (B, T, V) log-softmax outputs; lengths: (B,) valid frames; candidates: C token-id
+    sequences (each non-empty). Returns (B,) indices into ``candidates``; an utterance too short
+    for every candidate (all likelihoods zero) gets the first.
+    """
+    b, c = log_probs.shape[0], len(candidates)
+    lp = log_probs.float().transpose(0, 1).repeat_interleave(c, dim=1)  # (T, B * C, V): utterance-major
+    targets = torch.tensor([t for cand in candidates for t in cand] * b, dtype=torch.long)
+    target_lengths = torch.tensor([len(cand) for cand in candidates] * b, dtype=torch.long)
+    nll = F.ctc_loss(lp, targets, lengths.cpu().repeat_interleave(c), target_lengths, blank=blank,
+                     reduction="none", zero_infinity=False)  # (B * C,)
+    return nll.view(b, c).argmin(dim=1)
+
+
+@torch.no_grad()
+def grammar_decode(model, data_dir: str | Path, grammar: list[str], token_type: str = "char",
+                   batch_seconds: float = 60.0, device: str = "cpu", bpe_model: str | None = None,
+                   utts: list[str] | None = None) -> dict[str, str]:
+    """{utt: the transcript of ``grammar`` of highest CTC likelihood} for every utterance of
+    ``data_dir`` (or of ``utts``). ``grammar``: the allowed transcripts, tokenised as in training;
+    a token missing from the model's list is a ValueError naming the transcript."""
+    token_list = model.token_list
+    index = {t: i for i, t in enumerate(token_list)}
+    blank = index.get("<blank>", 0)
+    candidates = []
+    for text in grammar:
+        toks = tokenize(text, token_type, bpe_model)
+        missing = [t for t in toks if t not in index]
+        if missing or not toks:
+            raise ValueError(f"grammar transcript {text!r}: tokens {missing or '(none)'} are not in the model's token list")
+        candidates.append([index[t] for t in toks])
+    ds = AudioDataset(data_dir, max_seconds=None, min_samples=1, utts=utts)
+    sampler = BucketBatches(ds.samples, batch_seconds, shuffle=False)
+    hyps = {}
+    for idx in tqdm(list(sampler), desc=f"grammar decode {Path(data_dir).name}", unit="batch"):
+        b = collate([ds[i] for i in idx])
+        enc, enc_lens = model.encode(b["wav"].to(device), b["lengths"].to(device))
+        best = ctc_best_of(model.ctc.log_softmax(enc), enc_lens, candidates, blank)
+        for k, utt in enumerate(b["utt"]):
+            hyps[utt] = grammar[int(best[k])]
     return hyps

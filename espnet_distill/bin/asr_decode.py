@@ -1,8 +1,11 @@
-"""CTC greedy decoding of an ESPnet ASR model trained through our entry points.
+"""CTC decoding (greedy, or restricted to a grammar) of an ESPnet ASR model trained through our entry points.
 
     python -m espnet_distill.bin.asr_decode --asr-config exp/asr/x/config.yaml --asr-model exp/asr/x/valid.loss.ave.pth \\
         --data-dir data/test --out exp/asr/x/decode_ctc_greedy_test/text [--bpe-model ...] [--batch-seconds 60] \\
-        [--shard J --num-shards N] [--device cuda] [--quantize int8]
+        [--shard J --num-shards N] [--device cuda] [--quantize int8] [--grammar FILE]
+
+``--grammar FILE`` restricts each hypothesis to one of the transcripts listed in FILE (the one of
+highest CTC likelihood): closed-vocabulary tasks such as digits or commands.
 
 Writes a Kaldi text file of hypotheses (an empty hypothesis is an empty line after the id).
 With ``--shard J --num-shards N`` it decodes the J-th of N contiguous parts of the set (recipe
@@ -17,10 +20,22 @@ import logging
 import sys
 from pathlib import Path
 
-from espnet_distill.asr.decode import greedy_decode
+from espnet_distill.asr.decode import grammar_decode, greedy_decode
 from espnet_distill.asr.task import ASRTask, register
 from espnet_distill.bin import setup_logging
 from espnet_distill.data.tables import read_table, shard_utts
+
+
+def read_grammar(path: str) -> list[str]:
+    """The allowed transcripts of a grammar file: one per line, blank lines skipped, each once."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: cannot read the grammar ({e})") from None
+    out = list(dict.fromkeys(" ".join(line.split()) for line in lines if line.strip()))
+    if not out:
+        raise ValueError(f"{path}: the grammar has no transcript")
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,9 +52,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--num-shards", type=int, default=1, help="number of parts the set is split into")
     p.add_argument("--quantize", choices=["none", "int8"], default="none",
                    help="int8: dynamic int8 quantization of the linear layers (CPU only; default none)")
+    p.add_argument("--grammar", default=None, metavar="FILE",
+                   help="closed vocabulary: a file of the allowed transcripts, one per line (normalised as the "
+                        "training text); each utterance gets the one of highest CTC likelihood instead of the "
+                        "greedy output")
     a = p.parse_args(argv)
     if a.quantize == "int8" and a.device != "cpu":
         p.error("--quantize int8 runs on the CPU only (PyTorch's dynamic quantization); use --device cpu")
+    grammar = None
+    if a.grammar:
+        try:
+            grammar = read_grammar(a.grammar)
+        except ValueError as e:
+            logging.error("%s", e)
+            return 1
     register()
     utts = shard_utts(read_table(Path(a.data_dir) / "utt2spk").keys(), a.shard, a.num_shards)
     model, _ = ASRTask.build_model_from_file(a.asr_config, a.asr_model, a.device)
@@ -48,7 +74,17 @@ def main(argv: list[str] | None = None) -> int:
         from espnet_distill.student.export import quantize_int8
 
         model = quantize_int8(model)
-    hyps = greedy_decode(model, a.data_dir, a.batch_seconds, a.device, a.bpe_model, utts) if utts else {}
+    if not utts:
+        hyps = {}
+    elif grammar is not None:
+        try:
+            hyps = grammar_decode(model, a.data_dir, grammar, "bpe" if a.bpe_model else "char", a.batch_seconds,
+                                  a.device, a.bpe_model, utts)
+        except ValueError as e:
+            logging.error("%s: %s", a.grammar, e)
+            return 1
+    else:
+        hyps = greedy_decode(model, a.data_dir, a.batch_seconds, a.device, a.bpe_model, utts)
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     with open(a.out, "w", encoding="utf-8") as f:  # empty hypotheses keep their line
         for utt in sorted(hyps):

@@ -68,8 +68,9 @@ inference_args=""                                  # extra options of asr_infere
 inference_nj=2                                     # decoding jobs per test set and model (the set is split and merged)
 gpu_inference=false                                # decode on GPUs (jobs through cuda_cmd)
 int8_inference=true                                # also decode CTC greedy with int8 linear layers (CPU): decode_ctc_greedy_int8_<set>
+grammar=""                                         # closed vocabulary: a file of allowed transcripts (one per line); also decode choosing the one of highest CTC likelihood: decode_ctc_grammar_<set>
 results_md=RESULTS.md                              # where stage 6 writes the summary table
-inference_asr_model=auto                           # model file to decode in each experiment; auto: ESPnet's average of the keep_nbest_models best, valid.acc.ave.pth or else valid.loss.ave.pth
+inference_asr_model=auto                           # model file to decode in each experiment; auto: ESPnet's average of the keep_nbest_models best, the first of valid.acc.ave.pth, valid.cer_ctc.ave.pth, valid.loss.ave.pth
 
 # Data sets
 train_set=train       # unlabelled audio for teacher pretraining and distillation
@@ -487,7 +488,12 @@ fi
 
 # ---------------------------------------------------------------------------- 6. score
 # The models of stage 5 (their options) and how they are decoded: a change of either reruns stage 6.
-opts="${asr_opts} ${int8_inference} ${inference_config} $([ ! -f "${inference_config}" ] || sha256sum < "${inference_config}" | cut -c1-16) ${test_sets} ${inference_asr_model} ${inference_args} $(data_key ${test_sets}) $(stage_key asr)"
+grammar_key=""  # none without a grammar: the options of runs before --grammar existed stay the same
+if [ -n "${grammar}" ]; then
+    [ -f "${grammar}" ] || { log "Error: --grammar ${grammar}: file not found"; exit 2; }
+    grammar_key=" grammar=${grammar}:$(sha256sum < "${grammar}" | cut -c1-16)"
+fi
+opts="${asr_opts} ${int8_inference}${grammar_key} ${inference_config} $([ ! -f "${inference_config}" ] || sha256sum < "${inference_config}" | cut -c1-16) ${test_sets} ${inference_asr_model} ${inference_args} $(data_key ${test_sets}) $(stage_key asr)"
 if stage_begin 6 score "${opts}"; then
     for x in ${test_sets}; do
         case " ${finetune_sets} " in
@@ -503,9 +509,9 @@ if stage_begin 6 score "${opts}"; then
         python -m espnet_distill.bin.score --ref "${raw}/${x}/text" --hyp "$1/text" \
             --utt2spk "${raw}/${x}/utt2spk" --outdir "$1" ${text_norm_opts}
     }
-    # ctc_greedy OUT LAUNCHER WHAT [asr_decode options]: CTC greedy decoding of set ${x} with ${model}
+    # ctc_decode OUT LAUNCHER WHAT [asr_decode options]: CTC decoding of set ${x} with ${model}
     # of ${d} in ${x_nj} jobs, merged into OUT/text and scored
-    ctc_greedy() {
+    ctc_decode() {
         local out=$1 launcher=$2 what=$3 n
         shift 3
         log "Decoding ${x} with ${name}_${ft} (${what}, ${x_nj} jobs)"
@@ -525,8 +531,9 @@ if stage_begin 6 score "${opts}"; then
             d=${asr_dir}/${name}_${ft}$(seed_suffix "${seed}")
             model=${d}/${inference_asr_model}
             if [ "${inference_asr_model}" = auto ]; then
-                model=${d}/valid.acc.ave.pth
-                [ -e "${model}" ] || model=${d}/valid.loss.ave.pth
+                for model in "${d}/valid.acc.ave.pth" "${d}/valid.cer_ctc.ave.pth" "${d}/valid.loss.ave.pth"; do
+                    [ ! -e "${model}" ] || break
+                done
             fi
             if [ ! -e "${model}" ]; then
                 log "Error: ${model} not found (--inference_asr_model); ${d} has: $(cd "${d}" && ls -- *.pth 2> /dev/null | tr '\n' ' ')"
@@ -536,9 +543,13 @@ if stage_begin 6 score "${opts}"; then
             for x in ${test_sets}; do
                 n_utts=$(wc -l < "${raw}/${x}/wav.scp")
                 x_nj=$(( inference_nj < n_utts ? inference_nj : n_utts ))  # no more jobs than utterances
-                ctc_greedy "${d}/decode_ctc_greedy_${x}" "${infer_cmd}" "CTC greedy, ${infer_device}" --device "${infer_device}"
+                ctc_decode "${d}/decode_ctc_greedy_${x}" "${infer_cmd}" "CTC greedy, ${infer_device}" --device "${infer_device}"
+                if [ -n "${grammar}" ]; then  # the transcript of the grammar of highest CTC likelihood
+                    ctc_decode "${d}/decode_ctc_grammar_${x}" "${infer_cmd}" "CTC, grammar ${grammar}, ${infer_device}" \
+                        --device "${infer_device}" --grammar "${grammar}"
+                fi
                 if ${int8_inference}; then  # as a CPU deployment runs it: int8 linear layers
-                    ctc_greedy "${d}/decode_ctc_greedy_int8_${x}" "${decode_cmd}" "CTC greedy, int8 linear layers, cpu" \
+                    ctc_decode "${d}/decode_ctc_greedy_int8_${x}" "${decode_cmd}" "CTC greedy, int8 linear layers, cpu" \
                         --device cpu --quantize int8
                 fi
                 if [ -n "${has_decoder}" ] && [ "${has_decoder}" != none ]; then  # CTC-only: no decoder

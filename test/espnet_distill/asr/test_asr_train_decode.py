@@ -1,5 +1,5 @@
 """ESPnet training and decoding through our entry points: hybrid CTC/attention with BPE tokens,
-attention beam search via asr_inference, and CTC greedy decoding of a set without text."""
+attention beam search via asr_inference, and CTC greedy, int8 and grammar decoding of a set without text."""
 from __future__ import annotations
 
 import os
@@ -101,6 +101,20 @@ def test_ctc_attention_bpe_train_and_beam_search(tmp_path):
          "--data-dir", str(notext), "--out", str(tmp_path / "int8/text"), "--bpe-model", str(tok / "bpe.model"),
          "--quantize", "int8"], tmp_path)
     assert len((tmp_path / "int8/text").read_text().splitlines()) == 3
+    # a grammar (closed vocabulary): every hypothesis is one of its transcripts
+    allowed = [v for _, v in read_table(tmp_path / "data/dev/text").items] + ["hello there"]
+    (tmp_path / "grammar.txt").write_text("\n".join(allowed) + "\n\n")
+    run(["espnet_distill.bin.asr_decode", "--asr-config", str(exp / "config.yaml"), "--asr-model", str(model),
+         "--data-dir", str(notext), "--out", str(tmp_path / "grammar/text"), "--bpe-model", str(tok / "bpe.model"),
+         "--grammar", str(tmp_path / "grammar.txt")], tmp_path)
+    hyps = read_table(tmp_path / "grammar/text").as_dict()
+    assert len(hyps) == 3 and set(hyps.values()) <= set(allowed)
+    (tmp_path / "bad_grammar.txt").write_text("hello\nna\u00efve \u00fcber\n")
+    r = subprocess.run([sys.executable, "-m", "espnet_distill.bin.asr_decode", "--asr-config", str(exp / "config.yaml"),
+                        "--asr-model", str(model), "--data-dir", str(notext), "--out", str(tmp_path / "y"),
+                        "--bpe-model", str(tok / "bpe.model"), "--grammar", str(tmp_path / "bad_grammar.txt")],
+                       cwd=tmp_path, capture_output=True, text=True)
+    assert r.returncode == 1 and "bad_grammar.txt: grammar transcript 'na\u00efve \u00fcber'" in r.stderr, r.stderr[-2000:]
     r = subprocess.run([sys.executable, "-m", "espnet_distill.bin.asr_decode", "--asr-config", str(exp / "config.yaml"),
                         "--asr-model", str(model), "--data-dir", str(notext), "--out", str(tmp_path / "x"),
                         "--quantize", "int8", "--device", "cuda"], cwd=tmp_path, capture_output=True, text=True)
