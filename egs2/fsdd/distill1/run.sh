@@ -15,5 +15,5 @@ set -euo pipefail
     --asr_config conf/asr/ctc.yaml \
     --asr_scratch_config conf/distill/dt_fbank.yaml \
     --asr_teacher false \
-    --asr_args "--max_epoch 10" \
+    --grammar conf/asr/grammar_digits.txt \
     "$@"
