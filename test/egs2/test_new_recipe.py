@@ -73,7 +73,7 @@ def test_new_recipe_as_the_readme_says(tmp_path):
     sets = {"--train_set": "train", "--valid_set": "dev", "--test_sets": '"dev test"', "--finetune_sets": "labelled",
             "--teacher_config": "conf/teacher/local.yaml", "--distill_configs": "conf/distill/fbank_tiny.yaml",
             "--fbank_configs": '""', "--asr_config": "conf/asr/tiny.yaml", "--asr_scratch_config":
-            "conf/distill/fbank_tiny.yaml", "--asr_teacher": "true", "--asr_args": '"--max_epoch 2"'}
+            "conf/distill/fbank_tiny.yaml", "--asr_teacher": "true", "--grammar": "conf/asr/digits.txt"}
     for opt, value in sets.items():
         run_sh, n = re.subn(rf"{opt} \S+( \S+)?\"? \\", f"{opt} {value} \\\\", run_sh)
         assert n == 1, opt
@@ -88,6 +88,7 @@ def test_new_recipe_as_the_readme_says(tmp_path):
     fbank["distill"]["cache_teacher"] = False
     (r / "conf/distill/fbank_tiny.yaml").write_text(yaml.safe_dump(fbank))
     (r / "conf/asr/tiny.yaml").write_text(yaml.safe_dump(ASR))
+    (r / "conf/asr/digits.txt").write_text("\n".join(WORDS) + "\n")  # closed vocabulary: stage 6 also decodes with it
     p = subprocess.run(["./run.sh", "--stage", "1", "--stop_stage", "6", "--nj", "2"], cwd=r,
                        env=recipe_env(), capture_output=True, text=True)
     assert p.returncode == 0, p.stderr[-4000:]
@@ -96,3 +97,6 @@ def test_new_recipe_as_the_readme_says(tmp_path):
         scores = json.loads((r / f"exp/asr/{name}_labelled/decode_ctc_greedy_test/scores.json").read_text())
         assert scores["wer"]["result"]["ref"] > 0, name
     assert "| teacher_labelled | ctc greedy |" in (r / "RESULTS.md").read_text()
+    hyps = (r / "exp/asr/fbank_tiny_labelled/decode_ctc_grammar_test/text").read_text().split("\n")
+    assert len([h for h in hyps if h]) == 10 and {h.split()[1] for h in hyps if h} <= set(WORDS)
+    assert "| fbank_tiny_labelled | ctc grammar |" in (r / "RESULTS.md").read_text()
