@@ -11,6 +11,7 @@ Every layer that reads or writes checkpoints (teacher, student, trainer, ESPnet 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import tempfile
@@ -88,13 +89,20 @@ def safe_load(path: str | os.PathLike) -> dict:
     return obj
 
 
-def _file_mode(path: Path) -> int:
-    """The mode a rewritten ``path`` keeps: its own, or a new file's under the current umask."""
-    if path.exists():
-        return path.stat().st_mode & 0o777
+@functools.lru_cache(maxsize=1)
+def _new_file_mode() -> int:
+    """A new file's mode under the process's umask (read once: os.umask can only be read by setting it)."""
     umask = os.umask(0)
     os.umask(umask)
     return 0o666 & ~umask
+
+
+def _file_mode(path: Path) -> int:
+    """The mode a rewritten ``path`` keeps: its own, or a new file's."""
+    try:
+        return path.stat().st_mode & 0o777
+    except FileNotFoundError:
+        return _new_file_mode()
 
 
 @contextlib.contextmanager

@@ -4,7 +4,9 @@
 against the field's type (``int``, ``float``, ``bool``, ``str``, their ``| None`` forms, lists,
 tuples and dicts). Numbers written ``1e-3`` (which PyYAML reads as a string) are accepted where a
 float is expected; ``5.5`` where an int is expected, or ``"ten"``, are errors naming the key.
-A dataclass may add range checks in ``__post_init__`` (raising :class:`ConfigError`).
+A field whose type is itself a config dataclass is a nested section (``train: TrainConfig``), read
+with the same checks and named by its key. A dataclass may add range checks in
+``__post_init__`` (raising :class:`ConfigError`).
 """
 from __future__ import annotations
 
@@ -84,7 +86,9 @@ def from_dict(cls: type[T], d: dict, what: str) -> T:
     if unknown:
         raise ConfigError(f"unknown {what} keys {unknown}; valid: {sorted(fields)}")
     hints = typing.get_type_hints(cls)
-    values = {k: _check(v, hints[k], f"{what}.{k}") for k, v in d.items()}
+    # a field typed as a config dataclass is a section of its own, checked (and named) as one
+    values = {k: from_dict(hints[k], v, k) if dataclasses.is_dataclass(hints[k]) else _check(v, hints[k], f"{what}.{k}")
+              for k, v in d.items()}
     return cls(**values)
 
 

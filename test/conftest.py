@@ -207,11 +207,7 @@ TINY_PRETRAIN_CONF = {
 def pretrain_corpus(tmp_path_factory):
     """A tiny synthetic corpus with MFCC k-means labels (8 clusters) and the pretraining config
     ``conf.yaml`` (TINY_PRETRAIN_CONF): what a teacher pretraining run needs."""
-    from espnet_distill.corpora.synth_en import (
-        plan_corpus,
-        synthesize_specs,
-        write_data_dir,
-    )
+    from espnet_distill.corpora.synth_en import plan_corpus, synthesize_specs, write_data_dir
     from espnet_distill.teacher import kmeans
 
     need("espeak-ng")

@@ -11,6 +11,7 @@ through ``espnet_distill.bin.asr_inference`` (espnet2's own).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -36,21 +37,29 @@ def ctc_collapse(ids: list[int], blank: int = 0) -> list[int]:
     return out
 
 
+def encoded_batches(model, data_dir: str | Path, batch_seconds: float, device: str, utts: list[str] | None,
+                    what: str = "decode") -> Iterator[tuple[list[str], torch.Tensor, torch.Tensor]]:
+    """``(utterance ids, encoder output (B, T, D), valid frames (B,))`` for every length-bucketed batch
+    of ``data_dir`` (or of ``utts``): the input every CTC decoder here starts from."""
+    ds = AudioDataset(data_dir, max_seconds=None, min_samples=1, utts=utts)
+    sampler = BucketBatches(ds.samples, batch_seconds, shuffle=False)
+    for idx in tqdm(list(sampler), desc=f"{what} {Path(data_dir).name}", unit="batch"):
+        b = collate([ds[i] for i in idx])
+        enc, enc_lens = model.encode(b["wav"].to(device), b["lengths"].to(device))
+        yield b["utt"], enc, enc_lens
+
+
 @torch.no_grad()
 def greedy_decode(model, data_dir: str | Path, batch_seconds: float = 60.0, device: str = "cpu",
                   bpe_model: str | None = None, utts: list[str] | None = None) -> dict[str, str]:
     """{utt: hypothesis} for every utterance of ``data_dir`` (or of ``utts``)."""
-    ds = AudioDataset(data_dir, max_seconds=None, min_samples=1, utts=utts)
-    sampler = BucketBatches(ds.samples, batch_seconds, shuffle=False)
     token_list = model.token_list
     blank = token_list.index("<blank>") if "<blank>" in token_list else 0
     specials = {"<blank>", "<unk>", "<sos/eos>"}
     hyps = {}
-    for idx in tqdm(list(sampler), desc=f"decode {Path(data_dir).name}", unit="batch"):
-        b = collate([ds[i] for i in idx])
-        enc, enc_lens = model.encode(b["wav"].to(device), b["lengths"].to(device))
+    for batch_utts, enc, enc_lens in encoded_batches(model, data_dir, batch_seconds, device, utts):
         best = model.ctc.argmax(enc)
-        for k, utt in enumerate(b["utt"]):
+        for k, utt in enumerate(batch_utts):
             ids = ctc_collapse(best[k, : int(enc_lens[k])].tolist(), blank)
             toks = [token_list[i] for i in ids if token_list[i] not in specials]
             hyps[utt] = tokens_to_text(toks, bpe_model)
@@ -91,13 +100,9 @@ def grammar_decode(model, data_dir: str | Path, grammar: list[str], token_type: 
         if missing or not toks:
             raise ValueError(f"grammar transcript {text!r}: tokens {missing or '(none)'} are not in the model's token list")
         candidates.append([index[t] for t in toks])
-    ds = AudioDataset(data_dir, max_seconds=None, min_samples=1, utts=utts)
-    sampler = BucketBatches(ds.samples, batch_seconds, shuffle=False)
     hyps = {}
-    for idx in tqdm(list(sampler), desc=f"grammar decode {Path(data_dir).name}", unit="batch"):
-        b = collate([ds[i] for i in idx])
-        enc, enc_lens = model.encode(b["wav"].to(device), b["lengths"].to(device))
+    for batch_utts, enc, enc_lens in encoded_batches(model, data_dir, batch_seconds, device, utts, "grammar decode"):
         best = ctc_best_of(model.ctc.log_softmax(enc), enc_lens, candidates, blank)
-        for k, utt in enumerate(b["utt"]):
+        for k, utt in enumerate(batch_utts):
             hyps[utt] = grammar[int(best[k])]
     return hyps

@@ -30,12 +30,7 @@ from pathlib import Path
 
 import torch
 
-from espnet_distill.analysis.benchmark import (
-    bench_from_hubert,
-    bench_from_student,
-    run,
-    time_train_step,
-)
+from espnet_distill.analysis.benchmark import bench_from_hubert, bench_from_student, run, time_train_step
 from espnet_distill.bin import setup_logging
 from espnet_distill.nn.hubert import HubertConfig, HubertModel
 

@@ -21,13 +21,7 @@ import json
 import sys
 from pathlib import Path
 
-from espnet_distill.analysis.results import (
-    claims_document,
-    claims_table,
-    exp_table,
-    results_document,
-    summary,
-)
+from espnet_distill.analysis.results import claims_document, claims_table, exp_table, results_document, summary
 
 
 def main(argv: list[str] | None = None) -> int:

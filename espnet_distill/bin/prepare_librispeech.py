@@ -14,12 +14,7 @@ import sys
 from pathlib import Path
 
 from espnet_distill.bin import setup_logging
-from espnet_distill.corpora.librispeech import (
-    LIBRILIGHT_SUBSETS,
-    LibriSpeechError,
-    librilight_sources,
-    prepare_dirs,
-)
+from espnet_distill.corpora.librispeech import LIBRILIGHT_SUBSETS, LibriSpeechError, librilight_sources, prepare_dirs
 
 
 def main(argv: list[str] | None = None) -> int:

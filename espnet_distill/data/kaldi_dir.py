@@ -23,13 +23,7 @@ from pathlib import Path
 from typing import Iterable
 
 from espnet_distill.data.audio import SAMPLE_RATE, entry_kind, entry_seconds
-from espnet_distill.data.tables import (
-    DataDirError,
-    Table,
-    check_sorted,
-    read_table,
-    write_table,
-)
+from espnet_distill.data.tables import DataDirError, Table, check_sorted, read_table, write_table
 from espnet_distill.data.utterances import iter_data_dir_audio
 
 logger = logging.getLogger(__name__)

@@ -42,28 +42,31 @@ class DataDirAudio:
         reco, a, b = self.segments[utt].split()
         return reco, (float(a), float(b)), f"[{self._wav_where[reco]}, {self._seg_where[utt]}]"
 
+    def _read(self, utt: str, last: tuple | None = None) -> tuple[np.ndarray, tuple]:
+        """``(waveform, recording)`` of ``utt``; ``last``, the recording of the previous call
+        ``(key, samples, rate)``, is reused when ``utt`` lies in it (segments of one recording)."""
+        key, segment, where = self._source(utt)
+        try:
+            if last is None or last[0] != key:
+                last = (key, *read_entry(utt, self.wav[key]))
+            return segment_audio(utt, last[1], last[2], segment, self.wav[key]), last
+        except AudioError as e:
+            raise AudioError(f"{e} {where}") from None
+
     def load(self, utt: str) -> np.ndarray:
         """(L,) float32 16 kHz audio of ``utt``."""
-        return next(self.iter([utt]))[1]
+        return self._read(utt)[0]
 
     def iter(self, utts: list[str] | None = None, progress: bool = False) -> Iterator[tuple[str, np.ndarray]]:
         """``(utt, waveform)`` for ``utts`` (default: every utterance, utt2spk order); a recording
         is read once for consecutive utterances of it."""
         from tqdm import tqdm
 
-        utts = self.utts() if utts is None else utts
-        cache_key, cache = None, None
-        for utt in tqdm(utts, desc=f"reading {self.data_dir.name}", disable=not progress, unit="utt"):
-            try:
-                key, segment, where = self._source(utt)
-                entry = self.wav[key]
-                if key != cache_key:
-                    cache_key, cache = key, read_entry(utt, entry)
-                x, rate = cache
-                out = segment_audio(utt, x, rate, segment, entry)
-            except AudioError as e:
-                raise AudioError(f"{e} {where}") from None
-            yield utt, out
+        last = None
+        for utt in tqdm(self.utts() if utts is None else utts, desc=f"reading {self.data_dir.name}",
+                        disable=not progress, unit="utt"):
+            x, last = self._read(utt, last)
+            yield utt, x
 
 
 def iter_data_dir_audio(data_dir: str | os.PathLike, progress: bool = False,

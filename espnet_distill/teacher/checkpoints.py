@@ -24,13 +24,7 @@ from typing import Callable
 
 import torch
 
-from espnet_distill.checkpoint_io import (
-    CheckpointError,
-    FairseqDictionary,
-    atomic_save,
-    require_keys,
-    safe_load,
-)
+from espnet_distill.checkpoint_io import CheckpointError, FairseqDictionary, atomic_save, require_keys, safe_load
 from espnet_distill.data.audio import SAMPLE_RATE
 from espnet_distill.nn.hubert import HubertConfig, HubertModel, parse_conv_spec
 

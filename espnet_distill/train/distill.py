@@ -15,13 +15,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from espnet_distill.config import (
-    ConfigError,
-    apply_overrides,
-    check_range,
-    from_dict,
-    read_yaml,
-)
+from espnet_distill.config import ConfigError, apply_overrides, check_range, from_dict, read_yaml
 from espnet_distill.losses import disc_loss, frontend_loss, reg_loss
 from espnet_distill.student.model import Student, StudentConfig, StudentOutput, init_from_teacher
 from espnet_distill.teacher.teacher import Teacher, TeacherOutput
@@ -93,15 +87,15 @@ class DistillRunConfig:
     distill: DistillConfig
     train: TrainConfig
 
+    def __post_init__(self) -> None:
+        StudentConfig.from_dict(dict(self.student))  # names and types now, before any teacher is loaded
+
     @classmethod
     def from_dict(cls, conf: dict) -> "DistillRunConfig":
         unknown = sorted(set(conf) - set(SECTIONS))
         if unknown:
             raise ConfigError(f"unknown sections {unknown} (valid: {list(SECTIONS)})")
-        student = dict(conf.get("student") or {})
-        StudentConfig.from_dict(student)  # names and types now, before any teacher is loaded
-        return cls(student, InitConfig.from_dict(conf.get("init")), DistillConfig.from_dict(conf.get("distill")),
-                   TrainConfig.from_dict(conf.get("train")))
+        return from_dict(cls, {k: conf.get(k) or {} for k in SECTIONS}, "distillation config")
 
     @classmethod
     def load(cls, path, overrides: list[str] = ()) -> "DistillRunConfig":

@@ -64,21 +64,17 @@ class PretrainConfig:
     iterations: int = 1  # 2: k-means on layer iter2_layer of iteration 1's model, then train again
     iter2_layer: int = 4
 
+    def __post_init__(self) -> None:
+        check_range("teacher", "backend", self.backend, self.backend == "pretrain", "pretrain")
+        check_range("teacher", "iterations", self.iterations, self.iterations in (1, 2), "1 or 2")
+        self.hubert_config(self.kmeans.n_clusters)  # the model's keys and types, checked now
+
     @classmethod
     def from_dict(cls, conf: dict, what: str = "teacher config") -> "PretrainConfig":
-        conf = dict(conf or {})
         for key in ("model", "train"):
-            if key not in conf:
+            if key not in (conf or {}):
                 raise ConfigError(f"{what}: missing section '{key}'")
-        raw = from_dict(_PretrainSections, conf, what)
-        if raw.backend != "pretrain":
-            raise ConfigError(f"{what}: backend is '{raw.backend}', not 'pretrain'")
-        check_range(what, "iterations", raw.iterations, raw.iterations in (1, 2), "1 or 2")
-        model = dict(raw.model)
-        HubertConfig.from_dict(dict(model, num_classes=raw.kmeans.get("n_clusters", KMeansConfig.n_clusters)))
-        return cls(model=model, train=TrainConfig.from_dict(raw.train), backend=raw.backend,
-                   kmeans=from_dict(KMeansConfig, raw.kmeans, "kmeans"), mask=from_dict(MaskConfig, raw.mask, "mask"),
-                   iterations=raw.iterations, iter2_layer=raw.iter2_layer)
+        return from_dict(cls, conf, what)
 
     @classmethod
     def load(cls, path) -> "PretrainConfig":
@@ -90,19 +86,6 @@ class PretrainConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-@dataclass
-class _PretrainSections:
-    """The file's keys and their types, before each section is typed."""
-
-    model: dict
-    train: dict
-    backend: str = "pretrain"
-    kmeans: dict = field(default_factory=dict)
-    mask: dict = field(default_factory=dict)
-    iterations: int = 1
-    iter2_layer: int = 4
 
 
 def align_labels(labels: torch.Tensor, t: int) -> torch.Tensor:

@@ -242,7 +242,6 @@ if stage_begin 2 teacher "${opts}"; then
     backend=$(python -m espnet_distill.bin.config_get --teacher "${teacher_config}" backend)
     if [ "${backend}" = pretrain ]; then
         iterations=$(python -m espnet_distill.bin.config_get --teacher "${teacher_config}" iterations)
-        n_clusters=$(python -m espnet_distill.bin.config_get --teacher "${teacher_config}" kmeans.n_clusters)
         source=mfcc; init_opt=""
         for it in $(seq "${iterations}"); do
             d=${teacher_dir}/iter${it}
@@ -258,7 +257,7 @@ if stage_begin 2 teacher "${opts}"; then
                 python -m espnet_distill.bin.teacher_pretrain dump --config "${teacher_config}" \
                 --data-dir "${datadir}/${valid_set}" --out "${d}/feats/valid.1.pt" --source "${source}"
             train_feats=$(for n in $(seq "${nj}"); do printf '%s ' "${d}/feats/train.${n}.pt"; done)
-            log "Teacher iteration ${it}: k-means (${n_clusters} clusters)"
+            log "Teacher iteration ${it}: k-means (the config's kmeans section; log: ${d}/log/kmeans.log)"
             # shellcheck disable=SC2086
             ${train_cmd} "${d}/log/kmeans.log" \
                 python -m espnet_distill.bin.teacher_pretrain kmeans --config "${teacher_config}" --train-feats ${train_feats} \

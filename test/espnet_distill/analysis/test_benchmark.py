@@ -8,11 +8,7 @@ import sys
 import pytest
 import torch
 
-from espnet_distill.analysis.benchmark import (
-    bench_from_hubert,
-    bench_from_student,
-    macs_per_second,
-)
+from espnet_distill.analysis.benchmark import bench_from_hubert, bench_from_student, macs_per_second
 from espnet_distill.analysis.plots import curves
 from espnet_distill.nn.hubert import HubertConfig, HubertModel
 from espnet_distill.student.export import save_student

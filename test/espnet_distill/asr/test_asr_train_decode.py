@@ -11,11 +11,7 @@ import sys
 import yaml
 from conftest import need
 
-from espnet_distill.corpora.synth_en import (
-    plan_corpus,
-    synthesize_specs,
-    write_data_dir,
-)
+from espnet_distill.corpora.synth_en import plan_corpus, synthesize_specs, write_data_dir
 from espnet_distill.data.tables import read_table
 from espnet_distill.nn.hubert import HubertConfig, HubertModel
 from espnet_distill.student.export import save_student

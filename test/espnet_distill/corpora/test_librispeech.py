@@ -7,11 +7,7 @@ import sys
 import pytest
 from conftest import librispeech_chapter as chapter
 
-from espnet_distill.corpora.librispeech import (
-    LibriSpeechError,
-    librilight_sources,
-    prepare_dirs,
-)
+from espnet_distill.corpora.librispeech import LibriSpeechError, librilight_sources, prepare_dirs
 from espnet_distill.data.kaldi_dir import validate_data_dir
 from espnet_distill.data.tables import read_table
 

@@ -6,13 +6,7 @@ import stat
 
 import pytest
 
-from espnet_distill.data.tables import (
-    DataDirError,
-    read_table,
-    shard_utts,
-    table_lines,
-    write_table,
-)
+from espnet_distill.data.tables import DataDirError, read_table, shard_utts, table_lines, write_table
 
 
 def test_shards_cover_every_utterance_once():

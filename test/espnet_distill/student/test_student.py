@@ -10,11 +10,7 @@ from conftest import tiny_student_conf, tiny_teacher, toy_batch
 
 from espnet_distill.checkpoint_io import CheckpointError
 from espnet_distill.nn.hubert import HubertConfig, HubertModel
-from espnet_distill.student.export import (
-    export_distiller_local,
-    load_student,
-    save_student,
-)
+from espnet_distill.student.export import export_distiller_local, load_student, save_student
 from espnet_distill.student.model import Student, StudentConfig
 from espnet_distill.teacher.teacher import HubertTeacher
 from espnet_distill.train.distill import build_student
