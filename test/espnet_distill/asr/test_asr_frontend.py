@@ -137,3 +137,34 @@ def test_masks_hit_the_transformer_input_in_training_only(ckpts):
             assert zeroed.any() and not zeroed.all()
     with pytest.raises(ValueError, match="time_prob must be in"):
         DistilledFrontend(str(ckpts / "student.pt"), mask_time_prob=1.5)
+
+
+def test_random_equalisation_colours_the_training_input_only(ckpts):
+    x, n = wav()
+    fe = DistilledFrontend(str(ckpts / "student.pt"), eq_max_db=12.0)
+    seen = []
+    fe.upstream.frontend.register_forward_pre_hook(lambda m, args: seen.append(args[0].detach().clone()))
+    fe.eval()
+    fe(x, n)
+    torch.testing.assert_close(seen[0], x)  # decoding hears the audio as it is
+    fe.train()
+    fe(x, n)
+    assert not torch.allclose(seen[1], x, atol=1e-3)
+    assert torch.all(seen[1][1, 6000:] == 0)  # padding stays silent
+    with pytest.raises(ValueError, match="eq_max_db"):
+        DistilledFrontend(str(ckpts / "student.pt"), eq_max_db=-1.0)
+
+
+def test_random_crops_shorten_the_training_input_only(ckpts):
+    x, n = wav()
+    fe = DistilledFrontend(str(ckpts / "student.pt"), crop_max_ms=100.0)
+    fe.eval()
+    _, lens = fe(x, n)
+    assert lens.tolist() == [(8000 - 400) // 320 + 1, (6000 - 400) // 320 + 1]
+    fe.train()
+    torch.manual_seed(0)
+    feats, lens_cut = fe(x, n)
+    assert (lens_cut <= lens).all() and (lens_cut < lens).any()
+    assert feats.shape[1] == int(lens_cut.max())  # no wider than the longest (ESPnet asserts it)
+    assert (lens_cut >= (n * 0.6 - 400) // 320 + 1).all()  # at most a fifth off each end
+    feats.sum().backward()
