@@ -19,7 +19,7 @@ import sys
 from espnet2.utils.types import str2bool
 
 from espnet_distill.bin import add_text_norm_args, setup_logging
-from espnet_distill.data.audio import AudioError
+from espnet_distill.data.audio import SAMPLE_RATE, AudioError
 from espnet_distill.data.dump import FORMATS, finish, write_shard
 from espnet_distill.data.tables import DataDirError
 
@@ -35,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
         s.add_argument("--out", required=True, help="the dumped data dir (audio/ and parts/ go inside it)")
         s.add_argument("--num-shards", type=int, default=1, help="how many audio jobs split the utterances")
         s.add_argument("--audio-format", choices=sorted(FORMATS), default="flac", help="file format of the audio")
+        s.add_argument("--rate", type=int, default=SAMPLE_RATE,
+                       help="sample rate of the written audio (default %(default)s; lower: band-limited copies for "
+                            "data preparation, which our reader brings back to 16 kHz; ESPnet's stages need 16000)")
         if name == "audio":
             s.add_argument("--shard", type=int, default=1, help="which shard this job writes (1-based)")
         else:
@@ -48,11 +51,11 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     try:
         if a.cmd == "audio":
-            n = write_shard(a.data_dir, a.out, a.shard, a.num_shards, a.audio_format)
+            n = write_shard(a.data_dir, a.out, a.shard, a.num_shards, a.audio_format, rate=a.rate)
             logging.info("%s shard %d/%d: %d utterances", a.out, a.shard, a.num_shards, n)
         else:
             finish(a.data_dir, a.out, a.num_shards, a.audio_format, a.filter, a.min_seconds,
-                   a.max_seconds if a.max_seconds > 0 else None, a.case, a.punctuation)
+                   a.max_seconds if a.max_seconds > 0 else None, a.case, a.punctuation, a.rate)
     except (ValueError, AudioError, DataDirError) as e:  # DumpError and a bad --shard are ValueErrors
         logging.error("%s", e)
         return 1

@@ -4,7 +4,9 @@ ESPnet's ``sound`` reader opens files only: no pipes, no ``segments``, no resamp
 ESPnet stages, every set is therefore rewritten once:
 
 - audio: whatever ``wav.scp`` (+ ``segments``) holds, read by our reader (wav, flac, any rate,
-  stereo, Kaldi arks, ``cmd |`` pipes), written as one 16 kHz mono 16-bit file per utterance;
+  stereo, Kaldi arks, ``cmd |`` pipes), written as one 16 kHz mono 16-bit file per utterance
+  (another ``rate`` writes band-limited copies for data preparation, which our reader brings back
+  to 16 kHz; ESPnet's reader does not resample, so its inputs keep 16 kHz);
 - text: normalised with :func:`espnet_distill.data.text.normalize_text` (the documented rule:
   case folding, punctuation except word-internal apostrophes removed, whitespace collapsed);
 - filtering (training sets only): utterances longer than ``max_seconds`` or shorter than
@@ -30,7 +32,7 @@ import numpy as np
 import soundfile as sf
 
 from espnet_distill.checkpoint_io import atomic_path
-from espnet_distill.data.audio import SAMPLE_RATE
+from espnet_distill.data.audio import SAMPLE_RATE, to_mono_16k
 from espnet_distill.data.kaldi_dir import utt2spk_to_spk2utt
 from espnet_distill.data.tables import read_table, shard_utts, write_table
 from espnet_distill.data.text import normalize_text
@@ -51,11 +53,13 @@ def audio_name(utt: str, audio_format: str) -> str:
 
 
 def write_shard(src: str | os.PathLike, out: str | os.PathLike, shard: int = 1, num_shards: int = 1,
-                audio_format: str = "flac", progress: bool = True) -> int:
-    """Write the audio of one shard of ``src`` under ``out/audio/<shard>/`` and its sample
-    counts to ``out/parts/utt2num_samples.<shard>``. Returns the number of utterances."""
+                audio_format: str = "flac", progress: bool = True, rate: int = SAMPLE_RATE) -> int:
+    """Write the audio of one shard of ``src`` under ``out/audio/<shard>/`` at ``rate`` Hz and its
+    sample counts to ``out/parts/utt2num_samples.<shard>``. Returns the number of utterances."""
     if audio_format not in FORMATS:
         raise DumpError(f"audio format must be one of {sorted(FORMATS)}, got {audio_format!r}")
+    if not 1000 <= rate <= SAMPLE_RATE:
+        raise DumpError(f"rate must be in 1000..{SAMPLE_RATE} Hz (the reader gives {SAMPLE_RATE} Hz), got {rate}")
     src, out = Path(src), Path(out)
     utts = shard_utts(read_table(src / "utt2spk").keys(), shard, num_shards)
     folder = out / "audio" / str(shard)
@@ -74,11 +78,12 @@ def write_shard(src: str | os.PathLike, out: str | os.PathLike, shard: int = 1, 
     if todo:
         for utt, x in iter_data_dir_audio(src, progress=progress, utts=todo):
             path = folder / audio_name(utt, audio_format)
+            x = to_mono_16k(x, SAMPLE_RATE, target=rate)
             peak = float(np.abs(x).max()) if len(x) else 0.0
             if peak > 1.0:
                 logger.warning("utterance '%s': peak %.2f > 1.0, clipped when written as 16-bit", utt, peak)
             with atomic_path(path) as tmp:
-                sf.write(str(tmp), np.clip(x, -1.0, 1.0), SAMPLE_RATE, subtype=subtype, format=fmt)
+                sf.write(str(tmp), np.clip(x, -1.0, 1.0), rate, subtype=subtype, format=fmt)
             lines.append((utt, str(len(x))))
     (out / "parts").mkdir(parents=True, exist_ok=True)
     write_table(out / "parts" / f"utt2num_samples.{shard}", lines)
@@ -111,8 +116,9 @@ def drop_reason(seconds: float, text: str | None, min_seconds: float, max_second
 
 def finish(src: str | os.PathLike, out: str | os.PathLike, num_shards: int = 1, audio_format: str = "flac",
            filter_utts: bool = True, min_seconds: float = 0.1, max_seconds: float | None = 20.0,
-           case: str = "lower", punctuation: str = "remove") -> DumpStats:
-    """Write the dumped data dir ``out`` from the shards' parts; filter when ``filter_utts``."""
+           case: str = "lower", punctuation: str = "remove", rate: int = SAMPLE_RATE) -> DumpStats:
+    """Write the dumped data dir ``out`` from the shards' parts (audio written at ``rate`` Hz);
+    filter when ``filter_utts``."""
 
     src, out = Path(src), Path(out)
     samples: dict[str, int] = {}
@@ -133,11 +139,11 @@ def finish(src: str | os.PathLike, out: str | os.PathLike, num_shards: int = 1, 
         text = {u: normalize_text(t, case, punctuation) for u, t in read_table(src / "text", allow_empty_value=True).items}
     stats, kept, dropped = DumpStats(total=len(utt2spk)), [], []
     for utt, spk in utt2spk:
-        reason = drop_reason(samples[utt] / SAMPLE_RATE, text.get(utt) if text else None, min_seconds, max_seconds) \
+        reason = drop_reason(samples[utt] / rate, text.get(utt) if text else None, min_seconds, max_seconds) \
             if filter_utts else None
         if reason:
             stats.dropped[reason] += 1
-            dropped.append((utt, f"{reason} {samples[utt] / SAMPLE_RATE:.3f}"))
+            dropped.append((utt, f"{reason} {samples[utt] / rate:.3f}"))
         else:
             kept.append((utt, spk))
     stats.kept = len(kept)
@@ -148,7 +154,7 @@ def finish(src: str | os.PathLike, out: str | os.PathLike, num_shards: int = 1, 
                                   for u, _ in kept])
     write_table(out / "utt2spk", kept)
     write_table(out / "spk2utt", utt2spk_to_spk2utt(kept))
-    write_table(out / "utt2dur", [(u, f"{samples[u] / SAMPLE_RATE:.4f}") for u, _ in kept])
+    write_table(out / "utt2dur", [(u, f"{samples[u] / rate:.4f}") for u, _ in kept])
     if text is not None:
         write_table(out / "text", [(u, text[u]) for u, _ in kept])
     write_table(out / "dropped", dropped)

@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import soundfile as sf
 from conftest import SHARED_DATA, copy_recipe, need, recipe_env
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,4 +60,9 @@ def test_clones_fsdd_when_absent(tmp_path, reachable):
     assert set(test_wav) == {"george-4_00", "george-8_00"}
     assert all(Path(p).parent == clone for p in test_wav.values())
     assert (r / "data/fsdd_train/text").read_text().count("\n") == 8
-    assert (r / "data/train_pretrain/wav.scp").is_file()
+    # the teacher's data: FSDD's 8 kHz training audio and the synthetic part at the same rate (band-limited)
+    pretrain = dict(line.split(maxsplit=1) for line in (r / "data/train_pretrain/wav.scp").read_text().splitlines())
+    synthetic = [p for p in pretrain.values() if Path(p).parent != clone]
+    assert len(pretrain) - len(synthetic) == 8 and synthetic
+    assert {sf.info(p).samplerate for p in pretrain.values()} == {8000}
+    assert all(Path(p).is_relative_to((r / "data/train_8000hz").resolve()) for p in synthetic)

@@ -101,6 +101,28 @@ def test_segments_are_cut_into_files(tmp_path):
     assert not (tmp_path / "dump/seg/segments").exists()
 
 
+def test_lower_rate_writes_band_limited_copies_read_back_at_16k(tmp_path):
+    src_wav = tmp_path / "src/two.wav"
+    src_wav.parent.mkdir()
+    sf.write(src_wav, tone(1.0, 16000, 1000) + tone(1.0, 16000, 6000), 16000)  # 6 kHz: above 8 kHz audio's band
+    src = write_dir(tmp_path / "data/wide", {"u-1": str(src_wav)}, {"u-1": "Keep This."})
+    out = tmp_path / "data/wide_8000hz"
+    for step in ("audio", "finish"):
+        extra = ("--filter", "false", "--case", "keep", "--punctuation", "keep") if step == "finish" else ()
+        r = cli(step, "--data-dir", str(src), "--out", str(out), "--rate", "8000", *extra)
+        assert r.returncode == 0, r.stderr[-2000:]
+    path = read_table(out / "wav.scp").as_dict()["u-1"]
+    assert sf.info(path).samplerate == 8000 and sf.info(path).frames == 8000
+    assert read_table(out / "utt2dur").as_dict() == {"u-1": "1.0000"}
+    assert read_table(out / "text").as_dict() == {"u-1": "Keep This."}
+    x = load_utterance("u-1", path)  # our reader: back to 16 kHz, the 6 kHz tone gone, the 1 kHz one kept
+    spec = np.abs(np.fft.rfft(x[2000:14000]))
+    hz = np.fft.rfftfreq(12000, 1 / 16000)
+    assert len(x) == 16000 and spec[np.abs(hz - 6000) < 50].max() < 0.01 * spec[np.abs(hz - 1000) < 50].max()
+    r = cli("audio", "--data-dir", str(src), "--out", str(tmp_path / "x"), "--rate", "48000")
+    assert r.returncode == 1 and "rate must be in 1000..16000" in r.stderr
+
+
 def test_killed_audio_job_resumes_and_keeps_finished_files(mixed, tmp_path):
     out = tmp_path / "dump/mixed"
     assert cli("audio", "--data-dir", str(mixed), "--out", str(out)).returncode == 0

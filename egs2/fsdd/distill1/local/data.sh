@@ -3,6 +3,7 @@
 #   data/fsdd_train  4 speakers (labelled fine-tuning set, and unlabelled audio for the teacher)
 #   data/fsdd_dev    1 speaker;  data/fsdd_test: the held-out sixth speaker
 #   data/train, dev, test        the synthetic English corpus (egs2/synth_en's local/data.sh)
+#   data/train_8000hz            the synthetic train set band-limited like FSDD (--synth_rate)
 #   data/train_pretrain          synthetic train + FSDD train audio: teacher and distillation data
 set -euo pipefail
 
@@ -15,6 +16,7 @@ train_speakers=jackson,theo,nicolas,yweweler
 dev_speakers=lucas
 test_speakers=george
 synth_opts="--train_hours 1.0 --dev_utts 100 --test_utts 100 --lowres '' --nj 2"  # the synthetic part
+synth_rate=8000   # the synthetic part joins the teacher's data at FSDD's sample rate (16000: as synthesized)
 help_message="Usage: $0 [options]   (FSDD from db.sh's FSDD; see the options below)"
 
 . ./path.sh
@@ -44,8 +46,17 @@ python -m espnet_distill.bin.prepare_fsdd --recordings "${FSDD}" --data-root dat
 for x in fsdd_train fsdd_dev fsdd_test; do
     utils/validate_data_dir.sh "data/${x}"
 done
+synth_train=data/train
+if [ "${synth_rate}" != 16000 ]; then
+    synth_train=data/train_${synth_rate}hz
+    log "Synthetic train at ${synth_rate} Hz like FSDD's recordings (band-limited copies): ${synth_train}"
+    rm -rf "${synth_train}"
+    python -m espnet_distill.bin.dump_data_dir audio --data-dir data/train --out "${synth_train}" --rate "${synth_rate}"
+    python -m espnet_distill.bin.dump_data_dir finish --data-dir data/train --out "${synth_train}" --rate "${synth_rate}" \
+        --filter false --case keep --punctuation keep
+fi
 rm -rf data/train_pretrain
-utils/combine_data_dir.sh data/train_pretrain data/train data/fsdd_train
+utils/combine_data_dir.sh data/train_pretrain "${synth_train}" data/fsdd_train
 utils/validate_data_dir.sh --no-audio data/train_pretrain
 python -m espnet_distill.bin.synth_corpus stats --data-root data --sets train fsdd_train fsdd_dev fsdd_test \
     --train-set fsdd_train
