@@ -83,6 +83,34 @@ def ctc_best_of(log_probs: torch.Tensor, lengths: torch.Tensor, candidates: list
     return nll.view(b, c).argmin(dim=1)
 
 
+def read_grammar(path: str | Path) -> list[str]:
+    """The allowed transcripts of a grammar file: one per line, blank lines skipped, each once."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: cannot read the grammar ({e})") from None
+    out = list(dict.fromkeys(" ".join(line.split()) for line in lines if line.strip()))
+    if not out:
+        raise ValueError(f"{path}: the grammar has no transcript")
+    return out
+
+
+def grammar_candidates(token_list: list[str], grammar: list[str], token_type: str = "char",
+                       bpe_model: str | None = None) -> list[list[int]]:
+    """The token ids of each transcript of ``grammar``, tokenised as in training; a token missing
+    from ``token_list`` is a ValueError naming the transcript."""
+    index = {t: i for i, t in enumerate(token_list)}
+    candidates = []
+    for text in grammar:
+        toks = tokenize(text, token_type, bpe_model)
+        missing = [t for t in toks if t not in index]
+        if missing or not toks:
+            raise ValueError(f"grammar transcript {text!r}: tokens {missing or '(none)'} "
+                             "are not in the model's token list")
+        candidates.append([index[t] for t in toks])
+    return candidates
+
+
 @torch.no_grad()
 def grammar_decode(model, data_dir: str | Path, grammar: list[str], token_type: str = "char",
                    batch_seconds: float = 60.0, device: str = "cpu", bpe_model: str | None = None,
@@ -90,16 +118,8 @@ def grammar_decode(model, data_dir: str | Path, grammar: list[str], token_type: 
     """{utt: the transcript of ``grammar`` of highest CTC likelihood} for every utterance of
     ``data_dir`` (or of ``utts``). ``grammar``: the allowed transcripts, tokenised as in training;
     a token missing from the model's list is a ValueError naming the transcript."""
-    token_list = model.token_list
-    index = {t: i for i, t in enumerate(token_list)}
-    blank = index.get("<blank>", 0)
-    candidates = []
-    for text in grammar:
-        toks = tokenize(text, token_type, bpe_model)
-        missing = [t for t in toks if t not in index]
-        if missing or not toks:
-            raise ValueError(f"grammar transcript {text!r}: tokens {missing or '(none)'} are not in the model's token list")
-        candidates.append([index[t] for t in toks])
+    candidates = grammar_candidates(model.token_list, grammar, token_type, bpe_model)
+    blank = model.token_list.index("<blank>") if "<blank>" in model.token_list else 0
     hyps = {}
     for batch_utts, enc, enc_lens in encoded_batches(model, data_dir, batch_seconds, device, utts, "grammar decode"):
         best = ctc_best_of(model.ctc.log_softmax(enc), enc_lens, candidates, blank)

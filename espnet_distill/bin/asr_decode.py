@@ -20,22 +20,10 @@ import logging
 import sys
 from pathlib import Path
 
-from espnet_distill.asr.decode import grammar_decode, greedy_decode
+from espnet_distill.asr.decode import grammar_decode, greedy_decode, read_grammar
 from espnet_distill.asr.task import ASRTask, register
 from espnet_distill.bin import setup_logging
 from espnet_distill.data.tables import read_table, shard_utts
-
-
-def read_grammar(path: str) -> list[str]:
-    """The allowed transcripts of a grammar file: one per line, blank lines skipped, each once."""
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path}: cannot read the grammar ({e})") from None
-    out = list(dict.fromkeys(" ".join(line.split()) for line in lines if line.strip()))
-    if not out:
-        raise ValueError(f"{path}: the grammar has no transcript")
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,7 +1,7 @@
 """Transcribe audio files with a fine-tuned model: no Kaldi dir needed.
 
     python -m espnet_distill.bin.transcribe --model exp/asr/dt_fbank_train_10min a.wav b.flac ...
-        [--decoding auto|ctc|attention] [--device cpu|cuda] [--json]
+        [--decoding auto|ctc|attention] [--grammar FILE] [--device cpu|cuda] [--json]
 
 ``--model`` is an ESPnet experiment folder of this toolkit (its config.yaml and a model file: the
 averaged ``valid.*.ave.pth`` or else ``valid.*.best.pth``; ``--model-file`` picks another). The
@@ -14,6 +14,12 @@ error on stderr naming it, the others are still transcribed, and the exit status
 
 Decoding: CTC greedy (``ctc``), or ESPnet's attention beam search for models with a decoder
 (``attention``, beam 5, CTC weight 0.3); ``auto`` picks attention where the model has a decoder.
+``--grammar FILE`` restricts CTC decoding to the transcripts listed in FILE (closed vocabularies:
+the one of highest CTC likelihood), as stage 6's grammar decoding.
+
+The model file, where ``--model-file`` does not name one: the averaged model of the selection the
+model was trained with (config.yaml's ``best_model_criterion``: ``valid.acc.ave.pth``,
+``valid.cer_ctc.ave.pth``, ...), else its best single epoch.
 """
 from __future__ import annotations
 
@@ -25,26 +31,47 @@ import time
 from pathlib import Path
 
 import torch
+import yaml
 
+from espnet_distill.asr.decode import read_grammar
 from espnet_distill.bin import setup_logging
 from espnet_distill.data.audio import SAMPLE_RATE, AudioError, load_audio_file
 
-MODEL_FILES = ("valid.acc.ave.pth", "valid.loss.ave.pth", "valid.acc.best.pth", "valid.loss.best.pth")
+MODEL_FILES = ("valid.acc.ave.pth", "valid.cer_ctc.ave.pth", "valid.loss.ave.pth",  # stage 6's "auto" order
+               "valid.acc.best.pth", "valid.cer_ctc.best.pth", "valid.loss.best.pth")
 MIN_SAMPLES = 400  # HuBERT's CNN: one frame needs 25 ms of 16 kHz audio
 
 
+def model_file_candidates(exp: Path) -> list[str]:
+    """Model file names to look for in ``exp``, best first: the averaged, then the best model of each
+    ``best_model_criterion`` of its config.yaml (the selection the model was trained with), then
+    :data:`MODEL_FILES`."""
+    names = []
+    try:
+        conf = yaml.safe_load((exp / "config.yaml").read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        conf = {}
+    criteria = [c for c in conf.get("best_model_criterion") or [] if isinstance(c, (list, tuple)) and len(c) >= 2]
+    for kind in ("ave", "best"):
+        names += [f"{c[0]}.{c[1]}.{kind}.pth" for c in criteria]
+    return list(dict.fromkeys(names + list(MODEL_FILES)))
+
+
 def find_model_file(exp: Path) -> Path:
-    for name in MODEL_FILES:
+    names = model_file_candidates(exp)
+    for name in names:
         if (exp / name).exists():
             return exp / name
-    raise FileNotFoundError(f"{exp}: no model file ({', '.join(MODEL_FILES)}); give --model-file")
+    raise FileNotFoundError(f"{exp}: no model file ({', '.join(names)}); give --model-file")
 
 
 class Transcriber:
     """A fine-tuned model and its decoders: ``transcriber(wav) -> text`` for 16 kHz float audio."""
 
     def __init__(self, exp: Path, model_file: Path | None = None, device: str = "cpu", decoding: str = "auto",
-                 beam_size: int = 5, ctc_weight: float = 0.3, config: Path | None = None):
+                 beam_size: int = 5, ctc_weight: float = 0.3, config: Path | None = None,
+                 grammar: list[str] | None = None):
+        from espnet_distill.asr.decode import grammar_candidates
         from espnet_distill.asr.task import ASRTask, register
 
         register()
@@ -54,12 +81,19 @@ class Transcriber:
         self.model, self.args = ASRTask.build_model_from_file(config, model_file, device)
         self.model.eval()
         has_decoder = getattr(self.model, "decoder", None) is not None
+        if grammar is not None and decoding == "attention":
+            raise ValueError("a grammar restricts CTC decoding; use --decoding ctc (or auto) with --grammar")
         if decoding == "auto":
-            decoding = "attention" if has_decoder else "ctc"
+            decoding = "ctc" if grammar is not None or not has_decoder else "attention"
         if decoding == "attention" and not has_decoder:
             raise ValueError(f"{exp}: this model has no decoder; use --decoding ctc")
         self.decoding = decoding
         self.bpe_model = getattr(self.args, "bpemodel", None)
+        self.grammar, self.candidates = grammar, None
+        if grammar is not None:
+            self.decoding = "ctc grammar"
+            self.candidates = grammar_candidates(self.model.token_list, grammar, self.args.token_type,
+                                                 self.bpe_model if self.args.token_type == "bpe" else None)
         self.speech2text = None
         if decoding == "attention":
             from espnet2.bin.asr_inference import Speech2Text
@@ -70,16 +104,19 @@ class Transcriber:
 
     @torch.no_grad()
     def __call__(self, wav) -> str:
-        from espnet_distill.asr.decode import ctc_collapse, tokens_to_text
+        from espnet_distill.asr.decode import ctc_best_of, ctc_collapse, tokens_to_text
 
         x = torch.as_tensor(wav, dtype=torch.float32)[None].to(self.device)
         if self.speech2text is not None:
             text, *_ = self.speech2text(x[0])[0]
             return text or ""
         enc, enc_lens = self.model.encode(x, torch.tensor([x.shape[1]], device=self.device))
-        ids = self.model.ctc.argmax(enc)[0, : int(enc_lens[0])].tolist()
         token_list = self.model.token_list
         blank = token_list.index("<blank>") if "<blank>" in token_list else 0
+        if self.candidates is not None:
+            best = ctc_best_of(self.model.ctc.log_softmax(enc), enc_lens, self.candidates, blank)
+            return self.grammar[int(best[0])]
+        ids = self.model.ctc.argmax(enc)[0, : int(enc_lens[0])].tolist()
         toks = [token_list[i] for i in ctc_collapse(ids, blank) if token_list[i] not in ("<blank>", "<unk>", "<sos/eos>")]
         return tokens_to_text(toks, self.bpe_model if self.args.token_type == "bpe" else None)
 
@@ -93,6 +130,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--decoding", choices=["auto", "ctc", "attention"], default="auto", help="decoder (default auto)")
     p.add_argument("--beam-size", type=int, default=5, help="attention beam size")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda")
+    p.add_argument("--grammar", default=None, metavar="FILE",
+                   help="closed vocabulary (digits, commands): a file of the allowed transcripts, one per line; "
+                        "each file gets the one of highest CTC likelihood (as stage 6's --grammar decoding)")
     p.add_argument("--json", action="store_true", help="one JSON object per line, with timings")
     p.add_argument("audio", nargs="+", help="audio files (any rate and channel count)")
     a = p.parse_args(argv)
@@ -105,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
             files = unpack(exp, exp.parent / f".{exp.name}.unpacked")
             config, model_file = Path(files["asr_train_config"]), Path(files["asr_model_file"])
             exp = config.parent
-        tr = Transcriber(exp, model_file, a.device, a.decoding, a.beam_size, config=config)
+        grammar = read_grammar(a.grammar) if a.grammar else None
+        tr = Transcriber(exp, model_file, a.device, a.decoding, a.beam_size, config=config, grammar=grammar)
     except (FileNotFoundError, ValueError, RuntimeError) as e:
         print(f"transcribe: {e}", file=sys.stderr)
         return 2

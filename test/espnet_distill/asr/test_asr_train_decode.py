@@ -149,6 +149,13 @@ def test_ctc_attention_bpe_train_and_beam_search(tmp_path):
     for bad, why in (("missing.wav", "file not found"), ("empty.wav", "empty"), ("short.wav", "too short"),
                      ("notes.wav", "not readable as audio")):
         assert f"transcribe: {tmp_path / bad}: {why}" in r.stderr, bad
+    # the grammar, as stage 6 decodes closed vocabularies: the same choice as the Kaldi-dir decoder's
+    r = subprocess.run([sys.executable, "-m", "espnet_distill.bin.transcribe", "--model", str(moved),
+                        "--model-file", str(moved / model.name), "--grammar", str(tmp_path / "grammar.txt"), *wavs],
+                       cwd=tmp_path, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    dev_utts = [u for u, _ in read_table(tmp_path / "data/dev/wav.scp").items]
+    assert [line.split("\t", 1)[1] for line in r.stdout.splitlines()] == [hyps[u] for u in dev_utts]
     r = subprocess.run([sys.executable, "-m", "espnet_distill.bin.transcribe", "--model", str(moved), "--json",
                         "--model-file", str(moved / model.name), "--decoding", "attention", "--beam-size", "2",
                         wavs[0]], cwd=tmp_path, capture_output=True, text=True)
