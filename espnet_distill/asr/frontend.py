@@ -127,13 +127,15 @@ class DistilledFrontend(AbsFrontend):
     def __init__(self, checkpoint: str = "", layer: str | int = "last", freeze_steps: int = 0, fs: int = SAMPLE_RATE,
                  mask_time_prob: float = 0.0, mask_time_length: int = 10, mask_channel_prob: float = 0.0,
                  mask_channel_length: int = 10, upstream: dict | None = None, eq_max_db: float = 0.0,
-                 eq_anchors: int = 6, crop_max_ms: float = 0.0):
+                 eq_anchors: int = 6, crop_max_ms: float = 0.0, mask_time_min_spans: int = 1):
         """``checkpoint``: the student (or teacher) to start from. ``upstream``: its architecture
         (``describe_upstream``; ``asr_train`` records it in config.yaml), used when the checkpoint
         file is not there: a fine-tuned model moved or unpacked elsewhere has its weights in its own
         model file and needs only the architecture. ``eq_max_db`` > 0: in training, each waveform
         is filtered by its own random smooth filter (:func:`espnet_distill.nn.augment.random_equalize`);
-        ``crop_max_ms`` > 0: in training, random cuts off both ends (:func:`~espnet_distill.nn.augment.random_crop`)."""
+        ``crop_max_ms`` > 0: in training, random cuts off both ends (:func:`~espnet_distill.nn.augment.random_crop`).
+        ``mask_time_min_spans``: time-mask spans each training utterance gets at least (1, fairseq's
+        rule; 0 for sub-second utterances, where one span is far more than ``mask_time_prob``)."""
         super().__init__()
         if isinstance(fs, str):  # ESPnet style "16k"
             fs = int(float(fs[:-1]) * 1000) if fs.lower().endswith("k") else int(fs)
@@ -153,17 +155,18 @@ class DistilledFrontend(AbsFrontend):
         self.layer = layer
         self.layer_weights = nn.Parameter(torch.zeros(self.num_layers + 1)) if layer == "weighted" else None
         self.freeze_steps = int(freeze_steps)
-        self.masking = FeatureMasking(self.dim, mask_time_prob, mask_time_length, mask_channel_prob, mask_channel_length)
+        self.masking = FeatureMasking(self.dim, mask_time_prob, mask_time_length, mask_channel_prob,
+                                      mask_channel_length, mask_time_min_spans)
         if eq_max_db < 0 or int(eq_anchors) < 2 or crop_max_ms < 0:
             raise ValueError(f"eq_max_db and crop_max_ms must be >= 0 and eq_anchors >= 2, got {eq_max_db}, "
                              f"{crop_max_ms} and {eq_anchors}")
         self.eq_max_db, self.eq_anchors = float(eq_max_db), int(eq_anchors)
         self.crop_max_samples = round(crop_max_ms * SAMPLE_RATE / 1000)
         self.register_buffer("forward_count", torch.zeros((), dtype=torch.long))
-        logger.info("distilled frontend: %s (%s, %d layers x %d), layer=%s, frozen for %d steps, masks: time %.2f x %d, "
-                    "channel %.2f x %d, random equalisation +-%.1f dB, random crops up to %g ms", checkpoint, self.kind,
+        logger.info("distilled frontend: %s (%s, %d layers x %d), layer=%s, frozen for %d steps, masks: time %.2f x %d "
+                    "(>= %d spans), channel %.2f x %d, random equalisation +-%.1f dB, random crops up to %g ms", checkpoint, self.kind,
                     self.num_layers, self.dim, layer, self.freeze_steps, mask_time_prob, mask_time_length,
-                    mask_channel_prob, mask_channel_length, self.eq_max_db, crop_max_ms)
+                    mask_time_min_spans, mask_channel_prob, mask_channel_length, self.eq_max_db, crop_max_ms)
 
     def output_size(self) -> int:
         return self.dim

@@ -10,11 +10,14 @@ from torch import nn
 
 
 def span_mask(lengths: torch.Tensor, max_len: int, prob: float, span: int,
-              generator: torch.Generator | None = None) -> torch.Tensor:
+              generator: torch.Generator | None = None, min_spans: int = 1) -> torch.Tensor:
     """(B,) valid frame counts -> (B, T) bool mask of masked frames (fairseq's static rule).
 
-    For an utterance of T frames, ``int(prob * T / span + u)`` (u ~ U[0, 1)) span starts are
-    drawn without replacement from [0, T - span]; spans may overlap. Padding is never masked.
+    For an utterance of T frames, ``max(min_spans, int(prob * T / span + u))`` (u ~ U[0, 1)) span
+    starts are drawn without replacement from [0, T - span]; spans may overlap. Padding is never
+    masked. ``min_spans`` 0 keeps the expected masked fraction at ``prob`` on short utterances too
+    (with 1, every utterance longer than a span has one: a 25-frame one loses a fifth of its frames
+    to ``prob`` 0.1, ``span`` 5).
     """
     b = len(lengths)
     mask = torch.zeros(b, max_len, dtype=torch.bool)
@@ -22,7 +25,9 @@ def span_mask(lengths: torch.Tensor, max_len: int, prob: float, span: int,
         if t <= span:
             continue
         n = int(prob * t / span + float(torch.rand((), generator=generator)))
-        n = max(1, min(n, t - span))
+        n = max(min_spans, min(n, t - span))
+        if n == 0:
+            continue
         starts = torch.randperm(t - span, generator=generator)[:n]
         idx = (starts[:, None] + torch.arange(span)[None]).flatten()
         mask[i, idx] = True
@@ -35,15 +40,19 @@ class FeatureMasking(nn.Module):
     student's last layer, right before the CTC head): spans of ``time_length`` frames start with
     probability ``time_prob / time_length`` per frame and are replaced by a learned mask embedding;
     spans of ``channel_length`` channels are zeroed with ``channel_prob`` likewise (the same
-    channels in every frame of an utterance). Only in training mode; padding is never masked."""
+    channels in every frame of an utterance). ``time_min_spans``: time spans every utterance gets
+    at least (:func:`span_mask`'s ``min_spans``). Only in training mode; padding is never masked."""
 
     def __init__(self, dim: int, time_prob: float = 0.0, time_length: int = 10, channel_prob: float = 0.0,
-                 channel_length: int = 10):
+                 channel_length: int = 10, time_min_spans: int = 1):
         super().__init__()
         for name, v in (("time_prob", time_prob), ("channel_prob", channel_prob)):
             if not 0.0 <= v < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {v}")
+        if int(time_min_spans) < 0:
+            raise ValueError(f"time_min_spans must be >= 0, got {time_min_spans}")
         self.time_prob, self.time_length = float(time_prob), int(time_length)
+        self.time_min_spans = int(time_min_spans)
         self.channel_prob, self.channel_length = float(channel_prob), int(channel_length)
         self.mask_emb = nn.Parameter(torch.empty(dim).uniform_()) if time_prob > 0 else None
 
@@ -53,7 +62,8 @@ class FeatureMasking(nn.Module):
             return x
         b, t, d = x.shape
         if self.time_prob > 0:
-            tm = span_mask(mask.sum(1).cpu(), t, self.time_prob, self.time_length).to(x.device)
+            tm = span_mask(mask.sum(1).cpu(), t, self.time_prob, self.time_length,
+                           min_spans=self.time_min_spans).to(x.device)
             x = torch.where(tm[..., None], self.mask_emb.to(x.dtype), x)
         if self.channel_prob > 0:
             cm = span_mask(torch.full((b,), d), d, self.channel_prob, self.channel_length).to(x.device)
