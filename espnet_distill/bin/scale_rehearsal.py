@@ -64,7 +64,7 @@ def librispeech_like_durations(n: int, seed: int = 0, mean: float = 12.3, low: f
 def make_recordings(out: Path, n: int, source: Path | None) -> list[Path]:
     """``n`` 40 s, 16 kHz flac recordings: FSDD speech concatenated when ``source`` has wavs,
     else tones with a slow amplitude envelope."""
-    from espnet_distill.data.audio import to_mono_16k
+    from espnet_distill.data.audio import to_mono
 
     out.mkdir(parents=True, exist_ok=True)
     wavs = sorted(source.glob("*.wav")) if source is not None and source.is_dir() else []
@@ -79,7 +79,7 @@ def make_recordings(out: Path, n: int, source: Path | None) -> list[Path]:
         while total < need:
             if wavs:
                 x, rate = sf.read(wavs[k % len(wavs)], dtype="float32")
-                x = to_mono_16k(x, rate)
+                x = to_mono(x, rate)
                 k += 1
             else:
                 t = np.arange(SAMPLE_RATE) / SAMPLE_RATE

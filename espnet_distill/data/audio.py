@@ -36,8 +36,9 @@ def _resampler(orig: int, new: int):
     return torchaudio.transforms.Resample(orig, new)
 
 
-def to_mono_16k(samples: np.ndarray, rate: int, target: int = SAMPLE_RATE) -> np.ndarray:
-    """``samples``: (T,) or (T, C) float -> (T',) float32 mono at ``target`` Hz."""
+def to_mono(samples: np.ndarray, rate: int, target: int = SAMPLE_RATE) -> np.ndarray:
+    """``samples``: (T,) or (T, C) float at ``rate`` Hz -> (T',) float32 mono at ``target`` Hz (channels
+    averaged; resampled where the rates differ: up to our 16 kHz, or down for band-limited copies)."""
     x = np.asarray(samples, dtype=np.float32)
     if x.ndim == 2:
         x = x.mean(axis=1)
@@ -162,7 +163,7 @@ def load_audio_file(path: str | os.PathLike, target_rate: int = SAMPLE_RATE) -> 
         raise AudioError(f"{path}: empty (no samples)")
     if not np.isfinite(x).all():
         raise AudioError(f"{path}: contains NaN or Inf")
-    return to_mono_16k(x, rate, target_rate)
+    return to_mono(x, rate, target_rate)
 
 
 def cut_segment(utt: str, x: np.ndarray, rate: int, segment: tuple[float, float], where: str) -> np.ndarray:
@@ -186,7 +187,7 @@ def segment_audio(utt: str, x: np.ndarray, rate: int, segment: tuple[float, floa
         raise AudioError(f"utterance '{utt}': audio is empty: {where!r}")
     if not np.isfinite(x).all():
         raise AudioError(f"utterance '{utt}': audio contains NaN or Inf: {where!r}")
-    return to_mono_16k(x, rate, target_rate)
+    return to_mono(x, rate, target_rate)
 
 
 def entry_seconds(utt: str, entry: str) -> float:

@@ -32,7 +32,7 @@ import numpy as np
 import soundfile as sf
 
 from espnet_distill.checkpoint_io import atomic_path
-from espnet_distill.data.audio import SAMPLE_RATE, to_mono_16k
+from espnet_distill.data.audio import SAMPLE_RATE, to_mono
 from espnet_distill.data.kaldi_dir import utt2spk_to_spk2utt
 from espnet_distill.data.tables import read_table, shard_utts, write_table
 from espnet_distill.data.text import normalize_text
@@ -78,7 +78,7 @@ def write_shard(src: str | os.PathLike, out: str | os.PathLike, shard: int = 1, 
     if todo:
         for utt, x in iter_data_dir_audio(src, progress=progress, utts=todo):
             path = folder / audio_name(utt, audio_format)
-            x = to_mono_16k(x, SAMPLE_RATE, target=rate)
+            x = to_mono(x, SAMPLE_RATE, target=rate)
             peak = float(np.abs(x).max()) if len(x) else 0.0
             if peak > 1.0:
                 logger.warning("utterance '%s': peak %.2f > 1.0, clipped when written as 16-bit", utt, peak)
