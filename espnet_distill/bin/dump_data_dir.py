@@ -35,11 +35,12 @@ def main(argv: list[str] | None = None) -> int:
         s.add_argument("--out", required=True, help="the dumped data dir (audio/ and parts/ go inside it)")
         s.add_argument("--num-shards", type=int, default=1, help="how many audio jobs split the utterances")
         s.add_argument("--audio-format", choices=sorted(FORMATS), default="flac", help="file format of the audio")
-        s.add_argument("--rate", type=int, default=SAMPLE_RATE,
-                       help="sample rate of the written audio (default %(default)s; lower: band-limited copies for "
-                            "data preparation, which our reader brings back to 16 kHz; ESPnet's stages need 16000)")
         if name == "audio":
             s.add_argument("--shard", type=int, default=1, help="which shard this job writes (1-based)")
+            s.add_argument("--rate", type=int, default=SAMPLE_RATE,
+                           help="sample rate of the written audio (default %(default)s; lower: band-limited copies "
+                                "for data preparation, which our reader brings back to 16 kHz; ESPnet's stages need "
+                                "16000). finish reads it from the audio jobs' parts")
         else:
             s.add_argument("--filter", type=str2bool, default=True,
                            help="drop utterances outside [--min-seconds, --max-seconds] or with empty text "
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
             logging.info("%s shard %d/%d: %d utterances", a.out, a.shard, a.num_shards, n)
         else:
             finish(a.data_dir, a.out, a.num_shards, a.audio_format, a.filter, a.min_seconds,
-                   a.max_seconds if a.max_seconds > 0 else None, a.case, a.punctuation, a.rate)
+                   a.max_seconds if a.max_seconds > 0 else None, a.case, a.punctuation)
     except (ValueError, AudioError, DataDirError) as e:  # DumpError and a bad --shard are ValueErrors
         logging.error("%s", e)
         return 1

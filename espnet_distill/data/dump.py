@@ -15,7 +15,7 @@ ESPnet stages, every set is therefore rewritten once:
 
 Two steps, so that the audio can be written by parallel jobs::
 
-    write_shard(src, out, shard=J, num_shards=N)   # audio/<J>/*.flac + parts/utt2num_samples.<J>
+    write_shard(src, out, shard=J, num_shards=N)   # audio/<J>/*.flac, parts/utt2num_samples.<J>, parts/rate.<J>
     finish(src, out, num_shards=N, ...)            # wav.scp text utt2spk spk2utt utt2dur dropped
 
 A killed job resumes: audio files are written under a temporary name and renamed, and files
@@ -54,8 +54,9 @@ def audio_name(utt: str, audio_format: str) -> str:
 
 def write_shard(src: str | os.PathLike, out: str | os.PathLike, shard: int = 1, num_shards: int = 1,
                 audio_format: str = "flac", progress: bool = True, rate: int = SAMPLE_RATE) -> int:
-    """Write the audio of one shard of ``src`` under ``out/audio/<shard>/`` at ``rate`` Hz and its
-    sample counts to ``out/parts/utt2num_samples.<shard>``. Returns the number of utterances."""
+    """Write the audio of one shard of ``src`` under ``out/audio/<shard>/`` at ``rate`` Hz, its
+    sample counts to ``out/parts/utt2num_samples.<shard>`` and the rate to ``out/parts/rate.<shard>``.
+    Returns the number of utterances."""
     if audio_format not in FORMATS:
         raise DumpError(f"audio format must be one of {sorted(FORMATS)}, got {audio_format!r}")
     if not 1000 <= rate <= SAMPLE_RATE:
@@ -70,7 +71,11 @@ def write_shard(src: str | os.PathLike, out: str | os.PathLike, shard: int = 1, 
     for utt in utts:
         path = folder / audio_name(utt, audio_format)
         if path.is_file():  # written by an earlier, killed run (files appear only when complete)
-            lines.append((utt, str(sf.info(str(path)).frames)))
+            info = sf.info(str(path))
+            if info.samplerate != rate:
+                raise DumpError(f"{path}: written at {info.samplerate} Hz by an earlier run, this one asks for "
+                                f"{rate} Hz; remove {out} and dump again")
+            lines.append((utt, str(info.frames)))
         else:
             todo.append(utt)
     if len(todo) < len(utts):
@@ -87,6 +92,7 @@ def write_shard(src: str | os.PathLike, out: str | os.PathLike, shard: int = 1, 
             lines.append((utt, str(len(x))))
     (out / "parts").mkdir(parents=True, exist_ok=True)
     write_table(out / "parts" / f"utt2num_samples.{shard}", lines)
+    (out / "parts" / f"rate.{shard}").write_text(f"{rate}\n")
     return len(lines)
 
 
@@ -116,19 +122,25 @@ def drop_reason(seconds: float, text: str | None, min_seconds: float, max_second
 
 def finish(src: str | os.PathLike, out: str | os.PathLike, num_shards: int = 1, audio_format: str = "flac",
            filter_utts: bool = True, min_seconds: float = 0.1, max_seconds: float | None = 20.0,
-           case: str = "lower", punctuation: str = "remove", rate: int = SAMPLE_RATE) -> DumpStats:
-    """Write the dumped data dir ``out`` from the shards' parts (audio written at ``rate`` Hz);
-    filter when ``filter_utts``."""
+           case: str = "lower", punctuation: str = "remove") -> DumpStats:
+    """Write the dumped data dir ``out`` from the shards' parts (durations at the rate the audio
+    jobs wrote); filter when ``filter_utts``."""
 
     src, out = Path(src), Path(out)
     samples: dict[str, int] = {}
     shard_of: dict[str, int] = {}
+    rates: set[int] = set()
     for shard in range(1, num_shards + 1):
-        part = out / "parts" / f"utt2num_samples.{shard}"
-        if not part.is_file():
-            raise DumpError(f"{part} is missing: the audio job of shard {shard} did not finish")
+        part, rate_file = out / "parts" / f"utt2num_samples.{shard}", out / "parts" / f"rate.{shard}"
+        if not part.is_file() or not rate_file.is_file():
+            raise DumpError(f"{part if not part.is_file() else rate_file} is missing: the audio job of shard {shard} "
+                            "did not finish")
+        rates.add(int(rate_file.read_text()))
         for u, n in read_table(part).items:
             samples[u], shard_of[u] = int(n), shard
+    if len(rates) > 1:
+        raise DumpError(f"{out}: the audio jobs wrote different rates {sorted(rates)}; rerun them with one --rate")
+    rate = rates.pop()
     utt2spk = read_table(src / "utt2spk").items
     missing = [u for u, _ in utt2spk if u not in samples]
     if missing:

@@ -52,7 +52,7 @@ if [ "${synth_rate}" != 16000 ]; then
     log "Synthetic train at ${synth_rate} Hz like FSDD's recordings (band-limited copies): ${synth_train}"
     rm -rf "${synth_train}"
     python -m espnet_distill.bin.dump_data_dir audio --data-dir data/train --out "${synth_train}" --rate "${synth_rate}"
-    python -m espnet_distill.bin.dump_data_dir finish --data-dir data/train --out "${synth_train}" --rate "${synth_rate}" \
+    python -m espnet_distill.bin.dump_data_dir finish --data-dir data/train --out "${synth_train}" \
         --filter false --case keep --punctuation keep
 fi
 rm -rf data/train_pretrain
