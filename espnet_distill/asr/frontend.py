@@ -166,7 +166,8 @@ class DistilledFrontend(AbsFrontend):
         logger.info("distilled frontend: %s (%s, %d layers x %d), layer=%s, frozen for %d steps, masks: time %.2f x %d "
                     "(>= %d spans), channel %.2f x %d, random equalisation +-%.1f dB, random crops up to %g ms",
                     checkpoint, self.kind, self.num_layers, self.dim, layer, self.freeze_steps, mask_time_prob,
-                    mask_time_length, mask_time_min_spans, mask_channel_prob, mask_channel_length, self.eq_max_db, crop_max_ms)
+                    mask_time_length, mask_time_min_spans, mask_channel_prob, mask_channel_length, self.eq_max_db,
+                    crop_max_ms)
 
     def output_size(self) -> int:
         return self.dim
