@@ -33,7 +33,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from espnet_distill.asr.decode import read_grammar
+from espnet_distill.asr.decode import ctc_best_of, ctc_collapse, grammar_candidates, read_grammar, tokens_to_text
 from espnet_distill.bin import setup_logging
 from espnet_distill.data.audio import SAMPLE_RATE, AudioError, load_audio_file
 
@@ -71,7 +71,6 @@ class Transcriber:
     def __init__(self, exp: Path, model_file: Path | None = None, device: str = "cpu", decoding: str = "auto",
                  beam_size: int = 5, ctc_weight: float = 0.3, config: Path | None = None,
                  grammar: list[str] | None = None):
-        from espnet_distill.asr.decode import grammar_candidates
         from espnet_distill.asr.task import ASRTask, register
 
         register()
@@ -104,8 +103,6 @@ class Transcriber:
 
     @torch.no_grad()
     def __call__(self, wav) -> str:
-        from espnet_distill.asr.decode import ctc_best_of, ctc_collapse, tokens_to_text
-
         x = torch.as_tensor(wav, dtype=torch.float32)[None].to(self.device)
         if self.speech2text is not None:
             text, *_ = self.speech2text(x[0])[0]

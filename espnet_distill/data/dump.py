@@ -132,9 +132,9 @@ def finish(src: str | os.PathLike, out: str | os.PathLike, num_shards: int = 1, 
     rates: set[int] = set()
     for shard in range(1, num_shards + 1):
         part, rate_file = out / "parts" / f"utt2num_samples.{shard}", out / "parts" / f"rate.{shard}"
-        if not part.is_file() or not rate_file.is_file():
-            raise DumpError(f"{part if not part.is_file() else rate_file} is missing: the audio job of shard {shard} "
-                            "did not finish")
+        for f in (part, rate_file):
+            if not f.is_file():
+                raise DumpError(f"{f} is missing: the audio job of shard {shard} did not finish")
         rates.add(int(rate_file.read_text()))
         for u, n in read_table(part).items:
             samples[u], shard_of[u] = int(n), shard
