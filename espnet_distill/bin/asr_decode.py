@@ -1,15 +1,16 @@
 """CTC decoding (greedy, or restricted to a grammar) of an ESPnet ASR model trained through our entry points.
 
     python -m espnet_distill.bin.asr_decode --asr-config exp/asr/x/config.yaml --asr-model exp/asr/x/valid.loss.ave.pth \\
-        --data-dir data/test --out exp/asr/x/decode_ctc_greedy_test/text [--bpe-model ...] [--batch-seconds 60] \\
-        [--shard J --num-shards N] [--device cuda] [--quantize int8] [--grammar FILE]
+        --data-dir data/dev data/test --out exp/asr/x/decode_ctc_greedy_{dev,test}/text [--bpe-model ...] \\
+        [--batch-seconds 60] [--shard J --num-shards N] [--device cuda] [--quantize int8] [--grammar FILE]
 
 ``--grammar FILE`` restricts each hypothesis to one of the transcripts listed in FILE (the one of
 highest CTC likelihood): closed-vocabulary tasks such as digits or commands.
 
-Writes a Kaldi text file of hypotheses (an empty hypothesis is an empty line after the id).
-With ``--shard J --num-shards N`` it decodes the J-th of N contiguous parts of the set (recipe
-stage 6 runs ``--inference_nj`` such jobs and merges their outputs). ``--quantize int8`` decodes
+Writes a Kaldi text file of hypotheses per data dir (an empty hypothesis is an empty line after
+the id): several sets are decoded by one process that loads the model once (ESPnet's imports take
+seconds per process). With ``--shard J --num-shards N`` it decodes the J-th of N contiguous parts
+of each set (recipe stage 6 runs ``--inference_nj`` such jobs and merges their outputs). ``--quantize int8`` decodes
 with every linear layer dynamically quantized to int8 (PyTorch, CPU), as a CPU deployment would.
 Attention beam search runs through ``espnet_distill.bin.asr_inference`` (espnet2's own).
 """
@@ -26,18 +27,28 @@ from espnet_distill.bin import setup_logging
 from espnet_distill.data.tables import read_table, shard_utts
 
 
+def write_hyps(path: str | Path, hyps: dict[str, str]) -> None:
+    """``hyps`` ({utt: text}) as a Kaldi text file, sorted; an empty hypothesis keeps its line."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        for utt in sorted(hyps):
+            f.write(f"{utt} {hyps[utt]}\n".replace(" \n", "\n"))
+    logging.info("%s: %d hypotheses", path, len(hyps))
+
+
 def main(argv: list[str] | None = None) -> int:
     setup_logging()
     p = argparse.ArgumentParser(prog="asr_decode", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--asr-config", required=True, help="the config.yaml ESPnet wrote next to the model")
     p.add_argument("--asr-model", required=True, help="model .pth (e.g. valid.loss.best.pth)")
-    p.add_argument("--data-dir", required=True, help="Kaldi data dir to decode (text is not needed)")
-    p.add_argument("--out", required=True, help="hypotheses, as a Kaldi text file")
+    p.add_argument("--data-dir", required=True, nargs="+", help="Kaldi data dir(s) to decode (text is not needed)")
+    p.add_argument("--out", required=True, nargs="+",
+                   help="hypotheses, as a Kaldi text file: one per --data-dir, in the same order")
     p.add_argument("--bpe-model", default=None, help="sentencepiece model for BPE token lists")
     p.add_argument("--batch-seconds", type=float, default=60.0, help="padded audio per batch")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
-    p.add_argument("--shard", type=int, default=1, help="1-based part of the set to decode (the launcher's JOB)")
-    p.add_argument("--num-shards", type=int, default=1, help="number of parts the set is split into")
+    p.add_argument("--shard", type=int, default=1, help="1-based part of each set to decode (the launcher's JOB)")
+    p.add_argument("--num-shards", type=int, default=1, help="number of parts each set is split into")
     p.add_argument("--quantize", choices=["none", "int8"], default="none",
                    help="int8: dynamic int8 quantization of the linear layers (CPU only; default none)")
     p.add_argument("--grammar", default=None, metavar="FILE",
@@ -47,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     if a.quantize == "int8" and a.device != "cpu":
         p.error("--quantize int8 runs on the CPU only (PyTorch's dynamic quantization); use --device cpu")
+    if len(a.out) != len(a.data_dir):
+        p.error(f"{len(a.data_dir)} --data-dir but {len(a.out)} --out: give one output file per data dir")
     grammar = None
     if a.grammar:
         try:
@@ -55,29 +68,27 @@ def main(argv: list[str] | None = None) -> int:
             logging.error("%s", e)
             return 1
     register()
-    utts = shard_utts(read_table(Path(a.data_dir) / "utt2spk").keys(), a.shard, a.num_shards)
     model, _ = ASRTask.build_model_from_file(a.asr_config, a.asr_model, a.device)
     model.eval()
     if a.quantize == "int8":
         from espnet_distill.student.export import quantize_int8
 
         model = quantize_int8(model)
-    if not utts:
-        hyps = {}
-    elif grammar is not None:
-        try:
-            hyps = grammar_decode(model, a.data_dir, grammar, "bpe" if a.bpe_model else "char", a.batch_seconds,
-                                  a.device, a.bpe_model, utts)
-        except ValueError as e:
-            logging.error("%s: %s", a.grammar, e)
-            return 1
-    else:
-        hyps = greedy_decode(model, a.data_dir, a.batch_seconds, a.device, a.bpe_model, utts)
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    with open(a.out, "w", encoding="utf-8") as f:  # empty hypotheses keep their line
-        for utt in sorted(hyps):
-            f.write(f"{utt} {hyps[utt]}\n".replace(" \n", "\n"))
-    logging.info("%s: %d hypotheses", a.out, len(hyps))
+    token_type = "bpe" if a.bpe_model else "char"
+    for data_dir, out in zip(a.data_dir, a.out):
+        utts = shard_utts(read_table(Path(data_dir) / "utt2spk").keys(), a.shard, a.num_shards)
+        if not utts:
+            hyps = {}
+        elif grammar is not None:
+            try:
+                hyps = grammar_decode(model, data_dir, grammar, token_type, a.batch_seconds, a.device, a.bpe_model,
+                                      utts)
+            except ValueError as e:
+                logging.error("%s: %s", a.grammar, e)
+                return 1
+        else:
+            hyps = greedy_decode(model, data_dir, a.batch_seconds, a.device, a.bpe_model, utts)
+        write_hyps(out, hyps)
     return 0
 
 

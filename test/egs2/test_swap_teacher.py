@@ -48,14 +48,25 @@ def test_local_teacher_through_stage_6_and_s3prl_teacher_stage_2(tmp_path):
     for name in ("cnn_tiny", "teacher"):
         d = r / f"exp/asr/{name}_train_1min"
         assert (d / "valid.acc.ave.pth").exists(), name  # the averaged model is the one decoded
-        for kind in ("ctc_greedy", "att_beam"):  # each decoded in 3 jobs, merged
-            out = d / f"decode_{kind}_test"
-            assert len(list((out / "log").glob("decode.*.log"))) == 3, (name, kind)
+        for kind, logs in (("ctc_greedy", "decode_log/ctc_greedy.*.log"),
+                           ("att_beam", "decode_att_beam_test/log/decode.*.log")):
+            out = d / f"decode_{kind}_test"  # each decoded in 3 jobs, merged
+            assert len(list(d.glob(logs))) == 3, (name, kind)
             assert len((out / "text").read_text().splitlines()) == n_test
             scores = json.loads((out / "scores.json").read_text())
             assert scores["wer"]["source"] == "sclite" and scores["wer"]["result"]["ref"] > 0
+        # int8 linear layers, as on a CPU deployment (--int8_inference, on by default): scored beside
+        # the float decoding, its frontend benchmarked, a section of RESULTS.md
+        int8, greedy = (json.loads((d / f"decode_{k}_test/scores.json").read_text())
+                        for k in ("ctc_greedy_int8", "ctc_greedy"))
+        assert int8["wer"]["sclite"]["ref"] == greedy["wer"]["sclite"]["ref"] > 0
     results = (r / "RESULTS.md").read_text()
     assert "| teacher_train_1min | ctc greedy |" in results
+    for name in ("cnn_tiny", "teacher"):
+        assert f"| {name}_train_1min | ctc greedy int8 |" in results
+        assert f"| {name}_train_1min | 1 | " in results.split("## int8 inference")[1]
+    bench = json.loads((r / "exp/asr/benchmark.json").read_text())
+    assert sorted(b["name"].endswith(" int8") for b in bench) == [False] * 2 + [True] * 2
     assert "## Environments" in results and "- pytorch version: `pytorch 2.11" in results
     assert json.loads((r / "exp/distill/cnn_tiny/summary.json").read_text())["steps"] == 6  # --distill_args
     assert "Decoding test with teacher_train_1min (attention beam search, 3 jobs, cpu)" in p.stderr

@@ -79,7 +79,7 @@ def test_stages_1_to_6_tiny(tmp_path):
             "--asr_scratch_config", "conf/distill/fbank_tiny.yaml", "--max_wav_duration", str(limit),
             "--finetune_sets", "train_1min_messy", "--teacher_config", "conf/teacher/tiny.yaml",
             "--distill_configs", "conf/distill/cnn_tiny.yaml", "--fbank_configs", "conf/distill/fbank_tiny.yaml",
-            "--asr_seeds", "0 1"]
+            "--asr_seeds", "0 1", "--int8_inference", "false"]  # int8: test_swap_teacher.py
     p = subprocess.run(args, cwd=r, env=recipe_env(), capture_output=True, text=True)
     assert p.returncode == 0, p.stderr[-4000:]
     assert f"dropped 1 longer than {limit:g} s" in p.stderr
@@ -111,17 +111,11 @@ def test_stages_1_to_6_tiny(tmp_path):
             assert (d / f"decode_ctc_greedy_{x}/score_wer/result.txt").is_file()
             assert (d / f"decode_ctc_greedy_{x}/score_cer/result.txt").is_file()
         assert "|decode_ctc_greedy_test|6|" in (d / "RESULTS.md").read_text()
-        # int8 linear layers, as on a CPU deployment: scored beside the float decoding
-        int8 = json.loads((d / "decode_ctc_greedy_int8_test/scores.json").read_text())
-        assert int8["wer"]["sclite"]["ref"] == scores["wer"]["sclite"]["ref"]
     assert "%WER" in p.stdout
     summary = (r / "RESULTS.md").read_text()
     for name in ("cnn_tiny", "fbank_tiny", "scratch", "teacher"):
         assert f"| {name}_train_1min_messy_seed1 | ctc greedy |" in summary
-        assert f"| {name}_train_1min_messy_seed1 | ctc greedy int8 |" in summary
-        assert f"| {name}_train_1min_messy | 2 | " in summary.split("## int8 inference")[1]
-    bench = json.loads((r / "exp/asr/benchmark.json").read_text())
-    assert sorted(b["name"].endswith(" int8") for b in bench) == [False] * 4 + [True] * 4
+    assert len(json.loads((r / "exp/asr/benchmark.json").read_text())) == 4
     # seeds and significance: mean and spread over the two seeds; sc_stats against the baseline
     seeds = summary.split("## Seeds and significance")[1]
     row = next(line for line in seeds.splitlines() if line.startswith("| cnn_tiny_train_1min_messy | ctc greedy | 2 |"))

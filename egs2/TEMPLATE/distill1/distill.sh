@@ -508,21 +508,35 @@ if stage_begin 6 score "${opts}"; then
         python -m espnet_distill.bin.score --ref "${raw}/${x}/text" --hyp "$1/text" \
             --utt2spk "${raw}/${x}/utt2spk" --outdir "$1" ${text_norm_opts}
     }
-    # ctc_decode OUT LAUNCHER WHAT [asr_decode options]: CTC decoding of set ${x} with ${model}
-    # of ${d} in ${x_nj} jobs, merged into OUT/text and scored
+    # ctc_decode KIND LAUNCHER WHAT [asr_decode options]: CTC decoding of every test set with
+    # ${model} of ${d}, merged into ${d}/decode_KIND_<set>/text and scored. Each of the ${ctc_nj}
+    # jobs decodes its part of every set in one process (ESPnet's start-up is seconds per process).
     ctc_decode() {
-        local out=$1 launcher=$2 what=$3 n
+        local kind=$1 launcher=$2 what=$3 n x out dirs="" outs=""
         shift 3
-        log "Decoding ${x} with ${name}_${ft} (${what}, ${x_nj} jobs)"
-        rm -rf "${out}/split"
-        mkdir -p "${out}/split"
+        for x in ${test_sets}; do
+            rm -rf "${d}/decode_${kind}_${x}/split"
+            mkdir -p "${d}/decode_${kind}_${x}/split"
+            dirs+=" ${raw}/${x}"
+            outs+=" ${d}/decode_${kind}_${x}/split/text.JOB"
+        done
+        log "Decoding ${test_sets} with ${name}_${ft} (${what}, ${ctc_nj} jobs)"
         # shellcheck disable=SC2086
-        ${launcher} JOB=1:"${x_nj}" "${out}/log/decode.JOB.log" \
+        ${launcher} JOB=1:"${ctc_nj}" "${d}/decode_log/${kind}.JOB.log" \
             python -m espnet_distill.bin.asr_decode --asr-config "${d}/config.yaml" --asr-model "${model}" \
-            --data-dir "${raw}/${x}" --out "${out}/split/text.JOB" --shard JOB --num-shards "${x_nj}" "$@" ${bpe_opt}
-        for n in $(seq "${x_nj}"); do cat "${out}/split/text.${n}"; done | sort > "${out}/text"
-        score_hyps "${out}"
+            --data-dir ${dirs} --out ${outs} --shard JOB --num-shards "${ctc_nj}" "$@" ${bpe_opt}
+        for x in ${test_sets}; do
+            out=${d}/decode_${kind}_${x}
+            for n in $(seq "${ctc_nj}"); do cat "${out}/split/text.${n}"; done | sort > "${out}/text"
+            score_hyps "${out}"
+        done
     }
+    ctc_nj=1  # no more CTC decoding jobs than the largest test set has utterances
+    for x in ${test_sets}; do
+        n_utts=$(wc -l < "${raw}/${x}/wav.scp")
+        ctc_nj=$(( n_utts > ctc_nj ? n_utts : ctc_nj ))
+    done
+    ctc_nj=$(( inference_nj < ctc_nj ? inference_nj : ctc_nj ))
     frontend_ckpts=""
     while read -r name ckpt <&3; do
         frontend_ckpts+=" ${ckpt}"
@@ -539,18 +553,17 @@ if stage_begin 6 score "${opts}"; then
                 exit 1
             fi
             has_decoder=$(python -m espnet_distill.bin.config_get "${d}/config.yaml" decoder none)
+            ctc_decode ctc_greedy "${infer_cmd}" "CTC greedy, ${infer_device}" --device "${infer_device}"
+            if [ -n "${grammar}" ]; then  # the transcript of the grammar of highest CTC likelihood
+                ctc_decode ctc_grammar "${infer_cmd}" "CTC, grammar ${grammar}, ${infer_device}" \
+                    --device "${infer_device}" --grammar "${grammar}"
+            fi
+            if ${int8_inference}; then  # as a CPU deployment runs it: int8 linear layers
+                ctc_decode ctc_greedy_int8 "${decode_cmd}" "CTC greedy, int8 linear layers, cpu" --device cpu --quantize int8
+            fi
             for x in ${test_sets}; do
                 n_utts=$(wc -l < "${raw}/${x}/wav.scp")
                 x_nj=$(( inference_nj < n_utts ? inference_nj : n_utts ))  # no more jobs than utterances
-                ctc_decode "${d}/decode_ctc_greedy_${x}" "${infer_cmd}" "CTC greedy, ${infer_device}" --device "${infer_device}"
-                if [ -n "${grammar}" ]; then  # the transcript of the grammar of highest CTC likelihood
-                    ctc_decode "${d}/decode_ctc_grammar_${x}" "${infer_cmd}" "CTC, grammar ${grammar}, ${infer_device}" \
-                        --device "${infer_device}" --grammar "${grammar}"
-                fi
-                if ${int8_inference}; then  # as a CPU deployment runs it: int8 linear layers
-                    ctc_decode "${d}/decode_ctc_greedy_int8_${x}" "${decode_cmd}" "CTC greedy, int8 linear layers, cpu" \
-                        --device cpu --quantize int8
-                fi
                 if [ -n "${has_decoder}" ] && [ "${has_decoder}" != none ]; then  # CTC-only: no decoder
                     out=${d}/decode_att_beam_${x}
                     log "Decoding ${x} with ${name}_${ft} (attention beam search, ${x_nj} jobs, ${infer_device})"

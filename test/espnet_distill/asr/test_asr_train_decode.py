@@ -2,12 +2,14 @@
 attention beam search via asr_inference, and CTC greedy, int8 and grammar decoding of a set without text."""
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
 import subprocess
 import sys
 
+import pytest
 import yaml
 from conftest import need
 
@@ -71,7 +73,7 @@ def prepare(tmp_path, token_type: str) -> list[str]:
             "--valid_shape_file", str(tmp_path / f"shapes/dev/text_shape.{token_type}")]
 
 
-def test_ctc_attention_bpe_train_and_beam_search(tmp_path):
+def test_ctc_attention_bpe_train_and_beam_search(tmp_path, caplog, capsys):
     data_opts = prepare(tmp_path, "bpe")
     tok = tmp_path / "tok"
     (tmp_path / "asr.yaml").write_text(yaml.safe_dump(ASR))
@@ -84,37 +86,50 @@ def test_ctc_attention_bpe_train_and_beam_search(tmp_path):
          str(model), "--data_path_and_name_and_type", f"{tmp_path / 'data/dev/wav.scp'},speech,sound",
          "--output_dir", str(tmp_path / "att"), "--beam_size", "2", "--ctc_weight", "0.3", "--ngpu", "0"], tmp_path)
     assert len(read_table(tmp_path / "att/1best_recog/text", allow_empty_value=True).items) == 3
-    # CTC greedy on a set without transcripts: hypotheses are written; scoring says it skipped
+    # asr_decode runs in this process from here on: ESPnet's start-up once, not per call (the
+    # recipe tests run it as stage 6 does, through the launcher)
+    from espnet_distill.bin import asr_decode
+
     notext = tmp_path / "data/notext"
     shutil.copytree(tmp_path / "data/dev", notext)
     (notext / "text").unlink()
-    run(["espnet_distill.bin.asr_decode", "--asr-config", str(exp / "config.yaml"), "--asr-model", str(model),
-         "--data-dir", str(notext), "--out", str(tmp_path / "greedy/text"), "--bpe-model", str(tok / "bpe.model")],
-        tmp_path)
-    assert len((tmp_path / "greedy/text").read_text().splitlines()) == 3
+    common = ["--asr-config", str(exp / "config.yaml"), "--asr-model", str(model),
+              "--bpe-model", str(tok / "bpe.model")]
+    # CTC greedy on a set without transcripts: hypotheses are written; scoring says it skipped.
+    # Two sets in one process (one model load), each in two shards: the same audio, the same hypotheses
+    for shard in ("1", "2"):
+        assert asr_decode.main([*common, "--data-dir", str(notext), str(tmp_path / "data/dev"), "--out",
+                                str(tmp_path / f"greedy/text.{shard}"), str(tmp_path / f"greedy_dev/text.{shard}"),
+                                "--shard", shard, "--num-shards", "2"]) == 0
+    for d in ("greedy", "greedy_dev"):
+        parts = [(tmp_path / d / f"text.{shard}").read_text() for shard in (1, 2)]
+        assert [len(part.splitlines()) for part in parts] == [1, 2], d  # 3 utterances in 2 contiguous shards
+        (tmp_path / d / "text").write_text("".join(parts))
+    assert (tmp_path / "greedy/text").read_text() == (tmp_path / "greedy_dev/text").read_text()
     # int8 linear layers (the CPU deployment stage 6 also scores): every utterance gets a hypothesis
-    run(["espnet_distill.bin.asr_decode", "--asr-config", str(exp / "config.yaml"), "--asr-model", str(model),
-         "--data-dir", str(notext), "--out", str(tmp_path / "int8/text"), "--bpe-model", str(tok / "bpe.model"),
-         "--quantize", "int8"], tmp_path)
+    assert asr_decode.main([*common, "--data-dir", str(notext), "--out", str(tmp_path / "int8/text"),
+                            "--quantize", "int8"]) == 0
     assert len((tmp_path / "int8/text").read_text().splitlines()) == 3
     # a grammar (closed vocabulary): every hypothesis is one of its transcripts
     allowed = [v for _, v in read_table(tmp_path / "data/dev/text").items] + ["hello there"]
     (tmp_path / "grammar.txt").write_text("\n".join(allowed) + "\n\n")
-    run(["espnet_distill.bin.asr_decode", "--asr-config", str(exp / "config.yaml"), "--asr-model", str(model),
-         "--data-dir", str(notext), "--out", str(tmp_path / "grammar/text"), "--bpe-model", str(tok / "bpe.model"),
-         "--grammar", str(tmp_path / "grammar.txt")], tmp_path)
+    assert asr_decode.main([*common, "--data-dir", str(notext), "--out", str(tmp_path / "grammar/text"),
+                            "--grammar", str(tmp_path / "grammar.txt")]) == 0
     hyps = read_table(tmp_path / "grammar/text").as_dict()
     assert len(hyps) == 3 and set(hyps.values()) <= set(allowed)
+    # bad input, refused before anything is decoded
     (tmp_path / "bad_grammar.txt").write_text("hello\nna\u00efve \u00fcber\n")
-    r = subprocess.run([sys.executable, "-m", "espnet_distill.bin.asr_decode", "--asr-config", str(exp / "config.yaml"),
-                        "--asr-model", str(model), "--data-dir", str(notext), "--out", str(tmp_path / "y"),
-                        "--bpe-model", str(tok / "bpe.model"), "--grammar", str(tmp_path / "bad_grammar.txt")],
-                       cwd=tmp_path, capture_output=True, text=True)
-    assert r.returncode == 1 and "bad_grammar.txt: grammar transcript 'na\u00efve \u00fcber'" in r.stderr, r.stderr[-2000:]
-    r = subprocess.run([sys.executable, "-m", "espnet_distill.bin.asr_decode", "--asr-config", str(exp / "config.yaml"),
-                        "--asr-model", str(model), "--data-dir", str(notext), "--out", str(tmp_path / "x"),
-                        "--quantize", "int8", "--device", "cuda"], cwd=tmp_path, capture_output=True, text=True)
-    assert r.returncode == 2 and "--quantize int8 runs on the CPU only" in r.stderr
+    with caplog.at_level(logging.ERROR):
+        assert asr_decode.main([*common, "--data-dir", str(notext), "--out", str(tmp_path / "y"),
+                                "--grammar", str(tmp_path / "bad_grammar.txt")]) == 1
+    assert "bad_grammar.txt: grammar transcript 'na\u00efve \u00fcber'" in caplog.text
+    for args, why in ((["--out", "x", "--quantize", "int8", "--device", "cuda"],
+                       "--quantize int8 runs on the CPU only"),
+                      (["--out", "x", "y"], "1 --data-dir but 2 --out: give one output file per data dir")):
+        with pytest.raises(SystemExit) as e:
+            asr_decode.main([*common, "--data-dir", str(notext), *args])
+        assert e.value.code == 2 and why in capsys.readouterr().err
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
     r = run(["espnet_distill.bin.score", "--ref", str(notext / "text"), "--hyp", str(tmp_path / "greedy/text"),
              "--outdir", str(tmp_path / "greedy")], tmp_path)
     assert "scoring skipped" in r.stderr
