@@ -14,6 +14,7 @@ encoder for whole-model ("unconstrained") fine-tuning.
         eq_anchors: 6          # gains in [-eq_max_db, eq_max_db] dB on the mel scale): microphone colouring
         crop_max_ms: 0         # cut 0..crop_max_ms off each end of each training utterance (at most a fifth
                                # of it at each end): words trimmed into by endpointing
+        onset_trim_prob: 0.0   # start a training utterance at its first voiced frame (unvoiced onset cut)
     encoder: passthrough       # the frontend already is the encoder
     encoder_conf: {output_size: 0, dropout: 0.1}
 
@@ -38,7 +39,7 @@ from torch import nn
 
 from espnet_distill.checkpoint_io import CheckpointError, safe_load
 from espnet_distill.data.audio import SAMPLE_RATE
-from espnet_distill.nn.augment import random_crop, random_equalize
+from espnet_distill.nn.augment import random_crop, random_equalize, random_onset_trim
 from espnet_distill.nn.hubert import HubertConfig, HubertModel
 from espnet_distill.nn.masking import FeatureMasking
 from espnet_distill.student.export import STUDENT_FORMAT, load_student
@@ -127,13 +128,16 @@ class DistilledFrontend(AbsFrontend):
     def __init__(self, checkpoint: str = "", layer: str | int = "last", freeze_steps: int = 0, fs: int = SAMPLE_RATE,
                  mask_time_prob: float = 0.0, mask_time_length: int = 10, mask_channel_prob: float = 0.0,
                  mask_channel_length: int = 10, upstream: dict | None = None, eq_max_db: float = 0.0,
-                 eq_anchors: int = 6, crop_max_ms: float = 0.0, mask_time_min_spans: int = 1):
+                 eq_anchors: int = 6, crop_max_ms: float = 0.0, mask_time_min_spans: int = 1,
+                 onset_trim_prob: float = 0.0):
         """``checkpoint``: the student (or teacher) to start from. ``upstream``: its architecture
         (``describe_upstream``; ``asr_train`` records it in config.yaml), used when the checkpoint
         file is not there: a fine-tuned model moved or unpacked elsewhere has its weights in its own
         model file and needs only the architecture. ``eq_max_db`` > 0: in training, each waveform
         is filtered by its own random smooth filter (:func:`espnet_distill.nn.augment.random_equalize`);
         ``crop_max_ms`` > 0: in training, random cuts off both ends (:func:`~espnet_distill.nn.augment.random_crop`).
+        ``onset_trim_prob`` > 0: in training, that share of the utterances start at their first voiced
+        frame (:func:`~espnet_distill.nn.augment.random_onset_trim`).
         ``mask_time_min_spans``: time-mask spans each training utterance gets at least (1, fairseq's
         rule; 0 for sub-second utterances, where one span is far more than ``mask_time_prob``)."""
         super().__init__()
@@ -160,14 +164,17 @@ class DistilledFrontend(AbsFrontend):
         if eq_max_db < 0 or int(eq_anchors) < 2 or crop_max_ms < 0:
             raise ValueError(f"eq_max_db and crop_max_ms must be >= 0 and eq_anchors >= 2, got {eq_max_db}, "
                              f"{crop_max_ms} and {eq_anchors}")
+        if not 0.0 <= onset_trim_prob <= 1.0:
+            raise ValueError(f"onset_trim_prob must be in [0, 1], got {onset_trim_prob}")
+        self.onset_trim_prob = float(onset_trim_prob)
         self.eq_max_db, self.eq_anchors = float(eq_max_db), int(eq_anchors)
         self.crop_max_samples = round(crop_max_ms * SAMPLE_RATE / 1000)
         self.register_buffer("forward_count", torch.zeros((), dtype=torch.long))
         logger.info("distilled frontend: %s (%s, %d layers x %d), layer=%s, frozen for %d steps, masks: time %.2f x %d "
-                    "(>= %d spans), channel %.2f x %d, random equalisation +-%.1f dB, random crops up to %g ms",
-                    checkpoint, self.kind, self.num_layers, self.dim, layer, self.freeze_steps, mask_time_prob,
-                    mask_time_length, mask_time_min_spans, mask_channel_prob, mask_channel_length, self.eq_max_db,
-                    crop_max_ms)
+                    "(>= %d spans), channel %.2f x %d, random equalisation +-%.1f dB, random crops up to %g ms, "
+                    "onsets trimmed to voicing in %.0f %%", checkpoint, self.kind, self.num_layers, self.dim, layer,
+                    self.freeze_steps, mask_time_prob, mask_time_length, mask_time_min_spans, mask_channel_prob,
+                    mask_channel_length, self.eq_max_db, crop_max_ms, 100 * self.onset_trim_prob)
 
     def output_size(self) -> int:
         return self.dim
@@ -196,6 +203,7 @@ class DistilledFrontend(AbsFrontend):
             self.forward_count += 1
         wav, lengths = input.float(), input_lengths
         if self.training:
+            wav, lengths = random_onset_trim(wav, lengths, self.onset_trim_prob)
             wav, lengths = random_crop(wav, lengths, self.crop_max_samples)
             wav = random_equalize(wav, lengths, self.eq_max_db, self.eq_anchors)
         with torch.set_grad_enabled(torch.is_grad_enabled() and not frozen):

@@ -168,3 +168,26 @@ def test_random_crops_shorten_the_training_input_only(ckpts):
     assert feats.shape[1] == int(lens_cut.max())  # no wider than the longest (ESPnet asserts it)
     assert (lens_cut >= (n * 0.6 - 400) // 320 + 1).all()  # at most a fifth off each end
     feats.sum().backward()
+
+
+def test_onset_trim_starts_training_utterances_at_their_voicing(ckpts):
+    """``onset_trim_prob: 1``: in training, an utterance that opens with 200 ms of noise before
+    its vowel reaches the student without them; decoding hears it whole."""
+    t = torch.arange(8000) / 16000
+    vowel = sum(torch.sin(2 * torch.pi * 150 * k * t) / k for k in range(1, 6)) * 0.4
+    x = torch.cat([0.1 * torch.randn(1, 3200, generator=torch.Generator().manual_seed(0)), vowel[None]], 1)
+    n = torch.tensor([11200])
+    fe = DistilledFrontend(str(ckpts / "student.pt"), onset_trim_prob=1.0)
+    seen = []
+    fe.upstream.frontend.register_forward_pre_hook(lambda m, args: seen.append(args[0].detach().clone()))
+    fe.eval()
+    fe(x, n)
+    torch.testing.assert_close(seen[0], x)
+    fe.train()
+    feats, lens = fe(x, n)
+    cut = 11200 - seen[1].shape[1]
+    assert 3200 - 640 <= cut <= 3200  # the noise, less a 40 ms frame at most
+    torch.testing.assert_close(seen[1], x[:, cut:])
+    assert lens.tolist() == [(11200 - cut - 400) // 320 + 1]
+    with pytest.raises(ValueError, match="onset_trim_prob"):
+        DistilledFrontend(str(ckpts / "student.pt"), onset_trim_prob=1.5)

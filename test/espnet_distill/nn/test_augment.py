@@ -1,4 +1,4 @@
-"""Random equalisation and random crops of training waveforms."""
+"""Random equalisation, random crops and onsets trimmed to voicing of training waveforms."""
 from __future__ import annotations
 
 import math
@@ -6,7 +6,14 @@ import math
 import pytest
 import torch
 
-from espnet_distill.nn.augment import EQ_GUARD, random_crop, random_eq_gains, random_equalize
+from espnet_distill.nn.augment import (
+    EQ_GUARD,
+    random_crop,
+    random_eq_gains,
+    random_equalize,
+    random_onset_trim,
+    voiced_onsets,
+)
 
 
 def tone(freq: float, n: int = 16000) -> torch.Tensor:
@@ -69,4 +76,47 @@ def test_random_crop_cuts_both_ends_within_bounds():
             for s in range(20)]
     assert len(set(cuts)) > 10  # a fresh draw each time
     same, same_len = random_crop(wav, lengths, 0)
+    assert same is wav and same_len is lengths
+
+
+def unvoiced_then_voiced(noise_ms: int, voiced_ms: int = 300, seed: int = 0) -> torch.Tensor:
+    """A word that starts unvoiced: white noise (a /t/ or /s/, 12 dB below the vowel), then a
+    150 Hz vowel with five harmonics."""
+    g = torch.Generator().manual_seed(seed)
+    noise = 0.1 * torch.randn(noise_ms * 16, generator=g)
+    t = torch.arange(voiced_ms * 16) / 16000
+    vowel = sum(torch.sin(2 * math.pi * 150 * k * t) / k for k in range(1, 6)) * 0.4
+    return torch.cat([noise, vowel])
+
+
+def test_voiced_onsets_find_where_the_vowel_starts():
+    words = [unvoiced_then_voiced(ms, seed=ms) for ms in (0, 60, 120)]
+    n = max(len(w) for w in words)
+    wav = torch.stack([torch.nn.functional.pad(w, (0, n - len(w))) for w in words])
+    lengths = torch.tensor([len(w) for w in words])
+    onsets = voiced_onsets(wav, lengths)
+    for got, ms in zip(onsets.tolist(), (0, 60, 120)):
+        assert ms * 16 - 640 <= got <= ms * 16, (got, ms)  # within one 40 ms frame before the vowel
+    # noise alone (nothing voiced), padding after a short word, audio shorter than a frame: 0
+    g = torch.Generator().manual_seed(1)
+    assert voiced_onsets(torch.randn(1, 8000, generator=g), torch.tensor([8000])).tolist() == [0]
+    short = torch.cat([0.1 * torch.randn(2000, generator=g), torch.zeros(6000)])[None]
+    assert voiced_onsets(short, torch.tensor([2000])).tolist() == [0]
+    assert voiced_onsets(torch.zeros(2, 300), torch.tensor([300, 200])).tolist() == [0, 0]
+
+
+def test_random_onset_trim_starts_chosen_utterances_at_their_voicing():
+    words = [unvoiced_then_voiced(100, seed=s) for s in range(8)]
+    wav, lengths = torch.stack(words), torch.full((8,), len(words[0]))
+    onsets = voiced_onsets(wav, lengths)
+    assert (onsets >= 1600 - 640).all()  # the 100 ms of noise, less a frame at most
+    out, new = random_onset_trim(wav, lengths, prob=0.5, generator=torch.Generator().manual_seed(3))
+    chosen = torch.rand(8, generator=torch.Generator().manual_seed(3)) < 0.5
+    assert 0 < int(chosen.sum()) < 8
+    for i in range(8):
+        start = int(onsets[i]) if chosen[i] else 0
+        assert int(new[i]) == len(words[i]) - start
+        torch.testing.assert_close(out[i, : int(new[i])], wav[i, start:])
+    assert out.shape[1] == int(new.max()) and new.dtype == lengths.dtype
+    same, same_len = random_onset_trim(wav, lengths, 0.0)
     assert same is wav and same_len is lengths
