@@ -10,8 +10,9 @@ highest CTC likelihood): closed-vocabulary tasks such as digits or commands.
 Writes a Kaldi text file of hypotheses per data dir (an empty hypothesis is an empty line after
 the id): several sets are decoded by one process that loads the model once (ESPnet's imports take
 seconds per process). With ``--shard J --num-shards N`` it decodes the J-th of N contiguous parts
-of each set (recipe stage 6 runs ``--inference_nj`` such jobs and merges their outputs). ``--quantize int8`` decodes
-with every linear layer dynamically quantized to int8 (PyTorch, CPU), as a CPU deployment would.
+of each set (recipe stage 6 runs ``--inference_nj`` such jobs and merges their outputs).
+``--quantize int8`` decodes with every linear layer dynamically quantized to int8 (PyTorch, CPU),
+as a CPU deployment would.
 Attention beam search runs through ``espnet_distill.bin.asr_inference`` (espnet2's own).
 """
 from __future__ import annotations
