@@ -53,6 +53,7 @@ def test_clones_fsdd_when_absent(tmp_path, reachable):
         assert p.returncode == 1
         assert f"cannot clone {url}" in p.stderr and "Put FSDD's recordings/ folder" in p.stderr
         assert not (r / "downloads/free-spoken-digit-dataset").exists()
+        assert not (r / "data/train").exists()  # it fails before the synthetic corpus is made
         return
     assert p.returncode == 0, p.stderr[-3000:]
     clone = (r / "downloads/free-spoken-digit-dataset/recordings").resolve()

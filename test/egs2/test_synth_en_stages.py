@@ -1,5 +1,5 @@
 """Stages 1-6 of the embedded recipe at tiny sizes: corpus, teacher, CNN and Fbank students,
-ESPnet fine-tuning of each (plus the from-scratch baseline and the teacher), decoding, scoring."""
+ESPnet fine-tuning of each and of the from-scratch baseline with two seeds, decoding, scoring."""
 from __future__ import annotations
 
 import json
@@ -79,7 +79,8 @@ def test_stages_1_to_6_tiny(tmp_path):
             "--asr_scratch_config", "conf/distill/fbank_tiny.yaml", "--max_wav_duration", str(limit),
             "--finetune_sets", "train_1min_messy", "--teacher_config", "conf/teacher/tiny.yaml",
             "--distill_configs", "conf/distill/cnn_tiny.yaml", "--fbank_configs", "conf/distill/fbank_tiny.yaml",
-            "--asr_seeds", "0 1", "--int8_inference", "false"]  # int8: test_swap_teacher.py
+            "--asr_seeds", "0 1", "--int8_inference", "false",  # int8 and the teacher's fine-tuning:
+            "--asr_teacher", "false"]                             # test_swap_teacher.py, test_new_recipe.py
     p = subprocess.run(args, cwd=r, env=recipe_env(), capture_output=True, text=True)
     assert p.returncode == 0, p.stderr[-4000:]
     assert f"dropped 1 longer than {limit:g} s" in p.stderr
@@ -100,8 +101,8 @@ def test_stages_1_to_6_tiny(tmp_path):
     assert (r / "exp/distill/cnn_tiny/student.distiller_local.pt").is_file()
     log = (r / "exp/distill/fbank_tiny/train_log.jsonl").read_text().splitlines()
     assert "fe_l1" in json.loads(log[0]) and "reg" in json.loads(log[-2] if "valid" in log[-1] else log[-1])
-    # stages 5-6: four ASR models, two fine-tuning seeds each, each decoded and scored on dev and test
-    for name in [f"{m}_train_1min_messy_seed{seed}" for m in ("cnn_tiny", "fbank_tiny", "scratch", "teacher")
+    # stages 5-6: three ASR models, two fine-tuning seeds each, each decoded and scored on dev and test
+    for name in [f"{m}_train_1min_messy_seed{seed}" for m in ("cnn_tiny", "fbank_tiny", "scratch")
                  for seed in (0, 1)]:
         d = r / "exp/asr" / name
         assert (d / "valid.loss.best.pth").is_file(), name
@@ -113,9 +114,9 @@ def test_stages_1_to_6_tiny(tmp_path):
         assert "|decode_ctc_greedy_test|6|" in (d / "RESULTS.md").read_text()
     assert "%WER" in p.stdout
     summary = (r / "RESULTS.md").read_text()
-    for name in ("cnn_tiny", "fbank_tiny", "scratch", "teacher"):
+    for name in ("cnn_tiny", "fbank_tiny", "scratch"):
         assert f"| {name}_train_1min_messy_seed1 | ctc greedy |" in summary
-    assert len(json.loads((r / "exp/asr/benchmark.json").read_text())) == 4
+    assert len(json.loads((r / "exp/asr/benchmark.json").read_text())) == 3
     # seeds and significance: mean and spread over the two seeds; sc_stats against the baseline
     seeds = summary.split("## Seeds and significance")[1]
     row = next(line for line in seeds.splitlines() if line.startswith("| cnn_tiny_train_1min_messy | ctc greedy | 2 |"))

@@ -23,9 +23,6 @@ help_message="Usage: $0 [options]   (FSDD from db.sh's FSDD; see the options bel
 . ./db.sh
 . utils/parse_options.sh
 
-log "Synthetic English corpus for teacher pretraining"
-eval "../../synth_en/distill1/local/data.sh ${synth_opts}"
-
 if [ ! -d "${FSDD}" ]; then
     clone=downloads/free-spoken-digit-dataset
     if [ ! -d "${clone}/recordings" ]; then
@@ -40,6 +37,8 @@ if [ ! -d "${FSDD}" ]; then
     fi
     FSDD=${clone}/recordings
 fi
+log "Synthetic English corpus for teacher pretraining"  # after FSDD is found: a missing corpus fails at once
+eval "../../synth_en/distill1/local/data.sh ${synth_opts}"
 log "FSDD from ${FSDD}: train ${train_speakers}, dev ${dev_speakers}, test ${test_speakers}"
 python -m espnet_distill.bin.prepare_fsdd --recordings "${FSDD}" --data-root data \
     --set "fsdd_train=${train_speakers}" --set "fsdd_dev=${dev_speakers}" --set "fsdd_test=${test_speakers}"
