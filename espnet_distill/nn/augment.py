@@ -129,5 +129,8 @@ def random_onset_trim(wav: torch.Tensor, lengths: torch.Tensor, prob: float, rat
     if prob <= 0:
         return wav, lengths
     chosen = torch.rand(wav.shape[0], generator=generator) < prob
-    start = torch.where(chosen, voiced_onsets(wav, lengths, rate), 0)
+    if not chosen.any():
+        return wav, lengths
+    start = torch.zeros(wav.shape[0], dtype=torch.long)
+    start[chosen] = voiced_onsets(wav[chosen.to(wav.device)], lengths[chosen.to(lengths.device)], rate)
     return keep_span(wav, lengths, start, lengths.cpu() - start)

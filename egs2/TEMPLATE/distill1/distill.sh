@@ -531,12 +531,13 @@ if stage_begin 6 score "${opts}"; then
             score_hyps "${out}"
         done
     }
-    ctc_nj=1  # no more CTC decoding jobs than the largest test set has utterances
+    declare -A set_nj  # decoding jobs per test set: no more than it has utterances
+    ctc_nj=1           # CTC decoding takes every set in each job: as many jobs as the largest set's
     for x in ${test_sets}; do
         n_utts=$(wc -l < "${raw}/${x}/wav.scp")
-        ctc_nj=$(( n_utts > ctc_nj ? n_utts : ctc_nj ))
+        set_nj[${x}]=$(( inference_nj < n_utts ? inference_nj : n_utts ))
+        ctc_nj=$(( set_nj[${x}] > ctc_nj ? set_nj[${x}] : ctc_nj ))
     done
-    ctc_nj=$(( inference_nj < ctc_nj ? inference_nj : ctc_nj ))
     frontend_ckpts=""
     while read -r name ckpt <&3; do
         frontend_ckpts+=" ${ckpt}"
@@ -562,8 +563,7 @@ if stage_begin 6 score "${opts}"; then
                 ctc_decode ctc_greedy_int8 "${decode_cmd}" "CTC greedy, int8 linear layers, cpu" --device cpu --quantize int8
             fi
             for x in ${test_sets}; do
-                n_utts=$(wc -l < "${raw}/${x}/wav.scp")
-                x_nj=$(( inference_nj < n_utts ? inference_nj : n_utts ))  # no more jobs than utterances
+                x_nj=${set_nj[${x}]}
                 if [ -n "${has_decoder}" ] && [ "${has_decoder}" != none ]; then  # CTC-only: no decoder
                     out=${d}/decode_att_beam_${x}
                     log "Decoding ${x} with ${name}_${ft} (attention beam search, ${x_nj} jobs, ${infer_device})"
