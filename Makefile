@@ -1,13 +1,14 @@
 # The two commands of the README:
 #   make demo   set up if needed, then run the embedded default recipe (egs2/synth_en/distill1)
 #   make test   set up if needed, then run the whole test suite
+#   make test-fast   the suite without the recipe and multi-process runs (marked slow)
 SHELL := /bin/bash
 VENV ?= $(CURDIR)/tools/venv
 export ESPNET_DISTILL_VENV := $(VENV)
 DEMO_STAGES ?= --stage 1 --stop_stage 6
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test clean-demo
+.PHONY: setup demo test test-fast clean-demo
 
 setup:
 	tools/install.sh --venv $(VENV)
@@ -17,6 +18,9 @@ demo: setup
 
 test: setup
 	$(VENV)/bin/python -m pytest test $(PYTEST_ARGS)
+
+test-fast: setup
+	$(VENV)/bin/python -m pytest test -m "not slow" $(PYTEST_ARGS)
 
 clean-demo:
 	rm -rf egs2/synth_en/distill1/{data,exp,dump,downloads}

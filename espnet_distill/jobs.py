@@ -123,8 +123,11 @@ def _report(spec: JobSpec, codes: dict[int, int], prog: str) -> int:
 
 
 def _srun_command(cmd: str) -> str:
-    """``cmd`` once per Slurm task, each with torchrun's distributed variables."""
-    per_task = f'export RANK=$SLURM_PROCID WORLD_SIZE=$SLURM_NTASKS LOCAL_RANK=$SLURM_LOCALID; {cmd}'
+    """``cmd`` once per Slurm task, each with the variables torchrun sets for its processes (ranks,
+    sizes, node rank; OMP_NUM_THREADS 1 unless set, as torchrun does with several processes per node)."""
+    per_task = ('export RANK=$SLURM_PROCID WORLD_SIZE=$SLURM_NTASKS LOCAL_RANK=$SLURM_LOCALID '
+                'LOCAL_WORLD_SIZE=$SLURM_NTASKS_PER_NODE GROUP_RANK=$SLURM_NODEID ROLE_RANK=$SLURM_PROCID '
+                'ROLE_WORLD_SIZE=$SLURM_NTASKS OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}; ' + cmd)
     return ('export MASTER_ADDR=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1) '
             'MASTER_PORT=${MASTER_PORT:-29500}; '
             f"srun --kill-on-bad-exit=1 bash -c {shlex.quote('set -o pipefail; ' + per_task)}")

@@ -164,8 +164,8 @@ def update_flops(task, batch: dict, step: int) -> int:
 
     counter = FlopCounterMode(display=False)
     with counter:
-        loss, _ = task.training_step(batch, step)
-        loss.backward()
+        total, count = task.training_step(batch, step)["loss"]
+        (total / count).backward()
     task.model.zero_grad(set_to_none=True)
     counted = {str(k) for k in counter.get_flop_counts().get("Global", {})}
     frames = int((batch["lengths"].max() - 400) // 320 + 1)
@@ -214,7 +214,7 @@ def time_train_step(task, batch_seconds: float, utt_seconds: float, repeats: int
     for i in range(repeats + 1):  # the first update warms up
         _sync(device)
         t0 = time.perf_counter()
-        trainer._train_step(batch)
+        trainer._train_step([dict(batch, bad_utts=0, cropped_utts=0)])
         _sync(device)
         if i:
             times.append(time.perf_counter() - t0)

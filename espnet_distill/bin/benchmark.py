@@ -77,7 +77,7 @@ def train_step_table(device: str, batch_seconds: float, utt_seconds: float, repe
     for name, _, conf, student in paper_students(teacher):
         d = conf.distill  # the teacher is not cached: every update times its forward
         task = DistillTask(student, teacher, d.alpha, d.lam, d.fe_adapt_steps, cache_teacher=False)
-        seconds, utts = conf.train.per_process_batch(1)
+        seconds, utts = conf.train.update_budget(1)
         t = time_train_step(task, batch_seconds or seconds, utt_seconds, repeats, device, amp,
                             None if batch_seconds else utts, peak_tflops)
         steps = conf.train.max_steps

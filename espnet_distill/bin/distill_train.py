@@ -4,8 +4,9 @@
         --teacher exp/teacher/teacher.yaml --train-dir data/train --valid-dir data/dev \\
         --outdir exp/distill/dt_cnn
 
-Under torchrun (``torchrun --nproc_per_node N -m espnet_distill.bin.distill_train ...``) the
-batches are split across processes (nccl on GPU, gloo on CPU).
+Under torchrun (``torchrun --nproc_per_node N -m espnet_distill.bin.distill_train ...``) each
+update's batch is formed whole and shared out over the processes (nccl on GPU, gloo on CPU): any
+number of processes trains the same updates.
 
 The config has four sections:
 

@@ -8,10 +8,12 @@
   it); an utterance whose audio is longer than its recorded duration is cropped to it (a
   stale ``utt2dur`` cannot blow the batch budget), and one whose audio cannot be read is
   skipped when ``skip_bad_audio`` is set; both are logged and counted per batch.
-- :class:`BucketBatches` groups utterances of similar length so that a batch's padded
-  size (batch x longest) stays under ``max_batch_seconds``: one long utterance cannot
-  blow memory. The order is a pure function of (seed, epoch), so a run resumes exactly
-  from (epoch, batch index), and under DDP each rank takes every world-th batch.
+- :class:`BucketBatches` groups utterances of similar length so that an update's padded
+  size (utterances x longest) stays under a budget: one long utterance cannot blow memory.
+  The batches and their order are a pure function of (lengths, budget, seed, epoch), never of
+  the number of processes: each update's batch is formed for the whole world first and then
+  split into ``world x accum_grad`` contiguous shares (:func:`split_shares`), so a run resumes
+  exactly from (epoch, update index) and N processes train on the utterances one would.
 - :func:`collate` pads waveforms (B, L) and frame targets (B, T) (with ``IGNORE``), and
   drops skipped items (``bad_utts``, ``cropped_utts``: the batch's counts).
 """
@@ -115,24 +117,40 @@ class AudioDataset(torch.utils.data.Dataset):
         return item
 
 
-class BucketBatches(torch.utils.data.Sampler):
-    """Length-bucketed batches of indices under a padded-audio budget.
+def split_shares(batch: list[int], n: int) -> list[list[int]]:
+    """``batch`` cut into ``n`` contiguous shares whose sizes differ by at most one, the larger
+    ones first (12 over 5: 3, 3, 2, 2, 2; 2 over 5: 1, 1, 0, 0, 0)."""
+    q, r = divmod(len(batch), n)
+    bounds = [0]
+    for i in range(n):
+        bounds.append(bounds[-1] + q + (1 if i < r else 0))
+    return [batch[bounds[i]:bounds[i + 1]] for i in range(n)]
 
-    ``lengths``: samples per utterance. A batch holds utterances of similar length with
-    ``len(batch) * max(length) <= max_batch_seconds * SAMPLE_RATE`` (a single longer utterance
-    forms its own batch). Batches are shuffled with ``seed + epoch``; ``rank``/``world``
-    give each DDP process every world-th batch (all ranks get the same count).
+
+class BucketBatches(torch.utils.data.Sampler):
+    """Length-bucketed update batches of indices under a padded-audio budget, and this process's
+    shares of them.
+
+    ``lengths``: samples per utterance. An update's batch holds utterances of similar length with
+    ``len(batch) * max(length) <= max_batch_seconds * SAMPLE_RATE`` and at most ``max_batch_size``
+    utterances (a single longer utterance forms its own batch). Batches are shuffled with
+    ``seed + epoch``. Iterating yields, per update, this process's ``accum_grad`` shares
+    ``split_shares(batch, world * accum_grad)[m * world + rank]`` for m = 0 .. accum_grad - 1;
+    a share may be empty (more processes than utterances): the process still takes part in the
+    update's collectives.
     """
 
     def __init__(self, lengths: list[int], max_batch_seconds: float, shuffle: bool = True, seed: int = 0,
-                 rank: int = 0, world: int = 1, max_batch_size: int | None = None):
+                 rank: int = 0, world: int = 1, max_batch_size: int | None = None, accum_grad: int = 1):
         self.lengths = lengths
         self.budget = int(max_batch_seconds * SAMPLE_RATE)
         self.shuffle, self.seed, self.rank, self.world = shuffle, seed, rank, world
         self.max_batch_size = max_batch_size
+        self.accum_grad = accum_grad
         self.epoch = 0
-        self.start = 0  # batches of this epoch already consumed (for resuming)
+        self.start = 0  # updates of this epoch already consumed (for resuming)
         self._batches = self._make()
+        self._shuffled: tuple[int, list[list[int]]] | None = None
 
     def _make(self) -> list[list[int]]:
         order = sorted(range(len(self.lengths)), key=lambda i: (self.lengths[i], i))
@@ -152,20 +170,32 @@ class BucketBatches(torch.utils.data.Sampler):
         return batches
 
     def epoch_batches(self, epoch: int) -> list[list[int]]:
-        batches = list(self._batches)
-        if self.shuffle:
-            random.Random(self.seed * 100003 + epoch).shuffle(batches)
-        n = len(batches) // self.world * self.world or len(batches)
-        return batches[:n][self.rank::self.world] if self.world > 1 else batches
+        """The update batches of ``epoch``, whole (the same for every process)."""
+        if self._shuffled is None or self._shuffled[0] != epoch:
+            batches = list(self._batches)
+            if self.shuffle:
+                random.Random(self.seed * 100003 + epoch).shuffle(batches)
+            self._shuffled = (epoch, batches)
+        return self._shuffled[1]
+
+    def update_batch(self, epoch: int, index: int) -> list[int]:
+        """The whole batch of update ``index`` of ``epoch``."""
+        return self.epoch_batches(epoch)[index]
+
+    def my_shares(self, batch: list[int]) -> list[list[int]]:
+        """This process's ``accum_grad`` shares of one update's batch."""
+        shares = split_shares(batch, self.world * self.accum_grad)
+        return [shares[m * self.world + self.rank] for m in range(self.accum_grad)]
 
     def __len__(self) -> int:
-        return len(self.epoch_batches(self.epoch))
+        return len(self.epoch_batches(self.epoch)) * self.accum_grad
 
     def set_epoch(self, epoch: int, start: int = 0) -> None:
         self.epoch, self.start = epoch, start
 
     def __iter__(self):
-        yield from self.epoch_batches(self.epoch)[self.start:]
+        for batch in self.epoch_batches(self.epoch)[self.start:]:
+            yield from self.my_shares(batch)
 
 
 def collate(items: list[dict]) -> dict:

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 
 from espnet_distill.config import ConfigError, apply_overrides, check_range, from_dict, read_yaml
-from espnet_distill.losses import disc_loss, frontend_loss, reg_loss
+from espnet_distill.losses import Sum, disc_loss, frontend_loss, reg_loss
 from espnet_distill.student.model import Student, StudentConfig, StudentOutput, init_from_teacher
 from espnet_distill.teacher.teacher import Teacher, TeacherOutput
 from espnet_distill.train.trainer import TrainConfig
@@ -222,45 +222,43 @@ class DistillTask:
         return self.teacher(batch["wav"], batch["lengths"], utt_ids=batch["utt"], num_layers=num_layers,
                             lengths_cpu=batch.get("lengths_cpu"))
 
-    def _losses(self, batch: dict, step: int) -> tuple[torch.Tensor, dict[str, float]]:
+    def training_step(self, batch: dict, step: int) -> dict[str, Sum]:
+        """The update's terms as Sums over this batch's valid frames: ``loss`` (differentiable) and
+        detached statistics (``reg``, ``l1_<n>``, ``cos_<n>``, ``disc``; ``fe_l1`` while adapting)."""
         t = self.teacher_outputs(batch, num_layers=0 if step < self.fe_adapt_steps else None)
         if step < self.fe_adapt_steps:
             pred, mask = self.model.frontend_adapt(batch["wav"], batch["lengths"])
             n = min(pred.shape[1], t.mask.shape[1])
-            pred, mask, tmask, target = pred[:, :n], mask[:, :n], t.mask[:, :n], t.hidden[0][:, :n]
-            loss = frontend_loss(pred, target, mask & tmask)
-            return loss, {"fe_l1": loss.detach()}
+            loss = frontend_loss(pred[:, :n], t.hidden[0][:, :n], mask[:, :n] & t.mask[:, :n])
+            return {"loss": loss, "fe_l1": (loss[0].detach(), loss[1])}
         out = self.model(batch["wav"], batch["lengths"])
         preds, targets, mask, n = aligned(out, t)
         loss, stats = reg_loss(preds, targets, mask, self.lam)
         if self.alpha > 0:
             ld = disc_loss(out.disc_logits[:, :n], t.logits[:, :n], mask, self.model.disc_head.loss)
-            loss = loss + self.alpha * ld
-            stats["disc"] = ld.detach()
-        return loss, stats
-
-    def training_step(self, batch: dict, step: int) -> tuple[torch.Tensor, dict[str, float]]:
-        return self._losses(batch, step)
+            loss = (loss[0] + self.alpha * ld[0], loss[1])  # one frame count for both terms
+            stats["disc"] = (ld[0].detach(), ld[1])
+        return {"loss": loss, **stats}
 
     @torch.no_grad()
     def validation_step(self, batch: dict) -> dict[str, tuple[float, float]]:
-        """Frame-weighted L1 and cosine to every predicted teacher layer, L_disc, and total loss."""
+        """Frame sums of L1 and cosine to every predicted teacher layer, L_disc (and the agreement
+        of its top class with the teacher's), the front-end L1, and the total loss."""
         t = self.teacher_outputs(batch)
         out = self.model(batch["wav"], batch["lengths"])
         preds, targets, mask, n = aligned(out, t)
-        frames = float(mask.sum())
         loss, stats = reg_loss(preds, targets, mask, self.lam)
-        res = {k: (float(v) * frames, frames) for k, v in stats.items()}
-        total = float(loss)
+        res = dict(stats)
+        total = loss[0]
         if out.disc_logits is not None and t.logits is not None:
-            ld = float(disc_loss(out.disc_logits[:, :n], t.logits[:, :n], mask, self.model.disc_head.loss))
-            res["disc"] = (ld * frames, frames)
-            total += self.alpha * ld
+            ld = disc_loss(out.disc_logits[:, :n], t.logits[:, :n], mask, self.model.disc_head.loss)
+            res["disc"] = ld
+            total = total + self.alpha * ld[0]
             agree = (out.disc_logits[:, :n].argmax(-1) == t.logits[:, :n].argmax(-1))[mask].float().sum()
-            res["disc_top1_agree"] = (float(agree), frames)
+            res["disc_top1_agree"] = (agree, loss[1])
         if self.model.fe_head is not None:
-            pred, m = self.model.frontend_adapt(batch["wav"], batch["lengths"])
+            pred, _ = self.model.frontend_adapt(batch["wav"], batch["lengths"])
             k = min(pred.shape[1], n)
-            res["fe_l1"] = (float(frontend_loss(pred[:, :k], t.hidden[0][:, :k], mask[:, :k])) * frames, frames)
-        res["loss"] = (total * frames, frames)
-        return res
+            res["fe_l1"] = frontend_loss(pred[:, :k], t.hidden[0][:, :k], mask[:, :k])
+        res["loss"] = (total, loss[1])
+        return {name: (float(s), float(c)) for name, (s, c) in res.items()}

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from espnet_distill.config import ConfigError, check_range, from_dict, read_yaml
 from espnet_distill.data.dataset import IGNORE
-from espnet_distill.losses import masked_prediction_loss
+from espnet_distill.losses import Sum, masked_prediction_loss
 from espnet_distill.nn.hubert import HubertConfig, HubertModel
 from espnet_distill.nn.masking import span_mask
 from espnet_distill.train.trainer import TrainConfig
@@ -114,14 +114,16 @@ class HubertPretrainTask:
         logits = self.model.logits(hidden[-1][sel])  # (N, C)
         return logits, labels[sel], hidden, valid, labels, time_mask
 
-    def training_step(self, batch: dict, step: int) -> tuple[torch.Tensor, dict[str, float]]:
+    def training_step(self, batch: dict, step: int) -> dict[str, Sum]:
+        """``loss`` (a differentiable Sum: fairseq's criterion) and the detached ``acc`` (and
+        ``loss_nomask`` / ``acc_nomask`` with a weight on the unmasked frames)."""
         logits, target, hidden, valid, labels, time_mask = self._forward(batch)
         logits_u = target_u = None
         if self.mask.nomask_weight > 0:
             sel = ~time_mask & valid & (labels != IGNORE)
-            if sel.any():
-                logits_u, target_u = self.model.logits(hidden[-1][sel]), labels[sel]
-        return masked_prediction_loss(logits, target, logits_u, target_u, self.mask.nomask_weight)
+            logits_u, target_u = self.model.logits(hidden[-1][sel]), labels[sel]
+        loss, stats = masked_prediction_loss(logits, target, logits_u, target_u, self.mask.nomask_weight)
+        return {"loss": loss, **stats}
 
     @torch.no_grad()
     def validation_step(self, batch: dict) -> dict[str, tuple[float, float]]:

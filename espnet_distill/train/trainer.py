@@ -4,25 +4,38 @@ The trainer owns the loop; a *task* owns the model and the loss:
 
     class MyTask:
         model: nn.Module                                  # everything that is trained and saved
-        def training_step(self, batch, step) -> (loss, {"name": float or 0-dim tensor})
-        def validation_step(self, batch) -> {"name": (sum, count)}
+        def training_step(self, batch, step) -> {"loss": (sum, count), "name": (sum, count), ...}
+        def validation_step(self, batch) -> {"name": (float sum, float count)}
         # optional: training in phases, each with its own trainable parameters, optimizer and
         # warm-up + decay schedule (front-end adaptation, then the whole student)
         phase_starts: list[int]                           # first step of each phase, [0, ...]
         def trainable_parameters(self, phase) -> list[nn.Parameter]
 
-Features: AdamW with linear warmup and linear decay (per phase), gradient clipping, fp16/bf16
-autocast on GPU, data parallelism under torchrun with torch DistributedDataParallel (nccl on
-GPU, gloo on CPU; bucketed all-reduce overlapping backward; only the phase's trainable
-parameters take part), length-bucketed batches stated per process or globally
-(``global_batch_seconds`` / ``global_batch_size`` are divided over the processes, so 1, 4 or 8
-GPUs train the same schedule), streaming DataLoader workers with prefetch and pinned memory,
-atomic checkpoints every N steps holding model, optimizer, scheduler, scaler, every rank's RNG
-states and the data position, exact ``resume`` (one process or several), non-finite updates
-skipped and counted as GradScaler does (the run stops after ``max_nonfinite_steps`` in a row),
-decisions to stop taken by all ranks together, tqdm progress, every loss term per step in
-``train_log.jsonl`` (and TensorBoard when installed), and the resolved config beside the
-checkpoint.
+``training_step`` returns sums and counts, not means (``loss``: a differentiable sum over the
+batch's frames and their number; the rest detached statistics), so that an update is defined by
+its utterances alone:
+
+- **One global batch.** Each update's batch is formed for the whole world (``global_batch_seconds``
+  / ``global_batch_size``, or the per-process ``max_batch_*`` times the number of processes) in
+  an order that does not depend on the number of processes, then split into ``world x
+  accum_grad`` contiguous shares (:class:`~espnet_distill.data.dataset.BucketBatches`). A share
+  may be empty (more processes than utterances); its process still takes part.
+- **One normalisation.** Every process back-propagates its summed loss over a scale known to all
+  (about the update's frame count); the gradients and the counts of every process and
+  micro-batch are added (one flat all-reduce), and the gradient is then divided by the update's
+  total count, as fairseq does with its ``sample_size``. N processes, or one process accumulating
+  ``accum_grad`` micro-batches, thus compute the update that one process computes on the same
+  utterances, to float rounding.
+
+Features: AdamW (fused on CUDA) with linear warmup and linear decay (per phase), gradient
+clipping, fp16/bf16 autocast and TF32 on GPU, data parallelism under torchrun (nccl on GPU, gloo on
+CPU; only the phase's trainable parameters are reduced), gradient accumulation (``accum_grad``),
+streaming DataLoader workers with prefetch and pinned memory, atomic checkpoints every N steps
+holding model, optimizer, scheduler, scaler, every rank's RNG states and the data position,
+exact ``resume`` (one process or several), non-finite updates skipped and counted as GradScaler
+does (the run stops after ``max_nonfinite_steps`` in a row), decisions to stop taken by all ranks
+together, tqdm progress, every loss term of the whole update per step in ``train_log.jsonl`` (and
+TensorBoard when installed), and the resolved config beside the checkpoint.
 
 Fault injection for tests: with ``ESPNET_DISTILL_KILL_AT_STEP=N`` in the environment the
 process SIGKILLs itself right after the update of step N and before that step's checkpoint
@@ -53,6 +66,8 @@ from espnet_distill.data.dataset import AudioDataset, BucketBatches, collate
 
 logger = logging.getLogger(__name__)
 
+FRAMES_PER_SECOND = 50  # about a HuBERT frame rate: scales the summed loss before backward (fp16 range only)
+
 
 @dataclass
 class TrainConfig:
@@ -63,11 +78,12 @@ class TrainConfig:
     warmup_ratio: float = 0.07
     min_lr_ratio: float = 0.0
     grad_clip: float = 5.0
-    max_batch_seconds: float = 60.0  # padded audio per batch and process (batch x longest utterance)
-    max_batch_size: int | None = None  # utterances per batch and process (None: no cap)
-    global_batch_seconds: float = 0.0  # padded audio per update over all processes (divided by their
-                                       # number; replaces max_batch_seconds); 0: use max_batch_seconds
-    global_batch_size: int = 0  # utterances per update over all processes (replaces max_batch_size); 0: off
+    max_batch_seconds: float = 60.0  # padded audio (utterances x longest) per process and micro-batch
+    max_batch_size: int | None = None  # utterances per process and micro-batch (None: no cap)
+    global_batch_seconds: float = 0.0  # padded audio per update, all processes and micro-batches together
+                                       # (replaces max_batch_seconds; the same update on any number of GPUs)
+    global_batch_size: int = 0  # utterances per update, all processes together (replaces max_batch_size); 0: off
+    accum_grad: int = 1  # micro-batches each process accumulates per update (the update stays the same)
     max_utt_seconds: float = 20.0
     amp: str = "none"  # none | fp16 | bf16 (autocast on GPU only)
     seed: int = 0
@@ -80,7 +96,6 @@ class TrainConfig:
     skip_bad_audio: bool = True  # unreadable utterances are skipped with a warning and counted ...
     max_bad_utts: int = 100  # ... and the run stops once more than this many were skipped
     max_nonfinite_steps: int = 20  # stop after this many updates in a row with a non-finite loss or gradient
-    ddp_find_unused_parameters: bool = False  # for tasks that leave parameters unused in some steps
     device: str = "auto"  # auto | cpu | cuda
     max_minutes: float = 0.0  # stop early (and checkpoint) after this wall time; 0 = no limit
     extra: dict = field(default_factory=dict)
@@ -100,6 +115,11 @@ class TrainConfig:
             check_range(w, key, getattr(self, key), getattr(self, key) >= 1, "at least 1 step")
         for key in ("valid_every", "global_batch_size", "max_bad_utts"):
             check_range(w, key, getattr(self, key), getattr(self, key) >= 0, "0 (off) or more")
+        check_range(w, "accum_grad", self.accum_grad, self.accum_grad >= 1, "at least 1 micro-batch")
+        if self.max_batch_size is not None:
+            check_range(w, "max_batch_size", self.max_batch_size, self.max_batch_size >= 1, "at least 1 utterance")
+        check_range(w, "global_batch_seconds", self.global_batch_seconds, self.global_batch_seconds >= 0,
+                    "0 (off) or positive seconds")
         check_range(w, "max_nonfinite_steps", self.max_nonfinite_steps, self.max_nonfinite_steps >= 1, "at least 1")
         check_range(w, "betas", self.betas, all(0 <= b < 1 for b in self.betas), "two numbers in [0, 1)")
 
@@ -107,15 +127,14 @@ class TrainConfig:
     def from_dict(cls, d: dict) -> "TrainConfig":
         return from_dict(cls, d, "train")
 
-    def per_process_batch(self, world: int) -> tuple[float, int | None]:
-        """(max padded seconds, max utterances) of one process's batch when ``world`` processes train."""
-        seconds, size = self.max_batch_seconds, self.max_batch_size
-        if self.global_batch_seconds > 0:
-            seconds = self.global_batch_seconds / world
+    def update_budget(self, world: int) -> tuple[float, int | None]:
+        """(padded seconds, utterances) of one update's whole batch when ``world`` processes train:
+        the global values when set, else the per-process values times ``world x accum_grad``."""
+        shares = world * self.accum_grad
+        seconds = self.global_batch_seconds if self.global_batch_seconds > 0 else self.max_batch_seconds * shares
+        size = self.max_batch_size * shares if self.max_batch_size is not None else None
         if self.global_batch_size > 0:
-            if self.global_batch_size < world:
-                raise ValueError(f"global_batch_size {self.global_batch_size} is smaller than the {world} processes")
-            size = self.global_batch_size // world
+            size = self.global_batch_size
         return seconds, size
 
     def workers(self, device: torch.device, local_world: int) -> int:
@@ -129,7 +148,7 @@ class TrainConfig:
 class Task(Protocol):
     model: nn.Module
 
-    def training_step(self, batch: dict, step: int) -> tuple[torch.Tensor, dict[str, float]]: ...
+    def training_step(self, batch: dict, step: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]: ...
 
     def validation_step(self, batch: dict) -> dict[str, tuple[float, float]]: ...
 
@@ -174,17 +193,20 @@ def move(batch: dict, device: torch.device) -> dict:
     return out
 
 
-class _StepModule(nn.Module):
-    """The task's training step as a module's forward, so that DistributedDataParallel sees every
-    forward pass (its reducer is armed in forward and all-reduces gradient buckets during backward)."""
+def merge_sums(parts: list[dict[str, list[float]]]) -> dict[str, list[float]]:
+    """{name: [sum, count]} of several processes or micro-batches added name by name, in order
+    (every process adds the same floats in the same order, so all get the same result)."""
+    out: dict[str, list[float]] = {}
+    for part in parts:
+        for k, (total, count) in part.items():
+            acc = out.setdefault(k, [0.0, 0.0])
+            acc[0] += total
+            acc[1] += count
+    return out
 
-    def __init__(self, task: Task):
-        super().__init__()
-        self.model = task.model
-        self._task = [task]  # not a submodule: the task may hold a frozen teacher
 
-    def forward(self, batch: dict, step: int):
-        return self._task[0].training_step(batch, step)
+def means(sums: dict[str, list[float]]) -> dict[str, float]:
+    return {k: total / count if count > 0 else 0.0 for k, (total, count) in sums.items()}
 
 
 class Trainer:
@@ -205,16 +227,19 @@ class Trainer:
             task.to(self.device)
         self.model = task.model
         self.train_set, self.valid_set = train_set, valid_set
-        self.batch_seconds, self.batch_size = cfg.per_process_batch(self.world)
+        if self.device.type == "cuda":  # TF32 matmuls and convolutions (Ampere and later)
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+        self.batch_seconds, self.batch_size = cfg.update_budget(self.world)
         self.sampler = BucketBatches(train_set.samples, self.batch_seconds, True, cfg.seed, self.rank, self.world,
-                                     self.batch_size)
+                                     self.batch_size, cfg.accum_grad)
         self.phase_starts = list(getattr(task, "phase_starts", [0]))
         if self.phase_starts[0] != 0 or self.phase_starts != sorted(set(self.phase_starts)):
             raise ValueError(f"phase_starts must be increasing and start at 0, got {self.phase_starts}")
         self.phase = -1
         self.optimizer: torch.optim.Optimizer | None = None
         self.scheduler = None
-        self.step_module: nn.Module | None = None
+        self.params: list[nn.Parameter] = []
         self.amp_dtype = {"none": None, "fp16": torch.float16, "bf16": torch.bfloat16}[cfg.amp]
         if self.device.type != "cuda":
             self.amp_dtype = None
@@ -236,29 +261,23 @@ class Trainer:
 
     def _enter_phase(self, phase: int) -> None:
         """Make ``phase``'s parameters the trainable ones, with a fresh AdamW and a warm-up + decay
-        schedule over the phase's own steps, and (several processes) a DDP wrapper over them."""
+        schedule over the phase's own steps."""
         cfg = self.cfg
         if hasattr(self.task, "trainable_parameters"):
             trainable = {id(p) for p in self.task.trainable_parameters(phase)}
             for p in self.model.parameters():
                 p.requires_grad_(id(p) in trainable)
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        fused = {"fused": True} if self.device.type == "cuda" else {}
+        self.optimizer = torch.optim.AdamW(self.params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay,
+                                           **fused)
         length = self.phase_length(phase)
         warmup = int(round(cfg.warmup_ratio * length))
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda s: warmup_linear(s, length, warmup, cfg.min_lr_ratio))
-        step_module = _StepModule(self.task)
-        if self.world > 1:
-            from torch.nn.parallel import DistributedDataParallel
-
-            step_module = DistributedDataParallel(
-                step_module, device_ids=[self.device.index] if self.device.type == "cuda" else None,
-                find_unused_parameters=cfg.ddp_find_unused_parameters)
-        self.step_module = step_module
         if self.phase >= 0:
             logger.info("phase %d from step %d: %d trainable parameters, %d warm-up steps of %d", phase, self.step,
-                        sum(p.numel() for p in params), warmup, length)
+                        sum(p.numel() for p in self.params), warmup, length)
         self.phase = phase
 
     # ------------------------------------------------------------------ checkpoints
@@ -284,6 +303,7 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
             "rng_per_rank": rngs, "counts": dict(self.counts), "nonfinite_in_a_row": self.nonfinite_in_a_row,
             "config": self.resolved_config, "train": asdict(self.cfg), "world": self.world,
+            "batches": "global",  # batch_in_epoch counts whole updates, whatever the number of processes
         }
         atomic_save(state, self.ckpt_path)
 
@@ -298,6 +318,10 @@ class Trainer:
         if "rng_per_rank" not in state:
             raise RuntimeError(f"{self.ckpt_path} was written by an older espnet_distill (no per-rank RNG states); "
                                "remove it (or pass --no-resume) to start over")
+        if state.get("world", 1) > 1 and state.get("batches") != "global":
+            raise RuntimeError(f"{self.ckpt_path} was written by an older espnet_distill whose processes each took "
+                               "their own batches: its data position means something else now; remove it (or pass "
+                               "--no-resume) to start over")
         self.model.load_state_dict(state["model"])
         self._enter_phase(int(state["phase"]))
         self.optimizer.load_state_dict(state["optimizer"])
@@ -349,28 +373,32 @@ class Trainer:
         return torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=workers,
                                            pin_memory=self.device.type == "cuda", generator=torch.Generator(), **extra)
 
+    def _gather(self, part: dict) -> list[dict]:
+        """Every rank's ``part`` (a small picklable mapping), in rank order."""
+        if self.world == 1:
+            return [part]
+        parts: list = [None] * self.world
+        dist.all_gather_object(parts, part)
+        return parts
+
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
+        """Frame-weighted means of the task's validation sums over the whole valid set; each rank
+        takes its shares of every batch (some may be empty), and all ranks meet once at the end."""
         if self.valid_set is None:
             return {}
         self.model.eval()
         sums: dict[str, list[float]] = {}
         sampler = BucketBatches(self.valid_set.samples, self.batch_seconds, False, 0, self.rank, self.world,
-                                self.batch_size)
+                                self.batch_size, self.cfg.accum_grad)
         for batch in self._loader(self.valid_set, sampler):
+            if not batch["utt"]:
+                continue
             with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
                 stats = self.task.validation_step(move(batch, self.device))
-            for k, (s, c) in stats.items():
-                acc = sums.setdefault(k, [0.0, 0.0])
-                acc[0] += float(s)
-                acc[1] += float(c)
-        if self.world > 1:
-            keys = sorted(sums)
-            t = torch.tensor([sums[k] for k in keys], dtype=torch.float64, device=self.device)
-            dist.all_reduce(t)
-            sums = {k: t[i].tolist() for i, k in enumerate(keys)}
+            sums = merge_sums([sums, {k: [float(v), float(c)] for k, (v, c) in stats.items()}])
         self.model.train()
-        return {k: s / max(c, 1e-9) for k, (s, c) in sums.items()}
+        return means(merge_sums(self._gather(sums)))
 
     def _all_agree(self, flag: bool) -> bool:
         """True on every rank when ``flag`` is true on any rank (one tiny all-reduce)."""
@@ -429,32 +457,25 @@ class Trainer:
         stop = False
         while self.step < self.cfg.max_steps and not stop:
             self.sampler.set_epoch(self.epoch, self.batch_in_epoch)
-            for batch in self._loader(self.train_set, self.sampler):
+            shares = iter(self._loader(self.train_set, self.sampler))
+            for update in zip(*[shares] * self.cfg.accum_grad):  # this process's shares of one update
                 t0 = time.time()
                 phase = self.phase_of(self.step)
                 if phase != self.phase:
                     self._enter_phase(phase)
-                self.counts["bad_utts"] += batch.pop("bad_utts")
-                self.counts["cropped_utts"] += batch.pop("cropped_utts")
-                if self.counts["bad_utts"] > self.cfg.max_bad_utts:
-                    raise RuntimeError(f"more than max_bad_utts={self.cfg.max_bad_utts} unreadable utterances "
-                                       f"skipped (see the warnings above): fix the data dir {self.train_set.data_dir}")
-                if not batch["utt"]:  # every utterance unreadable: nothing to learn from
-                    if self.world > 1:  # the other ranks would wait for this one's gradients forever
-                        raise AudioError(f"rank {self.rank}: every utterance of a batch is unreadable: "
-                                         + "; ".join(batch["bad"][:3]))
-                    self.batch_in_epoch += 1
-                    continue
+                whole = [self.train_set.samples[i] for i in self.sampler.update_batch(self.epoch, self.batch_in_epoch)]
                 lr = self.scheduler.get_last_lr()[0]  # the rate this update uses
-                stats = self._train_step(move(batch, self.device))
-                self.step += 1
+                stats = self._train_step(list(update), whole)
                 self.batch_in_epoch += 1
+                if stats is None:  # not one readable utterance in the whole update: nothing to learn from
+                    continue
+                self.step += 1
                 bar.update(1)
                 if self.step % self.cfg.log_every == 0 or self.step == 1:
                     bar.set_postfix({k: f"{v:.3g}" for k, v in stats.items() if k in ("loss", "acc")})
-                self._log({"step": self.step, "split": "train", "epoch": self.epoch, "phase": self.phase,
-                           "lr": lr, "batch_utts": len(batch["utt"]),
-                           "batch_seconds": float(batch["lengths"].sum()) / SAMPLE_RATE, "step_time": time.time() - t0,
+                self._log({"step": self.step, "split": "train", "epoch": self.epoch, "phase": self.phase, "lr": lr,
+                           "world": self.world, "accum_grad": self.cfg.accum_grad,
+                           "padded_seconds": len(whole) * max(whole) / SAMPLE_RATE, "step_time": time.time() - t0,
                            **stats, **self.counts})
                 if self.cfg.valid_every and self.step % self.cfg.valid_every == 0 and self.step < self.cfg.max_steps:
                     last_valid = self.validate()
@@ -507,21 +528,74 @@ class Trainer:
         logger.info("rank %d/%d: weights identical on all ranks (checksum %.10g)", self.rank, self.world, values[0])
         return values[0]
 
-    def _train_step(self, batch: dict) -> dict[str, float]:
-        """One update. A non-finite loss or gradient norm skips the update (the same decision on
-        every rank: DDP has averaged the gradients) and is counted; ``max_nonfinite_steps`` in a
-        row stop the run."""
+    def _all_reduce_grads(self) -> None:
+        """Add the gradients of every rank (one flat all-reduce of the trainable parameters' gradients
+        and of a has-gradient flag per parameter; a rank with an empty share contributes zeros)."""
+        flags = torch.tensor([p.grad is not None for p in self.params], dtype=torch.float32, device=self.device)
+        flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1).float()
+                          for p in self.params] + [flags])
+        dist.all_reduce(flat)
+        has = flat[-len(self.params):].tolist()
+        offset = 0
+        for p, h in zip(self.params, has):
+            n = p.numel()
+            p.grad = flat[offset:offset + n].view_as(p).to(p.dtype) if h > 0 else None
+            offset += n
+
+    def _train_step(self, shares: list[dict], whole: list[int] | None = None) -> dict[str, float] | None:
+        """One update from this process's ``shares`` (micro-batches, some maybe empty) of an update
+        whose utterances have ``whole`` samples (default: the shares' own, for one process).
+
+        Each micro-batch back-propagates its summed loss over ``scale`` (about the update's frame
+        count, the same on every rank, so that fp16 gradients keep their range); after the gradients
+        and counts of every rank are added, the gradient is multiplied by ``scale / total count``: the
+        gradient of the update's mean loss. Returns the update's statistics (means over the whole
+        update), or None when no utterance of it was readable (no update is made). A non-finite loss
+        or gradient norm skips the update (the same decision on every rank: the gradients are the
+        same) and is counted; ``max_nonfinite_steps`` in a row stop the run."""
         self.optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
-            loss, stats = self.step_module(batch, self.step)
-        self.scaler.scale(loss).backward()
+        if whole is None:
+            whole = [int(n) for b in shares if b["utt"] for n in b["lengths"]]
+        scale = max(1.0, sum(whole) / SAMPLE_RATE * FRAMES_PER_SECOND)
+        local: dict[str, list] = {}
+        utts, samples, bad, cropped = 0, 0, 0, 0
+        for batch in shares:
+            bad, cropped = bad + batch["bad_utts"], cropped + batch["cropped_utts"]
+            if not batch["utt"]:
+                continue
+            utts, samples = utts + len(batch["utt"]), samples + int(batch["lengths"].sum())
+            with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
+                terms = self.task.training_step(move(batch, self.device), self.step)
+            self.scaler.scale(terms["loss"][0] / scale).backward()
+            for k, (v, c) in terms.items():
+                acc = local.setdefault(k, [0.0, 0.0])
+                acc[0], acc[1] = acc[0] + v.detach().float(), acc[1] + c
+        # the one read from the device per update (with the gradient norm below): the statistics
+        part = {"sums": {k: [float(v), float(c)] for k, (v, c) in local.items()}, "utts": utts, "samples": samples,
+                "bad_utts": bad, "cropped_utts": cropped}
+        parts = self._gather(part)
+        sums = merge_sums([q["sums"] for q in parts])
+        self.counts["bad_utts"] += sum(q["bad_utts"] for q in parts)
+        self.counts["cropped_utts"] += sum(q["cropped_utts"] for q in parts)
+        if self.counts["bad_utts"] > self.cfg.max_bad_utts:
+            raise RuntimeError(f"more than max_bad_utts={self.cfg.max_bad_utts} unreadable utterances skipped "
+                               f"(see the warnings above): fix the data dir {self.train_set.data_dir}")
+        if self.world > 1:
+            self._all_reduce_grads()
+        count = sums.get("loss", [0.0, 0.0])[1]
+        if count <= 0:
+            self.optimizer.zero_grad(set_to_none=True)
+            return None
         self.scaler.unscale_(self.optimizer)
-        gnorm = torch.nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.grad is not None],
-                                               self.cfg.grad_clip)
+        for p in self.params:
+            if p.grad is not None:
+                p.grad.mul_(scale / count)
+        gnorm = torch.nn.utils.clip_grad_norm_([p for p in self.params if p.grad is not None], self.cfg.grad_clip)
         finite = math.isfinite(float(gnorm))
         if finite:
             self.scaler.step(self.optimizer)
         self.scaler.update()  # fp16: a non-finite step lowers the loss scale
+        stats = means(sums)
         if finite:
             self.scheduler.step()
             self.nonfinite_in_a_row = 0
@@ -529,11 +603,11 @@ class Trainer:
             self.counts["skipped_updates"] += 1
             self.nonfinite_in_a_row += 1
             logger.warning("step %d: non-finite loss or gradient (loss %s): update skipped (%d in a row)", self.step,
-                           float(loss.detach()), self.nonfinite_in_a_row)
+                           stats["loss"], self.nonfinite_in_a_row)
             if self.nonfinite_in_a_row >= self.cfg.max_nonfinite_steps:
+                utt_names = [u for b in shares for u in b["utt"]][:4]
                 raise FloatingPointError(
                     f"{self.nonfinite_in_a_row} updates in a row had a non-finite loss or gradient (step {self.step}, "
-                    f"utterances {batch['utt'][:4]}...): lower lr, use bf16 instead of fp16, or check the data")
-        # the one read from the device per update (with the gradient norm above): the stats
-        stats = {k: float(v) for k, v in stats.items()}
-        return dict(stats, loss=float(loss.detach()), grad_norm=float(gnorm) if finite else -1.0)
+                    f"utterances {utt_names}...): lower lr, use bf16 instead of fp16, or check the data")
+        return dict(stats, grad_norm=float(gnorm) if finite else -1.0, batch_utts=sum(q["utts"] for q in parts),
+                    batch_seconds=sum(q["samples"] for q in parts) / SAMPLE_RATE)

@@ -78,7 +78,9 @@ FAKE_SRUN = """#!/usr/bin/env bash
 # A stand-in for srun in a 2-node x 2-task allocation: runs the 4 tasks here, in turn.
 shift  # --kill-on-bad-exit=1
 rc=0
-for i in 0 1 2 3; do SLURM_PROCID=$i SLURM_NTASKS=4 SLURM_LOCALID=$((i % 2)) "$@" || rc=1; done
+for i in 0 1 2 3; do
+    SLURM_PROCID=$i SLURM_NTASKS=4 SLURM_LOCALID=$((i % 2)) SLURM_NODEID=$((i / 2)) SLURM_NTASKS_PER_NODE=2 "$@" || rc=1
+done
 exit $rc
 """
 
@@ -93,13 +95,16 @@ def test_slurm_multi_node_starts_one_process_per_gpu(tmp_path):
     env = dict(os.environ, PATH=f"{bindir}:{os.environ['PATH']}", FAKE_SBATCH_CALLS=str(tmp_path / "calls"),
                SLURM_JOB_NODELIST="node[07-08]")
     r = run([str(ROOT / "utils/slurm.sh"), "--gpu", "2", "--num-nodes", "2", "log/train.log",
-             "echo rank $RANK of $WORLD_SIZE local $LOCAL_RANK master $MASTER_ADDR:$MASTER_PORT"], tmp_path, env)
+             "echo rank $RANK of $WORLD_SIZE local $LOCAL_RANK of $LOCAL_WORLD_SIZE node $GROUP_RANK"
+             " role $ROLE_RANK of $ROLE_WORLD_SIZE threads $OMP_NUM_THREADS master $MASTER_ADDR:$MASTER_PORT"],
+            tmp_path, {k: v for k, v in env.items() if k != "OMP_NUM_THREADS"})
     assert r.returncode == 0, r.stderr
     calls = (tmp_path / "calls").read_text()
     assert "--nodes=2" in calls and "--ntasks-per-node=2" in calls and "--gres=gpu:2" in calls
     log = (tmp_path / "log/train.log").read_text()
     for rank in range(4):
-        assert f"rank {rank} of 4 local {rank % 2} master node07:29500" in log
+        assert (f"rank {rank} of 4 local {rank % 2} of 2 node {rank // 2} role {rank} of 4 threads 1 "
+                "master node07:29500") in log  # every variable torchrun sets, LOCAL_WORLD_SIZE included
     r = run([str(ROOT / "utils/run.sh"), "--num-nodes", "2", "log/x.log", "true"], tmp_path)
     assert r.returncode == 2 and "needs Slurm" in r.stderr
 

@@ -6,19 +6,28 @@ import math
 import torch
 import torch.nn.functional as F
 
-from espnet_distill.losses import disc_loss, frontend_loss, reg_loss, reg_loss_layer
+from espnet_distill.losses import disc_loss, frontend_loss, mean, reg_loss
+
+
+def layer_loss(pred, target, mask, lam=1.0):
+    """One layer's L_reg and its L1 and cosine, as means over valid frames."""
+    loss, stats = reg_loss({1: pred}, {1: target}, mask, lam)
+    return mean(loss), mean(stats["l1_1"]), mean(stats["cos_1"])
 
 
 def test_reg_loss_hand_computed():
     pred = torch.tensor([[[1.0, 0.0], [0.0, 2.0]]])  # (1, 2, 2)
     target = torch.tensor([[[1.0, 1.0], [0.0, 1.0]]])
     mask = torch.tensor([[True, True]])
-    loss, l1, cos = reg_loss_layer(pred, target, mask, lam=1.0)
+    loss, l1, cos = layer_loss(pred, target, mask, lam=1.0)
     # frame 1: L1 = 0.5, cos = 1/sqrt(2); frame 2: L1 = 0.5, cos = 1
     c1 = 1 / math.sqrt(2)
     expected = ((0.5 - math.log(1 / (1 + math.exp(-c1)))) + (0.5 - math.log(1 / (1 + math.exp(-1.0))))) / 2
     assert abs(float(loss) - expected) < 1e-6
-    assert abs(float(l1) - 0.5) < 1e-6 and abs(float(cos) - (c1 + 1) / 2) < 1e-6
+    assert abs(float(l1) - 0.5) < 1e-6
+    assert abs(float(cos) - (c1 + 1) / 2) < 1e-6
+    total, frames = reg_loss({1: pred}, {1: target}, mask)[0]
+    assert float(frames) == 2 and abs(float(total) - 2 * expected) < 1e-6  # a sum and its count
 
 
 def test_disc_loss_hand_computed():
@@ -26,10 +35,10 @@ def test_disc_loss_hand_computed():
     s = torch.log(torch.tensor([[[0.25, 0.75]]]))
     m = torch.ones(1, 1, dtype=torch.bool)
     kl = 0.5 * math.log(0.5 / 0.25) + 0.5 * math.log(0.5 / 0.75)
-    assert abs(float(disc_loss(s, t, m, "kl")) - kl) < 1e-6
+    assert abs(float(mean(disc_loss(s, t, m, "kl"))) - kl) < 1e-6
     t2 = torch.log(torch.tensor([[[0.2, 0.8]]]))
-    assert abs(float(disc_loss(s, t2, m, "ce")) + math.log(0.75)) < 1e-6
-    assert float(disc_loss(t, t, m, "kl")) < 1e-7
+    assert abs(float(mean(disc_loss(s, t2, m, "ce"))) + math.log(0.75)) < 1e-6
+    assert float(mean(disc_loss(t, t, m, "kl"))) < 1e-7
 
 
 def test_alone_and_padded_give_the_same_loss():
@@ -45,10 +54,10 @@ def test_alone_and_padded_give_the_same_loss():
     M[:, :5] = True
     a, _ = reg_loss({4: p}, {4: t}, m)
     b, _ = reg_loss({4: P}, {4: T}, M)
-    torch.testing.assert_close(a, b)
-    torch.testing.assert_close(disc_loss(sl, tl, m), disc_loss(SL, TL, M))
-    torch.testing.assert_close(disc_loss(sl, tl, m, "ce"), disc_loss(SL, TL, M, "ce"))
-    torch.testing.assert_close(frontend_loss(p, t, m), frontend_loss(P, T, M))
+    torch.testing.assert_close(mean(a), mean(b))
+    torch.testing.assert_close(mean(disc_loss(sl, tl, m)), mean(disc_loss(SL, TL, M)))
+    torch.testing.assert_close(mean(disc_loss(sl, tl, m, "ce")), mean(disc_loss(SL, TL, M, "ce")))
+    torch.testing.assert_close(mean(frontend_loss(p, t, m)), mean(frontend_loss(P, T, M)))
 
 
 def test_reg_loss_averages_layers_and_gradients_reach_only_predictions():
@@ -59,11 +68,11 @@ def test_reg_loss_averages_layers_and_gradients_reach_only_predictions():
     t4, t8 = torch.randn(2, 3, 4), torch.randn(2, 3, 4)
     teacher_logits = torch.randn(2, 3, 5)
     loss, stats = reg_loss({4: w(x), 8: w(x) * 2}, {4: t4, 8: t8}, m)
-    l4, _, _ = reg_loss_layer(w(x), t4, m)
-    l8, _, _ = reg_loss_layer(w(x) * 2, t8, m)
-    torch.testing.assert_close(loss, (l4 + l8) / 2)
+    l4, _, _ = layer_loss(w(x), t4, m)
+    l8, _, _ = layer_loss(w(x) * 2, t8, m)
+    torch.testing.assert_close(mean(loss), (l4 + l8) / 2)
     assert set(stats) >= {"l1_4", "cos_4", "l1_8", "cos_8", "reg"}
-    total = loss + disc_loss(F.pad(w(x), (0, 1)), teacher_logits, m)
+    total = mean(loss) + mean(disc_loss(F.pad(w(x), (0, 1)), teacher_logits, m))
     total.backward()
     assert w.weight.grad is not None and float(w.weight.grad.abs().sum()) > 0
     assert float(x.grad[~m].abs().sum()) == 0 and float(x.grad[m].abs().sum()) > 0

@@ -6,6 +6,7 @@ import pytest
 import torch
 from conftest import tiny_student_conf, tiny_teacher, toy_batch
 
+from espnet_distill.losses import mean
 from espnet_distill.train.distill import DistillTask, build_student
 
 
@@ -14,9 +15,11 @@ def test_distill_step_all_disc_heads(disc):
     teacher = tiny_teacher()
     student, _ = build_student(tiny_student_conf(disc=disc), teacher)
     task = DistillTask(student, teacher, alpha=0.5)
-    loss, stats = task.training_step(toy_batch(), step=0)
-    loss.backward()
-    assert {"reg", "disc", "l1_2", "cos_4"} <= set(stats)
+    terms = task.training_step(toy_batch(), step=0)
+    mean(terms["loss"]).backward()
+    assert {"reg", "disc", "l1_2", "cos_4"} <= set(terms)
+    frames = float(task.teacher(toy_batch()["wav"], toy_batch()["lengths"]).mask.sum())
+    assert all(float(count) == frames for _, count in terms.values())  # every term over the same frames
     assert student.disc_head.proj.weight.grad is not None
     if disc == "type1":  # the teacher's label embeddings are frozen inside the student
         assert "disc_head.label_embs" in student.state_dict() and not any(
@@ -33,15 +36,15 @@ def test_front_end_adaptation_touches_only_the_front_end():
     opt = torch.optim.AdamW(student.parameters(), lr=1e-2, weight_decay=0.1)
     for step in range(3):
         opt.zero_grad(set_to_none=True)
-        loss, stats = task.training_step(toy_batch(), step)
-        assert set(stats) == {"fe_l1"}
-        loss.backward()
+        terms = task.training_step(toy_batch(), step)
+        assert set(terms) == {"loss", "fe_l1"}
+        mean(terms["loss"]).backward()
         opt.step()
     changed = {k for k, v in student.state_dict().items() if not torch.equal(v, before[k])}
     assert changed and all(k.startswith(("frontend.", "fe_head.")) for k in changed), changed
     assert any(k.startswith("frontend.conv") for k in changed) and any(k.startswith("fe_head") for k in changed)
-    loss, stats = task.training_step(toy_batch(), 3)  # stage two: the whole student
-    assert "reg" in stats and "disc" in stats
+    terms = task.training_step(toy_batch(), 3)  # stage two: the whole student
+    assert "reg" in terms and "disc" in terms
 
 
 def test_alpha_needs_a_codebook():

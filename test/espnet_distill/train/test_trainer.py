@@ -19,7 +19,7 @@ from torch import nn
 
 from espnet_distill.checkpoint_io import safe_load
 from espnet_distill.data.audio import AudioError
-from espnet_distill.data.dataset import AudioDataset
+from espnet_distill.data.dataset import AudioDataset, BucketBatches, split_shares
 from espnet_distill.train.trainer import TrainConfig, Trainer
 
 
@@ -39,17 +39,20 @@ class ToyTask:
         return list(self.model.parameters())
 
     def _loss(self, batch):
+        """(sum over 10 ms frames of the squared output, frames)."""
         frames = batch["wav"][:, : batch["wav"].shape[1] // 160 * 160].reshape(len(batch["utt"]), -1, 160)
-        return self.model["second"](self.model["first"](frames)).pow(2).mean()
+        out = self.model["second"](self.model["first"](frames)).pow(2)
+        return out.sum(), torch.tensor(float(out.numel()))
 
     def training_step(self, batch, step):
-        loss = self._loss(batch)
+        total, count = self._loss(batch)
         if step in self.nan_steps:
-            loss = loss * float("nan")
-        return loss, {}
+            total = total * float("nan")
+        return {"loss": (total, count)}
 
     def validation_step(self, batch):
-        return {"loss": (float(self._loss(batch)), 1.0)}
+        total, count = self._loss(batch)
+        return {"loss": (float(total), float(count))}
 
 
 @pytest.fixture
@@ -110,14 +113,26 @@ def test_each_phase_has_its_own_warmup_and_parameters(toy_dir, tmp_path):
     assert seen and all(seen)  # the second layer did not move during phase 0
 
 
-def test_global_batch_is_divided_over_processes():
-    cfg = TrainConfig.from_dict({"global_batch_seconds": 720, "global_batch_size": 96})
-    assert cfg.per_process_batch(1) == (720, 96)
-    assert cfg.per_process_batch(4) == (180, 24)
-    assert cfg.per_process_batch(8) == (90, 12)
-    assert TrainConfig.from_dict({"max_batch_seconds": 30}).per_process_batch(8) == (30, None)
-    with pytest.raises(ValueError, match="global_batch_size 4 is smaller than the 8 processes"):
-        TrainConfig.from_dict({"global_batch_size": 4}).per_process_batch(8)
+def test_an_update_is_formed_whole_then_split_over_processes():
+    cfg = TrainConfig.from_dict({"global_batch_seconds": 720, "global_batch_size": 12})
+    assert cfg.update_budget(1) == cfg.update_budget(5) == cfg.update_budget(16) == (720, 12)
+    per_process = TrainConfig.from_dict({"max_batch_seconds": 30, "max_batch_size": 4, "accum_grad": 2})
+    assert per_process.update_budget(8) == (30 * 16, 4 * 16)  # per process and micro-batch
+    assert TrainConfig.from_dict({"max_batch_seconds": 30}).update_budget(8) == (240, None)
+    assert [len(s) for s in split_shares(list(range(12)), 5)] == [3, 3, 2, 2, 2]
+    assert [len(s) for s in split_shares(list(range(12)), 16)] == [1] * 12 + [0] * 4
+    assert sum(split_shares(list(range(7)), 3), []) == list(range(7))  # contiguous, in order
+    lengths = [16000 * (1 + i % 7) for i in range(40)]
+    one = BucketBatches(lengths, 30, seed=3, max_batch_size=12)
+    for world, accum in ((2, 1), (5, 1), (3, 2), (16, 1)):
+        ranks = [list(BucketBatches(lengths, 30, seed=3, rank=r, world=world, max_batch_size=12, accum_grad=accum))
+                 for r in range(world)]
+        assert all(len(r) == len(one) * accum for r in ranks)
+        for u, batch in enumerate(one):  # each update: the same utterances, shared out in order
+            shares = [ranks[r][u * accum + m] for m in range(accum) for r in range(world)]
+            assert sum(shares, []) == batch
+    with pytest.raises(ValueError, match=r"train.accum_grad = 0: expected at least 1"):
+        TrainConfig.from_dict({"accum_grad": 0})
 
 
 def test_unreadable_audio_is_skipped_with_a_count_or_stops_with_its_name(toy_dir, tmp_path):
