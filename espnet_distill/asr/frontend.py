@@ -15,6 +15,9 @@ encoder for whole-model ("unconstrained") fine-tuning.
         crop_max_ms: 0         # cut 0..crop_max_ms off each end of each training utterance (at most a fifth
                                # of it at each end): words trimmed into by endpointing
         onset_trim_prob: 0.0   # start a training utterance at its first voiced frame (unvoiced onset cut)
+        mask_time_min_spans: 1 # time-mask spans each training utterance gets at least (fairseq: 2)
+        feature_grad_mult: 1.0 # gradient scale of the front-end's feature extractor (0: frozen; fairseq: 0)
+        layerdrop: 0.0         # probability of skipping each transformer layer in training (fairseq: 0.1)
     encoder: passthrough       # the frontend already is the encoder
     encoder_conf: {output_size: 0, dropout: 0.1}
 
@@ -40,7 +43,7 @@ from torch import nn
 from espnet_distill.checkpoint_io import CheckpointError, safe_load
 from espnet_distill.data.audio import SAMPLE_RATE
 from espnet_distill.nn.augment import random_crop, random_equalize, random_onset_trim
-from espnet_distill.nn.hubert import HubertConfig, HubertModel
+from espnet_distill.nn.hubert import HubertConfig, HubertModel, check_grad_scale
 from espnet_distill.nn.masking import FeatureMasking
 from espnet_distill.student.export import STUDENT_FORMAT, load_student
 from espnet_distill.teacher.checkpoints import load_hubert
@@ -80,6 +83,14 @@ def _as_upstream(model: nn.Module, kind: str) -> tuple[nn.Module, int, int, str]
         return model, model.cfg.dim, model.cfg.num_layers, "student"
     up = _HubertAsUpstream(model)
     return up, up.dim, up.num_layers, "teacher"
+
+
+def feature_extractor_and_transformer(upstream: nn.Module, kind: str) -> tuple[nn.Module, nn.Module]:
+    """The module whose ``grad_mult`` scales the feature extractor's gradient (a student's front-end,
+    or a teacher's CNN), and the transformer (its ``layerdrop``), of an upstream of ``kind``."""
+    if kind == "student":
+        return upstream.frontend, upstream.encoder
+    return upstream.model.feature_extractor, upstream.model.encoder
 
 
 def describe_upstream(checkpoint: str | Path) -> dict:
@@ -129,7 +140,7 @@ class DistilledFrontend(AbsFrontend):
                  mask_time_prob: float = 0.0, mask_time_length: int = 10, mask_channel_prob: float = 0.0,
                  mask_channel_length: int = 10, upstream: dict | None = None, eq_max_db: float = 0.0,
                  eq_anchors: int = 6, crop_max_ms: float = 0.0, mask_time_min_spans: int = 1,
-                 onset_trim_prob: float = 0.0):
+                 onset_trim_prob: float = 0.0, feature_grad_mult: float | None = None, layerdrop: float | None = None):
         """``checkpoint``: the student (or teacher) to start from. ``upstream``: its architecture
         (``describe_upstream``; ``asr_train`` records it in config.yaml), used when the checkpoint
         file is not there: a fine-tuned model moved or unpacked elsewhere has its weights in its own
@@ -138,8 +149,12 @@ class DistilledFrontend(AbsFrontend):
         ``crop_max_ms`` > 0: in training, random cuts off both ends (:func:`~espnet_distill.nn.augment.random_crop`).
         ``onset_trim_prob`` > 0: in training, that share of the utterances start at their first voiced
         frame (:func:`~espnet_distill.nn.augment.random_onset_trim`).
-        ``mask_time_min_spans``: time-mask spans each training utterance gets at least (1, fairseq's
-        rule; 0 for sub-second utterances, where one span is far more than ``mask_time_prob``)."""
+        ``mask_time_min_spans``: time-mask spans each training utterance gets at least (fairseq's
+        fine-tuning: 2; 0 for sub-second utterances, where one span is far more than ``mask_time_prob``).
+        ``feature_grad_mult``: gradient scale of the front-end's feature extractor (the waveform CNN, or
+        the fbank front-end's Conv1d + GLU; 0: frozen throughout; None: as the checkpoint was distilled).
+        ``layerdrop``: each transformer layer is skipped with this probability in training (None: as
+        distilled)."""
         super().__init__()
         if isinstance(fs, str):  # ESPnet style "16k"
             fs = int(float(fs[:-1]) * 1000) if fs.lower().endswith("k") else int(fs)
@@ -159,6 +174,13 @@ class DistilledFrontend(AbsFrontend):
         self.layer = layer
         self.layer_weights = nn.Parameter(torch.zeros(self.num_layers + 1)) if layer == "weighted" else None
         self.freeze_steps = int(freeze_steps)
+        extractor, transformer = feature_extractor_and_transformer(self.upstream, self.kind)
+        if feature_grad_mult is not None:
+            extractor.grad_mult = check_grad_scale(feature_grad_mult)
+        if layerdrop is not None:
+            if not 0.0 <= layerdrop < 1.0:
+                raise ValueError(f"layerdrop = {layerdrop!r}: expected a probability in [0, 1)")
+            transformer.layerdrop = float(layerdrop)
         self.masking = FeatureMasking(self.dim, mask_time_prob, mask_time_length, mask_channel_prob,
                                       mask_channel_length, mask_time_min_spans)
         if eq_max_db < 0 or int(eq_anchors) < 2 or crop_max_ms < 0:
@@ -172,9 +194,10 @@ class DistilledFrontend(AbsFrontend):
         self.register_buffer("forward_count", torch.zeros((), dtype=torch.long))
         logger.info("distilled frontend: %s (%s, %d layers x %d), layer=%s, frozen for %d steps, masks: time %.2f x %d "
                     "(>= %d spans), channel %.2f x %d, random equalisation +-%.1f dB, random crops up to %g ms, "
-                    "onsets trimmed to voicing in %.0f %%", checkpoint, self.kind, self.num_layers, self.dim, layer,
-                    self.freeze_steps, mask_time_prob, mask_time_length, mask_time_min_spans, mask_channel_prob,
-                    mask_channel_length, self.eq_max_db, crop_max_ms, 100 * self.onset_trim_prob)
+                    "onsets trimmed to voicing in %.0f %%, feature gradient x %g, layer drop %g", checkpoint, self.kind,
+                    self.num_layers, self.dim, layer, self.freeze_steps, mask_time_prob, mask_time_length,
+                    mask_time_min_spans, mask_channel_prob, mask_channel_length, self.eq_max_db, crop_max_ms,
+                    100 * self.onset_trim_prob, extractor.grad_mult, transformer.layerdrop)
 
     def output_size(self) -> int:
         return self.dim

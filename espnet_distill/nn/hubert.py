@@ -140,8 +140,46 @@ class TransposedLayerNorm(nn.Module):
         return getattr(self, "1")(x.transpose(1, 2)).transpose(1, 2)
 
 
+class _GradMultiply(torch.autograd.Function):
+    """Identity forward; the gradient times ``scale`` backward."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, scale: float) -> torch.Tensor:
+        ctx.scale = scale
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return grad * ctx.scale, None
+
+
+def scaled_gradient(module: nn.Module, scale: float, *inputs):
+    """``module(*inputs)`` whose parameters get ``scale`` times their gradient (fairseq's and s3prl's
+    ``feature_grad_mult``): 1 leaves it, 0 runs the module without autograd (frozen). Only the
+    module's own parameters are affected: its inputs are audio, which needs no gradient."""
+    if scale == 0:
+        with torch.no_grad():
+            return module(*inputs)
+    out = module(*inputs)
+    if scale == 1 or not torch.is_grad_enabled():
+        return out
+    if isinstance(out, tuple):
+        return (_GradMultiply.apply(out[0], scale),) + tuple(out[1:])
+    return _GradMultiply.apply(out, scale)
+
+
+def check_grad_scale(scale: float) -> float:
+    if not 0.0 <= float(scale) <= 1.0:
+        raise ValueError(f"feature_grad_mult = {scale!r}: expected a gradient scale in [0, 1] (0: frozen)")
+    return float(scale)
+
+
 class ConvFeatureExtractor(nn.Module):
-    """Waveform CNN. Keys: conv_layers.{i}.0 (Conv1d), .2 (norm, when present)."""
+    """Waveform CNN. Keys: conv_layers.{i}.0 (Conv1d), .2 (norm, when present).
+
+    ``grad_mult`` (an attribute, not a weight) scales the CNN's gradient: see :func:`scaled_gradient`."""
+
+    grad_mult: float = 1.0
 
     def __init__(self, conv_layers: list, mode: str = "default", bias: bool = False):
         super().__init__()
@@ -164,6 +202,9 @@ class ConvFeatureExtractor(nn.Module):
 
     def forward(self, wav: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """wav: (B, L), lengths: (B,) -> features (B, C, T), frame lengths (B,)."""
+        return scaled_gradient(self._convs, self.grad_mult, wav, lengths)
+
+    def _convs(self, wav: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = wav[:, None, :]
         for (_, k, s), layer in zip(self.spec, self.conv_layers):
             x = layer[0](x)

@@ -9,6 +9,10 @@ either front-end predicts the teacher's frames one to one.
   global CMVN (stored in the checkpoint), Conv1d(80 -> 2D, k 5, s 2, p 2) + GLU, Linear(D, D),
   dropout.
 
+``feature_grad_mult`` (both; default 1) scales the gradient of the front-end's feature extractor,
+as s3prl's distiller and fairseq do for the waveform CNN: the CNN (before its LayerNorm and
+projection), or the fbank front-end's Conv1d + GLU (before its Linear). 0 freezes it.
+
 Select one with ``FRONTENDS[name](**conf)``.
 """
 from __future__ import annotations
@@ -20,7 +24,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from espnet_distill.data.audio import SAMPLE_RATE
-from espnet_distill.nn.hubert import DEFAULT_CONV, ConvFeatureExtractor, lengths_to_mask
+from espnet_distill.nn.hubert import (DEFAULT_CONV, ConvFeatureExtractor, check_grad_scale, lengths_to_mask,
+                                     scaled_gradient)
 
 FBANK_WINDOW, FBANK_SHIFT = 400, 160  # 25 ms, 10 ms at 16 kHz
 FLOAT_EPS = torch.finfo(torch.float32).eps
@@ -34,12 +39,21 @@ def cnn_frames(lengths: torch.Tensor) -> torch.Tensor:
 class CNNFrontend(nn.Module):
     """HuBERT's CNN -> [LayerNorm] -> Linear(C, D). Keys: feature_extractor.*, layer_norm, post_extract_proj."""
 
+    @property
+    def grad_mult(self) -> float:
+        return self.feature_extractor.grad_mult
+
+    @grad_mult.setter
+    def grad_mult(self, scale: float) -> None:
+        self.feature_extractor.grad_mult = check_grad_scale(scale)
+
     def __init__(self, dim: int, conv_layers: list | None = None, extractor_mode: str = "default",
-                 layer_norm: bool = True, dropout: float = 0.0):
+                 layer_norm: bool = True, dropout: float = 0.0, feature_grad_mult: float = 1.0):
         super().__init__()
         conv_layers = [list(c) for c in (conv_layers or DEFAULT_CONV)]
         self.conv_layers = conv_layers
         self.feature_extractor = ConvFeatureExtractor(conv_layers, extractor_mode)
+        self.feature_extractor.grad_mult = check_grad_scale(feature_grad_mult)
         c = conv_layers[-1][0]
         self.layer_norm = nn.LayerNorm(c) if layer_norm else None
         self.post_extract_proj = nn.Linear(c, dim) if c != dim else None
@@ -111,8 +125,9 @@ def kaldi_fbank(wav: torch.Tensor, lengths: torch.Tensor, mel: torch.Tensor, win
 class FbankFrontend(nn.Module):
     """Fbank -> CMVN -> Conv1d(80, 2D, 5, stride 2, pad 2) + GLU -> Linear(D, D) -> dropout."""
 
-    def __init__(self, dim: int, num_mel_bins: int = 80, dropout: float = 0.1):
+    def __init__(self, dim: int, num_mel_bins: int = 80, dropout: float = 0.1, feature_grad_mult: float = 1.0):
         super().__init__()
+        self.grad_mult = check_grad_scale(feature_grad_mult)
         self.dim, self.num_mel_bins = dim, num_mel_bins
         self.register_buffer("mel", kaldi_mel_banks(num_mel_bins), persistent=False)
         self.register_buffer("window", povey_window(FBANK_WINDOW), persistent=False)
@@ -137,7 +152,7 @@ class FbankFrontend(nn.Module):
         fb, fmask = self.fbank(wav, lengths)
         x = (fb - self.cmvn_mean) / self.cmvn_std
         x = (x * fmask[..., None]).to(self.conv.weight.dtype).transpose(1, 2)  # (B, M, T_fb)
-        x = F.glu(self.conv(x), dim=1).transpose(1, 2)  # (B, T, D), T = floor((T_fb - 1) / 2) + 1
+        x = scaled_gradient(self._subsample, self.grad_mult, x).transpose(1, 2)  # (B, T, D), T = (T_fb - 1) // 2 + 1
         # the CNN front-end's frame count for the batch width (as the teacher's CNN gives):
         # computed from sizes, not from the lengths' values, so that an export keeps T dynamic
         t = (wav.shape[1] - FBANK_WINDOW) // 320 + 1
@@ -145,6 +160,10 @@ class FbankFrontend(nn.Module):
         n = cnn_frames(lengths)
         x = F.dropout(self.proj(x), self.dropout, self.training)
         return x, lengths_to_mask(n, x.shape[1])
+
+
+    def _subsample(self, x: torch.Tensor) -> torch.Tensor:
+        return F.glu(self.conv(x), dim=1)
 
 
 FRONTENDS: dict[str, type[nn.Module]] = {"cnn": CNNFrontend, "fbank": FbankFrontend}

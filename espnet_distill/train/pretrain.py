@@ -107,7 +107,9 @@ class HubertPretrainTask:
         wav, lengths = batch["wav"], batch["lengths"]
         frames = self.model.frame_lengths(lengths)
         t = int(frames.max())
-        time_mask = span_mask(frames.cpu(), t, self.mask.prob, self.mask.length, generator).to(wav.device)
+        # on the device (no sync); validation's fixed masks come from a CPU generator
+        time_mask = span_mask(frames if generator is None else frames.cpu(), t, self.mask.prob, self.mask.length,
+                              generator).to(wav.device)
         hidden, valid = self.model(wav, lengths, time_mask=time_mask)
         labels = align_labels(batch["km"].long(), t)
         sel = time_mask & valid & (labels != IGNORE)

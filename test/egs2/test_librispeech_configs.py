@@ -95,3 +95,30 @@ def test_asr_config_builds_and_steps(teacher, tmp_path, config):
     assert torch.isfinite(loss) and model.frontend.output_size() == 480
     assert not torch.equal(before, model.ctc.ctc_lo.weight)
     assert args.batch_bins == 3200000 and args.num_iters_per_epoch * args.max_epoch >= 10000
+
+
+# The values of fairseq's fine-tuning configs, as read from its repository (the file each config cites).
+FAIRSEQ_FINE_TUNING = {
+    "ctc_10h.yaml": ("examples/hubert/config/finetune/base_10h.yaml",
+                     {"mask_time_prob": 0.75, "mask_channel_prob": 0.5, "freeze_steps": 10000}),
+    "ctc_1h.yaml": ("examples/wav2vec/config/finetuning/base_1h.yaml",
+                    {"mask_time_prob": 0.65, "mask_channel_prob": 0.25, "freeze_steps": 10000}),
+    "ctc_100h.yaml": ("examples/wav2vec/config/finetuning/base_100h.yaml",
+                      {"mask_time_prob": 0.65, "mask_channel_prob": 0.5}),
+}
+FAIRSEQ_COMMON = {"mask_time_length": 10, "mask_time_min_spans": 2, "mask_channel_length": 64, "layerdrop": 0.1,
+                  "feature_grad_mult": 0.0}
+
+
+@pytest.mark.parametrize("name", sorted(FAIRSEQ_FINE_TUNING))
+def test_fine_tuning_configs_carry_the_fairseq_values_they_cite(name):
+    """A config that cites a fairseq config holds its masks (at least 2 time spans), layer drop,
+    frozen CNN and frozen start; a deviation (100 h's frozen start) is stated in the config."""
+    text = (RECIPE / "conf/asr" / name).read_text()
+    source, values = FAIRSEQ_FINE_TUNING[name]
+    assert source in text
+    fc = yaml.safe_load(text)["frontend_conf"]
+    for key, value in {**FAIRSEQ_COMMON, **values}.items():
+        assert fc[key] == value, key
+    if "freeze_steps" not in values:
+        assert "fairseq: 0" in text and "Deviations" in text

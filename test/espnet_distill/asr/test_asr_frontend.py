@@ -191,3 +191,23 @@ def test_onset_trim_starts_training_utterances_at_their_voicing(ckpts):
     assert lens.tolist() == [(11200 - cut - 400) // 320 + 1]
     with pytest.raises(ValueError, match="onset_trim_prob"):
         DistilledFrontend(str(ckpts / "student.pt"), onset_trim_prob=1.5)
+
+
+@pytest.mark.parametrize("name", ["student.pt", "teacher.pt"])
+def test_fairseq_fine_tuning_options_freeze_the_feature_extractor_and_drop_layers(ckpts, name):
+    """feature_grad_mult 0 (fairseq's fine-tuning): the feature extractor never learns, the rest does;
+    layerdrop reaches the transformer."""
+    fe = DistilledFrontend(str(ckpts / name), feature_grad_mult=0.0, layerdrop=0.1)
+    fe.train()
+    x, n = wav()
+    torch.manual_seed(0)  # layer drop draws: this seed keeps every layer
+    feats, _ = fe(x, n)
+    feats.sum().backward()
+    extractor, transformer = (fe.upstream.frontend, fe.upstream.encoder) if name == "student.pt" else (
+        fe.upstream.model.feature_extractor, fe.upstream.model.encoder)
+    first = fe.upstream.frontend.conv.weight if name == "student.pt" else extractor.conv_layers[0][0].weight
+    assert first.grad is None
+    assert all(layer.fc1.weight.grad is not None for layer in transformer.layers)
+    assert transformer.layerdrop == 0.1
+    with pytest.raises(ValueError, match="layerdrop = 1.0: expected a probability"):
+        DistilledFrontend(str(ckpts / name), layerdrop=1.0)

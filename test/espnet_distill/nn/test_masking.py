@@ -27,8 +27,22 @@ def test_min_spans_zero_keeps_the_masked_fraction_on_short_utterances():
     assert (forced.sum(1) >= 5).all() and forced.float().mean() > 0.19
     assert (free.sum(1) == 0).float().mean() > 0.4  # int(0.5 + u): no span half the time
     assert 0.08 < free.float().mean() < 0.12
-    # the default draws exactly as before (the committed demo numbers depend on it)
-    assert torch.equal(forced, span_mask(lengths, 25, 0.1, 5, torch.Generator().manual_seed(0), min_spans=1))
+    two = span_mask(lengths, 25, 0.1, 5, torch.Generator().manual_seed(0), min_spans=2)  # fairseq fine-tuning
+    starts = (two[:, 1:] & ~two[:, :-1]).sum(1) + two[:, 0]
+    assert (two.sum(1) >= 6).all() and (starts >= 1).all()  # two distinct starts: at least 6 frames
+
+
+def test_span_mask_follows_fairseqs_count_rule():
+    """Per utterance: max(min_spans, int(prob T / span + u)) distinct starts in [0, T - span), so
+    the masked frames lie in [0, T) and their count is about the rule's (overlaps aside)."""
+    g = torch.Generator().manual_seed(3)
+    lengths = torch.tensor([400] * 500)
+    m = span_mask(lengths, 420, 0.05, 10, g, min_spans=2)
+    assert not m[:, 400:].any()
+    # int(0.05 * 400 / 10 + u) = 2 spans: 11-20 frames (two spans that may overlap)
+    assert ((m.sum(1) >= 11) & (m.sum(1) <= 20)).all()
+    on_gpu_style = span_mask(lengths[:3], 420, 0.05, 10)  # no generator: the global stream
+    assert on_gpu_style.shape == (3, 420)
 
 
 def test_feature_masking_passes_min_spans_and_refuses_negative():

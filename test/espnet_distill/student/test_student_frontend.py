@@ -61,3 +61,31 @@ def test_cmvn_estimate_normalises():
     assert n == 3 * ((6000 - 400) // 160 + 1 + (4000 - 400) // 160 + 1)
     assert abs(float(z.mean())) < 0.3
     assert "cmvn_mean" in fe.state_dict() and "mel" not in fe.state_dict()
+
+
+def test_feature_grad_mult_scales_the_feature_extractor_alone():
+    """s3prl's feature_grad_mult: the CNN (fbank: Conv1d + GLU) gets that share of its gradient, the
+    layers after it their whole gradient, and 0 freezes it; the forward pass is unchanged."""
+    import pytest
+
+    torch.manual_seed(0)
+    wav, lengths = torch.randn(2, 6000) * 0.1, torch.tensor([6000, 4500])
+    conv = [[16, 10, 5], [16, 3, 2], [16, 3, 2], [16, 3, 2], [16, 3, 2], [16, 2, 2], [16, 2, 2]]
+    for make, inner, outer in ((lambda **k: CNNFrontend(24, conv, **k), "feature_extractor.conv_layers.0.0.weight",
+                                "post_extract_proj.weight"),
+                               (lambda **k: FbankFrontend(24, dropout=0.0, **k), "conv.weight", "proj.weight")):
+        grads, outs = {}, {}
+        for scale in (1.0, 0.1, 0.0):
+            torch.manual_seed(1)
+            fe = make(feature_grad_mult=scale)
+            out, mask = fe(wav, lengths)
+            (out * mask[..., None]).pow(2).sum().backward()
+            named = dict(fe.named_parameters())
+            grads[scale] = (named[inner].grad, named[outer].grad)
+            outs[scale] = out.detach()
+        torch.testing.assert_close(outs[0.1], outs[1.0])
+        torch.testing.assert_close(grads[0.1][0], 0.1 * grads[1.0][0])
+        torch.testing.assert_close(grads[0.1][1], grads[1.0][1])
+        assert grads[0.0][0] is None and grads[0.0][1] is not None
+    with pytest.raises(ValueError, match=r"feature_grad_mult = 1.5: expected a gradient scale in \[0, 1\]"):
+        CNNFrontend(24, conv, feature_grad_mult=1.5)
