@@ -20,6 +20,11 @@ convolutions counted by torch, attention products analytically), the achieved TF
 ``--peak-tflops`` (H100/H200 dense bf16/fp16: 989), the model FLOP utilisation; and projects the
 time of the config's ``max_steps`` updates. Run it on the machine that will train to know what
 stages 3 and 4 of the LibriSpeech recipe cost there.
+
+``--teacher-precision DATA_DIR`` measures instead how far the teacher's targets move when it runs
+in bf16 and fp16 rather than fp32 (``distill.teacher_precision: amp``), on the first
+``--max-utts`` utterances of a Kaldi data dir: the teacher of ``--checkpoint``, or a HuBERT Base
+with random weights.
 """
 from __future__ import annotations
 
@@ -105,6 +110,23 @@ def checkpoint_bench(path: str):
     return b
 
 
+def teacher_precision(data_dir: str, checkpoint: str | None, max_utts: int, json_out: str | None) -> int:
+    from espnet_distill.analysis.precision import drift_table, target_drift
+    from espnet_distill.data.dataset import AudioDataset, collate
+    from espnet_distill.teacher.teacher import build_teacher
+
+    teacher = build_teacher({"path": checkpoint}) if checkpoint else paper_teacher()
+    ds = AudioDataset(data_dir)
+    batch = collate([ds[i] for i in range(min(max_utts, len(ds)))])
+    layers = sorted({0, *range(4, teacher.num_layers + 1, 4), teacher.num_layers})
+    drift = target_drift(teacher, batch["wav"], batch["lengths"], [torch.bfloat16, torch.float16], layers)
+    print(f"teacher: {checkpoint or 'HuBERT Base, random weights'}; {len(batch['utt'])} utterances of {data_dir}\n")
+    print(drift_table(drift))
+    if json_out:
+        Path(json_out).write_text(json.dumps(drift, indent=2) + "\n")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     setup_logging()
     p = argparse.ArgumentParser(prog="benchmark", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -128,6 +150,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="--train-step: autocast dtype on GPU (the paper configs train in fp16)")
     p.add_argument("--peak-tflops", type=float, default=0.0,
                    help="--train-step: the device's peak TFLOP/s for the MFU column (H100/H200 bf16 dense: 989)")
+    p.add_argument("--teacher-precision", metavar="DATA_DIR",
+                   help="measure the teacher's target drift in bf16 and fp16 against fp32 on this data dir")
+    p.add_argument("--max-utts", type=int, default=40, help="--teacher-precision: utterances to use")
     p.add_argument("--json", help="write the measured rows to this JSON file")
     p.add_argument("--markdown", help="write the table to this file")
     a = p.parse_args(argv)
@@ -135,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--int8 times PyTorch's dynamic int8 quantization, which runs on the CPU only")
     if a.threads:
         torch.set_num_threads(a.threads)
+    if a.teacher_precision:
+        return teacher_precision(a.teacher_precision, a.checkpoint[0] if a.checkpoint else None, a.max_utts, a.json)
     if a.train_step:
         rows, table = train_step_table(a.device, a.train_batch_seconds, a.utt_seconds, a.repeats, a.amp, a.peak_tflops)
         print(f"device: {a.device}, torch threads: {torch.get_num_threads()}, torch {torch.__version__}, amp: {a.amp}\n")

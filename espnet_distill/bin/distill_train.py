@@ -13,7 +13,8 @@ The config has four sections:
     student:  StudentConfig (front-end, width, depth, heads; teacher_* are filled from the teacher)
     init:     {frontend: bool, pos_conv: bool, layers: {student_layer: teacher_layer}}
     distill:  {alpha: L_disc weight, lam: cosine weight in L_reg, fe_adapt_steps: K,
-               cache_teacher: bool, cmvn_utts: utterances for the fbank CMVN}
+               cache_teacher: bool, cmvn_utts: utterances for the fbank CMVN,
+               teacher_precision: fp32 (the authors') | amp (the teacher in the AMP dtype)}
     train:    TrainConfig (max_steps, lr, warmup_ratio, betas, weight_decay, grad_clip,
                max_batch_seconds, amp, ckpt_every, ...)
 
@@ -35,7 +36,7 @@ import torch
 from espnet_distill.bin import setup_logging
 from espnet_distill.checkpoint_io import CheckpointError
 from espnet_distill.config import ConfigError, read_yaml
-from espnet_distill.data.dataset import AudioDataset, collate
+from espnet_distill.data.dataset import collate
 from espnet_distill.student.export import export_distiller_local, save_student
 from espnet_distill.student.frontend import FbankFrontend, estimate_cmvn
 from espnet_distill.teacher.teacher import TeacherError, build_teacher
@@ -81,12 +82,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, TypeError) as e:  # a front-end or head name, a layer map, a shape the teacher cannot feed
         logging.error("%s: %s", a.config, e)
         return 1
-    task = DistillTask(student, teacher, dconf.alpha, dconf.lam, dconf.fe_adapt_steps, dconf.cache_teacher)
+    task = DistillTask(student, teacher, dconf.alpha, dconf.lam, dconf.fe_adapt_steps, dconf.cache_teacher,
+                       dconf.teacher_precision)
     min_samples = max(teacher.receptive_field, 400)
-    train_set = AudioDataset(a.train_dir, max_seconds=train_cfg.max_utt_seconds, min_samples=min_samples,
-                             cache_audio=train_cfg.cache_audio, skip_bad_audio=train_cfg.skip_bad_audio)
-    valid_set = AudioDataset(a.valid_dir, max_seconds=train_cfg.max_utt_seconds, min_samples=min_samples,
-                             cache_audio=train_cfg.cache_audio, skip_bad_audio=train_cfg.skip_bad_audio)
+    train_set, valid_set = train_cfg.datasets(a.train_dir, a.valid_dir, min_samples=min_samples)
 
     if isinstance(student.frontend, FbankFrontend):
         n = dconf.cmvn_utts

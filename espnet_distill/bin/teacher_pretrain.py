@@ -105,7 +105,6 @@ def cmd_kmeans(a) -> None:
 def cmd_train(a) -> None:
     from espnet_distill.analysis.plots import plot_curves
     from espnet_distill.data.audio import SAMPLE_RATE
-    from espnet_distill.data.dataset import AudioDataset
     from espnet_distill.nn.hubert import HubertModel
     from espnet_distill.teacher.checkpoints import load_hubert, save_hubert
     from espnet_distill.train.pretrain import HubertPretrainTask
@@ -127,10 +126,7 @@ def cmd_train(a) -> None:
     targets_train = {"km": kmeans.read_labels(labels_dir / "labels.train")}
     targets_valid = {"km": kmeans.read_labels(labels_dir / "labels.valid")}
     min_samples = cfg.receptive_field + cfg.hop * conf.mask.length
-    train_set = AudioDataset(a.train_dir, targets_train, train_cfg.max_utt_seconds, min_samples,
-                             cache_audio=train_cfg.cache_audio, skip_bad_audio=train_cfg.skip_bad_audio)
-    valid_set = AudioDataset(a.valid_dir, targets_valid, train_cfg.max_utt_seconds, min_samples,
-                             cache_audio=train_cfg.cache_audio, skip_bad_audio=train_cfg.skip_bad_audio)
+    train_set, valid_set = train_cfg.datasets(a.train_dir, a.valid_dir, (targets_train, targets_valid), min_samples)
     task = HubertPretrainTask(model, conf.mask, km_stats.get("train_majority_class", 0))
     outdir = Path(a.outdir)
     resolved = {"model": cfg.to_dict(), "mask": conf.to_dict()["mask"],

@@ -23,6 +23,7 @@ import soundfile as sf
 logger = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16000
+FRAME_HOP = 320  # samples per frame of HuBERT's CNN (20 ms): frame-level targets move in these steps
 
 
 class AudioError(RuntimeError):

@@ -1,8 +1,10 @@
 """Utterances of a Kaldi data dir as training examples, batched by total audio length.
 
 - :class:`AudioDataset` reads a data dir (segments-aware) and optional per-utterance
-  frame targets; utterances longer than ``max_seconds`` or shorter than ``min_samples``
-  are dropped with a logged count (never a crash). Audio is streamed: each item is decoded
+  frame targets; utterances shorter than ``min_samples`` are dropped with a logged count (never a
+  crash), and those longer than ``max_seconds`` are dropped too, or (``long_utts="crop"``, as
+  s3prl's distiller does) cut to ``max_seconds`` from a random start, a multiple of the 20 ms
+  frame hop drawn from (seed, epoch, utterance): the same crop on resume and in any process. Audio is streamed: each item is decoded
   when it is asked for (by DataLoader workers in training), nothing corpus-sized is kept
   unless ``cache_audio`` is asked for. Lengths come from ``utt2dur`` (the data stage writes
   it); an utterance whose audio is longer than its recorded duration is cropped to it (a
@@ -22,12 +24,13 @@ from __future__ import annotations
 import logging
 import os
 import random
+import zlib
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from espnet_distill.data.audio import SAMPLE_RATE, AudioError
+from espnet_distill.data.audio import FRAME_HOP, SAMPLE_RATE, AudioError
 from espnet_distill.data.kaldi_dir import utt_durations
 from espnet_distill.data.tables import read_table
 from espnet_distill.data.utterances import DataDirAudio
@@ -35,6 +38,7 @@ from espnet_distill.data.utterances import DataDirAudio
 logger = logging.getLogger(__name__)
 
 IGNORE = -100
+LONG_UTTS = ("drop", "crop")  # what becomes of training utterances over max_seconds
 CROP_TOLERANCE = 160  # samples (10 ms) an utterance may exceed its recorded duration before it is cropped
 
 
@@ -50,8 +54,15 @@ class AudioDataset(torch.utils.data.Dataset):
         cache_audio: bool = False,
         skip_bad_audio: bool = False,
         utts: list[str] | None = None,
+        long_utts: str = "drop",
+        seed: int = 0,
     ):
-        """``utts``: only these utterances of the dir (one job's shard), in this order."""
+        """``utts``: only these utterances of the dir (one job's shard), in this order. ``long_utts``:
+        ``drop`` or ``crop`` utterances over ``max_seconds`` (crops are drawn with ``seed`` and
+        :attr:`epoch`, which the trainer sets before each epoch's loader)."""
+        if long_utts not in LONG_UTTS:
+            raise ValueError(f"long_utts {long_utts!r}: expected {' or '.join(LONG_UTTS)}")
+        crop = long_utts == "crop" and max_seconds is not None
         d = Path(data_dir)
         self.data_dir = d
         self.audio = DataDirAudio(d)
@@ -63,7 +74,7 @@ class AudioDataset(torch.utils.data.Dataset):
             if u not in durs:
                 raise ValueError(f"{d / 'utt2dur'}: no duration for utterance '{u}' (stale file? rerun "
                                  f"utils/data/get_utt2dur.sh {d})")
-            if max_seconds is not None and durs[u] > max_seconds:
+            if max_seconds is not None and durs[u] > max_seconds and not crop:
                 too_long += 1
             elif durs[u] * SAMPLE_RATE < min_samples:
                 too_short += 1
@@ -81,6 +92,14 @@ class AudioDataset(torch.utils.data.Dataset):
             raise ValueError(f"{d}: no utterance left after filtering ({len(utts)} in the dir)")
         self.utts = keep
         self.samples = [int(round(durs[u] * SAMPLE_RATE)) for u in keep]
+        self.crop_to = int(max_seconds * SAMPLE_RATE) if crop else None
+        if self.crop_to is not None:
+            n = sum(1 for x in self.samples if x > self.crop_to)
+            if n:
+                logger.info("%s: %d utterances longer than %.2f s are cropped to it (random start per epoch)", d, n,
+                            max_seconds)
+            self.samples = [min(x, self.crop_to) for x in self.samples]
+        self.seed, self.epoch = seed, 0
         self.targets = targets or {}
         self.skip_bad_audio = skip_bad_audio
         self._cache: dict[str, np.ndarray] | None = {} if cache_audio else None
@@ -107,13 +126,17 @@ class AudioDataset(torch.utils.data.Dataset):
             logger.warning("skipping %s", e)
             return {"utt": utt, "bad": str(e)}
         item = {"utt": utt, "wav": wav}
+        start = 0
+        if self.crop_to is not None and len(wav) > self.crop_to:
+            start = crop_start(len(wav), self.crop_to, self.seed, self.epoch, utt)
+            wav = item["wav"] = wav[start:start + self.crop_to]
         if len(wav) > self.samples[i] + CROP_TOLERANCE:
             logger.warning("utterance '%s' has %.2f s of audio but %.2f s in %s/utt2dur: cropped to %.2f s "
                            "(stale utt2dur? rerun utils/data/get_utt2dur.sh)", utt, len(wav) / SAMPLE_RATE,
                            self.samples[i] / SAMPLE_RATE, self.data_dir, self.samples[i] / SAMPLE_RATE)
             item["wav"], item["cropped"] = wav[: self.samples[i]], True
         for name, table in self.targets.items():
-            item[name] = table[utt]
+            item[name] = table[utt][start // FRAME_HOP:]  # frame targets follow a crop (collate cuts the end)
         return item
 
 
@@ -125,6 +148,13 @@ def split_shares(batch: list[int], n: int) -> list[list[int]]:
     for i in range(n):
         bounds.append(bounds[-1] + q + (1 if i < r else 0))
     return [batch[bounds[i]:bounds[i + 1]] for i in range(n)]
+
+
+def crop_start(length: int, keep: int, seed: int, epoch: int, utt: str) -> int:
+    """A start for a crop of ``keep`` of ``length`` samples: a multiple of the frame hop, drawn from
+    (seed, epoch, utterance) alone (no process-wide random state)."""
+    positions = (length - keep) // FRAME_HOP + 1
+    return random.Random(zlib.crc32(f"{seed}:{epoch}:{utt}".encode())).randrange(positions) * FRAME_HOP
 
 
 class BucketBatches(torch.utils.data.Sampler):

@@ -4,7 +4,8 @@ Steps ``[0, fe_adapt_steps)`` (front-end adaptation, fbank students): only the f
 its Linear(D -> D_T) head learn, with L1 to the teacher's hidden[0]; every other parameter
 gets no gradient and stays bit-identical. Later steps distill the whole student with
 L = L_reg + alpha * L_disc. The two are trainer phases: each has its own AdamW and its own
-warm-up and decay over its own steps. The teacher runs frozen under no_grad on the same device; with
+warm-up and decay over its own steps. The teacher runs frozen under no_grad on the same device, in
+fp32 or in the AMP dtype (``teacher_precision``); with
 ``cache_teacher`` its outputs are kept per utterance (fp16 on the CPU) and reused in later
 epochs, which is exact because the teacher is deterministic and pad-invariant.
 """
@@ -24,6 +25,13 @@ from espnet_distill.train.trainer import TrainConfig
 logger = logging.getLogger(__name__)
 
 
+# How the frozen teacher runs when the trainer trains under autocast (train.amp fp16 or bf16; on CPU
+# there is no autocast and both are fp32):
+#   fp32: outside autocast, in fp32, as s3prl's distiller runs its teacher (the authors' choice);
+#   amp:  its weights cast once to the autocast dtype, under inference mode (faster; targets rounded).
+TEACHER_PRECISIONS = ("fp32", "amp")
+
+
 @dataclass
 class DistillConfig:
     """The ``distill:`` section."""
@@ -32,6 +40,7 @@ class DistillConfig:
     lam: float = 1.0  # weight of the cosine term in L_reg
     fe_adapt_steps: int = 0  # front-end adaptation updates before distillation (fbank students)
     cache_teacher: bool = False  # keep the teacher's outputs per utterance (corpora that fit in memory)
+    teacher_precision: str = "fp32"  # TEACHER_PRECISIONS key: fp32 (the authors' choice) | amp
     cmvn_utts: int = 500  # utterances for the fbank front-end's global CMVN
 
     def __post_init__(self) -> None:
@@ -39,6 +48,8 @@ class DistillConfig:
         check_range("distill", "lam", self.lam, self.lam >= 0, "0 or more")
         check_range("distill", "fe_adapt_steps", self.fe_adapt_steps, self.fe_adapt_steps >= 0, "0 or more")
         check_range("distill", "cmvn_utts", self.cmvn_utts, self.cmvn_utts >= 1, "at least 1")
+        check_range("distill", "teacher_precision", self.teacher_precision,
+                    self.teacher_precision in TEACHER_PRECISIONS, " or ".join(TEACHER_PRECISIONS))
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "DistillConfig":
@@ -181,9 +192,13 @@ def aligned(out: StudentOutput, t: TeacherOutput) -> tuple[dict, dict, torch.Ten
 
 class DistillTask:
     def __init__(self, student: Student, teacher: Teacher, alpha: float = 0.0, lam: float = 1.0,
-                 fe_adapt_steps: int = 0, cache_teacher: bool = False):
+                 fe_adapt_steps: int = 0, cache_teacher: bool = False, teacher_precision: str = "fp32"):
+        if teacher_precision not in TEACHER_PRECISIONS:
+            raise ValueError(f"teacher_precision {teacher_precision!r}: expected {' or '.join(TEACHER_PRECISIONS)}")
         self.model = student
         self.teacher = teacher
+        self.teacher_precision = teacher_precision
+        self._teacher_dtype = torch.float32
         self.alpha, self.lam, self.fe_adapt_steps = alpha, lam, fe_adapt_steps
         if alpha > 0:
             teacher.require_codebook("L_disc (alpha > 0)")
@@ -217,10 +232,19 @@ class DistillTask:
     def teacher_outputs(self, batch: dict, num_layers: int | None = None) -> TeacherOutput:
         """The teacher's outputs for a batch (from the cache when there is one); ``num_layers=0``:
         its layer-0 input only (front-end adaptation needs nothing else)."""
-        if self.cache is not None:
-            return self.cache.get(self.teacher, batch)
-        return self.teacher(batch["wav"], batch["lengths"], utt_ids=batch["utt"], num_layers=num_layers,
-                            lengths_cpu=batch.get("lengths_cpu"))
+        device = batch["wav"].device.type
+        dtype = torch.float32
+        if self.teacher_precision == "amp" and torch.is_autocast_enabled(device):
+            dtype = torch.get_autocast_dtype(device)
+        with torch.autocast(device, enabled=False):  # the teacher's precision is ours to choose, not autocast's
+            if self.cache is not None:
+                return self.cache.get(self.teacher, batch)
+            if dtype != self._teacher_dtype:  # cast once, not on every step
+                self.teacher.to(dtype)
+                self._teacher_dtype = dtype
+            with torch.inference_mode(dtype != torch.float32):
+                return self.teacher(batch["wav"].to(dtype), batch["lengths"], utt_ids=batch["utt"],
+                                    num_layers=num_layers, lengths_cpu=batch.get("lengths_cpu"))
 
     def training_step(self, batch: dict, step: int) -> dict[str, Sum]:
         """The update's terms as Sums over this batch's valid frames: ``loss`` (differentiable) and

@@ -62,7 +62,7 @@ from tqdm import tqdm
 from espnet_distill.checkpoint_io import atomic_save, safe_load
 from espnet_distill.config import check_range, from_dict
 from espnet_distill.data.audio import SAMPLE_RATE, AudioError
-from espnet_distill.data.dataset import AudioDataset, BucketBatches, collate
+from espnet_distill.data.dataset import LONG_UTTS, AudioDataset, BucketBatches, collate
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +84,8 @@ class TrainConfig:
                                        # (replaces max_batch_seconds; the same update on any number of GPUs)
     global_batch_size: int = 0  # utterances per update, all processes together (replaces max_batch_size); 0: off
     accum_grad: int = 1  # micro-batches each process accumulates per update (the update stays the same)
-    max_utt_seconds: float = 20.0
+    max_utt_seconds: float = 20.0  # longer utterances are cropped to this (or dropped: long_utts)
+    long_utts: str = "crop"  # crop (a random window per epoch, as s3prl's distiller) | drop
     amp: str = "none"  # none | fp16 | bf16 (autocast on GPU only)
     seed: int = 0
     log_every: int = 10
@@ -109,6 +110,7 @@ class TrainConfig:
         check_range(w, "grad_clip", self.grad_clip, self.grad_clip > 0, "a positive norm")
         check_range(w, "max_batch_seconds", self.max_batch_seconds, self.max_batch_seconds > 0, "positive seconds")
         check_range(w, "max_utt_seconds", self.max_utt_seconds, self.max_utt_seconds > 0, "positive seconds")
+        check_range(w, "long_utts", self.long_utts, self.long_utts in LONG_UTTS, " or ".join(LONG_UTTS))
         check_range(w, "amp", self.amp, self.amp in ("none", "fp16", "bf16"), "none, fp16 or bf16")
         check_range(w, "device", self.device, self.device in ("auto", "cpu", "cuda"), "auto, cpu or cuda")
         for key in ("log_every", "ckpt_every"):
@@ -136,6 +138,14 @@ class TrainConfig:
         if self.global_batch_size > 0:
             size = self.global_batch_size
         return seconds, size
+
+    def datasets(self, train_dir, valid_dir, targets: tuple[dict | None, dict | None] = (None, None),
+                 min_samples: int = 400) -> tuple[AudioDataset, AudioDataset]:
+        """The training and validation sets of two data dirs as this config reads them (length cap,
+        crops or drops, audio cache, unreadable audio skipped); ``targets``: their frame targets."""
+        return tuple(AudioDataset(d, t, self.max_utt_seconds, min_samples, cache_audio=self.cache_audio,
+                                  skip_bad_audio=self.skip_bad_audio, long_utts=self.long_utts, seed=self.seed)
+                     for d, t in zip((train_dir, valid_dir), targets))
 
     def workers(self, device: torch.device, local_world: int) -> int:
         if self.num_workers >= 0:
@@ -457,6 +467,7 @@ class Trainer:
         stop = False
         while self.step < self.cfg.max_steps and not stop:
             self.sampler.set_epoch(self.epoch, self.batch_in_epoch)
+            self.train_set.epoch = self.epoch  # this epoch's crops (loader workers copy the dataset)
             shares = iter(self._loader(self.train_set, self.sampler))
             for update in zip(*[shares] * self.cfg.accum_grad):  # this process's shares of one update
                 t0 = time.time()

@@ -53,3 +53,34 @@ def test_alpha_needs_a_codebook():
     assert student.disc_head is None
     with pytest.raises(Exception, match="L_disc .* needs a teacher with a codebook head"):
         DistillTask(student, teacher, alpha=0.4)
+
+
+def test_teacher_precision_under_autocast():
+    """fp32 (the authors' choice): the teacher runs outside autocast, its targets equal those of a
+    run without autocast; amp: its weights are cast once to the autocast dtype (bf16 here, on CPU)
+    and its targets move by rounding only."""
+    batch = toy_batch()
+    ref = DistillTask(*_student_and_teacher(), alpha=0.5).teacher_outputs(batch)
+    for precision, dtype in (("fp32", torch.float32), ("amp", torch.bfloat16)):
+        task = DistillTask(*_student_and_teacher(), alpha=0.5, teacher_precision=precision)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = task.teacher_outputs(batch)
+            terms = task.training_step(batch, 0)
+        assert out.hidden[4].dtype == dtype
+        assert next(task.teacher.parameters()).dtype == dtype
+        m = out.mask
+        if precision == "fp32":
+            assert torch.equal(out.hidden[4][m], ref.hidden[4][m])
+        else:
+            rel = (out.hidden[4][m].float() - ref.hidden[4][m]).abs().mean() / ref.hidden[4][m].abs().mean()
+            assert 0 < float(rel) < 0.05
+        mean(terms["loss"]).backward()  # inference-mode targets do not stop the student's backward
+        assert torch.isfinite(mean(terms["loss"]))
+    with pytest.raises(ValueError, match="teacher_precision 'fp16': expected fp32 or amp"):
+        DistillTask(*_student_and_teacher(), teacher_precision="fp16")
+
+
+def _student_and_teacher():
+    teacher = tiny_teacher()
+    student, _ = build_student(tiny_student_conf(), teacher)
+    return student, teacher
