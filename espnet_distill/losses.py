@@ -33,11 +33,14 @@ def reg_per_frame(pred: torch.Tensor, target: torch.Tensor, lam: float = 1.0
                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One layer of L_reg per frame: (1/D)|h - h^|_1 - lam * log sigmoid(cos(h, h^)).
 
-    pred, target: (B, T, D) (any float dtype; computed in fp32). Returns (loss, L1, cosine), each (B, T).
+    pred, target: (B, T, D) in any float dtypes. Returns (loss, L1, cosine), each (B, T) in fp32: the
+    reductions accumulate in fp32 without an fp32 copy of either input.
     """
-    pred, target = pred.float(), target.float()
-    l1 = (pred - target).abs().mean(-1)
-    cos = F.cosine_similarity(pred, target, dim=-1, eps=1e-8)
+    l1 = (pred - target).abs().mean(-1, dtype=torch.float32)
+    dot = (pred * target).sum(-1, dtype=torch.float32)
+    norms = (torch.linalg.vector_norm(pred, dim=-1, dtype=torch.float32)
+             * torch.linalg.vector_norm(target, dim=-1, dtype=torch.float32))
+    cos = dot / norms.clamp(min=1e-8)
     return l1 - lam * F.logsigmoid(cos), l1, cos
 
 

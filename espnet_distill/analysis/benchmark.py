@@ -10,12 +10,14 @@ from __future__ import annotations
 import statistics
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import torch
 from torch import nn
 
 from espnet_distill.data.audio import SAMPLE_RATE
+from espnet_distill.nn.hubert import HubertConfig, HubertModel
 
 
 @dataclass
@@ -177,7 +179,8 @@ def update_flops(task, batch: dict, step: int) -> int:
 
 
 def time_train_step(task, batch_seconds: float, utt_seconds: float, repeats: int = 3, device: str = "cpu",
-                    amp: str = "none", max_utts: int | None = None, peak_tflops: float = 0.0) -> dict[str, float]:
+                    amp: str = "none", max_utts: int | None = None, peak_tflops: float = 0.0,
+                    compile: bool = False) -> dict[str, float]:
     """Median wall seconds of one distillation update as the trainer makes it (``Trainer._train_step``:
     autocast, GradScaler for fp16, gradient clipping, AdamW, the one read from the device per
     update), after front-end adaptation. The batch holds ``round(batch_seconds / utt_seconds)``
@@ -202,7 +205,7 @@ def time_train_step(task, batch_seconds: float, utt_seconds: float, repeats: int
         samples = [n] * n_utts
 
     cfg = TrainConfig(max_steps=10 ** 6, lr=1e-4, amp=amp, device="cuda" if device.startswith("cuda") else "cpu",
-                      max_batch_seconds=n_utts * utt_seconds + 1, num_workers=0)
+                      max_batch_seconds=n_utts * utt_seconds + 1, num_workers=0, compile=compile)
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(task, _Lengths(), None, cfg, tmp)
     trainer.step = step
@@ -222,3 +225,124 @@ def time_train_step(task, batch_seconds: float, utt_seconds: float, repeats: int
     tflops = flops / s / 1e12
     return {"step": s, "per_audio_second": s / (n_utts * utt_seconds), "utts": n_utts, "tflop": flops / 1e12,
             "tflops": tflops, "mfu": tflops / peak_tflops if peak_tflops > 0 else 0.0}
+
+
+PAPER_CONFS = Path(__file__).resolve().parents[1] / "conf" / "paper"  # package data: works from any install
+
+
+PAPER_STUDENTS = [("sw", "S&W (CNN, 2x768)"), ("dt", "D&T (CNN, 12x480)"), ("dt_fbank", "D&T-Fbank (12x480)")]
+
+
+def paper_teacher():
+    """HuBERT Base's shape (codebook head included), random weights: timing does not depend on them."""
+    from espnet_distill.teacher.teacher import HubertTeacher
+
+    torch.manual_seed(0)
+    return HubertTeacher(HubertModel(HubertConfig()), "HuBERT Base (teacher)")
+
+
+def paper_students(teacher):
+    """Yield ``(config name, row label, config, student)`` for each paper-size student."""
+    from espnet_distill.train.distill import DistillRunConfig, build_student
+
+    for name, label in PAPER_STUDENTS:
+        conf = DistillRunConfig.load(PAPER_CONFS / f"{name}.yaml")
+        student, _ = build_student(conf, teacher)
+        yield name, label, conf, student
+
+
+def paper_benches():
+    teacher = paper_teacher()
+    out = [bench_from_hubert(teacher.name, teacher.model)]
+    out += [bench_from_student(label, student.eval()) for _, label, _, student in paper_students(teacher)]
+    return out
+
+
+def train_step_table(device: str, batch_seconds: float, utt_seconds: float, repeats: int, amp: str,
+                     peak_tflops: float = 0.0, peer: str | None = None, compile: bool = False
+                     ) -> tuple[list[dict], str]:
+    """Time one distillation update of each paper-size student (its config's teacher precision;
+    ``compile``: through torch.compile) and project each config's max_steps; with ``peer`` (the
+    folder of s3prl's distiller and its ``peer_step.py``), time the authors' update on the same
+    batch in the same run and give the ratio peer time / ours."""
+    from espnet_distill.train.distill import DistillTask
+
+    teacher = paper_teacher()
+    rows = []
+    lines = ["| student | batch | s per update | s per audio-s | TFLOP per update | TFLOP/s | MFU | s3prl s per update "
+             "| s3prl / ours | updates (config) | projected hours |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    peer_times: dict[int, float] = {}
+    for name, _, conf, student in paper_students(teacher):
+        d = conf.distill  # the teacher is not cached: every update times its forward
+        task = DistillTask(student, teacher, d.alpha, d.lam, d.fe_adapt_steps, False, d.teacher_precision)
+        seconds, utts = conf.train.update_budget(1)
+        t = time_train_step(task, batch_seconds or seconds, utt_seconds, repeats, device, amp,
+                            None if batch_seconds else utts, peak_tflops, compile)
+        if peer and t["utts"] not in peer_times:
+            peer_times[t["utts"]] = peer_step_time(peer, device, t["utts"], utt_seconds, repeats)
+        steps = conf.train.max_steps
+        row = {"name": name, **t, "max_steps": steps, "projected_hours": t["step"] * steps / 3600}
+        peer_cells = "- | -"
+        if peer:
+            row["peer_step"] = peer_times[t["utts"]]
+            row["peer_over_ours"] = row["peer_step"] / t["step"]
+            peer_cells = f"{row['peer_step']:.3f} | {row['peer_over_ours']:.2f}"
+        rows.append(row)
+        mfu = f"{100 * t['mfu']:.1f} %" if peak_tflops > 0 else "-"
+        lines.append(f"| {name} | {t['utts']} x {utt_seconds:g} s | {t['step']:.3f} | {t['per_audio_second']:.4f} | "
+                     f"{t['tflop']:.2f} | {t['tflops']:.2f} | {mfu} | {peer_cells} | {steps} | "
+                     f"{t['step'] * steps / 3600:.1f} |")
+        student.cpu()
+    return rows, "\n".join(lines)
+
+
+def peer_step_time(peer: str, device: str, n_utts: int, utt_seconds: float, repeats: int) -> float:
+    """Median seconds of one update of s3prl's DistillerForPretrain, as ``peer/peer_step.py`` times
+    it (S&W, a random HuBERT Base teacher in fp32, fp16 autocast on CUDA) on a batch of ``n_utts``
+    utterances of ``utt_seconds``; run in its own process with this Python."""
+    import re
+    import subprocess
+    import sys
+
+    script = Path(peer) / "peer_step.py"
+    if not script.is_file():
+        raise FileNotFoundError(f"{script}: no peer_step.py there (--peer takes the peer's folder, e.g. "
+                                "../shared/peers/s3prl_distiller)")
+    r = subprocess.run([sys.executable, str(script), device, str(n_utts), str(utt_seconds), str(repeats)],
+                       capture_output=True, text=True)
+    found = re.search(r"median ([0-9.]+) s per update", r.stdout)
+    if r.returncode != 0 or not found:
+        raise RuntimeError(f"{script} failed (exit {r.returncode}): {(r.stderr or r.stdout)[-1500:]}")
+    return float(found.group(1))
+
+
+def precision_table(data_dir: str, checkpoint: str | None, max_utts: int) -> tuple[dict, str]:
+    """The teacher's target drift in bf16 and fp16 (:mod:`~espnet_distill.analysis.precision`) on the
+    first ``max_utts`` utterances of a data dir: the teacher of ``checkpoint``, or a random HuBERT Base."""
+    from espnet_distill.analysis.precision import drift_table, target_drift
+    from espnet_distill.data.dataset import AudioDataset, collate
+    from espnet_distill.teacher.teacher import build_teacher
+
+    teacher = build_teacher({"path": checkpoint}) if checkpoint else paper_teacher()
+    ds = AudioDataset(data_dir)
+    batch = collate([ds[i] for i in range(min(max_utts, len(ds)))])
+    layers = sorted({0, *range(4, teacher.num_layers + 1, 4), teacher.num_layers})
+    drift = target_drift(teacher, batch["wav"], batch["lengths"], [torch.bfloat16, torch.float16], layers)
+    head = f"teacher: {checkpoint or 'HuBERT Base, random weights'}; {len(batch['utt'])} utterances of {data_dir}\n\n"
+    return drift, head + drift_table(drift)
+
+
+def checkpoint_bench(path: str):
+    from espnet_distill.checkpoint_io import safe_load
+    from espnet_distill.student.export import STUDENT_FORMAT, load_student
+    from espnet_distill.teacher.checkpoints import load_hubert
+
+    if safe_load(path).get("format") == STUDENT_FORMAT:
+        student, _ = load_student(path)
+        b = bench_from_student(Path(path).parent.name or path, student.eval())
+    else:
+        model, _ = load_hubert(path)
+        name = Path(path).parent.name
+        b = bench_from_hubert(name if "teacher" in name else f"{name} (teacher)", model.eval())
+    b.checkpoint = str(path)
+    return b

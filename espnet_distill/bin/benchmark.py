@@ -18,7 +18,8 @@ AdamW) of each paper-size student on a batch of the config's global batch (one p
 ``--train-batch-seconds``) in ``--utt-seconds`` utterances, with the update's FLOPs (matmuls and
 convolutions counted by torch, attention products analytically), the achieved TFLOP/s and, with
 ``--peak-tflops`` (H100/H200 dense bf16/fp16: 989), the model FLOP utilisation; and projects the
-time of the config's ``max_steps`` updates. Run it on the machine that will train to know what
+time of the config's ``max_steps`` updates. ``--peer DIR`` also times s3prl's own distiller (the
+authors' code base: DIR/peer_step.py) on the same batch in the same run and prints the ratio. Run it on the machine that will train to know what
 stages 3 and 4 of the LibriSpeech recipe cost there.
 
 ``--teacher-precision DATA_DIR`` measures instead how far the teacher's targets move when it runs
@@ -35,96 +36,9 @@ from pathlib import Path
 
 import torch
 
-from espnet_distill.analysis.benchmark import bench_from_hubert, bench_from_student, run, time_train_step
+from espnet_distill.analysis.benchmark import checkpoint_bench, paper_benches, precision_table, run, train_step_table
 from espnet_distill.bin import setup_logging
-from espnet_distill.nn.hubert import HubertConfig, HubertModel
 
-PAPER_CONFS = Path(__file__).resolve().parents[1] / "conf" / "paper"  # package data: works from any install
-
-
-PAPER_STUDENTS = [("sw", "S&W (CNN, 2x768)"), ("dt", "D&T (CNN, 12x480)"), ("dt_fbank", "D&T-Fbank (12x480)")]
-
-
-def paper_teacher():
-    """HuBERT Base's shape (codebook head included), random weights: timing does not depend on them."""
-    from espnet_distill.teacher.teacher import HubertTeacher
-
-    torch.manual_seed(0)
-    return HubertTeacher(HubertModel(HubertConfig()), "HuBERT Base (teacher)")
-
-
-def paper_students(teacher):
-    """Yield ``(config name, row label, config, student)`` for each paper-size student."""
-    from espnet_distill.train.distill import DistillRunConfig, build_student
-
-    for name, label in PAPER_STUDENTS:
-        conf = DistillRunConfig.load(PAPER_CONFS / f"{name}.yaml")
-        student, _ = build_student(conf, teacher)
-        yield name, label, conf, student
-
-
-def paper_benches():
-    teacher = paper_teacher()
-    out = [bench_from_hubert(teacher.name, teacher.model)]
-    out += [bench_from_student(label, student.eval()) for _, label, _, student in paper_students(teacher)]
-    return out
-
-
-def train_step_table(device: str, batch_seconds: float, utt_seconds: float, repeats: int,
-                     amp: str, peak_tflops: float = 0.0) -> tuple[list[dict], str]:
-    """Time one distillation update of each paper-size student; project each config's max_steps."""
-    from espnet_distill.train.distill import DistillTask
-
-    teacher = paper_teacher()
-    rows = []
-    lines = ["| student | batch | s per update | s per audio-s | TFLOP per update | TFLOP/s | MFU | updates (config) "
-             "| projected hours |", "|---|---|---|---|---|---|---|---|---|"]
-    for name, _, conf, student in paper_students(teacher):
-        d = conf.distill  # the teacher is not cached: every update times its forward
-        task = DistillTask(student, teacher, d.alpha, d.lam, d.fe_adapt_steps, cache_teacher=False)
-        seconds, utts = conf.train.update_budget(1)
-        t = time_train_step(task, batch_seconds or seconds, utt_seconds, repeats, device, amp,
-                            None if batch_seconds else utts, peak_tflops)
-        steps = conf.train.max_steps
-        rows.append({"name": name, **t, "max_steps": steps, "projected_hours": t["step"] * steps / 3600})
-        mfu = f"{100 * t['mfu']:.1f} %" if peak_tflops > 0 else "-"
-        lines.append(f"| {name} | {t['utts']} x {utt_seconds:g} s | {t['step']:.3f} | {t['per_audio_second']:.4f} | "
-                     f"{t['tflop']:.2f} | {t['tflops']:.2f} | {mfu} | {steps} | {t['step'] * steps / 3600:.1f} |")
-        student.cpu()
-    return rows, "\n".join(lines)
-
-
-def checkpoint_bench(path: str):
-    from espnet_distill.checkpoint_io import safe_load
-    from espnet_distill.student.export import STUDENT_FORMAT, load_student
-    from espnet_distill.teacher.checkpoints import load_hubert
-
-    if safe_load(path).get("format") == STUDENT_FORMAT:
-        student, _ = load_student(path)
-        b = bench_from_student(Path(path).parent.name or path, student.eval())
-    else:
-        model, _ = load_hubert(path)
-        name = Path(path).parent.name
-        b = bench_from_hubert(name if "teacher" in name else f"{name} (teacher)", model.eval())
-    b.checkpoint = str(path)
-    return b
-
-
-def teacher_precision(data_dir: str, checkpoint: str | None, max_utts: int, json_out: str | None) -> int:
-    from espnet_distill.analysis.precision import drift_table, target_drift
-    from espnet_distill.data.dataset import AudioDataset, collate
-    from espnet_distill.teacher.teacher import build_teacher
-
-    teacher = build_teacher({"path": checkpoint}) if checkpoint else paper_teacher()
-    ds = AudioDataset(data_dir)
-    batch = collate([ds[i] for i in range(min(max_utts, len(ds)))])
-    layers = sorted({0, *range(4, teacher.num_layers + 1, 4), teacher.num_layers})
-    drift = target_drift(teacher, batch["wav"], batch["lengths"], [torch.bfloat16, torch.float16], layers)
-    print(f"teacher: {checkpoint or 'HuBERT Base, random weights'}; {len(batch['utt'])} utterances of {data_dir}\n")
-    print(drift_table(drift))
-    if json_out:
-        Path(json_out).write_text(json.dumps(drift, indent=2) + "\n")
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -150,6 +64,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="--train-step: autocast dtype on GPU (the paper configs train in fp16)")
     p.add_argument("--peak-tflops", type=float, default=0.0,
                    help="--train-step: the device's peak TFLOP/s for the MFU column (H100/H200 bf16 dense: 989)")
+    p.add_argument("--peer", metavar="DIR",
+                   help="--train-step: also time s3prl's DistillerForPretrain on the same batch, with DIR/peer_step.py "
+                        "(the peer folder, e.g. ../shared/peers/s3prl_distiller), and print ours against it")
+    p.add_argument("--compile", action="store_true", help="--train-step: the students through torch.compile")
     p.add_argument("--teacher-precision", metavar="DATA_DIR",
                    help="measure the teacher's target drift in bf16 and fp16 against fp32 on this data dir")
     p.add_argument("--max-utts", type=int, default=40, help="--teacher-precision: utterances to use")
@@ -160,11 +78,14 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--int8 times PyTorch's dynamic int8 quantization, which runs on the CPU only")
     if a.threads:
         torch.set_num_threads(a.threads)
-    if a.teacher_precision:
-        return teacher_precision(a.teacher_precision, a.checkpoint[0] if a.checkpoint else None, a.max_utts, a.json)
-    if a.train_step:
-        rows, table = train_step_table(a.device, a.train_batch_seconds, a.utt_seconds, a.repeats, a.amp, a.peak_tflops)
-        print(f"device: {a.device}, torch threads: {torch.get_num_threads()}, torch {torch.__version__}, amp: {a.amp}\n")
+    if a.teacher_precision or a.train_step:
+        if a.teacher_precision:
+            rows, table = precision_table(a.teacher_precision, a.checkpoint[0] if a.checkpoint else None, a.max_utts)
+        else:
+            rows, table = train_step_table(a.device, a.train_batch_seconds, a.utt_seconds, a.repeats, a.amp,
+                                           a.peak_tflops, a.peer, a.compile)
+            print(f"device: {a.device}, torch threads: {torch.get_num_threads()}, torch {torch.__version__}, "
+                  f"amp: {a.amp}\n")
         print(table)
         if a.json:
             Path(a.json).write_text(json.dumps(rows, indent=2) + "\n")

@@ -111,6 +111,15 @@ def lengths_to_mask(lengths: torch.Tensor, max_len: int | None = None) -> torch.
     return torch.arange(t, device=lengths.device)[None, :] < lengths[:, None]
 
 
+def unpadded(lengths: torch.Tensor, width: int) -> bool:
+    """True when every one of (B,) ``lengths`` fills the batch ``width``: masks can be left out
+    (flash attention needs none). Always False while tracing, exporting or compiling, whose graphs
+    must hold for any lengths. Reads the lengths from the device once."""
+    if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling():
+        return False
+    return bool((lengths == width).all())
+
+
 def masked_group_norm(x: torch.Tensor, mask: torch.Tensor, norm: nn.GroupNorm) -> torch.Tensor:
     """Per-channel GroupNorm (groups == channels) over valid frames only.
 
@@ -206,9 +215,13 @@ class ConvFeatureExtractor(nn.Module):
 
     def _convs(self, wav: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = wav[:, None, :]
+        padded = not unpadded(lengths, wav.shape[1])  # no padding: no masks to apply (one pass less per layer)
         for (_, k, s), layer in zip(self.spec, self.conv_layers):
             x = layer[0](x)
             lengths = (torch.div(lengths - k, s, rounding_mode="floor") + 1).clamp(min=0)
+            if not padded:
+                x = layer[1:](x)
+                continue
             mask = lengths_to_mask(lengths, x.shape[-1])
             masked = False
             if len(layer) == 4:
@@ -326,12 +339,13 @@ class TransformerEncoder(nn.Module):
         """x: (B, T, D) projected features; returns ``1 + num_layers`` hidden states (B, T, D)."""
         x = self.embed(x, mask)
         hiddens = [x]
+        keys = None if unpadded(mask.sum(1), mask.shape[1]) else mask  # no padding: flash attention
         layers = self.layers if num_layers is None else self.layers[:num_layers]
         for i, layer in enumerate(layers):
             if self.training and self.layerdrop > 0 and torch.rand(()) < self.layerdrop:
                 hiddens.append(x)
                 continue
-            x = layer(x, mask)
+            x = layer(x, keys)
             hiddens.append(x)
         if self.layer_norm_first and (num_layers is None or num_layers == len(self.layers)):
             hiddens[-1] = self.layer_norm(hiddens[-1])

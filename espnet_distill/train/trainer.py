@@ -28,7 +28,7 @@ its utterances alone:
   utterances, to float rounding.
 
 Features: AdamW (fused on CUDA) with linear warmup and linear decay (per phase), gradient
-clipping, fp16/bf16 autocast and TF32 on GPU, data parallelism under torchrun (nccl on GPU, gloo on
+clipping, fp16/bf16 autocast and TF32 on GPU, ``torch.compile`` (``compile: true``), data parallelism under torchrun (nccl on GPU, gloo on
 CPU; only the phase's trainable parameters are reduced), gradient accumulation (``accum_grad``),
 streaming DataLoader workers with prefetch and pinned memory, atomic checkpoints every N steps
 holding model, optimizer, scheduler, scaler, every rank's RNG states and the data position,
@@ -66,6 +66,7 @@ from espnet_distill.data.dataset import LONG_UTTS, AudioDataset, BucketBatches, 
 
 logger = logging.getLogger(__name__)
 
+COMPILE_BACKEND = "inductor"  # torch.compile's backend for train.compile (tests use a quicker one)
 FRAMES_PER_SECOND = 50  # about a HuBERT frame rate: scales the summed loss before backward (fp16 range only)
 
 
@@ -98,6 +99,7 @@ class TrainConfig:
     max_bad_utts: int = 100  # ... and the run stops once more than this many were skipped
     max_nonfinite_steps: int = 20  # stop after this many updates in a row with a non-finite loss or gradient
     device: str = "auto"  # auto | cpu | cuda
+    compile: bool = False  # torch.compile the trained model's forward (dynamic shapes; first steps compile)
     max_minutes: float = 0.0  # stop early (and checkpoint) after this wall time; 0 = no limit
     extra: dict = field(default_factory=dict)
 
@@ -236,6 +238,8 @@ class Trainer:
         if hasattr(task, "to"):
             task.to(self.device)
         self.model = task.model
+        if cfg.compile:  # in place: the state dict keeps its names
+            self.model.compile(dynamic=True, backend=COMPILE_BACKEND)
         self.train_set, self.valid_set = train_set, valid_set
         if self.device.type == "cuda":  # TF32 matmuls and convolutions (Ampere and later)
             torch.backends.cuda.matmul.allow_tf32 = True

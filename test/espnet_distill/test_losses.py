@@ -76,3 +76,19 @@ def test_reg_loss_averages_layers_and_gradients_reach_only_predictions():
     total.backward()
     assert w.weight.grad is not None and float(w.weight.grad.abs().sum()) > 0
     assert float(x.grad[~m].abs().sum()) == 0 and float(x.grad[m].abs().sum()) > 0
+
+
+def test_reg_loss_in_lower_precision_matches_fp32():
+    """fp16/bf16 predictions and targets (autocast, an amp teacher) give the fp32 loss to rounding;
+    the fp32 path equals torch's cosine similarity."""
+    torch.manual_seed(3)
+    p, t = torch.randn(2, 7, 16) * 3, torch.randn(2, 7, 16) * 3
+    m = torch.ones(2, 7, dtype=torch.bool)
+    _, l1, cos = layer_loss(p, t, m)
+    torch.testing.assert_close(cos, F.cosine_similarity(p, t, dim=-1).mean())
+    ref = mean(reg_loss({1: p}, {1: t}, m)[0])
+    for dtype in (torch.float16, torch.bfloat16):
+        got = reg_loss({1: p.to(dtype)}, {1: t}, m)[0]
+        assert got[0].dtype == torch.float32
+        torch.testing.assert_close(mean(got), ref, atol=2e-2, rtol=1e-2)
+        torch.testing.assert_close(mean(reg_loss({1: p.to(dtype)}, {1: t.to(dtype)}, m)[0]), ref, atol=2e-2, rtol=1e-2)

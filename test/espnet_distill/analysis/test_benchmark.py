@@ -8,6 +8,8 @@ import sys
 import pytest
 import torch
 
+from conftest import SHARED_DATA
+
 from espnet_distill.analysis.benchmark import bench_from_hubert, bench_from_student, macs_per_second
 from espnet_distill.analysis.plots import curves
 from espnet_distill.nn.hubert import HubertConfig, HubertModel
@@ -87,10 +89,14 @@ def test_int8_rows(models, tmp_path):
     assert r.returncode == 2 and "CPU only" in r.stderr
 
 
-def test_train_step_projects_each_paper_config(tmp_path):
+def test_train_step_projects_each_paper_config_against_the_authors_update(tmp_path):
+    """Our update of each paper student and s3prl's DistillerForPretrain (the peer in ../shared/peers)
+    timed on the same batch in one run, with their ratio."""
+    peer = SHARED_DATA.parent / "peers" / "s3prl_distiller"
+    assert (peer / "peer_step.py").is_file(), f"{peer}: the peer is part of shared/ (see its README)"
     r = subprocess.run([sys.executable, "-m", "espnet_distill.bin.benchmark", "--train-step", "--train-batch-seconds",
-                        "2", "--utt-seconds", "1", "--repeats", "1", "--json", str(tmp_path / "t.json")],
-                       capture_output=True, text=True)
+                        "2", "--utt-seconds", "1", "--repeats", "1", "--json", str(tmp_path / "t.json"),
+                        "--peer", str(peer)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
     rows = {x["name"]: x for x in json.loads((tmp_path / "t.json").read_text())}
     assert set(rows) == {"sw", "dt", "dt_fbank"}
@@ -101,6 +107,10 @@ def test_train_step_projects_each_paper_config(tmp_path):
     # D&T's update costs more than D&T-Fbank's (same encoder, the CNN front-end's backward)
     assert rows["dt"]["tflop"] > rows["dt_fbank"]["tflop"]
     assert rows["dt_fbank"]["max_steps"] == 27500 and "| dt_fbank | 2 x 1 s |" in r.stdout
+    for x in rows.values():  # one peer run, the same batch, for every row
+        assert x["peer_step"] == rows["sw"]["peer_step"] > 0
+        assert x["peer_over_ours"] == pytest.approx(x["peer_step"] / x["step"])
+    assert "s3prl / ours" in r.stdout
 
 
 def test_curves_keep_the_last_record_of_a_resumed_step():

@@ -282,3 +282,29 @@ def test_two_process_run_killed_resumes_exactly(pretrain_corpus, tmp_path):
     b = safe_load(tmp_path / "killed/teacher.pt")["state_dict"]
     for k in a:
         assert torch.equal(a[k], b[k]), k
+
+
+@pytest.mark.slow
+def test_compiled_student_trains_the_same_losses(toy_dir, tmp_path, monkeypatch):
+    """train.compile: the student's forward through torch.compile (here the quick aot_eager backend,
+    which runs the same captured graphs, forward and backward, as inductor compiles) gives the
+    losses of the eager run, and its checkpoint keeps the eager names."""
+    from conftest import tiny_student_conf, tiny_teacher
+
+    from espnet_distill.train import trainer as trainer_module
+    from espnet_distill.train.distill import DistillTask, build_student
+
+    monkeypatch.setattr(trainer_module, "COMPILE_BACKEND", "aot_eager")
+    losses = {}
+    for compiled in (False, True):
+        conf = tiny_student_conf()
+        conf["student"].update(dropout=0.0, attention_dropout=0.0, activation_dropout=0.0)
+        teacher = tiny_teacher()
+        torch.manual_seed(0)
+        student, _ = build_student(conf, teacher)
+        _, log = run(DistillTask(student, teacher, alpha=0.5), toy_dir, tmp_path / f"c{compiled}", max_steps=3,
+                     lr=1e-3, compile=compiled)
+        losses[compiled] = [r["loss"] for r in log]
+    assert losses[True] == pytest.approx(losses[False], rel=1e-5)
+    state = safe_load(tmp_path / "cTrue/checkpoint.pt")["model"]
+    assert not any("_orig_mod" in k for k in state)

@@ -1,0 +1,30 @@
+"""HuBERT modules: a batch without padding takes the mask-free path (flash attention, no masked CNN
+passes) and gives what the masked path gives."""
+from __future__ import annotations
+
+import torch
+
+from espnet_distill.nn import hubert
+from espnet_distill.nn.hubert import HubertConfig, HubertModel
+
+CONV16 = [[16, 10, 5], [16, 3, 2], [16, 3, 2], [16, 3, 2], [16, 3, 2], [16, 2, 2], [16, 2, 2]]
+
+
+def test_unpadded_batches_skip_the_masks_and_match_the_masked_path(monkeypatch):
+    torch.manual_seed(0)
+    for mode in ("default", "layer_norm"):
+        model = HubertModel(HubertConfig(conv_layers=CONV16, extractor_mode=mode, embed_dim=32, ffn_dim=64,
+                                         num_layers=2, num_heads=2, conv_pos=8, conv_pos_groups=4)).eval()
+        wav, lengths = torch.randn(3, 6000) * 0.1, torch.full((3,), 6000)
+        seen = []
+        orig = torch.nn.functional.scaled_dot_product_attention
+        monkeypatch.setattr(hubert.F, "scaled_dot_product_attention",
+                            lambda *a, **k: seen.append(k.get("attn_mask")) or orig(*a, **k))
+        fast, mask = model(wav, lengths)
+        assert mask.all() and seen and all(m is None for m in seen)  # no mask handed to attention
+        monkeypatch.setattr(hubert, "unpadded", lambda lengths, width: False)  # force the masked path
+        slow, _ = model(wav, lengths)
+        for a, b in zip(fast, slow):
+            torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+        monkeypatch.undo()
+    assert hubert.unpadded(torch.tensor([5, 5]), 5) and not hubert.unpadded(torch.tensor([5, 4]), 5)
