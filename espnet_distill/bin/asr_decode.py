@@ -48,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bpe-model", default=None, help="sentencepiece model for BPE token lists")
     p.add_argument("--batch-seconds", type=float, default=60.0, help="padded audio per batch")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--num-workers", type=int, default=-1,
+                   help="processes reading the audio ahead of the model (-1: 2 on cuda, 0 on cpu)")
     p.add_argument("--shard", type=int, default=1, help="1-based part of each set to decode (the launcher's JOB)")
     p.add_argument("--num-shards", type=int, default=1, help="number of parts each set is split into")
     p.add_argument("--quantize", choices=["none", "int8"], default="none",
@@ -83,12 +85,12 @@ def main(argv: list[str] | None = None) -> int:
         elif grammar is not None:
             try:
                 hyps = grammar_decode(model, data_dir, grammar, token_type, a.batch_seconds, a.device, a.bpe_model,
-                                      utts)
+                                      utts, a.num_workers)
             except ValueError as e:
                 logging.error("%s: %s", a.grammar, e)
                 return 1
         else:
-            hyps = greedy_decode(model, data_dir, a.batch_seconds, a.device, a.bpe_model, utts)
+            hyps = greedy_decode(model, data_dir, a.batch_seconds, a.device, a.bpe_model, utts, a.num_workers)
         write_hyps(out, hyps)
     return 0
 

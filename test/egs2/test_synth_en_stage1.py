@@ -48,7 +48,8 @@ def test_a_stage_range_that_runs_nothing_is_an_error(tmp_path):
     r = synth_recipe(tmp_path / "recipe")
     for args, message in ((["--stage", "7"], "--stage must be a stage number 1-6, got '7'"),
                           (["--stage", "abc"], "--stage must be a stage number 1-6, got 'abc'"),
-                          (["--stage", "3", "--stop_stage", "1"], "--stage 3 is after --stop_stage 1")):
+                          (["--stage", "3", "--stop_stage", "1"], "--stage 3 is after --stop_stage 1"),
+                          (["--gpu_inference", "yes"], "--gpu_inference must be true or false, got 'yes'")):
         p = subprocess.run(["./run.sh", *args], cwd=r, env=recipe_env(), capture_output=True, text=True)
         assert p.returncode != 0 and message in p.stderr and "Successfully finished" not in p.stderr, args
 

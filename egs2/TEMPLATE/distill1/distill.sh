@@ -66,7 +66,7 @@ inference_config=conf/asr/decode_att.yaml          # beam search options for mod
 decode_att_config=""                               # an older name of --inference_config (kept: it sets it)
 inference_args=""                                  # extra options of asr_inference (attention beam search)
 inference_nj=2                                     # decoding jobs per test set and model (the set is split and merged)
-gpu_inference=false                                # decode on GPUs (jobs through cuda_cmd)
+gpu_inference=auto                                 # decode on GPUs (jobs through cuda_cmd): true, false, or auto (when --ngpu > 0)
 int8_inference=true                                # also decode CTC greedy with int8 linear layers (CPU): decode_ctc_greedy_int8_<set>
 grammar=""                                         # closed vocabulary: a file of allowed transcripts (one per line); also decode choosing the one of highest CTC likelihood: decode_ctc_grammar_<set>
 results_md=RESULTS.md                              # where stage 6 writes the summary table
@@ -94,6 +94,9 @@ for v in stage stop_stage; do  # a range that runs nothing is a mistake, not a s
     [[ "${!v}" =~ ^[1-6]$ ]] || { log "Error: --${v} must be a stage number 1-6, got '${!v}'"; exit 2; }
 done
 [ "${stage}" -le "${stop_stage}" ] || { log "Error: --stage ${stage} is after --stop_stage ${stop_stage}"; exit 2; }
+if [ "${gpu_inference}" = auto ]; then
+    if [ "${ngpu}" -gt 0 ]; then gpu_inference=true; else gpu_inference=false; fi
+fi
 for v in force asr_teacher gpu_inference int8_inference; do
     [[ "${!v}" =~ ^(true|false)$ ]] || { log "Error: --${v} must be true or false, got '${!v}'"; exit 2; }
 done

@@ -2,6 +2,8 @@
 # The paper's setting: HuBERT Base (s3prl) distilled on LibriSpeech 960 h into S&W, D&T and
 # D&T-Fbank, each fine-tuned with character CTC on train_clean_100 and Libri-light 10 h / 1 h,
 # scored on dev/test clean/other. GPU scale: see README.md in this folder for the cost per stage.
+# Stage 6 decodes on the training GPUs (--gpu_inference auto) and leaves out the int8 CPU pass over
+# the 21 h of test sets (add it with --int8_inference true).
 set -euo pipefail
 
 ./distill.sh \
@@ -18,4 +20,5 @@ set -euo pipefail
     --asr_scratch_config "" \
     --asr_teacher false \
     --nj 16 \
+    --int8_inference false \
     "$@"

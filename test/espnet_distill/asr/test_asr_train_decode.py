@@ -106,6 +106,10 @@ def test_ctc_attention_bpe_train_and_beam_search(tmp_path, caplog, capsys):
         assert [len(part.splitlines()) for part in parts] == [1, 2], d  # 3 utterances in 2 contiguous shards
         (tmp_path / d / "text").write_text("".join(parts))
     assert (tmp_path / "greedy/text").read_text() == (tmp_path / "greedy_dev/text").read_text()
+    # the audio read by two loader workers (as on a GPU): the same hypotheses
+    assert asr_decode.main([*common, "--data-dir", str(notext), "--out", str(tmp_path / "workers/text"),
+                            "--num-workers", "2"]) == 0
+    assert (tmp_path / "workers/text").read_text() == (tmp_path / "greedy/text").read_text()
     # int8 linear layers (the CPU deployment stage 6 also scores): every utterance gets a hypothesis
     assert asr_decode.main([*common, "--data-dir", str(notext), "--out", str(tmp_path / "int8/text"),
                             "--quantize", "int8"]) == 0
