@@ -2,7 +2,9 @@
 every file we write appears whole or not at all.
 
 - :func:`safe_load`: ``torch.load(weights_only=True)`` with errors that name the file; the
-  data-only objects of released fairseq checkpoints are rebuilt as plain stand-ins.
+  data-only objects of released fairseq checkpoints (its ``Dictionary``, ``argparse.Namespace``,
+  omegaconf configs, numpy scalars) are rebuilt as plain stand-ins (:func:`plain_config` unwraps
+  omegaconf's).
 - :func:`atomic_path` / :func:`atomic_save`: write to a temp file beside the target, then rename.
 - :func:`require_keys`: a missing key is a :class:`CheckpointError` naming what lacks it.
 
@@ -10,6 +12,7 @@ Every layer that reads or writes checkpoints (teacher, student, trainer, ESPnet 
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import os
@@ -38,13 +41,45 @@ class _Namespace:
     """Stand-in for ``argparse.Namespace`` (the ``args`` of older fairseq checkpoints): attributes only."""
 
 
+class OmegaConfData:
+    """Stand-in for omegaconf's containers (``DictConfig``, ``ListConfig``), value nodes and their
+    metadata, which fairseq checkpoints written before ``cfg`` was saved as a plain container pickle
+    (their state is attributes only: ``_content``, ``_val``, ``_metadata``, ``_parent``).
+    :func:`plain_config` turns them into dicts, lists and values; no code of omegaconf's runs."""
+
+
+class _TypingAny:
+    """Stand-in for ``typing.Any`` (omegaconf's metadata names it as a type)."""
+
+
+_OMEGACONF_NAMES = ["omegaconf.dictconfig.DictConfig", "omegaconf.listconfig.ListConfig", "omegaconf.base.Metadata",
+                    "omegaconf.base.ContainerMetadata"] + [
+    f"omegaconf.nodes.{n}" for n in ("AnyNode", "StringNode", "IntegerNode", "FloatNode", "BooleanNode", "BytesNode",
+                                     "PathNode", "ValueNode")]
+
 # Objects, beyond tensors and builtins, that released checkpoints carry and that are data only:
 # (stand-in class, the name the pickle uses). torch's weights-only unpickler builds them by setting
 # their __dict__; it still refuses every other global.
 _DATA_GLOBALS = [
     (FairseqDictionary, "fairseq.data.dictionary.Dictionary"),
     (_Namespace, "argparse.Namespace"),
-]
+    (_TypingAny, "typing.Any"),
+    collections.defaultdict,  # omegaconf's resolver cache: defaultdict(dict)
+    dict, list, int, float, str, bool,  # omegaconf's metadata names types (a container's, a key's)
+] + [(OmegaConfData, name) for name in _OMEGACONF_NAMES]
+
+
+def plain_config(obj):
+    """A config as plain dicts, lists and values: omegaconf stand-ins (:class:`OmegaConfData`) are
+    unwrapped, everything else is returned as it is (recursively inside dicts and lists)."""
+    if isinstance(obj, OmegaConfData):
+        content = obj.__dict__.get("_content", obj.__dict__.get("_val"))
+        return plain_config(content)
+    if isinstance(obj, dict):
+        return {k: plain_config(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [plain_config(v) for v in obj]
+    return obj
 
 
 def _numpy_globals() -> list:

@@ -112,10 +112,14 @@ def copy_recipe(corpus: str, dst: Path, copy: tuple[str, ...] = ("local", "db.sh
     return dst
 
 
-def released_fairseq_file(path: Path, model, symbols: list[str]) -> None:
-    """A file with the pickled structure of a released fairseq HuBERT checkpoint: ``args`` None, a
-    plain ``cfg``, ``task_state`` holding a ``fairseq.data.dictionary.Dictionary`` object, numpy
-    scalars among the logged metrics. fairseq is not installed: a class of that module path is
+def released_fairseq_file(path: Path, model, symbols: list[str], omegaconf_cfg: bool = False) -> None:
+    """A file with the pickled structure of a released fairseq HuBERT checkpoint, as fairseq's
+    ``Trainer.state_dict`` writes it (``fairseq/trainer.py``, read through the search tool): top-level
+    ``args`` (None), ``cfg``, ``model``, ``criterion``, ``optimizer_history``, ``task_state`` and
+    ``extra_state``. ``cfg`` is a plain dict (``OmegaConf.to_container``, newer fairseq) or, with
+    ``omegaconf_cfg``, the omegaconf ``DictConfig`` itself, pickled by omegaconf (older fairseq);
+    ``task_state`` holds the HuBERT task's ``fairseq.data.dictionary.Dictionary`` objects; numpy
+    scalars are among the logged metrics. fairseq is not installed: a class of that module path is
     made for the save and removed again."""
     import types
     from collections import OrderedDict
@@ -142,6 +146,10 @@ def released_fairseq_file(path: Path, model, symbols: list[str]) -> None:
     try:
         cfg = {"_name": None, "model": dict(fairseq_model_cfg(model.cfg), _name="hubert"),
                "task": {"_name": "hubert_pretraining", "normalize": False, "labels": ["km"], "label_rate": 50}}
+        if omegaconf_cfg:
+            from omegaconf import OmegaConf
+
+            cfg = OmegaConf.create(cfg)
         torch.save({"args": None, "cfg": cfg, "model": model.state_dict(), "criterion": None,
                     "optimizer_history": [{"criterion_name": "HubertCriterion", "optimizer_name": "FairseqAdam",
                                            "lr_scheduler_state": {"best": None}, "num_updates": 400000}],

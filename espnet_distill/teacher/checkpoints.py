@@ -24,7 +24,8 @@ from typing import Callable
 
 import torch
 
-from espnet_distill.checkpoint_io import CheckpointError, FairseqDictionary, atomic_save, require_keys, safe_load
+from espnet_distill.checkpoint_io import (CheckpointError, FairseqDictionary, atomic_save, plain_config, require_keys,
+                                         safe_load)
 from espnet_distill.data.audio import SAMPLE_RATE
 from espnet_distill.nn.hubert import HubertConfig, HubertModel, parse_conv_spec
 
@@ -116,7 +117,9 @@ def _from_s3prl(ckpt: dict, path: Path, hints: dict) -> tuple[HubertConfig, dict
 
 def _from_fairseq(ckpt: dict, path: Path, hints: dict) -> tuple[HubertConfig, dict, dict]:
     require_keys(ckpt, ["cfg", "model"], f"{path} (fairseq)")
-    cfg = ckpt["cfg"]
+    cfg = plain_config(ckpt["cfg"])  # a plain dict, or an omegaconf DictConfig (older fairseq)
+    if not isinstance(cfg, dict):
+        raise CheckpointError(f"{path} (fairseq): cfg is a {type(cfg).__name__}, not a config mapping")
     require_keys(cfg, ["model", "task"], f"{path} cfg")
     state = ckpt["model"]
     require_keys(state, _REQUIRED_WEIGHTS, f"{path} model")

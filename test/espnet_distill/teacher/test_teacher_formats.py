@@ -267,10 +267,15 @@ def _arch(cfg: HubertConfig) -> dict:
     return {k: v for k, v in cfg.to_dict().items() if "dropout" not in k and k != "layerdrop"}
 
 
-def test_released_fairseq_checkpoint_with_pickled_dictionary(tmp_path, wav):
+@pytest.mark.parametrize("omegaconf_cfg", [False, True], ids=["plain_cfg", "omegaconf_cfg"])
+def test_released_fairseq_checkpoint_with_pickled_dictionary(tmp_path, wav, omegaconf_cfg):
+    """Both forms of fairseq's ``cfg`` (a plain dict; an omegaconf DictConfig pickled by omegaconf)
+    are read weights-only, without omegaconf's or fairseq's code."""
     cfg = HubertConfig(**dict(TINY, num_heads=6))  # 48 / 64 would guess 1 head: the count must come from the file
     base = HubertModel(cfg).eval()
-    released_fairseq_file(tmp_path / "hubert_base_ls960.pt", base, [str(i) for i in range(8)])
+    released_fairseq_file(tmp_path / "hubert_base_ls960.pt", base, [str(i) for i in range(8)], omegaconf_cfg)
+    raw = (tmp_path / "hubert_base_ls960.pt").read_bytes()
+    assert (b"omegaconf.dictconfig" in raw) == omegaconf_cfg and b"fairseq.data.dictionary" in raw
     model, meta = load_hubert(tmp_path / "hubert_base_ls960.pt")
     assert meta["format"] == "fairseq" and model.cfg.num_heads == 6 and model.cfg == cfg
     assert meta["dictionaries_symbols"][0][4:] == [str(i) for i in range(8)]
@@ -296,3 +301,17 @@ def test_codebook_required_and_short_audio(tmp_path):
         t.require_codebook()
     with pytest.raises(TeacherError, match=r"utterance 'u2' has 300 samples .* receptive field of 400"):
         t(torch.randn(2, 1000), torch.tensor([1000, 300]), utt_ids=["u1", "u2"])
+
+
+def test_omegaconf_cfg_carrying_code_is_refused(tmp_path):
+    """The omegaconf stand-ins only take attributes: a payload inside a DictConfig is still refused,
+    and nothing runs."""
+    from omegaconf import OmegaConf
+
+    marker = tmp_path / "payload_ran"
+    cfg = OmegaConf.create({"model": {"_name": "hubert"}, "task": {"normalize": False}})
+    cfg.__dict__["_content"]["evil"] = _RunsCode(marker)  # past omegaconf's own value checks
+    torch.save({"args": None, "cfg": cfg, "model": HubertModel(HubertConfig(**TINY)).state_dict()}, tmp_path / "f.pt")
+    with pytest.raises(CheckpointError, match=r"f.pt: holds a pickled Python object \([\w.]*open\)"):
+        load_hubert(tmp_path / "f.pt")
+    assert not marker.exists()
