@@ -75,6 +75,7 @@ class TrainConfig:
     max_steps: int = 1000
     lr: float = 2e-4
     betas: tuple[float, float] = (0.9, 0.98)
+    eps: float = 1e-8  # AdamW's epsilon (torch's default; s3prl's distiller runs 1e-6)
     weight_decay: float = 1e-6
     warmup_ratio: float = 0.07
     min_lr_ratio: float = 0.0
@@ -107,6 +108,7 @@ class TrainConfig:
         w = "train"
         check_range(w, "max_steps", self.max_steps, self.max_steps >= 1, "at least 1 update")
         check_range(w, "lr", self.lr, self.lr > 0, "a positive learning rate")
+        check_range(w, "eps", self.eps, self.eps > 0, "a positive epsilon")
         check_range(w, "warmup_ratio", self.warmup_ratio, 0 <= self.warmup_ratio < 1, "a fraction in [0, 1)")
         check_range(w, "min_lr_ratio", self.min_lr_ratio, 0 <= self.min_lr_ratio <= 1, "a fraction in [0, 1]")
         check_range(w, "grad_clip", self.grad_clip, self.grad_clip > 0, "a positive norm")
@@ -283,8 +285,8 @@ class Trainer:
                 p.requires_grad_(id(p) in trainable)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         fused = {"fused": True} if self.device.type == "cuda" else {}
-        self.optimizer = torch.optim.AdamW(self.params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay,
-                                           **fused)
+        self.optimizer = torch.optim.AdamW(self.params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps,
+                                           weight_decay=cfg.weight_decay, **fused)
         length = self.phase_length(phase)
         warmup = int(round(cfg.warmup_ratio * length))
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
