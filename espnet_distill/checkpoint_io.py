@@ -125,7 +125,7 @@ def safe_load(path: str | os.PathLike) -> dict:
 
 
 @functools.lru_cache(maxsize=1)
-def _new_file_mode() -> int:
+def new_file_mode() -> int:
     """A new file's mode under the process's umask (read once: os.umask can only be read by setting it)."""
     umask = os.umask(0)
     os.umask(umask)
@@ -137,7 +137,7 @@ def _file_mode(path: Path) -> int:
     try:
         return path.stat().st_mode & 0o777
     except FileNotFoundError:
-        return _new_file_mode()
+        return new_file_mode()
 
 
 @contextlib.contextmanager

@@ -81,16 +81,15 @@ def plot(matrix: list[list[float]], rows: str, cols: str, title: str, path: Path
 
 def asr_student(exp: Path):
     """(fine-tuned upstream, distilled student checkpoint) of an ESPnet experiment of ours."""
-    from espnet_distill.asr.task import ASRTask, register
+    from espnet_distill.asr.task import load_model
 
-    register()
     conf = read_yaml(exp / "config.yaml")
     ckpt = (conf.get("frontend_conf") or {}).get("checkpoint")
     model_file = next((exp / n for n in ("valid.acc.ave.pth", "valid.loss.ave.pth", "valid.loss.best.pth")
                        if (exp / n).exists()), None)
     if conf.get("frontend") != "distilled" or not ckpt or model_file is None:
         raise ConfigError(f"{exp}: not an ESPnet experiment with a distilled frontend and a trained model")
-    model, _ = ASRTask.build_model_from_file(exp / "config.yaml", model_file, "cpu")
+    model, _ = load_model(exp / "config.yaml", model_file, "cpu")
     return model.frontend.upstream.eval(), ckpt
 
 

@@ -23,7 +23,8 @@ import sys
 from pathlib import Path
 
 from espnet_distill.asr.decode import grammar_decode, greedy_decode, read_grammar
-from espnet_distill.asr.task import ASRTask, register
+from espnet_distill.asr.task import load_model
+from espnet_distill.checkpoint_io import CheckpointError
 from espnet_distill.bin import setup_logging
 from espnet_distill.data.tables import read_table, shard_utts
 
@@ -70,9 +71,11 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as e:
             logging.error("%s", e)
             return 1
-    register()
-    model, _ = ASRTask.build_model_from_file(a.asr_config, a.asr_model, a.device)
-    model.eval()
+    try:
+        model, _ = load_model(a.asr_config, a.asr_model, a.device)
+    except CheckpointError as e:
+        logging.error("%s", e)
+        return 1
     if a.quantize == "int8":
         from espnet_distill.student.export import quantize_int8
 

@@ -16,7 +16,8 @@ Targets (OUT is a directory for hf, a file otherwise):
   s3prl  s3prl's distiller_local (``S3PRLUpstream("distiller_local", path_or_url=OUT)``):
          waveform-CNN students trained without the front-end LayerNorm (frontend_conf.layer_norm:
          false), as DistilHuBERT.
-A student a target cannot express exactly is refused with the reason (exit status 2).
+A student a target cannot express exactly is refused with the reason (exit status 2), and so is an
+OUT that is one of the inputs, or that exists (unless --overwrite).
 
 Every export is checked: the exported model runs on --check-audio (or, without it, on two
 seconds of noise and a padded batch of two) and the largest absolute difference from our
@@ -44,6 +45,7 @@ from espnet_distill.nn.hubert import conv_output_lengths
 from espnet_distill.student.export import (
     ONNX_MIN_SAMPLES,
     ExportError,
+    check_output,
     export_distiller_local,
     export_hf,
     export_onnx,
@@ -156,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--atol", type=float, default=1e-3,
                    help="largest allowed difference from PyTorch for fp32 exports (default 1e-3)")
     p.add_argument("--json", default=None, help="also write what was exported and the measured difference here")
+    p.add_argument("--overwrite", action="store_true", help="replace OUT when it exists (refused otherwise)")
     p.add_argument("student", help="student checkpoint of espnet_distill (exp/distill/<name>/student.pt)")
     p.add_argument("out", help="output: a directory for hf, a file for onnx and s3prl")
     a = p.parse_args(argv)
@@ -164,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         if a.quantize == "int8" and a.to != "onnx":
             raise ExportError(f"--quantize int8 is for --to onnx: {a.to} loaders read float weights only "
                               "(quantize a PyTorch student at load time with student.export.quantize_int8)")
+        check_output(out, [a.student, *a.check_audio] + ([a.json] if a.json else []), a.overwrite)
         student, _ = load_student(a.student)
         batches = check_batches(a.check_audio)
         if not target.batched:

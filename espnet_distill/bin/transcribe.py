@@ -71,14 +71,12 @@ class Transcriber:
     def __init__(self, exp: Path, model_file: Path | None = None, device: str = "cpu", decoding: str = "auto",
                  beam_size: int = 5, ctc_weight: float = 0.3, config: Path | None = None,
                  grammar: list[str] | None = None):
-        from espnet_distill.asr.task import ASRTask, register
+        from espnet_distill.asr.task import load_model
 
-        register()
         self.exp, self.device = exp, device
         model_file = model_file or find_model_file(exp)
         config = config or exp / "config.yaml"
-        self.model, self.args = ASRTask.build_model_from_file(config, model_file, device)
-        self.model.eval()
+        self.model, self.args = load_model(config, model_file, device)
         has_decoder = getattr(self.model, "decoder", None) is not None
         if grammar is not None and decoding == "attention":
             raise ValueError("a grammar restricts CTC decoding; use --decoding ctc (or auto) with --grammar")
@@ -97,9 +95,10 @@ class Transcriber:
         if decoding == "attention":
             from espnet2.bin.asr_inference import Speech2Text
 
-            self.speech2text = Speech2Text(asr_train_config=str(config), asr_model_file=str(model_file),
+            self.speech2text = Speech2Text(asr_train_config=str(config), asr_model_file=None,  # weights: ours
                                            device=device, beam_size=beam_size, ctc_weight=ctc_weight, lm_weight=0.0,
                                            nbest=1)
+            self.speech2text.asr_model.load_state_dict(self.model.state_dict())
 
     @torch.no_grad()
     def __call__(self, wav) -> str:

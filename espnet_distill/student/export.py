@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from espnet_distill.checkpoint_io import CheckpointError, atomic_path, atomic_save, require_keys, safe_load
+from espnet_distill.checkpoint_io import CheckpointError, atomic_path, atomic_save, new_file_mode, require_keys, safe_load
 from espnet_distill.data.audio import SAMPLE_RATE
 from espnet_distill.student.model import Student, StudentConfig
 
@@ -193,7 +193,22 @@ def export_hf(student: Student, outdir: str | os.PathLike) -> Path:
     # raw 16 kHz waveform in [-1, 1], no normalisation: what the student was distilled on
     Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=SAMPLE_RATE, padding_value=0.0, do_normalize=False,
                              return_attention_mask=False).save_pretrained(outdir)
+    for f in outdir.iterdir():  # safetensors writes 600: every file as a new file of ours (the umask's mode)
+        if f.is_file():
+            f.chmod(new_file_mode())
     return outdir
+
+
+def check_output(out: str | os.PathLike, inputs: list[str | os.PathLike], overwrite: bool = False) -> None:
+    """Refuse an export output that is one of its ``inputs`` (or a folder holding one), and an
+    existing output unless ``overwrite``: the same rule for every target (ExportError)."""
+    out = Path(out).resolve()
+    for i in inputs:
+        src = Path(i).resolve()
+        if src == out or out in src.parents:
+            raise ExportError(f"output {out} would overwrite the input {i}; choose another output")
+    if out.exists() and not overwrite:
+        raise ExportError(f"output {out} exists; pass --overwrite to replace it")
 
 
 # ---------------------------------------------------------------------------- ONNX

@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 import yaml
 from conftest import need
 
@@ -106,6 +107,27 @@ def test_ctc_attention_bpe_train_and_beam_search(tmp_path, caplog, capsys):
         assert [len(part.splitlines()) for part in parts] == [1, 2], d  # 3 utterances in 2 contiguous shards
         (tmp_path / d / "text").write_text("".join(parts))
     assert (tmp_path / "greedy/text").read_text() == (tmp_path / "greedy_dev/text").read_text()
+    # model files are read weights-only by us, whatever ESPnet's environment switch says; a file that is
+    # not this model's weights is one clear line
+    marker = tmp_path / "payload_ran"
+
+    class RunsCode:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    torch.save({"x": RunsCode()}, tmp_path / "evil.pth")
+    (tmp_path / "cut.pth").write_bytes(model.read_bytes()[:1000])
+    torch.save({"w": torch.zeros(2)}, tmp_path / "other.pth")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ESPNET_ALLOW_UNSAFE_TORCH_LOAD", "1")
+        for name, why in (("evil.pth", "holds a pickled Python object"), ("cut.pth", "truncated or corrupted"),
+                          ("other.pth", "not a model of")):
+            caplog.clear()
+            with caplog.at_level(logging.ERROR):
+                args = [*common[:2], "--asr-model", str(tmp_path / name), *common[4:]]
+                assert asr_decode.main([*args, "--data-dir", str(notext), "--out", str(tmp_path / "z/text")]) == 1
+            assert f"{name}: " in caplog.text and why in caplog.text, caplog.text
+    assert not marker.exists() and not (tmp_path / "z").exists()
     # the audio read by two loader workers (as on a GPU): the same hypotheses
     assert asr_decode.main([*common, "--data-dir", str(notext), "--out", str(tmp_path / "workers/text"),
                             "--num-workers", "2"]) == 0

@@ -153,3 +153,23 @@ def test_export_command(tmp_path, capsys):
     assert export_cli.main(["--to", "hf", "--quantize", "int8", str(cnn), str(tmp_path / "q")]) == 2
     assert "--quantize int8 is for --to onnx" in capsys.readouterr().err
     assert export_cli.main(["--to", "onnx", str(tmp_path / "missing.pt"), str(tmp_path / "m.onnx")]) == 2
+
+
+def test_export_never_overwrites_its_input_and_asks_before_replacing(tmp_path, capsys):
+    cnn = tmp_path / "s.pt"
+    save_student(cnn, student())
+    before = cnn.read_bytes()
+    for to in ("s3prl", "onnx"):  # OUT = the student itself
+        assert export_cli.main(["--to", to, str(cnn), str(cnn)]) == 2
+        assert "would overwrite the input" in capsys.readouterr().err and cnn.read_bytes() == before
+    assert export_cli.main(["--to", "hf", str(cnn), str(tmp_path)]) == 2  # a folder holding the input
+    assert "would overwrite the input" in capsys.readouterr().err
+    for to, out in (("s3prl", tmp_path / "o.pt"), ("onnx", tmp_path / "o.onnx"), ("hf", tmp_path / "hf")):
+        assert export_cli.main(["--to", to, str(cnn), str(out)]) == 0
+        capsys.readouterr()
+        stamp = out.stat().st_mtime_ns
+        assert export_cli.main(["--to", to, str(cnn), str(out)]) == 2  # the same rule for every target
+        assert "exists; pass --overwrite" in capsys.readouterr().err and out.stat().st_mtime_ns == stamp
+        assert export_cli.main(["--to", to, "--overwrite", str(cnn), str(out)]) == 0
+    modes = {f.name: f.stat().st_mode & 0o777 for f in (tmp_path / "hf").iterdir()}
+    assert len(set(modes.values())) == 1, modes  # model.safetensors like the others
