@@ -191,7 +191,7 @@ def tiny_student_conf(frontend="cnn", head="layer-wise", disc="type2"):
         student["layer_map"] = {1: 2, 2: 4}
     else:
         student["pred_targets"] = [2, 4]
-    return {"student": student, "init": {"frontend": True}}
+    return {"student": student, "init": {"frontend": frontend == "cnn"}}
 
 
 def toy_batch(n=2):

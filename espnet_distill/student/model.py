@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
-from espnet_distill.config import from_dict
+from espnet_distill.config import check_range, from_dict
 from espnet_distill.nn.hubert import TransformerEncoder
 from espnet_distill.student.frontend import FRONTENDS
 from espnet_distill.student.heads import build_disc_head, build_pred_head
@@ -51,6 +51,17 @@ class StudentConfig:
     codebook_dim: int = 256
     tau: float = 0.1
 
+    def __post_init__(self) -> None:
+        w = "student"
+        check_range(w, "frontend", self.frontend, self.frontend in FRONTENDS, " or ".join(sorted(FRONTENDS)))
+        for key in ("dim", "ffn_dim", "num_layers", "num_heads"):
+            check_range(w, key, getattr(self, key), getattr(self, key) >= 1, "at least 1")
+        check_range(w, "num_heads", self.num_heads, self.dim % self.num_heads == 0, f"a divisor of dim {self.dim}")
+        for key in ("dropout", "attention_dropout", "activation_dropout"):
+            check_range(w, key, getattr(self, key), 0 <= getattr(self, key) < 1, "a probability in [0, 1)")
+        check_range(w, "frontend_conf", self.frontend_conf, isinstance(self.frontend_conf, dict),
+                    "a mapping of the front-end's options")
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -71,9 +82,10 @@ class Student(nn.Module):
     def __init__(self, cfg: StudentConfig, label_embs: torch.Tensor | None = None):
         super().__init__()
         self.cfg = cfg
-        if cfg.frontend not in FRONTENDS:
-            raise ValueError(f"unknown front-end '{cfg.frontend}'; choose one of {sorted(FRONTENDS)}")
-        self.frontend = FRONTENDS[cfg.frontend](dim=cfg.dim, **cfg.frontend_conf)
+        try:
+            self.frontend = FRONTENDS[cfg.frontend](dim=cfg.dim, **cfg.frontend_conf)
+        except TypeError as e:  # an unknown key: say which front-end's options were expected
+            raise ValueError(f"student.frontend_conf: {e} (the options of the '{cfg.frontend}' front-end)") from None
         self.encoder = TransformerEncoder(cfg.dim, cfg.ffn_dim, cfg.num_layers, cfg.num_heads, cfg.conv_pos,
                                           cfg.conv_pos_groups, cfg.dropout, cfg.attention_dropout,
                                           cfg.activation_dropout, cfg.layer_norm_first)

@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 # How the frozen teacher runs when the trainer trains under autocast (train.amp fp16 or bf16; on CPU
 # there is no autocast and both are fp32):
 #   fp32: outside autocast, in fp32, as s3prl's distiller runs its teacher (the authors' choice);
-#   amp:  its weights cast once to the autocast dtype, under inference mode (faster; targets rounded).
+#   amp:  its weights cast once to the autocast dtype (faster; targets rounded).
 TEACHER_PRECISIONS = ("fp32", "amp")
 
 
@@ -133,10 +133,19 @@ def build_student(conf: DistillRunConfig | dict, teacher: Teacher) -> tuple[Stud
     student = Student(StudentConfig.from_dict(scfg), label_embs=embs)
     report = {"copied": [], "skipped": []}
     init = conf.init
+    for s_layer, t_layer in init.layers.items():
+        check_range("init", "layers", init.layers, 1 <= s_layer <= student.cfg.num_layers,
+                    f"student layers in 1..{student.cfg.num_layers} (got {s_layer})")
+        check_range("init", "layers", init.layers, 1 <= t_layer <= teacher.num_layers,
+                    f"teacher layers in 1..{teacher.num_layers} (got {t_layer})")
     wanted = init.frontend or init.pos_conv or init.layers
     state = teacher.hubert_state_dict()
     if wanted and state is not None:
         report = init_from_teacher(student, state, init.frontend, init.pos_conv, init.layers)
+        if init.frontend and not any(k.startswith("frontend.") for k in report["copied"]):
+            raise ConfigError(f"init.frontend = True: expected a front-end with tensors of the teacher's shapes; "
+                              f"none matched (skipped {report['skipped'][:3]}): set init.frontend: false, or give "
+                              "the student the teacher's conv_layers")
     elif wanted:
         logger.warning("this teacher does not expose fairseq-named weights: student starts from random weights")
     return student, report
@@ -242,7 +251,7 @@ class DistillTask:
             if dtype != self._teacher_dtype:  # cast once, not on every step
                 self.teacher.to(dtype)
                 self._teacher_dtype = dtype
-            with torch.inference_mode(dtype != torch.float32):
+            with torch.no_grad():  # not inference mode: the targets enter the student's autograd graph
                 return self.teacher(batch["wav"].to(dtype), batch["lengths"], utt_ids=batch["utt"],
                                     num_layers=num_layers, lengths_cpu=batch.get("lengths_cpu"))
 

@@ -109,6 +109,7 @@ class TrainConfig:
         check_range(w, "max_steps", self.max_steps, self.max_steps >= 1, "at least 1 update")
         check_range(w, "lr", self.lr, self.lr > 0, "a positive learning rate")
         check_range(w, "eps", self.eps, self.eps > 0, "a positive epsilon")
+        check_range(w, "weight_decay", self.weight_decay, self.weight_decay >= 0, "0 or more")
         check_range(w, "warmup_ratio", self.warmup_ratio, 0 <= self.warmup_ratio < 1, "a fraction in [0, 1)")
         check_range(w, "min_lr_ratio", self.min_lr_ratio, 0 <= self.min_lr_ratio <= 1, "a fraction in [0, 1]")
         check_range(w, "grad_clip", self.grad_clip, self.grad_clip > 0, "a positive norm")

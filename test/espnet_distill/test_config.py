@@ -60,7 +60,7 @@ def test_distill_train_reports_config_errors_in_one_line(tmp_path):
     (tmp_path / "teacher.yaml").write_text(yaml.safe_dump({"backend": "local", "path": str(tmp_path / "t.pt")}))
     (tmp_path / "typo.yaml").write_text(yaml.safe_dump({"backend": "local", "path": "x.pt", "formt": "auto"}))
     cases = [
-        ({"student": {"frontend": "cnnn"}}, "teacher.yaml", "unknown front-end 'cnnn'"),
+        ({"student": {"frontend": "cnnn"}}, "teacher.yaml", "student.frontend = 'cnnn': expected cnn or fbank"),
         ({"train": {"lr": "fast"}}, "teacher.yaml", "train.lr: expected a number, got 'fast'"),
         ({"distill": {"alhpa": 0.4}}, "teacher.yaml", "unknown distill keys ['alhpa']"),
         ({}, "typo.yaml", "unknown keys ['formt'] for backend 'local'"),
