@@ -1,7 +1,7 @@
 """The one text rule: how every transcript is normalised before tokenising, dumping and scoring.
 
-:func:`normalize_text`: case folding and punctuation removal (Unicode punctuation except
-apostrophes inside words), whitespace collapsed; recipes choose the options
+:func:`normalize_text`: case folding and punctuation replaced by spaces (Unicode punctuation except
+apostrophes inside words: "picture-books" -> "picture books"), whitespace collapsed; recipes choose the options
 (``--text_norm_opts``), and training, the dump and sclite scoring all apply the same ones.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ PUNCTUATION = ("remove", "keep")
 
 def normalize_text(text: str, case: str = "lower", punctuation: str = "remove") -> str:
     """The documented scoring/training normalisation: ``case`` lower|upper|keep; ``punctuation``
-    remove (every Unicode punctuation character except apostrophes inside words) | keep;
+    remove (every Unicode punctuation character except apostrophes inside words becomes a space) | keep;
     whitespace collapsed."""
     if case == "lower":
         text = text.lower()

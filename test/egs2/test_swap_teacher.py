@@ -83,6 +83,12 @@ def test_local_teacher_through_stage_6_and_s3prl_teacher_stage_2(tmp_path):
     assert len(tuned) == len(tuned[0]) == 3 and all(0 <= v <= 1 + 1e-9 for row in tuned for v in row)
     assert len(json.loads((r / "exp/analysis/cnn_tiny.cka.json").read_text())["cka"]) == 3  # teacher: 2 layers + input
 
+    # stage 6 rerun with other options: the earlier summary is kept beside the earlier results
+    p = subprocess.run([*args[:2], "6", "--stop_stage", "6", *args[5:], "--int8_inference", "false"], cwd=r,
+                       env=recipe_env(), capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr[-4000:]
+    kept = list(r.glob("exp/score.*/RESULTS.md"))
+    assert len(kept) == 1 and kept[0].read_text() == results and "ctc greedy int8" not in (r / "RESULTS.md").read_text()
     # ESPnet's speed perturbation of the fine-tuning set (factors 0.9 and 1.0): stage 5 reruns on
     # train_1min_sp, twice the utterances, read through sox pipes
     n_ft = len((r / "data/train_1min/utt2spk").read_text().splitlines())

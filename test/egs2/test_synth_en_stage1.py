@@ -54,6 +54,22 @@ def test_a_stage_range_that_runs_nothing_is_an_error(tmp_path):
         assert p.returncode != 0 and message in p.stderr and "Successfully finished" not in p.stderr, args
 
 
+def test_older_option_names_set_the_options_they_name(tmp_path):
+    r = synth_recipe(tmp_path / "recipe")
+    p = subprocess.run(["./run.sh", "--bpe_size", "37", "--decode_att_config", "conf/x.yaml", "--stage", "7"], cwd=r,
+                       env=recipe_env(), capture_output=True, text=True)
+    assert "--bpe_size 37 (an older name): --nbpe 37" in p.stderr
+    assert "--decode_att_config conf/x.yaml (an older name): --inference_config conf/x.yaml" in p.stderr
+
+
+def test_template_help_runs_in_its_own_folder():
+    """``./distill.sh --help`` in egs2/TEMPLATE/distill1 (its utils/ is there, as in every recipe)."""
+    from conftest import ROOT
+
+    p = subprocess.run(["./distill.sh", "--help"], cwd=ROOT / "egs2/TEMPLATE/distill1", capture_output=True, text=True)
+    assert p.returncode == 0 and "--nbpe" in p.stdout + p.stderr, p.stderr[-500:]
+
+
 def test_ngpu_without_cuda_is_an_error(tmp_path):
     r = synth_recipe(tmp_path / "recipe")
     p = subprocess.run(["./run.sh", "--stage", "3", "--stop_stage", "3", "--ngpu", "1"], cwd=r,

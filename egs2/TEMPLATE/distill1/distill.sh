@@ -90,6 +90,12 @@ log "$0 $*"
 _run_args=$(printf '%q ' "$0" "$@")  # for reproduce.sh (a leading _: not an option)
 . utils/parse_options.sh
 [ $# -eq 0 ] || { log "Error: unexpected arguments: $*"; exit 2; }
+# older option names: each sets the option it names
+if [ -n "${bpe_size}" ]; then nbpe=${bpe_size}; log "--bpe_size ${bpe_size} (an older name): --nbpe ${nbpe}"; fi
+if [ -n "${decode_att_config}" ]; then
+    inference_config=${decode_att_config}
+    log "--decode_att_config ${decode_att_config} (an older name): --inference_config ${inference_config}"
+fi
 for v in stage stop_stage; do  # a range that runs nothing is a mistake, not a success
     [[ "${!v}" =~ ^[1-6]$ ]] || { log "Error: --${v} must be a stage number 1-6, got '${!v}'"; exit 2; }
 done
@@ -110,8 +116,6 @@ if [ "${ngpu}" -gt 0 ] && ! python -c 'import sys, torch; sys.exit(0 if torch.cu
 fi
 
 [ -n "${finetune_sets}" ] || finetune_sets=${train_set}
-[ -z "${nbpe}" ] || nbpe=${nbpe}
-[ -z "${inference_config}" ] || inference_config=${inference_config}
 # Training entry points: one process per GPU. One node: torchrun starts them; several nodes:
 # utils/slurm.sh --num-nodes starts them with srun and sets RANK, WORLD_SIZE, LOCAL_RANK and
 # MASTER_ADDR as torchrun would. ESPnet is then told that an external launcher runs it, and that
@@ -147,6 +151,10 @@ stage_begin() {
         ${force} && why="--force true"
         log "Stage ${num} (${name}): ${why}; moving its results to ${old} and rerunning"
         mv "${expdir}/${name}" "${old}"
+        if [ "${name}" = score ] && [ -f "${results_md}" ]; then  # the summary stage 6 will rewrite
+            cp -p "${results_md}" "${old}/"
+            log "Stage ${num} (${name}): the earlier ${results_md} is kept as ${old}/$(basename "${results_md}")"
+        fi
     elif [ -d "${expdir}/${name}" ] && [ ! -f "${marker}" ]; then
         log "Stage ${num} (${name}): unfinished earlier run found; training jobs resume from their checkpoints"
     fi

@@ -73,6 +73,8 @@ def test_score_cli_missing_text_and_empty_hyp(tmp_path):
 
 def test_normalisation_and_ctc_helpers():
     assert normalize_text("Hello,  World! It's \"fine\".") == "hello world it's fine"
+    # punctuation becomes a space, as the README says: abbreviations and hyphenated words split
+    assert normalize_text("Hon. H. G. Wells's picture-books") == "hon h g wells's picture books"
     assert normalize_text("Keep Case", case="keep", punctuation="keep") == "Keep Case"
     assert ctc_collapse([0, 3, 3, 0, 3, 4, 4, 0]) == [3, 3, 4]
     assert tokens_to_text(["h", "i", "<space>", "y", "o"]) == "hi yo"
