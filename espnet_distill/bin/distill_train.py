@@ -56,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="override one config value (read as YAML), e.g. --set train.max_steps=200 "
                         "--set distill.alpha=0; repeatable (the recipe's --distill_args passes these)")
     p.add_argument("--no-resume", action="store_true", help="start over even if OUTDIR/checkpoint.pt exists")
+    p.add_argument("--check-config", action="store_true",
+                   help="only read and check the config (with its --set overrides) and stop: the recipe does this "
+                        "for every config before a stage moves anything")
     p.add_argument("--init-only", action="store_true",
                    help="write the initialised, undistilled student (fbank CMVN included) and stop: "
                         "the from-scratch baseline of stage 5")
@@ -66,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, ValueError) as e:
         logging.error("%s: %s", a.config, e)
         return 1
+    if a.check_config:
+        return 0
     dconf, train_cfg = conf.distill, conf.train
     try:
         tconf = read_yaml(a.teacher)

@@ -5,6 +5,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
 from conftest import copy_recipe, need, recipe_env
 
 
@@ -68,6 +69,27 @@ def test_template_help_runs_in_its_own_folder():
 
     p = subprocess.run(["./distill.sh", "--help"], cwd=ROOT / "egs2/TEMPLATE/distill1", capture_output=True, text=True)
     assert p.returncode == 0 and "--nbpe" in p.stdout + p.stderr, p.stderr[-500:]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--distill_configs", "conf/distill/dt_cnnn.yaml"], "--distill_configs conf/distill/dt_cnnn.yaml: no such file"),
+    (["--fbank_configs", "conf/distill/fbank.yaml"], "--fbank_configs conf/distill/fbank.yaml: no such file"),
+    (["--teacher_config", "conf/teacher/x.yaml"], "--teacher_config conf/teacher/x.yaml: no such file"),
+    (["--asr_config", "conf/asr/ctcc.yaml"], "--asr_config (for train_10min) conf/asr/ctcc.yaml: no such file"),
+    (["--token_type", "chars"], "--token_type must be char or bpe, got 'chars'"),
+    (["--distill_args", "--set train.max_stepz=3"], "unknown train keys ['max_stepz']"),
+])
+def test_a_mistyped_option_fails_before_a_finished_stage_is_moved(tmp_path, args, message):
+    """Every option a stage in range reads is checked before any stage moves its results aside."""
+    r = synth_recipe(tmp_path / "recipe")
+    for name in ("teacher", "distill", "fbank", "asr"):  # finished stages, as a user's earlier run left them
+        (r / "exp" / name).mkdir(parents=True)
+        (r / "exp" / name / ".done").write_text("earlier options\n")
+    p = subprocess.run(["./run.sh", "--stage", "2", "--stop_stage", "6", *args], cwd=r, env=recipe_env(),
+                       capture_output=True, text=True)
+    assert p.returncode != 0 and message in p.stderr, p.stderr[-1500:]
+    assert sorted(d.name for d in (r / "exp").iterdir()) == ["asr", "distill", "fbank", "teacher"]  # nothing moved
+    assert "moving its results" not in p.stderr
 
 
 def test_ngpu_without_cuda_is_an_error(tmp_path):

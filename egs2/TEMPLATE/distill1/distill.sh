@@ -136,6 +136,48 @@ else
     espnet_dist_opts="--ngpu ${ngpu}"
 fi
 
+# asr_config_for SET: the ESPnet config for fine-tuning on SET (asr_set_configs, else asr_config).
+asr_config_for() {
+    local pair
+    for pair in ${asr_set_configs}; do
+        if [ "${pair%%=*}" = "$1" ]; then echo "${pair#*=}"; return 0; fi
+    done
+    echo "${asr_config}"
+}
+
+# Every option and config a stage in range reads is checked here, before any stage moves earlier
+# results aside: a mistyped name fails at once and leaves exp/ as it was.
+check_file() {  # check_file OPTION FILE...: each FILE exists
+    local f
+    for f in "${@:2}"; do [ -f "${f}" ] || { log "Error: $1 ${f}: no such file"; exit 2; }; done
+}
+in_range() { [ "${stage}" -le "$1" ] && [ "${stop_stage}" -ge "$1" ]; }
+if in_range 2; then
+    check_file --teacher_config "${teacher_config}"
+    python -m espnet_distill.bin.config_get --teacher "${teacher_config}" backend > /dev/null \
+        || { log "Error: --teacher_config ${teacher_config} is not a valid teacher config (see above)"; exit 2; }
+fi
+for num in 3 4; do
+    if [ "${num}" = 3 ]; then configs=${distill_configs}; else configs=${fbank_configs}; fi
+    in_range "${num}" || continue
+    # shellcheck disable=SC2086
+    check_file "--$([ "${num}" = 3 ] && echo distill || echo fbank)_configs" ${configs}
+    for config in ${configs}; do  # the config with the --set overrides of --distill_args
+        # shellcheck disable=SC2086
+        python -m espnet_distill.bin.distill_train --config "${config}" --teacher - --train-dir - --valid-dir - \
+            --outdir - ${distill_args} --check-config \
+            || { log "Error: ${config} (with --distill_args '${distill_args}') does not check (see above)"; exit 2; }
+    done
+done
+if in_range 5 || in_range 6; then
+    [[ "${token_type}" =~ ^(char|bpe)$ ]] || { log "Error: --token_type must be char or bpe, got '${token_type}'"; exit 2; }
+    for ft in ${finetune_sets}; do check_file "--asr_config (for ${ft})" "$(asr_config_for "${ft}")"; done
+    [ -z "${asr_scratch_config}" ] || check_file --asr_scratch_config "${asr_scratch_config}"
+fi
+if in_range 6; then
+    [ -z "${grammar}" ] || check_file --grammar "${grammar}"
+fi
+
 # stage_begin NUM NAME OPTIONS: 0 (run) when NUM is in [stage, stop_stage] and the stage
 # is not finished with the same OPTIONS; otherwise 1 (skip).
 stage_begin() {
@@ -335,7 +377,8 @@ configs_hash() {  # the content of the configs and of the teacher: a change reru
 for num in 3 4; do
     if [ "${num}" = 3 ]; then configs=${distill_configs}; sname=distill; else configs=${fbank_configs}; sname=fbank; fi
     # shellcheck disable=SC2086
-    opts="${configs} $(configs_hash ${configs}) ${train_set} ${valid_set} $(data_key ${train_set} ${valid_set}) $(stage_key teacher) ${distill_args}"
+    hash=$(configs_hash ${configs})  # on its own line: a failure stops the recipe, not only the $(...)
+    opts="${configs} ${hash} ${train_set} ${valid_set} $(data_key ${train_set} ${valid_set}) $(stage_key teacher) ${distill_args}"
     if stage_begin "${num}" "${sname}" "${opts}"; then
         [ -f "${teacher_dir}/teacher.yaml" ] || { log "Error: no ${teacher_dir}/teacher.yaml: run stage 2 first"; exit 1; }
         for config in ${configs}; do
@@ -379,15 +422,6 @@ dump_set() {
     echo "${opts}" > "${out}/.done"
 }
 
-# asr_config_for SET: the ESPnet config for fine-tuning on SET (asr_set_configs, else asr_config).
-asr_config_for() {
-    local pair
-    for pair in ${asr_set_configs}; do
-        if [ "${pair%%=*}" = "$1" ]; then echo "${pair#*=}"; return 0; fi
-    done
-    echo "${asr_config}"
-}
-
 # One ESPnet model per (frontend, fine-tuning set): exp/asr/<frontend>_<set>. Frontends: every
 # student of stages 3-4, the from-scratch baseline (the --asr_scratch_config architecture,
 # random weights, no distillation) and the teacher itself.
@@ -417,7 +451,8 @@ asr_frontends() {  # "name checkpoint" lines
 asr_opts=""
 if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 5 ]; then  # the configs must exist from here on
     asr_configs=$(for ft in ${finetune_sets}; do asr_config_for "${ft}"; done | sort -u | tr '\n' ' ')
-    asr_opts="$(configs_hash ${asr_configs} ${asr_scratch_config} ${distill_configs} ${fbank_configs}) ${finetune_sets} ${valid_set} ${token_type} ${nbpe} ${asr_teacher} ${asr_args} ${asr_seeds} ${speed_perturb_factors} ${text_norm_opts} ${min_wav_duration} ${max_wav_duration} $(data_key ${finetune_sets} ${valid_set}) $(stage_key teacher distill fbank)"
+    hash=$(configs_hash ${asr_configs} ${asr_scratch_config} ${distill_configs} ${fbank_configs})
+    asr_opts="${hash} ${finetune_sets} ${valid_set} ${token_type} ${nbpe} ${asr_teacher} ${asr_args} ${asr_seeds} ${speed_perturb_factors} ${text_norm_opts} ${min_wav_duration} ${max_wav_duration} $(data_key ${finetune_sets} ${valid_set}) $(stage_key teacher distill fbank)"
 fi
 # seed_suffix SEED: "" with one fine-tuning seed, "_seed<SEED>" with several
 seed_suffix() {
