@@ -88,7 +88,8 @@ def test_local_teacher_through_stage_6_and_s3prl_teacher_stage_2(tmp_path):
                        env=recipe_env(), capture_output=True, text=True)
     assert p.returncode == 0, p.stderr[-4000:]
     kept = list(r.glob("exp/score.*/RESULTS.md"))
-    assert len(kept) == 1 and kept[0].read_text() == results and "ctc greedy int8" not in (r / "RESULTS.md").read_text()
+    assert len(kept) == 1
+    assert kept[0].read_text() == results != (r / "RESULTS.md").read_text()  # the new one has its own date
     # ESPnet's speed perturbation of the fine-tuning set (factors 0.9 and 1.0): stage 5 reruns on
     # train_1min_sp, twice the utterances, read through sox pipes
     n_ft = len((r / "data/train_1min/utt2spk").read_text().splitlines())
