@@ -38,7 +38,8 @@ def ctc_collapse(ids: list[int], blank: int = 0) -> list[int]:
 
 
 def encoded_batches(model, data_dir: str | Path, batch_seconds: float, device: str, utts: list[str] | None,
-                    what: str = "decode", num_workers: int = -1) -> Iterator[tuple[list[str], torch.Tensor, torch.Tensor]]:
+                    what: str = "decode", num_workers: int = -1
+                    ) -> Iterator[tuple[list[str], torch.Tensor, torch.Tensor]]:
     """``(utterance ids, encoder output (B, T, D), valid frames (B,))`` for every length-bucketed batch
     of ``data_dir`` (or of ``utts``): the input every CTC decoder here starts from. The audio is read
     by ``num_workers`` DataLoader workers ahead of the model (-1: 2 on CUDA, where the model is quicker
