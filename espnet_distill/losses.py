@@ -109,7 +109,8 @@ def masked_prediction_loss(logits_m: torch.Tensor, target_m: torch.Tensor, logit
         logits_u, target_u = logits_m[:0], target_m[:0]
     ce_u = F.cross_entropy(logits_u, target_u, reduction="sum")
     n_u = torch.tensor(float(target_u.numel()), device=logits_m.device)
-    stats.update(loss_nomask=(ce_u.detach(), n_u), acc_nomask=((logits_u.argmax(-1) == target_u).float().sum().detach(), n_u))
+    hits_u = (logits_u.argmax(-1) == target_u).float().sum().detach()
+    stats.update(loss_nomask=(ce_u.detach(), n_u), acc_nomask=(hits_u, n_u))
     return (ce_m + nomask_weight * ce_u, n_m + n_u), stats
 
 

@@ -19,7 +19,8 @@ AdamW) of each paper-size student on a batch of the config's global batch (one p
 convolutions counted by torch, attention products analytically), the achieved TFLOP/s and, with
 ``--peak-tflops`` (H100/H200 dense bf16/fp16: 989), the model FLOP utilisation; and projects the
 time of the config's ``max_steps`` updates. ``--peer DIR`` also times s3prl's own distiller (the
-authors' code base: DIR/peer_step.py) on the same batch in the same run and prints the ratio. Run it on the machine that will train to know what
+authors' code base: DIR/peer_step.py) on the same batch in the same run and prints the ratio.
+Run it on the machine that will train to know what
 stages 3 and 4 of the LibriSpeech recipe cost there.
 
 ``--teacher-precision DATA_DIR`` measures instead how far the teacher's targets move when it runs

@@ -4,7 +4,8 @@
   frame targets; utterances shorter than ``min_samples`` are dropped with a logged count (never a
   crash), and those longer than ``max_seconds`` are dropped too, or (``long_utts="crop"``, as
   s3prl's distiller does) cut to ``max_seconds`` from a random start, a multiple of the 20 ms
-  frame hop drawn from (seed, epoch, utterance): the same crop on resume and in any process. Audio is streamed: each item is decoded
+  frame hop drawn from (seed, epoch, utterance): the same crop on resume and in any process.
+  Audio is streamed: each item is decoded
   when it is asked for (by DataLoader workers in training), nothing corpus-sized is kept
   unless ``cache_audio`` is asked for. Lengths come from ``utt2dur`` (the data stage writes
   it); an utterance whose audio is longer than its recorded duration is cropped to it (a

@@ -26,7 +26,8 @@ from pathlib import Path
 
 import torch
 
-from espnet_distill.checkpoint_io import CheckpointError, atomic_path, atomic_save, new_file_mode, require_keys, safe_load
+from espnet_distill.checkpoint_io import (CheckpointError, atomic_path, atomic_save, new_file_mode, require_keys,
+                                         safe_load)
 from espnet_distill.data.audio import SAMPLE_RATE
 from espnet_distill.student.model import Student, StudentConfig
 

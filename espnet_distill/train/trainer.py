@@ -28,8 +28,9 @@ its utterances alone:
   utterances, to float rounding.
 
 Features: AdamW (fused on CUDA) with linear warmup and linear decay (per phase), gradient
-clipping, fp16/bf16 autocast and TF32 on GPU, ``torch.compile`` (``compile: true``), data parallelism under torchrun (nccl on GPU, gloo on
-CPU; only the phase's trainable parameters are reduced), gradient accumulation (``accum_grad``),
+clipping, fp16/bf16 autocast and TF32 on GPU, ``torch.compile`` (``compile: true``), data
+parallelism under torchrun (nccl on GPU, gloo on CPU; only the phase's trainable parameters are
+reduced), gradient accumulation (``accum_grad``),
 streaming DataLoader workers with prefetch and pinned memory, atomic checkpoints every N steps
 holding model, optimizer, scheduler, scaler, every rank's RNG states and the data position,
 exact ``resume`` (one process or several), non-finite updates skipped and counted as GradScaler
