@@ -6,8 +6,9 @@ Interface (as Kaldi's run.pl / slurm.pl):
     launcher [options] log/name.log command arg ...
 
 Every ``JOB`` in the log path and in the command is replaced by the job index.
-The command words are joined with spaces and run by ``bash -c`` with
-``pipefail`` (so quoted pipes work). Each log starts with the command and ends
+The command words are joined with spaces, as Kaldi's run.pl joins them (a word with white space
+is quoted: in double quotes, or single quotes when it holds a double quote), and run by ``bash -c``
+with ``pipefail`` (so quoted pipes work). Each log starts with the command and ends
 with its exit code and run time. On failure the launcher exits 1 and says which
 jobs failed, showing the tail of the first failing log.
 
@@ -34,7 +35,23 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-JOB_RANGE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(\d+):(\d+)$")
+JOB_RANGE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(\d+)(?::(\d+))?$")  # JOB=1:N, or JOB=3 for one job
+LOOKS_LIKE_RANGE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=[^/]*:")  # JOB=1:N with N not a number
+
+
+def kaldi_join(words: list[str]) -> str:
+    """The command line of ``words`` as Kaldi's run.pl writes it: a word without white space as it is
+    (so ``|`` and ``>`` stay shell operators), one with white space in double quotes, or in single
+    quotes when it holds a double quote."""
+    out = []
+    for w in words:
+        if re.fullmatch(r"\S+", w):
+            out.append(w)
+        elif '"' in w:
+            out.append(f"'{w}'")
+        else:
+            out.append(f'"{w}"')
+    return " ".join(out)
 
 
 @dataclass
@@ -89,15 +106,18 @@ def parse_args(argv: list[str], prog: str) -> JobSpec:
     var, first, last = None, 1, 1
     if rest and JOB_RANGE.match(rest[0]):
         m = JOB_RANGE.match(rest.pop(0))
-        var, first, last = m.group(1), int(m.group(2)), int(m.group(3))
+        var, first = m.group(1), int(m.group(2))
+        last = int(m.group(3)) if m.group(3) is not None else first
         if last < first:
             p.error(f"empty job range {var}={first}:{last}")
+    elif rest and LOOKS_LIKE_RANGE.match(rest[0]):
+        p.error(f"bad job range '{rest[0]}': expected VAR=FIRST:LAST with numbers, e.g. JOB=1:4")
     if len(rest) < 2:
         p.error("need a log file and a command")
     log, cmd = rest[0], rest[1:]
     if var is not None and var not in log:
         p.error(f"the log file '{log}' must contain {var} so that the jobs do not share one log")
-    command = " ".join(cmd)
+    command = kaldi_join(cmd)
     return JobSpec(var, first, last, log, command, args.max_jobs_run, args.num_threads, args.mem, args.gpu,
                    args.num_nodes, args.time, args.partition, args.account, args.config)
 
@@ -133,20 +153,33 @@ def _srun_command(cmd: str) -> str:
             f"srun --kill-on-bad-exit=1 bash -c {shlex.quote('set -o pipefail; ' + per_task)}")
 
 
-def _wrapped_command(spec: JobSpec, index: int, log: Path) -> str:
-    """A bash script that runs one job, writing header, output and footer into ``log``."""
+def alive_test(pid: int) -> str:
+    """A bash condition that holds while process ``pid`` runs (a zombie, killed but not yet reaped
+    by its parent, counts as gone)."""
+    return f'{{ [ -r /proc/{pid}/stat ] && [[ "$(< /proc/{pid}/stat)" != *") Z "* ]]; }}'
+
+
+def _wrapped_command(spec: JobSpec, index: int, log: Path, launcher: int | None = None) -> str:
+    """A bash script that runs one job, writing header, output and footer into ``log``. With
+    ``launcher`` (a pid), a watchdog stops the job's process group once that process is gone, so
+    that a launcher killed by SIGKILL leaves no job behind (the job runs as a group leader)."""
     cmd = spec.expand(spec.command, index)
     if spec.num_nodes > 1:
         cmd = _srun_command(cmd)
     q = shlex.quote
+    watchdog = "" if launcher is None else (
+        f"( while {alive_test(launcher)}; do sleep 1; done; kill -TERM -- -$$ ) < /dev/null > /dev/null 2>&1 &\n"
+        "watchdog=$!\n")
     return (
         f"exec >> {q(str(log))} 2>&1\n"
         f"export OMP_NUM_THREADS={spec.num_threads} MKL_NUM_THREADS={spec.num_threads}\n"
         f"echo {q('# ' + cmd)}\n"
         f"echo \"# Started at $(date)\"\n"
         f"start=$(date +%s)\n"
+        f"{watchdog}"
         f"( set -o pipefail; {cmd}\n)\n"
         f"rc=$?\n"
+        f"{'' if launcher is None else 'kill $watchdog 2> /dev/null' + chr(10)}"
         f"echo \"# Accounting: time=$(( $(date +%s) - start )) threads={spec.num_threads}\"\n"
         f"echo \"# Ended (code $rc) at $(date)\"\n"
         f"exit $rc\n"
@@ -155,9 +188,9 @@ def _wrapped_command(spec: JobSpec, index: int, log: Path) -> str:
 
 @contextlib.contextmanager
 def _on_stop_signals(handler):
-    """Within the block, SIGINT and SIGTERM call ``handler(signum, frame)`` (the launcher stops its
-    jobs instead of leaving them behind); the previous handlers come back afterwards."""
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    """Within the block, SIGINT, SIGTERM and SIGHUP call ``handler(signum, frame)`` (the launcher
+    stops its jobs instead of leaving them behind); the previous handlers come back afterwards."""
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         yield
     finally:
@@ -182,12 +215,13 @@ def run_local(spec: JobSpec, prog: str = "run.sh") -> int:
         log.parent.mkdir(parents=True, exist_ok=True)
         log.write_text("")
         # its own process group, so that a signal to the launcher reaches the whole job (below)
-        proc = subprocess.Popen(["bash", "-c", _wrapped_command(spec, index, log)], start_new_session=True)
+        proc = subprocess.Popen(["bash", "-c", _wrapped_command(spec, index, log, launcher=os.getpid())],
+                                start_new_session=True)
         with lock:
             running[index] = proc
         return proc.wait()
 
-    def forward(signum, frame):  # SIGINT / SIGTERM to the launcher: stop every job, start no new one
+    def forward(signum, frame):  # SIGINT / SIGTERM / SIGHUP to the launcher: stop every job, start no new one
         stopping.append(signum)
         with lock:
             procs = list(running.values())
@@ -303,19 +337,28 @@ def run_slurm(spec: JobSpec, prog: str = "slurm.sh", poll: float = 2.0) -> int:
         stopping.append(signum)
         subprocess.run(["scancel", f"--name={job_name}"], capture_output=True)
 
+    # a launcher killed by SIGKILL runs no handler: a watchdog of its own session cancels the array then
+    watchdog = subprocess.Popen(
+        ["bash", "-c", f"while {alive_test(os.getpid())}; do sleep 2; done; scancel --name={job_name}"],
+        start_new_session=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         with _on_stop_signals(cancel):
             proc = subprocess.run(sbatch + [str(script)], capture_output=True, text=True)
     except FileNotFoundError:
         sys.stderr.write(f"{prog}: sbatch not found on PATH: is this a Slurm cluster? Use utils/run.sh to run locally.\n")
         return 1
+    finally:
+        watchdog.kill()
+        watchdog.wait()
     if stopping:
         sys.stderr.write(f"{prog}: stopped by signal {stopping[0]}; its Slurm jobs ({job_name}) were cancelled\n")
         return 128 + stopping[0]
-    codes = {}
-    for i in spec.indices():
-        rc_file = qdir / f"{name}.{i}.rc"
-        codes[i] = int(rc_file.read_text().strip()) if rc_file.is_file() else 1
+    rc_files = {i: qdir / f"{name}.{i}.rc" for i in spec.indices()}
+    if proc.returncode != 0 and not any(f.is_file() for f in rc_files.values()):  # no job ran: sbatch's word
+        sys.stderr.write(f"{prog}: sbatch failed (exit {proc.returncode}), no job ran: "
+                         f"{proc.stderr.strip() or '(sbatch printed nothing)'}\n")
+        return 1
+    codes = {i: int(f.read_text().strip()) if f.is_file() else 1 for i, f in rc_files.items()}
     if proc.returncode != 0 and all(c == 0 for c in codes.values()):
         sys.stderr.write(f"{prog}: sbatch failed ({proc.returncode}): {proc.stderr.strip()}\n")
         return 1

@@ -26,7 +26,7 @@ def test_local_runs_all_jobs_with_logs(tmp_path):
 
 def test_local_failure_names_jobs_and_shows_log(tmp_path):
     r = run([str(ROOT / "utils/run.sh"), "JOB=1:3", "log/f.JOB.log",
-             "echo start JOB; [ JOB -eq 1 ] || { echo boom JOB >&2; exit 7; }"], tmp_path)
+             *"echo start JOB; [ JOB -eq 1 ] || { echo boom JOB >&2; exit 7; }".split()], tmp_path)
     assert r.returncode == 1
     assert "2 / 3 jobs failed: JOB [2, 3]" in r.stderr
     assert "log/f.2.log" in r.stderr and "boom 2" in r.stderr
@@ -34,7 +34,7 @@ def test_local_failure_names_jobs_and_shows_log(tmp_path):
 
 
 def test_pipe_failure_is_not_hidden(tmp_path):
-    r = run([str(ROOT / "utils/run.sh"), "log/p.log", "false | cat"], tmp_path)
+    r = run([str(ROOT / "utils/run.sh"), "log/p.log", "false", "|", "cat"], tmp_path)
     assert r.returncode == 1
 
 
@@ -66,7 +66,7 @@ def fake_slurm(tmp_path) -> dict:
 def test_slurm_backend_with_fake_sbatch(tmp_path):
     env = fake_slurm(tmp_path)
     r = run([str(ROOT / "utils/slurm.sh"), "--mem", "2G", "--gpu", "1", "JOB=1:3", "log/s.JOB.log",
-             "echo hi JOB; [ JOB -ne 3 ]"], tmp_path, env)
+             *"echo hi JOB; [ JOB -ne 3 ]".split()], tmp_path, env)
     assert r.returncode == 1
     assert "1 / 3 jobs failed: JOB [3]" in r.stderr
     calls = (tmp_path / "calls").read_text()
@@ -95,8 +95,8 @@ def test_slurm_multi_node_starts_one_process_per_gpu(tmp_path):
     env = dict(os.environ, PATH=f"{bindir}:{os.environ['PATH']}", FAKE_SBATCH_CALLS=str(tmp_path / "calls"),
                SLURM_JOB_NODELIST="node[07-08]")
     r = run([str(ROOT / "utils/slurm.sh"), "--gpu", "2", "--num-nodes", "2", "log/train.log",
-             "echo rank $RANK of $WORLD_SIZE local $LOCAL_RANK of $LOCAL_WORLD_SIZE node $GROUP_RANK"
-             " role $ROLE_RANK of $ROLE_WORLD_SIZE threads $OMP_NUM_THREADS master $MASTER_ADDR:$MASTER_PORT"],
+             *("echo rank $RANK of $WORLD_SIZE local $LOCAL_RANK of $LOCAL_WORLD_SIZE node $GROUP_RANK"
+               " role $ROLE_RANK of $ROLE_WORLD_SIZE threads $OMP_NUM_THREADS master $MASTER_ADDR:$MASTER_PORT").split()],
             tmp_path, {k: v for k, v in env.items() if k != "OMP_NUM_THREADS"})
     assert r.returncode == 0, r.stderr
     calls = (tmp_path / "calls").read_text()
@@ -153,7 +153,7 @@ def test_slurm_pl_with_kaldis_options_and_conf(tmp_path):
     env = fake_slurm(tmp_path)
     (tmp_path / "slurm.conf").write_text(KALDI_SLURM_CONF)
     r = run([str(ROOT / "utils/slurm.pl"), "--config", "slurm.conf", "--mem", "4G", "--num-threads", "2", "--gpu", "1",
-             "--time", "2:00:00", "--account", "speech", "JOB=1:2", "log/k.JOB.log", "echo ok JOB"], tmp_path, env)
+             "--time", "2:00:00", "--account", "speech", "JOB=1:2", "log/k.JOB.log", "echo", "ok", "JOB"], tmp_path, env)
     assert r.returncode == 0, r.stderr
     call = (tmp_path / "calls").read_text().splitlines()[0]
     for want in ("--export=PATH", "--ntasks-per-node=1", "--mem-per-cpu 4G", "--cpus-per-task 2", "-p gpu",
@@ -191,3 +191,98 @@ def test_a_killed_slurm_launcher_cancels_its_jobs(tmp_path):
     name = next(a for a in (tmp_path / "calls").read_text().split() if a.startswith("--job-name="))[len("--job-name="):]
     assert (tmp_path / "cancelled").read_text().split() == [f"--name={name}"] and name.endswith(f".{launcher.pid}")
     assert "were cancelled" in launcher.stderr.read()
+
+
+def wait_for_pid_file(path: Path, timeout: float = 20.0) -> int:
+    import time
+
+    for _ in range(int(timeout * 10)):
+        if path.is_file() and path.read_text().strip():
+            return int(path.read_text())
+        time.sleep(0.1)
+    pytest.fail(f"{path} was not written")
+
+
+def gone_within(pid: int, seconds: float) -> bool:
+    import time
+
+    for _ in range(int(seconds * 10)):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_a_launcher_killed_by_sigkill_leaves_no_job_behind(tmp_path):
+    """SIGKILL runs no handler in the launcher: the job's watchdog sees its launcher gone and stops it."""
+    import signal
+
+    pidfile = tmp_path / "pid"
+    launcher = subprocess.Popen([str(ROOT / "utils/run.sh"), str(tmp_path / "log"), "echo", "$BASHPID", ">",
+                                 str(pidfile), ";", "exec", "sleep", "60"])
+    job = wait_for_pid_file(pidfile)
+    launcher.send_signal(signal.SIGKILL)
+    launcher.wait(timeout=20)
+    assert gone_within(job, 10), f"job {job} still runs after its launcher was killed with SIGKILL"
+
+
+def test_a_slurm_launcher_killed_by_sigkill_cancels_its_jobs(tmp_path):
+    import signal
+    import time
+
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "sbatch").write_text('#!/usr/bin/env bash\necho "$@" > "$CALLS"\n'
+                                   'for i in $(seq 300); do [ ! -f "$CANCELLED" ] || exit 1; sleep 0.1; done\n')
+    (bindir / "scancel").write_text('#!/usr/bin/env bash\necho "$@" > "$CANCELLED"\n')
+    for f in ("sbatch", "scancel"):
+        (bindir / f).chmod(0o755)
+    env = dict(os.environ, PATH=f"{bindir}:{os.environ['PATH']}", CALLS=str(tmp_path / "calls"),
+               CANCELLED=str(tmp_path / "cancelled"))
+    launcher = subprocess.Popen([str(ROOT / "utils/slurm.sh"), "JOB=1:2", "log/w.JOB.log", "sleep", "60"], cwd=tmp_path,
+                                env=env)
+    for _ in range(100):
+        if (tmp_path / "calls").is_file():
+            break
+        time.sleep(0.1)
+    launcher.send_signal(signal.SIGKILL)
+    launcher.wait(timeout=20)
+    for _ in range(100):
+        if (tmp_path / "cancelled").is_file():
+            break
+        time.sleep(0.1)
+    assert (tmp_path / "cancelled").read_text().split() == [f"--name=w.X.log.{launcher.pid}"]
+
+
+def test_sbatchs_own_error_is_shown(tmp_path):
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "sbatch").write_text('#!/usr/bin/env bash\necho "sbatch: error: invalid partition specified: nope" >&2\n'
+                                   'exit 1\n')
+    (bindir / "sbatch").chmod(0o755)
+    env = dict(os.environ, PATH=f"{bindir}:{os.environ['PATH']}")
+    r = run([str(ROOT / "utils/slurm.sh"), "--partition", "nope", "JOB=1:2", "log/p.JOB.log", "true"], tmp_path, env)
+    assert r.returncode == 1
+    assert "no job ran: sbatch: error: invalid partition specified: nope" in r.stderr
+
+
+def test_words_with_spaces_are_quoted_as_kaldi_does(tmp_path):
+    r = run([str(ROOT / "utils/run.pl"), "log/q.log", "printf", "%s/", "two  spaces", 'say "hi"', "$HOME x",
+             ">", "out.txt"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "out.txt").read_text() == 'two  spaces/say "hi"/$HOME x/'.replace("$HOME", os.environ["HOME"])
+
+
+def test_a_job_range_that_is_not_numbers_is_an_error(tmp_path):
+    r = run([str(ROOT / "utils/run.sh"), "JOB=1:N", "log/x.JOB.log", "true"], tmp_path)
+    assert r.returncode == 2
+    assert "bad job range 'JOB=1:N'" in r.stderr
+    assert not (tmp_path / "JOB=1:N").exists()
+
+
+def test_a_single_job_index(tmp_path):
+    r = run([str(ROOT / "utils/run.sh"), "JOB=3", "log/one.JOB.log", "echo", "job", "JOB"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "job 3" in (tmp_path / "log/one.3.log").read_text()

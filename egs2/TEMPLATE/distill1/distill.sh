@@ -110,6 +110,44 @@ done
 . ./path.sh
 . ./cmd.sh
 
+# Processes. Each long command of a stage runs in a process group of its own (in_group). A signal
+# to the recipe (SIGINT, SIGTERM, SIGHUP) stops that whole group, and waits until it is gone,
+# before anything is restored; a watchdog stops it when the recipe dies without a word (SIGKILL).
+# The launchers stop their jobs in turn (utils/run.sh, utils/slurm.sh; their jobs watch them too).
+_group=""
+alive() { [ -r "/proc/$1/stat" ] && [[ "$(< "/proc/$1/stat")" != *") Z "* ]]; }  # alive PID (zombies: gone)
+stop_group() {  # stop_group PGID: SIGTERM to the group, SIGKILL 20 s later; returns once it is gone
+    local i
+    kill -TERM -- "-$1" 2> /dev/null || return 0
+    for i in $(seq 200); do kill -0 -- "-$1" 2> /dev/null || return 0; sleep 0.1; done
+    log "Process group $1 ignored SIGTERM for 20 s: SIGKILL"
+    kill -KILL -- "-$1" 2> /dev/null || true
+}
+in_group() {  # in_group CMD...: run CMD in a process group of its own and return its status
+    local rc=0 watchdog
+    set -m
+    "$@" < /dev/null &
+    _group=$!
+    { while alive $$ && kill -0 -- "-${_group}" 2> /dev/null; do sleep 1; done
+      alive $$ || stop_group "${_group}"; } < /dev/null &
+    watchdog=$!
+    set +m
+    wait "${_group}" || rc=$?
+    kill -- "-${watchdog}" 2> /dev/null || true
+    stop_group "${_group}"  # anything the command left behind
+    _group=""
+    return "${rc}"
+}
+on_signal() {  # on_signal NAME NUMBER
+    trap '' INT TERM HUP
+    log "Got SIG$1: stopping the running processes first"
+    [ -z "${_group}" ] || stop_group "${_group}"
+    exit $((128 + $2))
+}
+trap 'on_signal INT 2' INT
+trap 'on_signal TERM 15' TERM
+trap 'on_signal HUP 1' HUP
+
 if [ "${ngpu}" -gt 0 ] && ! python -c 'import sys, torch; sys.exit(0 if torch.cuda.device_count() > 0 else 1)'; then
     log "Error: --ngpu ${ngpu} but torch sees no usable CUDA device on $(hostname); use --ngpu 0 to train on CPU"
     exit 1
@@ -251,18 +289,25 @@ opts="local/data.sh ${local_data_opts}"
 # A rerun of stage 1 must not lose the data dirs of the run before when it fails: they are copied
 # aside first (the Kaldi dirs: their tables, not audio) and put back if the stage fails.
 data_backup=""
-restore_data() {
+restore_data() {  # restore_data WHY: put the dirs kept in ${data_backup} back into ${datadir}
     local b
     [ -n "${data_backup}" ] && [ -d "${data_backup}" ] || return 0
     for b in "${data_backup}"/*/; do
+        [ -d "${b}" ] || continue
         b=${b%/}
         rm -rf "${datadir:?}/$(basename "${b}")"
         mv "${b}" "${datadir}/"
     done
     rm -rf "${data_backup}"
-    log "Stage 1 failed: the data dirs of the previous run are restored in ${datadir}"
+    log "Stage 1 $1: the data dirs of the previous run are restored in ${datadir}"
 }
 if stage_begin 1 data "${opts}"; then
+    for b in "${expdir}"/data/.previous.*/; do  # left by a stage-1 run that was killed (SIGKILL) midway
+        [ -d "${b}" ] || continue
+        data_backup=${b%/}
+        restore_data "was killed in an earlier run"
+    done
+    data_backup=""
     if [ -d "${datadir}" ]; then
         data_backup=$(mktemp -d "${expdir}/data/.previous.XXXXXX")
         for d in "${datadir}"/*/; do
@@ -270,16 +315,16 @@ if stage_begin 1 data "${opts}"; then
             cp -a "${d%/}" "${data_backup}/"
         done
     fi
-    trap 'restore_data' EXIT  # any failure from here on (set -e) restores
+    trap 'restore_data failed' EXIT  # any failure or signal from here on (set -e) restores
     # shellcheck disable=SC2086
-    local/data.sh ${local_data_opts}
+    in_group local/data.sh ${local_data_opts}
     for x in $(echo ${train_set} ${valid_set} ${test_sets} ${finetune_sets} | tr ' ' '\n' | sort -u); do
         # distillation needs audio only: the training set may come without transcripts
         text_opt=""
         case " ${valid_set} ${test_sets} ${finetune_sets} " in *" ${x} "*) ;; *) text_opt=--no-text ;; esac
         utils/validate_data_dir.sh --no-audio ${text_opt} "${datadir}/${x}"
         # durations once, here: training processes never measure the corpus themselves
-        [ -f "${datadir}/${x}/utt2dur" ] || utils/data/get_utt2dur.sh --nj "${nj}" "${datadir}/${x}"
+        [ -f "${datadir}/${x}/utt2dur" ] || in_group utils/data/get_utt2dur.sh --nj "${nj}" "${datadir}/${x}"
     done
     trap - EXIT
     [ -z "${data_backup}" ] || rm -rf "${data_backup}"
@@ -301,24 +346,24 @@ if stage_begin 2 teacher "${opts}"; then
             mkdir -p "${d}/feats"
             log "Teacher iteration ${it}: features (${source}) of ${train_set} in ${nj} jobs, and of ${valid_set}"
             # shellcheck disable=SC2086
-            ${train_cmd} JOB=1:"${nj}" "${d}/log/dump_train.JOB.log" \
+            in_group ${train_cmd} JOB=1:"${nj}" "${d}/log/dump_train.JOB.log" \
                 python -m espnet_distill.bin.teacher_pretrain dump --config "${teacher_config}" \
                 --data-dir "${datadir}/${train_set}" --shard JOB --num-shards "${nj}" --out "${d}/feats/train.JOB.pt" \
                 --source "${source}"
             # shellcheck disable=SC2086
-            ${train_cmd} "${d}/log/dump_valid.log" \
+            in_group ${train_cmd} "${d}/log/dump_valid.log" \
                 python -m espnet_distill.bin.teacher_pretrain dump --config "${teacher_config}" \
                 --data-dir "${datadir}/${valid_set}" --out "${d}/feats/valid.1.pt" --source "${source}"
             train_feats=$(for n in $(seq "${nj}"); do printf '%s ' "${d}/feats/train.${n}.pt"; done)
             log "Teacher iteration ${it}: k-means (the config's kmeans section; log: ${d}/log/kmeans.log)"
             # shellcheck disable=SC2086
-            ${train_cmd} "${d}/log/kmeans.log" \
+            in_group ${train_cmd} "${d}/log/kmeans.log" \
                 python -m espnet_distill.bin.teacher_pretrain kmeans --config "${teacher_config}" --train-feats ${train_feats} \
                 --label "train=$(echo ${train_feats} | tr ' ' ',')" "valid=${d}/feats/valid.1.pt" --outdir "${d}"
             log "Teacher iteration ${it}: masked-prediction pretraining (log: ${d}/train.log)"
             keep_log "${d}/train.log"
             # shellcheck disable=SC2086
-            ${cuda_cmd} "${d}/train.log" \
+            in_group ${cuda_cmd} "${d}/train.log" \
                 ${python_launcher} -m espnet_distill.bin.teacher_pretrain train --config "${teacher_config}" \
                 --train-dir "${datadir}/${train_set}" --valid-dir "${datadir}/${valid_set}" \
                 --labels-dir "${d}" --outdir "${d}" ${init_opt}
@@ -358,7 +403,7 @@ distill_one() {
     log "Distilling ${name} (${config}); log: ${d}/train.log"
     keep_log "${d}/train.log"
     # shellcheck disable=SC2086
-    ${cuda_cmd} "${d}/train.log" \
+    in_group ${cuda_cmd} "${d}/train.log" \
         ${python_launcher} -m espnet_distill.bin.distill_train --config "${config}" \
         --teacher "${teacher_dir}/teacher.yaml" --train-dir "${datadir}/${train_set}" \
         --valid-dir "${datadir}/${valid_set}" --outdir "${d}" ${distill_args}
@@ -412,7 +457,7 @@ dump_set() {
     mkdir -p "${out}/log"
     echo "${audio_key}" > "${out}/.audio_key"
     log "Dumping ${src} to ${out} (16 kHz ${audio_format}, ${nj} jobs; log: ${out}/log)"
-    ${train_cmd} JOB=1:"${nj}" "${out}/log/audio.JOB.log" \
+    in_group ${train_cmd} JOB=1:"${nj}" "${out}/log/audio.JOB.log" \
         python -m espnet_distill.bin.dump_data_dir audio --data-dir "${src}" --out "${out}" \
         --shard JOB --num-shards "${nj}" --audio-format "${audio_format}"
     # shellcheck disable=SC2086
@@ -497,7 +542,7 @@ if stage_begin 5 asr "${asr_opts}"; then
     done
     if [ -n "${asr_scratch_config}" ]; then
         log "From-scratch baseline: ${asr_scratch_config} with random weights"
-        ${train_cmd} "${asr_dir}/scratch_init/init.log" \
+        in_group ${train_cmd} "${asr_dir}/scratch_init/init.log" \
             python -m espnet_distill.bin.distill_train --init-only --config "${asr_scratch_config}" \
             --teacher "${teacher_dir}/teacher.yaml" --train-dir "${datadir}/${train_set}" \
             --valid-dir "${datadir}/${valid_set}" --outdir "${asr_dir}/scratch_init"
@@ -511,7 +556,7 @@ if stage_begin 5 asr "${asr_opts}"; then
             mkdir -p "${d}"
             keep_log "${d}/train.log"
             # shellcheck disable=SC2086
-            ${cuda_cmd} "${d}/train.log" \
+            in_group ${cuda_cmd} "${d}/train.log" \
                 ${python_launcher} -m espnet_distill.bin.asr_train --config "${config}" \
                 --frontend_conf "checkpoint=${ckpt}" --output_dir "${d}" ${espnet_dist_opts} \
                 --token_type "${token_type}" --token_list "${token_dir}/tokens.txt" \
@@ -568,7 +613,7 @@ if stage_begin 6 score "${opts}"; then
         done
         log "Decoding ${test_sets} with ${name}_${ft} (${what}, ${ctc_nj} jobs)"
         # shellcheck disable=SC2086
-        ${launcher} JOB=1:"${ctc_nj}" "${d}/decode_log/${kind}.JOB.log" \
+        in_group ${launcher} JOB=1:"${ctc_nj}" "${d}/decode_log/${kind}.JOB.log" \
             python -m espnet_distill.bin.asr_decode --asr-config "${d}/config.yaml" --asr-model "${model}" \
             --data-dir ${dirs} --out ${outs} --shard JOB --num-shards "${ctc_nj}" "$@" ${bpe_opt}
         for x in ${test_sets}; do
@@ -618,7 +663,7 @@ if stage_begin 6 score "${opts}"; then
                     # shellcheck disable=SC2046
                     utils/split_scp.sh "${raw}/${x}/wav.scp" $(for n in $(seq "${x_nj}"); do echo "${out}/split/keys.${n}"; done)
                     # shellcheck disable=SC2086
-                    ${infer_cmd} JOB=1:"${x_nj}" "${out}/log/decode.JOB.log" \
+                    in_group ${infer_cmd} JOB=1:"${x_nj}" "${out}/log/decode.JOB.log" \
                         python -m espnet_distill.bin.asr_inference --config "${inference_config}" \
                         --asr_train_config "${d}/config.yaml" --asr_model_file "${model}" \
                         --data_path_and_name_and_type "${raw}/${x}/wav.scp,speech,sound" \

@@ -4,7 +4,7 @@
 # scored on the fifth (dev) and the held-out sixth (test).
 set -euo pipefail
 
-./distill.sh \
+exec ./distill.sh \
     --train_set train_pretrain \
     --valid_set fsdd_dev \
     --test_sets "fsdd_dev fsdd_test" \

@@ -6,7 +6,7 @@
 # the 21 h of test sets (add it with --int8_inference true).
 set -euo pipefail
 
-./distill.sh \
+exec ./distill.sh \
     --ngpu 1 \
     --train_set train_960 \
     --valid_set dev_clean \

@@ -4,7 +4,7 @@
 #   ./run.sh --stage 1 --stop_stage 6     (see ./distill.sh --help for all options)
 set -euo pipefail
 
-./distill.sh \
+exec ./distill.sh \
     --train_set train \
     --valid_set dev \
     --test_sets "dev test" \
