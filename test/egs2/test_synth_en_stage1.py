@@ -1,6 +1,8 @@
 """egs2/synth_en/distill1 stage 1 at a tiny size: builds validated dirs; a rerun skips it."""
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -28,7 +30,11 @@ def test_stage1_runs_then_skips(tmp_path):
     for x in ("train", "dev", "test", "train_1min"):
         assert (r / "data" / x / "wav.scp").is_file()
     assert "vocabulary:" in p.stdout
-    assert (r / "exp/data/reproduce.sh").is_file() and (r / "exp/data/.done").is_file()
+    assert (r / "exp/data/.done").is_file()
+    # the training threads: the free cores by default, said in the log and kept for reproduce.sh
+    threads = int(re.search(r"Training jobs take (\d+) CPU threads \(the free cores: \d+ cores, load ", p.stderr)[1])
+    assert 1 <= threads <= os.cpu_count()
+    assert f"train_threads={threads} " in (r / "exp/data/reproduce.sh").read_text()
     text = (r / "data/train/text").read_bytes()
 
     t0 = time.time()

@@ -109,6 +109,7 @@ done
 
 . ./path.sh
 . ./cmd.sh
+log "Training jobs take ${train_threads} CPU threads (${train_threads_why:-train_threads as given}); set train_threads to change it"
 
 # Processes. Each long command of a stage runs in a process group of its own (in_group). A signal
 # to the recipe (SIGINT, SIGTERM, SIGHUP) stops that whole group, and waits until it is gone,
@@ -243,7 +244,7 @@ stage_begin() {
     {
         echo "#!/usr/bin/env bash"
         echo "# Reruns stage ${num} (${name}) exactly as it ran on $(date)."
-        echo "cd $(printf '%q' "${PWD}") && ${_run_args% } --stage ${num} --stop_stage ${num} --force true"
+        echo "cd $(printf '%q' "${PWD}") && train_threads=${train_threads} ${_run_args% } --stage ${num} --stop_stage ${num} --force true"
     } > "${expdir}/${name}/reproduce.sh"
     chmod +x "${expdir}/${name}/reproduce.sh"
     log "Stage ${num} (${name}): start"
