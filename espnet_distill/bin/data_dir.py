@@ -12,6 +12,7 @@
     python -m espnet_distill.bin.data_dir copy [--utt-prefix P] [--utt-suffix S] [--spk-prefix P] [--spk-suffix S] SRC DST
     python -m espnet_distill.bin.data_dir split [--per-utt] DIR N
     python -m espnet_distill.bin.data_dir perturb-speed FACTOR SRC DST
+    python -m espnet_distill.bin.data_dir key [--tables wav.scp,utt2spk,...] DIR ...
 
 Every error names the file, the line and what is wrong, and exits with status 1.
 """
@@ -23,6 +24,7 @@ import sys
 
 from espnet_distill.bin import setup_logging
 from espnet_distill.data.audio import AudioError
+from espnet_distill.data.fingerprint import TABLES, data_key
 from espnet_distill.data.kaldi_compat import (
     SUBSET_MODES,
     copy_renamed,
@@ -108,6 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("utt2dur", help="write DIR/utt2dur from segments or the audio file headers (no decoding)")
     d.add_argument("--nj", type=int, default=1, help="processes reading headers in parallel (default 1)")
     d.add_argument("dir", help="Kaldi data dir")
+
+    ky = sub.add_parser("key", help="print a 16-digit key of the dirs' tables and audio files (path, size, mtime)")
+    ky.add_argument("--tables", default=",".join(TABLES), help=f"tables in the key (default {','.join(TABLES)})")
+    ky.add_argument("dirs", nargs="+", help="Kaldi data dirs")
     return p
 
 
@@ -155,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.cmd == "utt2dur":
             durs = write_utt2dur(args.dir, args.nj)
             logging.info("%s/utt2dur: %d utterances, %.2f h", args.dir, len(durs), sum(durs.values()) / 3600)
+        elif args.cmd == "key":
+            print(data_key(args.dirs, args.tables.split(",")))
         elif args.cmd == "utt2spk-to-spk2utt":
             items = utt2spk_to_spk2utt(read_table(args.utt2spk).items)
             if args.spk2utt:

@@ -274,15 +274,11 @@ stage_key() {
     done | sha256sum | cut -c1-16
 }
 
-# data_key SET...: a hash of the data dirs' tables, so that new data (stage 1 rerun with another
-# seed, an edited wav.scp) reruns the stages that read them.
+# data_key SET...: a key of the data dirs' tables and of their audio files (path, size, mtime), so
+# that new data (stage 1 rerun with another seed, an edited wav.scp, rewritten audio) reruns the
+# stages that read them. What it does not see: README ("What a rerun detects").
 data_key() {
-    local x f
-    for x in "$@"; do
-        for f in wav.scp utt2spk segments text utt2dur; do
-            [ ! -f "${datadir}/${x}/${f}" ] || cat "${datadir}/${x}/${f}"
-        done
-    done | sha256sum | cut -c1-16
+    python -m espnet_distill.bin.data_dir key "${@/#/${datadir}/}"
 }
 
 # ---------------------------------------------------------------------------- 1. data
@@ -444,8 +440,7 @@ done
 dump_set() {
     local x=$1 filter=$2 out=${dumpdir}/raw/$1 src=${datadir}/$1 audio_key opts
     [ -f "${src}/text" ] || { log "Error: ${src}/text not found: sets for fine-tuning and scoring need transcripts"; exit 1; }
-    audio_key="$(cat "${src}/wav.scp" "${src}/utt2spk" $([ ! -f "${src}/segments" ] || echo "${src}/segments") \
-        | sha256sum | cut -c1-16) ${nj} ${audio_format}"
+    audio_key="$(python -m espnet_distill.bin.data_dir key --tables wav.scp,utt2spk,segments "${src}") ${nj} ${audio_format}"
     opts="${audio_key} $(sha256sum < "${src}/text" | cut -c1-16) ${filter} ${min_wav_duration} ${max_wav_duration} ${text_norm_opts}"
     if [ -f "${out}/.done" ] && [ "$(cat "${out}/.done")" = "${opts}" ]; then
         return 0
