@@ -6,6 +6,9 @@ args=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --validate-opts) shift 2 ;;  # Kaldi validates the copy; ours is written consistent
+        # one word, so that a value with a leading dash (Kaldi's --utt-suffix -reverb) stays a value
+        --utt-prefix|--utt-suffix|--spk-prefix|--spk-suffix) [ $# -ge 2 ] || { echo "$0: $1 needs a value" >&2; exit 2; }
+            args+=("$1=$2"); shift 2 ;;
         *) args+=("$1"); shift ;;
     esac
 done

@@ -52,7 +52,7 @@ def subset_kaldi(src: str | os.PathLike, n: int, dst: str | os.PathLike, mode: s
     elif mode == "last":
         sel = utts[-n:]
     elif mode == "shortest":
-        dur = utt_durations(s)
+        dur = utt_durations(s, write=False)
         sel = sorted(utts, key=lambda u: (dur[u], u))[:n]
     elif mode == "per-spk":
         by_spk: dict[str, list[str]] = {}
@@ -150,7 +150,7 @@ def split_data(data_dir: str | os.PathLike, n: int, per_utt: bool = False) -> li
 def _speed_entry(entry: str, factor: float) -> str:
     entry = entry.strip()
     if entry_kind(entry) == "pipe":
-        return f"{entry[:-1].strip()} sox -t wav - -t wav - speed {factor:g} |"
+        return f"{entry[:-1].strip()} | sox -t wav - -t wav - speed {factor:g} |"
     return f"sox {shlex.quote(entry)} -t wav - speed {factor:g} |"
 
 

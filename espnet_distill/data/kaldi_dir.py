@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Iterable
 
 from espnet_distill.data.audio import SAMPLE_RATE, entry_kind, entry_seconds
-from espnet_distill.data.tables import DataDirError, Table, check_sorted, read_table, write_table
+from espnet_distill.data.tables import DataDirError, Table, check_sorted, read_table, table_lines, write_table
 from espnet_distill.data.utterances import iter_data_dir_audio
 
 logger = logging.getLogger(__name__)
@@ -33,6 +33,7 @@ UTT_TABLES = ("text", "utt2spk", "utt2dur", "segments")
 # Tables keyed by recording id when segments exist, else by utterance id.
 RECO_TABLES = ("wav.scp", "reco2dur")
 ALL_TABLES = UTT_TABLES + RECO_TABLES
+UTT2DUR_TOLERANCE = 0.05  # seconds an utt2dur value may differ from the audio read (resampling, rounding)
 
 
 def drop_stale_tables(dst: Path, keep: set[str], why: str) -> None:
@@ -158,10 +159,12 @@ def validate_data_dir(
         text = tables["text"]
         _first_missing(text, utts, "utterance", utt2spk.path)
         _first_missing(utt2spk, set(text.keys()), "utterance", text.path)
+    utt2dur: dict[str, float] = {}
     if "utt2dur" in tables:
         _first_missing(tables["utt2dur"], utts, "utterance", utt2spk.path)
+        _first_missing(utt2spk, set(tables["utt2dur"].keys()), "utterance", tables["utt2dur"].path)
         for (k, v), lineno in zip(tables["utt2dur"].items, tables["utt2dur"].lines):
-            _float_value(tables["utt2dur"], k, v, lineno)
+            utt2dur[k] = _float_value(tables["utt2dur"], k, v, lineno)
 
     expected = dict(utt2spk_to_spk2utt(utt2spk.items))
     if "spk2utt" in tables:
@@ -180,8 +183,13 @@ def validate_data_dir(
     summary = {"utts": len(utts), "spks": len(expected)}
     if check_audio:
         seconds = 0.0
-        for _, wav_arr in iter_data_dir_audio(d, progress=progress):
+        where = table_lines(tables["utt2dur"]) if utt2dur else {}
+        for utt, wav_arr in iter_data_dir_audio(d, progress=progress):
             seconds += len(wav_arr) / SAMPLE_RATE
+            if utt in utt2dur and abs(len(wav_arr) / SAMPLE_RATE - utt2dur[utt]) > UTT2DUR_TOLERANCE:
+                raise DataDirError(
+                    f"{where[utt]}: utterance '{utt}' lasts {len(wav_arr) / SAMPLE_RATE:.3f} s, not the "
+                    f"{utt2dur[utt]} s of utt2dur (remove utt2dur and rerun utils/data/get_utt2dur.sh)")
         summary["seconds"] = seconds
     return summary
 
@@ -346,10 +354,11 @@ def write_utt2dur(data_dir: str | os.PathLike, nj: int = 1) -> dict[str, float]:
     return durs
 
 
-def utt_durations(data_dir: str | os.PathLike) -> dict[str, float]:
+def utt_durations(data_dir: str | os.PathLike, write: bool = True) -> dict[str, float]:
     """Utterance durations in seconds: from ``utt2dur`` (the data stage writes it: recipe stage 1,
     ``utils/data/get_utt2dur.sh``), else from ``segments``. A dir with neither gets its
-    ``utt2dur`` computed from the audio headers here, by one process only: under torchrun
+    ``utt2dur`` computed from the audio headers here (and written there when ``write``; a tool that
+    only reads the dir, as a subset, passes False), by one process only: under torchrun
     (``WORLD_SIZE`` > 1) that is an error, since every rank would do it and race to write it."""
     d = Path(data_dir)
     if (d / "utt2dur").is_file():
@@ -359,6 +368,9 @@ def utt_durations(data_dir: str | os.PathLike) -> dict[str, float]:
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise DataDirError(f"{d}: no utt2dur; compute it once before a multi-process run: "
                            f"utils/data/get_utt2dur.sh --nj 8 {d} (recipe stage 1 does)")
+    if not write:
+        logger.info("%s: no utt2dur; reading the durations from the audio headers", d)
+        return compute_utt2dur(d)
     logger.warning("%s: no utt2dur; computing it from the audio headers (utils/data/get_utt2dur.sh does this once)", d)
     return write_utt2dur(d)
 
@@ -396,6 +408,9 @@ def subset_data_dir(
     utt2spk = read_table(s / "utt2spk")
     utts = utt2spk.keys()
     if first is not None:
+        if first > len(utts):
+            logger.warning("%s: asked for the first %d utterances but it has only %d: taking all %d",
+                           s, first, len(utts), len(utts))
         sel = utts[:first]
     elif random_n is not None:
         if random_n > len(utts):
@@ -409,7 +424,7 @@ def subset_data_dir(
             raise DataDirError(f"{s}: unknown speaker(s) {sorted(unknown)} (known: {sorted(have)})")
         sel = [u for u, spk in utt2spk.items if spk in wanted]
     else:
-        dur = utt_durations(s)
+        dur = utt_durations(s, write=False)
         order = list(utts)
         random.Random(seed).shuffle(order)
         sel, total = [], 0.0

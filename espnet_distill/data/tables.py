@@ -46,6 +46,9 @@ def read_table(path: str | os.PathLike, allow_empty_value: bool = False) -> Tabl
         raw = path.read_bytes()
     except FileNotFoundError:
         raise DataDirError(f"{path}: file not found") from None
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raise DataDirError(f"{path}:1: starts with a UTF-8 byte-order mark (BOM), which Kaldi tables do not "
+                           f"have; remove it: sed -i '1s/^\\xEF\\xBB\\xBF//' {path}")
     for lineno, bline in enumerate(raw.split(b"\n"), start=1):
         if not bline.strip():
             continue

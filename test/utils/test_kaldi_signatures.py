@@ -84,3 +84,61 @@ def test_run_pl_is_kaldis_launcher(tmp_path):
     r = sh(U / "run.pl", "JOB=1:2", tmp_path / "log.JOB", "echo", "job", "JOB")
     assert r.returncode == 0, r.stderr
     assert "job 2" in (tmp_path / "log.2").read_text()
+
+
+def test_perturb_speed_of_a_piped_wav_scp(tmp_path):
+    """A piped entry is chained into sox with a '|' (it was glued on, failing at stage 5)."""
+    from conftest import need
+
+    from espnet_distill.data.audio import read_entry
+
+    need("sox")
+    d = make_data_dir(tmp_path, {"s1-a": ("s1", "x")})
+    wav = d / "wav.scp"
+    utt, path = wav.read_text().split()
+    wav.write_text(f"{utt} sox {path} -t wav - |\n")
+    assert sh(U / "perturb_data_dir_speed.sh", "0.5", d, tmp_path / "sp").returncode == 0
+    entry = (tmp_path / "sp/wav.scp").read_text().split(maxsplit=1)[1]
+    x, rate = read_entry("sp0.5-s1-a", entry)
+    assert abs(len(x) / rate - 0.6) < 0.01  # 0.3 s at half speed
+
+
+def test_copy_with_kaldis_dash_suffix(corpus, tmp_path):
+    r = sh(U / "copy_data_dir.sh", "--utt-suffix", "-reverb", "--spk-prefix", "rv-", corpus, tmp_path / "rev")
+    assert r.returncode == 0, r.stderr
+    assert lines(tmp_path / "rev/utt2spk")[0] == "s0-00-reverb rv-s0"
+
+
+def test_subset_by_duration_leaves_the_source_as_it_was(corpus, tmp_path):
+    before = sorted(p.name for p in corpus.iterdir())
+    assert sh(U / "subset_data_dir.sh", "--seconds", "1", corpus, tmp_path / "sec").returncode == 0
+    assert sh(U / "subset_data_dir.sh", "--shortest", corpus, 2, tmp_path / "short").returncode == 0
+    assert sorted(p.name for p in corpus.iterdir()) == before  # no utt2dur written into it
+
+
+def test_first_n_of_fewer_says_so(corpus, tmp_path):
+    r = sh(U / "subset_data_dir.sh", "--first", "100", corpus, tmp_path / "all")
+    assert r.returncode == 0
+    assert "asked for the first 100 utterances but it has only 9: taking all 9" in r.stderr
+
+
+def test_validate_checks_utt2dur_against_the_utterances_and_the_audio(corpus):
+    utts = sorted(line.split()[0] for line in lines(corpus / "utt2spk"))  # make_data_dir: 0.3 s, 0.4 s, ...
+    (corpus / "utt2dur").write_text("".join(f"{u} {0.3 + 0.1 * i:.2f}\n" for i, u in enumerate(utts)))
+    assert sh(U / "validate_data_dir.sh", corpus).returncode == 0
+    text = (corpus / "utt2dur").read_text()
+    (corpus / "utt2dur").write_text(text.replace("s1-04 0.70", "s1-04 2.00"))
+    r = sh(U / "validate_data_dir.sh", corpus)
+    assert r.returncode == 1
+    assert "utt2dur:5: utterance 's1-04' lasts 0.700 s, not the 2.0 s of utt2dur" in r.stderr
+    (corpus / "utt2dur").write_text("".join(line + "\n" for line in text.splitlines() if not line.startswith("s1-04")))
+    r = sh(U / "validate_data_dir.sh", "--no-audio", corpus)
+    assert r.returncode == 1
+    assert "utterance 's1-04' is not in" in r.stderr and "utt2dur" in r.stderr
+
+
+def test_a_byte_order_mark_is_named(corpus):
+    (corpus / "text").write_bytes(b"\xef\xbb\xbf" + (corpus / "text").read_bytes())
+    r = sh(U / "validate_data_dir.sh", "--no-audio", corpus)
+    assert r.returncode == 1
+    assert "text:1: starts with a UTF-8 byte-order mark (BOM)" in r.stderr
