@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import errno
 import functools
 import os
 import re
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -154,10 +156,34 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield Path(tmp)
         os.chmod(tmp, mode)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if is_disk_full(e):
+            raise DiskFullError(f"{path}: not written: the disk is full ({disk_free(path.parent)} free in "
+                                f"{path.parent}); free some space and rerun (the earlier file, if any, is "
+                                "unchanged)") from None
         raise
+
+
+class DiskFullError(OSError):
+    """A file could not be written because its file system is full (the message names the file)."""
+
+
+def is_disk_full(e: BaseException) -> bool:
+    """Whether ``e`` means "no space left": ENOSPC / EDQUOT, or torch's zip writer's own way of
+    saying so (``unexpected pos N vs M``, ``file write failed``)."""
+    if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    return isinstance(e, RuntimeError) and ("unexpected pos" in str(e) or "file write failed" in str(e))
+
+
+def disk_free(folder: Path) -> str:
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return "unknown space"
+    return f"{free / 2**20:.1f} MiB"
 
 
 def atomic_save(obj: dict, path: str | os.PathLike) -> None:

@@ -27,6 +27,33 @@ def tokens_to_text(tokens: list[str], bpe_model: str | None = None) -> str:
     return "".join(" " if t == "<space>" else t for t in tokens).strip()
 
 
+SPECIAL_TOKENS = ("<blank>", "<unk>", "<sos/eos>")
+
+
+def check_token_list(token_list: list[str], bpe_model: str | None, where: str) -> None:
+    """Raise ValueError unless ``bpe_model`` and the model's tokens are one pair: with a BPE model,
+    every token (but the special ones) must be one of its pieces; without one, the tokens must be
+    characters (a model trained on BPE tokens needs its sentencepiece model to be read)."""
+    tokens = [t for t in token_list if t not in SPECIAL_TOKENS]
+    if bpe_model is None:
+        pieces = [t for t in tokens if len(t) > 1 and t != "<space>"]
+        if pieces:
+            raise ValueError(f"{where}: its tokens are BPE pieces (e.g. {pieces[0]!r}), not characters: give its "
+                             "--bpe-model (the recipe's dump/token_list/bpe/bpe.model)")
+        return
+    if not Path(bpe_model).is_file():
+        raise ValueError(f"--bpe-model {bpe_model}: file not found")
+    try:
+        sp = bpe_processor(bpe_model)
+    except Exception as e:  # sentencepiece's own errors are C++ messages
+        raise ValueError(f"--bpe-model {bpe_model}: not a sentencepiece model ({str(e)[:120]})") from None
+    vocab = {sp.id_to_piece(i) for i in range(sp.get_piece_size())}
+    unknown = [t for t in tokens if t not in vocab]
+    if unknown:
+        raise ValueError(f"{where}: its token list does not match --bpe-model {bpe_model}: {len(unknown)} of its "
+                         f"{len(tokens)} tokens are not pieces of it (first: {unknown[0]!r})")
+
+
 def ctc_collapse(ids: list[int], blank: int = 0) -> list[int]:
     """Merge repeats, then drop blanks."""
     out, prev = [], None

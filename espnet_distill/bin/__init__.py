@@ -15,3 +15,15 @@ def add_text_norm_args(parser, what: str = "text") -> None:
 
     parser.add_argument("--case", choices=CASES, default="lower", help=f"case folding of {what}")
     parser.add_argument("--punctuation", choices=PUNCTUATION, default="remove", help=f"punctuation in {what}")
+
+
+def input_errors() -> tuple[type[BaseException], ...]:
+    """The errors that mean bad input (a config, data dir, audio file, checkpoint or teacher) or a
+    full disk: an entry point shows their one-line message alone, without a traceback."""
+    from espnet_distill.checkpoint_io import CheckpointError, DiskFullError
+    from espnet_distill.config import ConfigError
+    from espnet_distill.data.audio import AudioError
+    from espnet_distill.data.tables import DataDirError
+    from espnet_distill.teacher.teacher import TeacherError
+
+    return ConfigError, DataDirError, AudioError, CheckpointError, TeacherError, DiskFullError

@@ -22,11 +22,11 @@ import logging
 import sys
 from pathlib import Path
 
-from espnet_distill.asr.decode import grammar_decode, greedy_decode, read_grammar
+from espnet_distill.asr.decode import check_token_list, grammar_decode, greedy_decode, read_grammar
 from espnet_distill.asr.task import load_model
-from espnet_distill.checkpoint_io import CheckpointError
 from espnet_distill.bin import setup_logging
-from espnet_distill.data.tables import read_table, shard_utts
+from espnet_distill.data.audio import AudioError
+from espnet_distill.data.tables import DataDirError, read_table, shard_utts
 
 
 def write_hyps(path: str | Path, hyps: dict[str, str]) -> None:
@@ -62,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     if a.quantize == "int8" and a.device != "cpu":
         p.error("--quantize int8 runs on the CPU only (PyTorch's dynamic quantization); use --device cpu")
+    if not 1 <= a.shard <= a.num_shards:
+        p.error(f"--shard {a.shard} is not in 1..{a.num_shards} (--num-shards)")
     if len(a.out) != len(a.data_dir):
         p.error(f"{len(a.data_dir)} --data-dir but {len(a.out)} --out: give one output file per data dir")
     grammar = None
@@ -73,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
             return 1
     try:
         model, _ = load_model(a.asr_config, a.asr_model, a.device)
-    except CheckpointError as e:
+        check_token_list(model.token_list, a.bpe_model, a.asr_config)
+    except ValueError as e:  # a model file that is not this model's, a token list and BPE model that differ
         logging.error("%s", e)
         return 1
     if a.quantize == "int8":
@@ -81,6 +84,15 @@ def main(argv: list[str] | None = None) -> int:
 
         model = quantize_int8(model)
     token_type = "bpe" if a.bpe_model else "char"
+    try:
+        decode_sets(a, model, grammar, token_type)
+    except (DataDirError, AudioError) as e:
+        logging.error("%s", e)
+        return 1
+    return 0
+
+
+def decode_sets(a, model, grammar, token_type) -> None:
     for data_dir, out in zip(a.data_dir, a.out):
         utts = shard_utts(read_table(Path(data_dir) / "utt2spk").keys(), a.shard, a.num_shards)
         if not utts:
@@ -90,12 +102,10 @@ def main(argv: list[str] | None = None) -> int:
                 hyps = grammar_decode(model, data_dir, grammar, token_type, a.batch_seconds, a.device, a.bpe_model,
                                       utts, a.num_workers)
             except ValueError as e:
-                logging.error("%s: %s", a.grammar, e)
-                return 1
+                raise DataDirError(f"{a.grammar}: {e}") from None
         else:
             hyps = greedy_decode(model, data_dir, a.batch_seconds, a.device, a.bpe_model, utts, a.num_workers)
         write_hyps(out, hyps)
-    return 0
 
 
 if __name__ == "__main__":

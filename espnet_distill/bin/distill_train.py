@@ -33,7 +33,7 @@ from pathlib import Path
 
 import torch
 
-from espnet_distill.bin import setup_logging
+from espnet_distill.bin import input_errors, setup_logging
 from espnet_distill.checkpoint_io import CheckpointError
 from espnet_distill.config import ConfigError, read_yaml
 from espnet_distill.data.dataset import collate
@@ -89,6 +89,15 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     task = DistillTask(student, teacher, dconf.alpha, dconf.lam, dconf.fe_adapt_steps, dconf.cache_teacher,
                        dconf.teacher_precision)
+    try:
+        return _train(a, conf, teacher, tconf, student, init_report, task)
+    except input_errors() as e:  # a data dir, an audio file, a checkpoint to resume, a full disk
+        logging.error("%s", e)
+        return 1
+
+
+def _train(a, conf, teacher, tconf, student, init_report, task) -> int:
+    dconf, train_cfg = conf.distill, conf.train
     min_samples = max(teacher.receptive_field, 400)
     train_set, valid_set = train_cfg.datasets(a.train_dir, a.valid_dir, min_samples=min_samples)
 

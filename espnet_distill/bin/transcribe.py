@@ -65,6 +65,61 @@ def find_model_file(exp: Path) -> Path:
     raise FileNotFoundError(f"{exp}: no model file ({', '.join(names)}); give --model-file")
 
 
+def archive_kind(path: Path) -> str:
+    """What a file given as ``--model`` is: ``"pack"`` (a zip or tar archive of bin/pack_model, with
+    its meta.yaml), ``"checkpoint"`` (a torch file: a zip holding ``data.pkl``) or ``"other"``."""
+    import tarfile
+    import zipfile
+
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as z:
+                names = z.namelist()
+            if any(n.endswith("data.pkl") for n in names):
+                return "checkpoint"
+            return "pack" if any(n.endswith("meta.yaml") for n in names) else "other"
+        if tarfile.is_tarfile(path):
+            with tarfile.open(path) as t:
+                return "pack" if any(n.endswith("meta.yaml") for n in t.getnames()) else "other"
+    except (OSError, zipfile.BadZipFile, tarfile.TarError, EOFError):
+        return "other"
+    return "other"
+
+
+def resolve_model(model: Path, model_file: str | None) -> tuple[Path, Path | None, Path | None]:
+    """``(experiment folder, config.yaml or None, model file or None)`` of ``--model`` and
+    ``--model-file``: a packed model is unpacked beside itself (once); a ``--model-file`` that is not
+    a path to a file is looked up inside the folder. Errors name what is wrong."""
+    config = None
+    if not model.exists():
+        raise FileNotFoundError(f"--model {model}: no such experiment folder or packed model")
+    if model.is_file():
+        kind = archive_kind(model)
+        if kind == "checkpoint":
+            raise ValueError(f"--model {model}: a torch checkpoint, not an experiment folder or a packed model; give "
+                             "a fine-tuned model's folder (exp/asr/<model>) and, to pick its file, --model-file")
+        if kind != "pack":
+            raise ValueError(f"--model {model}: not a packed model (an archive of bin/pack_model holding meta.yaml; "
+                             "truncated, or another file)")
+        from espnet2.main_funcs.pack_funcs import unpack
+
+        files = unpack(model, model.parent / f".{model.name}.unpacked")
+        config = Path(files["asr_train_config"])
+        model, model_file = config.parent, model_file or files["asr_model_file"]
+    if not (model / "config.yaml").is_file() and config is None:
+        raise FileNotFoundError(f"--model {model}: no config.yaml: not an ESPnet experiment folder")
+    if model_file is None:
+        return model, config, None
+    path = Path(model_file)
+    if not path.is_file() and (model / path).is_file():
+        path = model / path
+    if path.is_dir():
+        raise ValueError(f"--model-file {model_file}: a directory, not a model file")
+    if not path.is_file():
+        raise FileNotFoundError(f"--model-file {model_file}: not a file, nor one in {model}")
+    return model, config, path
+
+
 class Transcriber:
     """A fine-tuned model and its decoders: ``transcriber(wav) -> text`` for 16 kHz float audio."""
 
@@ -132,15 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true", help="one JSON object per line, with timings")
     p.add_argument("audio", nargs="+", help="audio files (any rate and channel count)")
     a = p.parse_args(argv)
-    exp = Path(a.model)
     try:
-        config, model_file = None, Path(a.model_file) if a.model_file else None
-        if exp.is_file():  # an archive of bin/pack_model (ESPnet's packer): unpacked beside it, once
-            from espnet2.main_funcs.pack_funcs import unpack
-
-            files = unpack(exp, exp.parent / f".{exp.name}.unpacked")
-            config, model_file = Path(files["asr_train_config"]), Path(files["asr_model_file"])
-            exp = config.parent
+        exp, config, model_file = resolve_model(Path(a.model), a.model_file)
         grammar = read_grammar(a.grammar) if a.grammar else None
         tr = Transcriber(exp, model_file, a.device, a.decoding, a.beam_size, config=config, grammar=grammar)
     except (FileNotFoundError, ValueError, RuntimeError) as e:

@@ -151,6 +151,8 @@ def load_audio_file(path: str | os.PathLike, target_rate: int = SAMPLE_RATE) -> 
     """A plain audio file (never a pipe or an ark offset: a file name is only a file name) as (T,)
     float32 mono at ``target_rate``; AudioError names the file and what is wrong."""
     path = str(path)
+    if os.path.isdir(path):
+        raise AudioError(f"{path}: a directory, not an audio file")
     if not os.path.isfile(path):
         raise AudioError(f"{path}: file not found")
     try:

@@ -177,6 +177,7 @@ class S3PRLTeacher(Teacher):
             raise TeacherError(f"unknown s3prl upstream '{name}'; close matches: {close or 'none'}")
         kwargs = {}
         if path_or_url:
+            path_or_url = local_or_http(path_or_url)
             if not _is_url(path_or_url):  # a local file: refuse anything but weights before s3prl sees it
                 safe_load(path_or_url)
             kwargs["path_or_url"] = path_or_url
@@ -275,6 +276,24 @@ class S3PRLTeacher(Teacher):
 
 def _is_url(path_or_url: str) -> bool:
     return re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", str(path_or_url)) is not None
+
+
+def local_or_http(path_or_url: str) -> str:
+    """``path_or_url`` as s3prl takes it: a local path (a ``file://`` URL becomes its path) or an
+    http(s) URL; any other scheme is a TeacherError."""
+    from urllib.parse import unquote, urlparse
+
+    if not _is_url(path_or_url):
+        return path_or_url
+    url = urlparse(path_or_url)
+    if url.scheme == "file":
+        if url.netloc not in ("", "localhost"):
+            raise TeacherError(f"path_or_url {path_or_url}: a file:// URL of another host; copy the file here")
+        return unquote(url.path)
+    if url.scheme not in ("http", "https"):
+        raise TeacherError(f"path_or_url {path_or_url}: scheme '{url.scheme}' is not supported; "
+                           "give a local path, a file:// URL or an http(s) URL")
+    return path_or_url
 
 
 @contextlib.contextmanager

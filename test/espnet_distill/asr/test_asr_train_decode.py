@@ -156,6 +156,26 @@ def test_ctc_attention_bpe_train_and_beam_search(tmp_path, caplog, capsys):
             asr_decode.main([*common, "--data-dir", str(notext), *args])
         assert e.value.code == 2 and why in capsys.readouterr().err
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+    with pytest.raises(SystemExit) as e:
+        asr_decode.main([*common, "--data-dir", str(notext), "--out", "x", "--shard", "3", "--num-shards", "2"])
+    assert e.value.code == 2 and "--shard 3 is not in 1..2" in capsys.readouterr().err
+    # a BPE model that is missing, left out or of another token list; a data dir that is not one
+    other = tmp_path / "other_text"
+    other.write_text("".join(f"o{i} zebra quartz jukebox vexing {i}\n" for i in range(20)))
+    run(["espnet_distill.bin.asr_prep", "tokens", "--token-type", "bpe", "--bpe-size", "30", "--text", str(other),
+         "--out", str(tmp_path / "tok_other")], tmp_path)
+    for bpe, why in ((["--bpe-model", str(tmp_path / "none.model")], "none.model: file not found"),
+                     ([], "its tokens are BPE pieces"),
+                     (["--bpe-model", str(tmp_path / "tok_other/bpe.model")], "its token list does not match")):
+        caplog.clear()
+        with caplog.at_level(logging.ERROR):
+            assert asr_decode.main([*common[:4], *bpe, "--data-dir", str(notext), "--out", str(tmp_path / "x")]) == 1
+        assert why in caplog.text, caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.ERROR):
+        assert asr_decode.main([*common, "--data-dir", str(tmp_path / "nodir"), "--out", str(tmp_path / "x")]) == 1
+    assert "nodir" in caplog.text
+    assert not (tmp_path / "x").exists()
     r = run(["espnet_distill.bin.score", "--ref", str(notext / "text"), "--hyp", str(tmp_path / "greedy/text"),
              "--outdir", str(tmp_path / "greedy")], tmp_path)
     assert "scoring skipped" in r.stderr
@@ -190,6 +210,27 @@ def test_ctc_attention_bpe_train_and_beam_search(tmp_path, caplog, capsys):
     for bad, why in (("missing.wav", "file not found"), ("empty.wav", "empty"), ("short.wav", "too short"),
                      ("notes.wav", "not readable as audio")):
         assert f"transcribe: {tmp_path / bad}: {why}" in r.stderr, bad
+    # what --model and --model-file may be, each mistake one line naming it (in this process: quicker)
+    from espnet_distill.bin import transcribe
+
+    (tmp_path / "cut.zip").write_bytes(b"PK\x03\x04 truncated")
+    (tmp_path / "audio_dir").mkdir()
+    for args, why in (([str(tmp_path / "nomodel")], "no such experiment folder or packed model"),
+                      ([str(tmp_path / "student.pt.gone")], "a torch checkpoint, not an experiment folder"),
+                      ([str(tmp_path / "cut.zip")], "not a packed model"),
+                      ([str(moved), "--model-file", "nofile.pth"], "--model-file nofile.pth: not a file, nor one in"),
+                      ([str(moved), "--model-file", str(tmp_path / "evil.pth")], "holds a pickled Python object")):
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("ESPNET_ALLOW_UNSAFE_TORCH_LOAD", "1")
+            assert transcribe.main(["--model", *args, "--decoding", "ctc", wavs[0]]) == 2
+        assert why in capsys.readouterr().err, args
+    assert not marker.exists()
+    # a --model-file named as in the folder; an audio "file" that is a directory
+    assert transcribe.main(["--model", str(moved), "--model-file", model.name, "--decoding", "ctc", wavs[0],
+                            str(tmp_path / "audio_dir")]) == 1
+    captured = capsys.readouterr()
+    assert captured.out.split("\t", 1)[1].strip() == out[wavs[0]].strip()
+    assert f"{tmp_path / 'audio_dir'}: a directory, not an audio file" in captured.err
     # the grammar, as stage 6 decodes closed vocabularies: the same choice as the Kaldi-dir decoder's
     r = subprocess.run([sys.executable, "-m", "espnet_distill.bin.transcribe", "--model", str(moved),
                         "--model-file", str(moved / model.name), "--grammar", str(tmp_path / "grammar.txt"), *wavs],

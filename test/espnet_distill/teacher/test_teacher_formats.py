@@ -315,3 +315,16 @@ def test_omegaconf_cfg_carrying_code_is_refused(tmp_path):
     with pytest.raises(CheckpointError, match=r"f.pt: holds a pickled Python object \([\w.]*open\)"):
         load_hubert(tmp_path / "f.pt")
     assert not marker.exists()
+
+
+def test_s3prl_path_or_url_takes_a_file_url_and_names_other_schemes(tmp_path):
+    from espnet_distill.teacher.teacher import TeacherError, local_or_http
+
+    base = HubertModel(HubertConfig(**TINY)).eval()
+    save_s3prl_hubert_local(tmp_path / "s3prl.pt", base)
+    teacher = build_teacher({"backend": "s3prl", "name": "hubert_local", "path_or_url": f"file://{tmp_path}/s3prl.pt"})
+    assert teacher.num_layers == 2
+    assert local_or_http("https://host/x.pt") == "https://host/x.pt"
+    for bad, why in (("ftp://host/x.pt", "scheme 'ftp' is not supported"), ("file://other/x.pt", "of another host")):
+        with pytest.raises(TeacherError, match=why):
+            local_or_http(bad)
