@@ -84,6 +84,7 @@ def test_template_help_runs_in_its_own_folder():
     (["--asr_config", "conf/asr/ctcc.yaml"], "--asr_config (for train_10min) conf/asr/ctcc.yaml: no such file"),
     (["--token_type", "chars"], "--token_type must be char or bpe, got 'chars'"),
     (["--distill_args", "--set train.max_stepz=3"], "unknown train keys ['max_stepz']"),
+    (["--asr_args", "--max_epochh 3"], "with --asr_args '--max_epochh 3' is refused by ESPnet's parser"),
 ])
 def test_a_mistyped_option_fails_before_a_finished_stage_is_moved(tmp_path, args, message):
     """Every option a stage in range reads is checked before any stage moves its results aside."""

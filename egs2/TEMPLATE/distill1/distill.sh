@@ -213,6 +213,13 @@ if in_range 5 || in_range 6; then
     for ft in ${finetune_sets}; do check_file "--asr_config (for ${ft})" "$(asr_config_for "${ft}")"; done
     [ -z "${asr_scratch_config}" ] || check_file --asr_scratch_config "${asr_scratch_config}"
 fi
+if in_range 5; then  # ESPnet's own parser reads each fine-tuning config with --asr_args
+    for config in $(for ft in ${finetune_sets}; do asr_config_for "${ft}"; done | sort -u); do
+        # shellcheck disable=SC2086
+        python -m espnet_distill.bin.asr_train --config "${config}" ${asr_args} --print_config > /dev/null \
+            || { log "Error: ${config} with --asr_args '${asr_args}' is refused by ESPnet's parser (see above)"; exit 2; }
+    done
+fi
 if in_range 6; then
     [ -z "${grammar}" ] || check_file --grammar "${grammar}"
 fi
