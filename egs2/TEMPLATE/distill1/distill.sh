@@ -216,8 +216,11 @@ fi
 if in_range 5; then  # ESPnet's own parser reads each fine-tuning config with --asr_args
     for config in $(for ft in ${finetune_sets}; do asr_config_for "${ft}"; done | sort -u); do
         # shellcheck disable=SC2086
-        python -m espnet_distill.bin.asr_train --config "${config}" ${asr_args} --print_config > /dev/null \
-            || { log "Error: ${config} with --asr_args '${asr_args}' is refused by ESPnet's parser (see above)"; exit 2; }
+        if ! said=$(python -m espnet_distill.bin.asr_train --config "${config}" ${asr_args} --print_config 2>&1 > /dev/null); then
+            echo "${said}" | tail -n 3 >&2
+            log "Error: ${config} with --asr_args '${asr_args}' is refused by ESPnet's parser (see above)"
+            exit 2
+        fi
     done
 fi
 if in_range 6; then
