@@ -1,18 +1,15 @@
 """Waveform augmentation for fine-tuning, against what recording and editing do to speech.
 
 - :func:`random_equalize`: a random smooth filter per utterance. Microphones and rooms colour
-  speech with a fixed filter: on FSDD the held-out speaker's recordings carry a fifth of the
-  others' energy below 250 Hz and twice theirs at 1-2 kHz. A model fine-tuned on a few speakers
-  learns their colouring; a different random colouring per utterance teaches it to ignore it.
+  speech with a fixed filter; a model fine-tuned on a few speakers learns their colouring, and a
+  different random colouring per utterance teaches it to ignore it.
 - :func:`random_crop`: random cuts off both ends. Endpointing trims recordings, sometimes into
-  the word: the held-out FSDD speaker's "two" starts at the vowel, its /t/ burst cut off, while
-  every training speaker's "two" has it; cuts show a model words without their first or last
-  sounds. (Measured on FSDD it did not lower that speaker's WER: egs2/fsdd/distill1/README.md.)
+  the word; cuts show a model words without their first or last sounds.
 - :func:`random_onset_trim`: the cut that endpointing makes into a word, aimed: the utterance
   starts at its first voiced frame (:func:`voiced_onsets`), its unvoiced onset (the /t/ of
-  "two", the /s/ of "six") gone. On FSDD the training speakers' "two" is voiced 45-55 ms after
-  the file starts (median), the held-out speaker's after 10 ms. (Measured, half the utterances
-  trimmed: that speaker's "two" improved, and his other trimmed words became "two".)
+  "two", the /s/ of "six") gone.
+
+What they did on real speech is measured in egs2/fsdd/distill1/README.md.
 
 Shapes: B batch, L samples (padded); ``lengths`` (B,) valid samples per utterance.
 """

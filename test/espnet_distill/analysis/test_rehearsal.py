@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 
-from espnet_distill.bin.scale_rehearsal import librispeech_like_durations
+from espnet_distill.analysis.rehearsal import librispeech_like_durations
 
 
 def test_durations_are_shaped_like_librispeech():
