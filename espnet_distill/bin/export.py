@@ -29,121 +29,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
-
-import numpy as np
-import torch
 
 from espnet_distill.bin import setup_logging
 from espnet_distill.checkpoint_io import CheckpointError
-from espnet_distill.data.audio import AudioError, load_audio_file
-from espnet_distill.nn.hubert import conv_output_lengths
-from espnet_distill.student.export import (
-    ONNX_MIN_SAMPLES,
-    ExportError,
-    check_output,
-    export_distiller_local,
-    export_hf,
-    export_onnx,
-    load_student,
-    quantize_onnx_int8,
-)
-from espnet_distill.student.model import Student
-
-
-def check_batches(audio: list[str]) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """(wav (B, L), lengths (B,)) batches to compare an export on: each audio file alone, or noise."""
-    if audio:
-        out = []
-        for path in audio:
-            wav = torch.from_numpy(load_audio_file(path))
-            if len(wav) < ONNX_MIN_SAMPLES:
-                raise AudioError(f"{path}: too short to check on ({len(wav)} samples; at least {ONNX_MIN_SAMPLES})")
-            out.append((wav[None], torch.tensor([len(wav)])))
-        return out
-    g = torch.Generator().manual_seed(0)
-    wav = 0.1 * torch.randn(2, 32000, generator=g)
-    wav[1, 20000:] = 0
-    return [(wav[:1], torch.tensor([32000])), (wav, torch.tensor([32000, 20000]))]
-
-
-def max_diff(ref: list[torch.Tensor], mask: torch.Tensor, got: list[np.ndarray | None]) -> float:
-    """Largest |ref - got| over the valid frames of every hidden state the export gives (``None``:
-    a state the format does not give the same way)."""
-    if len(ref) != len(got):
-        raise ExportError(f"the export gives {len(got)} hidden states, the student {len(ref)}")
-    d = 0.0
-    for r, g in zip(ref, got):
-        if g is None:
-            continue
-        g = torch.as_tensor(np.asarray(g))
-        if g.shape != r.shape:
-            raise ExportError(f"the export gives hidden states of shape {tuple(g.shape)}, the student {tuple(r.shape)}")
-        d = max(d, float((r - g).abs()[mask].max()))
-    return d
-
-
-Runner = Callable[[torch.Tensor, torch.Tensor], list]  # (wav, lengths) -> the export's hidden states
-
-
-def hf_runner(out: Path, student: Student) -> Runner:
-    from transformers import HubertModel
-
-    model = HubertModel.from_pretrained(out).eval()
-
-    @torch.no_grad()
-    def run(wav: torch.Tensor, lengths: torch.Tensor) -> list:
-        o = model(wav, output_hidden_states=True)
-        # pre-LN models: transformers reports the last layer before the final LayerNorm; ours after it
-        return [h.numpy() for h in o.hidden_states[:-1]] + [o.last_hidden_state.numpy()]
-
-    return run
-
-
-def onnx_runner(out: Path, student: Student) -> Runner:
-    import onnxruntime
-
-    sess = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
-
-    def run(wav: torch.Tensor, lengths: torch.Tensor) -> list:
-        hidden, _ = sess.run(None, {"wav": wav.numpy(), "lengths": lengths.numpy()})
-        return list(hidden)
-
-    return run
-
-
-def s3prl_runner(out: Path, student: Student) -> Runner:
-    from espnet_distill.teacher.teacher import S3PRLTeacher
-
-    upstream = S3PRLTeacher("distiller_local", str(out)).upstream  # our weights-only guard around s3prl's loader
-
-    @torch.no_grad()
-    def run(wav: torch.Tensor, lengths: torch.Tensor) -> list:
-        hs, _ = upstream(wav, lengths)
-        t = int(conv_output_lengths(lengths, student.frontend.conv_layers).max())
-        # s3prl's first hidden state is the projected CNN output (before the positional convolution),
-        # and the predictions of expand-last heads follow the layers: layers 1..N are compared
-        return [None] + [h[:, :t].numpy() for h in hs[1: student.cfg.num_layers + 1]]
-
-    return run
-
-
-@dataclass(frozen=True)
-class Target:
-    export: Callable[[Student, Path], object]
-    runner: Callable[[Path, Student], Runner]  # loads the export once
-    batched: bool  # checked on padded batches (else one utterance at a time: no attention mask)
-
-
-TARGETS = {
-    "hf": Target(export_hf, hf_runner, batched=False),
-    "onnx": Target(export_onnx, onnx_runner, batched=True),
-    "s3prl": Target(export_distiller_local, s3prl_runner, batched=False),
-}
+from espnet_distill.data.audio import AudioError
+from espnet_distill.student.export import ExportError
+from espnet_distill.student.export_check import TARGETS, export_checked
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -162,38 +55,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("student", help="student checkpoint of espnet_distill (exp/distill/<name>/student.pt)")
     p.add_argument("out", help="output: a directory for hf, a file for onnx and s3prl")
     a = p.parse_args(argv)
-    out, target = Path(a.out), TARGETS[a.to]
+    out = Path(a.out)
     try:
-        if a.quantize == "int8" and a.to != "onnx":
-            raise ExportError(f"--quantize int8 is for --to onnx: {a.to} loaders read float weights only "
-                              "(quantize a PyTorch student at load time with student.export.quantize_int8)")
-        check_output(out, [a.student, *a.check_audio] + ([a.json] if a.json else []), a.overwrite)
-        student, _ = load_student(a.student)
-        batches = check_batches(a.check_audio)
-        if not target.batched:
-            batches = [(w[i:i + 1, : int(n[i])], n[i:i + 1]) for w, n in batches for i in range(len(n))]
-        target.export(student, out)
-        if a.quantize == "int8":
-            quantize_onnx_int8(out, out)
+        report = export_checked(a.student, out, a.to, a.quantize, a.check_audio, a.atol, a.overwrite,
+                                [a.json] if a.json else [])
     except (ExportError, CheckpointError, AudioError, FileNotFoundError) as e:
         print(f"export: {e}", file=sys.stderr)
         return 2
-    run = target.runner(out, student)
-    diff = 0.0
-    for wav, lengths in batches:
-        with torch.no_grad():
-            ref, mask = student.encode(wav, lengths)
-        diff = max(diff, max_diff(ref, mask, run(wav, lengths)))
-    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) if out.is_dir() else out.stat().st_size
-    report = {"to": a.to, "quantize": a.quantize, "student": a.student, "out": str(out), "bytes": size,
-              "max_abs_diff": diff, "checked_on": a.check_audio or "noise"}
-    print(f"{out}: {a.to}{' int8' if a.quantize == 'int8' else ''}, {size / 1e6:.2f} MB; largest difference from "
-          f"the PyTorch student over all hidden states: {diff:.2e}")
+    diff = report["max_abs_diff"]
+    print(f"{out}: {a.to}{' int8' if a.quantize == 'int8' else ''}, {report['bytes'] / 1e6:.2f} MB; largest difference "
+          f"from the PyTorch student over all hidden states: {diff:.2e}")
     if a.json:
         Path(a.json).write_text(json.dumps(report, indent=1) + "\n")
-    if a.quantize == "none" and diff > a.atol:
+    if report["removed"]:
         print(f"export: {out} differs from the student by {diff:.2e} > --atol {a.atol}; removed", file=sys.stderr)
-        shutil.rmtree(out) if out.is_dir() else out.unlink()
         return 1
     return 0
 
