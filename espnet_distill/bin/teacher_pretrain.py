@@ -17,18 +17,14 @@ espnet_distill/train/pretrain.py for every key and its default):
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
 
-import torch
-
-from espnet_distill.bin import setup_logging
-from espnet_distill.checkpoint_io import atomic_save
+from espnet_distill.bin import input_errors, setup_logging
 from espnet_distill.config import ConfigError
 from espnet_distill.teacher import kmeans
-from espnet_distill.train.pretrain import KMeansConfig, PretrainConfig
+from espnet_distill.train.pretrain import KMeansConfig, PretrainConfig, pretrain
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -81,85 +77,18 @@ def cmd_dump(a) -> None:
 
 def cmd_kmeans(a) -> None:
     km_cfg = PretrainConfig.load(a.config).kmeans if a.config else KMeansConfig()
-    n_clusters = km_cfg.n_clusters if a.n_clusters is None else a.n_clusters
-    sample_frames = km_cfg.sample_frames if a.sample_frames is None else a.sample_frames
-    seed = km_cfg.seed if a.seed is None else a.seed
-    sample, mean, std, total = kmeans.sample_feature_shards(a.train_feats, sample_frames, seed)
-    logging.info("k-means: %d of %d frames, %d dims, %d clusters", len(sample), total, sample.shape[1], n_clusters)
-    km = kmeans.fit_kmeans(sample, n_clusters, sample_frames, seed, mean, std)
-    out = Path(a.outdir)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_save(km, out / "km.pt")
-    stats = {"n_clusters": n_clusters, "inertia": km["inertia"], "train_frames": total}
-    for spec in a.label:
-        name, files = spec.split("=", 1)
-        counts = kmeans.label_shards(files.split(","), km, out / f"labels.{name}")
-        stats[f"{name}_majority_class"] = int(counts.argmax())
-        stats[f"{name}_majority_rate"] = float(counts.max()) / max(1, int(counts.sum()))
-        stats[f"{name}_clusters_used"] = int((counts > 0).sum())
-    with open(out / "kmeans.json", "w") as fh:
-        json.dump(stats, fh, indent=2)
-    logging.info("k-means: %s", stats)
+    kmeans.fit_and_label(a.train_feats, {n: f.split(",") for n, f in (spec.split("=", 1) for spec in a.label)},
+                         a.outdir, km_cfg.n_clusters if a.n_clusters is None else a.n_clusters,
+                         km_cfg.sample_frames if a.sample_frames is None else a.sample_frames,
+                         km_cfg.seed if a.seed is None else a.seed)
 
 
 def cmd_train(a) -> None:
     from espnet_distill.analysis.plots import plot_curves
-    from espnet_distill.data.audio import SAMPLE_RATE
-    from espnet_distill.nn.hubert import HubertModel
-    from espnet_distill.teacher.checkpoints import load_hubert, save_hubert
-    from espnet_distill.train.pretrain import HubertPretrainTask
-    from espnet_distill.train.trainer import Trainer, dist_info
 
-    conf = PretrainConfig.load(a.config)
-    labels_dir = Path(a.labels_dir)
-    km_stats = json.loads((labels_dir / "kmeans.json").read_text())
-    n_clusters = km_stats["n_clusters"]
-    cfg = conf.hubert_config(n_clusters)
-    torch.manual_seed(conf.train.seed)
-    model = HubertModel(cfg)
-    if a.init:
-        init, _ = load_hubert(a.init)
-        missing, unexpected = model.load_state_dict(
-            {k: v for k, v in init.state_dict().items() if k != "label_embs_concat"}, strict=False)
-        logging.info("initialised from %s (not loaded: %s)", a.init, missing)
-    train_cfg = conf.train
-    targets_train = {"km": kmeans.read_labels(labels_dir / "labels.train")}
-    targets_valid = {"km": kmeans.read_labels(labels_dir / "labels.valid")}
-    min_samples = cfg.receptive_field + cfg.hop * conf.mask.length
-    train_set, valid_set = train_cfg.datasets(a.train_dir, a.valid_dir, (targets_train, targets_valid), min_samples)
-    task = HubertPretrainTask(model, conf.mask, km_stats.get("train_majority_class", 0))
-    outdir = Path(a.outdir)
-    resolved = {"model": cfg.to_dict(), "mask": conf.to_dict()["mask"],
-                "data": {"train": a.train_dir, "valid": a.valid_dir, "labels": str(labels_dir)}}
-    trainer = Trainer(task, train_set, valid_set, train_cfg, outdir, resolved)
-    valid = trainer.fit(resume=not a.no_resume)
-    rank, _, _ = dist_info()
-    if rank != 0:
-        return
-    hours = sum(train_set.samples) / SAMPLE_RATE / 3600
-    params = sum(p.numel() for p in model.parameters())
-    # the majority-class rate of the valid labels under the same masks as the accuracy
-    summary = {
-        "params": params,
-        "params_without_head": params - model.label_embs_concat.numel()
-        - sum(p.numel() for p in model.final_proj.parameters()) - model.mask_emb.numel(),
-        "train_hours": round(hours, 4),
-        "train_utts": len(train_set),
-        "steps": trainer.step,
-        "kmeans_clusters": n_clusters,
-        "kmeans_inertia": km_stats["inertia"],
-        "dev_masked_acc": valid.get("acc"),
-        "dev_majority_rate": valid.get("majority_rate"),  # train's majority class, on dev's masked frames
-        "dev_own_majority_rate": km_stats.get("valid_majority_rate"),  # dev's own most frequent class, all frames
-        "dev_acc_all_frames": valid.get("acc_all_frames"),
-        "dev_loss": valid.get("loss"),
-    }
-    save_hubert(outdir / "teacher.pt", model, meta={"summary": summary, "kmeans": km_stats})
-    plot_curves(outdir / "train_log.jsonl", ["loss", "acc", "majority_rate", "lr"], outdir / "curves.png",
-                title=f"HuBERT pretraining ({outdir.name})")
-    with open(outdir / "summary.json", "w") as f:
-        json.dump(summary, f, indent=2)
-    logging.info("summary: %s", json.dumps(summary))
+    if pretrain(a.config, a.train_dir, a.valid_dir, a.labels_dir, a.outdir, a.init, not a.no_resume) is not None:
+        plot_curves(Path(a.outdir) / "train_log.jsonl", ["loss", "acc", "majority_rate", "lr"],
+                    Path(a.outdir) / "curves.png", title=f"HuBERT pretraining ({Path(a.outdir).name})")
 
 
 COMMANDS = {"dump": cmd_dump, "kmeans": cmd_kmeans, "train": cmd_train}
@@ -170,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
     try:
         COMMANDS[a.cmd](a)
-    except ConfigError as e:
+    except input_errors() as e:
         logging.error("%s", e)
         return 1
     return 0

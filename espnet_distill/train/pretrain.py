@@ -140,3 +140,64 @@ class HubertPretrainTask:
             "majority_rate": (float((target == self.majority_class).sum()), n),
             "acc_all_frames": (float((um_logits.argmax(-1) == labels[unmasked_sel]).sum()), int(unmasked_sel.sum())),
         }
+
+
+def pretrain(config: str, train_dir: str, valid_dir: str, labels_dir: str, outdir: str, init: str | None = None,
+             resume: bool = True) -> dict | None:
+    """Masked-prediction pretraining of the config's HuBERT on the k-means labels of ``labels_dir``
+    (``labels.train``, ``labels.valid``, ``kmeans.json``), optionally from the weights of ``init``
+    (iteration 2). Writes ``teacher.pt`` (our format) and ``summary.json`` into ``outdir`` and
+    returns the summary (None on ranks other than 0)."""
+    import json
+    import logging
+    from pathlib import Path
+
+    from espnet_distill.data.audio import SAMPLE_RATE
+    from espnet_distill.teacher import kmeans
+    from espnet_distill.teacher.checkpoints import load_hubert, save_hubert
+    from espnet_distill.train.trainer import Trainer, dist_info
+
+    conf = PretrainConfig.load(config)
+    labels = Path(labels_dir)
+    km_stats = json.loads((labels / "kmeans.json").read_text())
+    n_clusters = km_stats["n_clusters"]
+    cfg = conf.hubert_config(n_clusters)
+    torch.manual_seed(conf.train.seed)
+    model = HubertModel(cfg)
+    if init:
+        start, _ = load_hubert(init)
+        missing, _ = model.load_state_dict(
+            {k: v for k, v in start.state_dict().items() if k != "label_embs_concat"}, strict=False)
+        logging.info("initialised from %s (not loaded: %s)", init, missing)
+    targets = ({"km": kmeans.read_labels(labels / "labels.train")}, {"km": kmeans.read_labels(labels / "labels.valid")})
+    min_samples = cfg.receptive_field + cfg.hop * conf.mask.length
+    train_set, valid_set = conf.train.datasets(train_dir, valid_dir, targets, min_samples)
+    task = HubertPretrainTask(model, conf.mask, km_stats.get("train_majority_class", 0))
+    out = Path(outdir)
+    resolved = {"model": cfg.to_dict(), "mask": conf.to_dict()["mask"],
+                "data": {"train": train_dir, "valid": valid_dir, "labels": str(labels)}}
+    trainer = Trainer(task, train_set, valid_set, conf.train, out, resolved)
+    valid = trainer.fit(resume=resume)
+    if dist_info()[0] != 0:
+        return None
+    params = sum(p.numel() for p in model.parameters())
+    summary = {
+        "params": params,
+        "params_without_head": params - model.label_embs_concat.numel()
+        - sum(p.numel() for p in model.final_proj.parameters()) - model.mask_emb.numel(),
+        "train_hours": round(sum(train_set.samples) / SAMPLE_RATE / 3600, 4),
+        "train_utts": len(train_set),
+        "steps": trainer.step,
+        "kmeans_clusters": n_clusters,
+        "kmeans_inertia": km_stats["inertia"],
+        "dev_masked_acc": valid.get("acc"),
+        "dev_majority_rate": valid.get("majority_rate"),  # train's majority class, on dev's masked frames
+        "dev_own_majority_rate": km_stats.get("valid_majority_rate"),  # dev's own most frequent class, all frames
+        "dev_acc_all_frames": valid.get("acc_all_frames"),
+        "dev_loss": valid.get("loss"),
+    }
+    save_hubert(out / "teacher.pt", model, meta={"summary": summary, "kmeans": km_stats})
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    logging.info("summary: %s", json.dumps(summary))
+    return summary
+

@@ -62,7 +62,7 @@ from tqdm import tqdm
 
 from espnet_distill.checkpoint_io import atomic_save, safe_load
 from espnet_distill.config import check_range, from_dict
-from espnet_distill.data.audio import SAMPLE_RATE, AudioError
+from espnet_distill.data.audio import SAMPLE_RATE
 from espnet_distill.data.dataset import LONG_UTTS, AudioDataset, BucketBatches, collate
 
 logger = logging.getLogger(__name__)
