@@ -88,18 +88,25 @@ def greedy_decode(model, data_dir: str | Path, batch_seconds: float = 60.0, devi
                   ) -> dict[str, str]:
     """{utt: hypothesis} for every utterance of ``data_dir`` (or of ``utts``); ``num_workers``: audio
     readers (:func:`encoded_batches`)."""
-    token_list = model.token_list
-    blank = token_list.index("<blank>") if "<blank>" in token_list else 0
-    specials = {"<blank>", "<unk>", "<sos/eos>"}
     hyps = {}
     for batch_utts, enc, enc_lens in encoded_batches(model, data_dir, batch_seconds, device, utts,
                                                      num_workers=num_workers):
-        best = model.ctc.argmax(enc)
-        for k, utt in enumerate(batch_utts):
-            ids = ctc_collapse(best[k, : int(enc_lens[k])].tolist(), blank)
-            toks = [token_list[i] for i in ids if token_list[i] not in specials]
-            hyps[utt] = tokens_to_text(toks, bpe_model)
+        hyps.update(zip(batch_utts, ctc_greedy_texts(model, enc, enc_lens, bpe_model)))
     return hyps
+
+
+def ctc_greedy_texts(model, enc: torch.Tensor, enc_lens: torch.Tensor, bpe_model: str | None = None) -> list[str]:
+    """The CTC greedy text of each utterance of a batch: the best token per frame (enc (B, T, D),
+    enc_lens (B,) valid frames), repeats merged, blanks and special tokens dropped, tokens joined
+    (characters, or BPE pieces through ``bpe_model``). The one CTC-to-text rule of the toolkit."""
+    token_list = model.token_list
+    blank = token_list.index("<blank>") if "<blank>" in token_list else 0
+    best = model.ctc.argmax(enc)
+    out = []
+    for k in range(best.shape[0]):
+        ids = ctc_collapse(best[k, : int(enc_lens[k])].tolist(), blank)
+        out.append(tokens_to_text([token_list[i] for i in ids if token_list[i] not in SPECIAL_TOKENS], bpe_model))
+    return out
 
 
 def ctc_best_of(log_probs: torch.Tensor, lengths: torch.Tensor, candidates: list[list[int]], blank: int = 0

@@ -20,7 +20,7 @@ from pathlib import Path
 import yaml
 
 from espnet_distill.bin import setup_logging
-from espnet_distill.bin.transcribe import find_model_file
+from espnet_distill.asr.transcribe import find_model_file
 
 
 def model_card(exp: Path, model_file: Path) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from espnet_distill.bin.transcribe import find_model_file
+from espnet_distill.asr.transcribe import find_model_file
 
 
 def exp_with(tmp_path, criteria, files):
