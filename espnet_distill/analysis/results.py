@@ -15,8 +15,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
+from espnet_distill.asr.experiment import Experiment
 from espnet_distill.asr.score import Counts, results_row
 
 HEADER = "|dataset|Snt|Wrd|Corr|Sub|Del|Ins|Err|S.Err|\n|---|---|---|---|---|---|---|---|---|"
@@ -52,9 +51,9 @@ def summary(asr_dir: Path, bench: list[dict], test_sets: list[str]) -> str:
     cols = [f"{x} {m}" for x in test_sets for m in ("WER", "CER")]
     lines = ["| model | decoding | params (M, no heads) | frontend ms per audio-s (batch 1) | " + " | ".join(cols) + " |",
              "|---|---|---|---|" + "---|" * len(cols)]
-    for exp in sorted(p for p in asr_dir.iterdir() if (p / "config.yaml").is_file()):
-        conf = yaml.safe_load((exp / "config.yaml").read_text())
-        ckpt = str(Path((conf.get("frontend_conf") or {}).get("checkpoint", "")).resolve())
+    for experiment in Experiment.all_in(asr_dir):
+        exp = experiment.path
+        ckpt = str(Path(experiment.student_checkpoint or "").resolve())
         for kind in decode_kinds(exp, test_sets):
             r = by_ckpt.get((ckpt, kind.endswith("_int8")))  # the frontend's int8 row for int8 decoding
             params = f"{(r['params']['frontend'] + r['params']['encoder']) / 1e6:.2f}" if r else "-"
@@ -73,7 +72,7 @@ def seed_groups(asr_dir: Path) -> dict[str, dict[int | None, Path]]:
     import re
 
     groups: dict[str, dict[int | None, Path]] = {}
-    for exp in sorted(p for p in asr_dir.iterdir() if (p / "config.yaml").is_file()):
+    for exp in (e.path for e in Experiment.all_in(asr_dir)):
         m = re.match(r"^(.*)_seed(\d+)$", exp.name)
         base, seed = (m.group(1), int(m.group(2))) if m else (exp.name, None)
         groups.setdefault(base, {})[seed] = exp

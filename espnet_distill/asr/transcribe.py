@@ -9,34 +9,9 @@ from pathlib import Path
 import torch
 
 from espnet_distill.asr.decode import ctc_best_of, ctc_greedy_texts, grammar_candidates
-from espnet_distill.config import read_yaml
+from espnet_distill.asr.experiment import Experiment
 
-MODEL_FILES = ("valid.acc.ave.pth", "valid.cer_ctc.ave.pth", "valid.loss.ave.pth",  # stage 6's "auto" order
-               "valid.acc.best.pth", "valid.cer_ctc.best.pth", "valid.loss.best.pth")
 MIN_SAMPLES = 400  # HuBERT's CNN: one frame needs 25 ms of 16 kHz audio
-
-
-def model_file_candidates(exp: Path) -> list[str]:
-    """Model file names to look for in ``exp``, best first: the averaged, then the best model of each
-    ``best_model_criterion`` of its config.yaml (the selection the model was trained with), then
-    :data:`MODEL_FILES`."""
-    names = []
-    try:
-        conf = read_yaml(exp / "config.yaml")
-    except (OSError, ValueError):
-        conf = {}
-    criteria = [c for c in conf.get("best_model_criterion") or [] if isinstance(c, (list, tuple)) and len(c) >= 2]
-    for kind in ("ave", "best"):
-        names += [f"{c[0]}.{c[1]}.{kind}.pth" for c in criteria]
-    return list(dict.fromkeys(names + list(MODEL_FILES)))
-
-
-def find_model_file(exp: Path) -> Path:
-    names = model_file_candidates(exp)
-    for name in names:
-        if (exp / name).exists():
-            return exp / name
-    raise FileNotFoundError(f"{exp}: no model file ({', '.join(names)}); give --model-file")
 
 
 def archive_kind(path: Path) -> str:
@@ -80,8 +55,8 @@ def resolve_model(model: Path, model_file: str | None) -> tuple[Path, Path | Non
         files = unpack(model, model.parent / f".{model.name}.unpacked")
         config = Path(files["asr_train_config"])
         model, model_file = config.parent, model_file or files["asr_model_file"]
-    if not (model / "config.yaml").is_file() and config is None:
-        raise FileNotFoundError(f"--model {model}: no config.yaml: not an ESPnet experiment folder")
+    if config is None:
+        Experiment.read(model)  # a folder without config.yaml is not an experiment: ConfigError
     if model_file is None:
         return model, config, None
     path = Path(model_file)
@@ -103,7 +78,7 @@ class Transcriber:
         from espnet_distill.asr.task import load_model
 
         self.exp, self.device = exp, device
-        model_file = model_file or find_model_file(exp)
+        model_file = model_file or Experiment.read(exp).model_file()
         config = config or exp / "config.yaml"
         self.model, self.args = load_model(config, model_file, device)
         has_decoder = getattr(self.model, "decoder", None) is not None

@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from espnet_distill.analysis.cka import cka_matrix
+from espnet_distill.asr.experiment import Experiment
 from espnet_distill.bin import setup_logging
 from espnet_distill.checkpoint_io import CheckpointError
 from espnet_distill.config import ConfigError, read_yaml
@@ -83,13 +84,11 @@ def asr_student(exp: Path):
     """(fine-tuned upstream, distilled student checkpoint) of an ESPnet experiment of ours."""
     from espnet_distill.asr.task import load_model
 
-    conf = read_yaml(exp / "config.yaml")
-    ckpt = (conf.get("frontend_conf") or {}).get("checkpoint")
-    model_file = next((exp / n for n in ("valid.acc.ave.pth", "valid.loss.ave.pth", "valid.loss.best.pth")
-                       if (exp / n).exists()), None)
-    if conf.get("frontend") != "distilled" or not ckpt or model_file is None:
-        raise ConfigError(f"{exp}: not an ESPnet experiment with a distilled frontend and a trained model")
-    model, _ = load_model(exp / "config.yaml", model_file, "cpu")
+    experiment = Experiment.read(exp)
+    ckpt = experiment.student_checkpoint
+    if not ckpt:
+        raise ConfigError(f"{exp}: not an ESPnet experiment with a distilled frontend")
+    model, _ = load_model(exp / "config.yaml", experiment.model_file(), "cpu")
     return model.frontend.upstream.eval(), ckpt
 
 
@@ -124,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
             tuned, ckpt = asr_student(Path(e))
             student, _ = load_student(ckpt)
             jobs.append((f"{Path(e).name}.finetuned", student.encode, "distilled", tuned.encode, "fine-tuned"))
-    except (ConfigError, CheckpointError, TeacherError) as e:
+    except (ConfigError, CheckpointError, TeacherError, FileNotFoundError) as e:
         logging.error("%s", e)
         return 1
     for name, ref, ref_label, other, other_label in jobs:

@@ -17,15 +17,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-import yaml
-
+from espnet_distill.asr.experiment import Experiment
 from espnet_distill.bin import setup_logging
-from espnet_distill.asr.transcribe import find_model_file
+from espnet_distill.config import ConfigError
 
 
-def model_card(exp: Path, model_file: Path) -> str:
+def model_card(experiment: Experiment, model_file: Path) -> str:
     """The model card (markdown) of an ESPnet experiment of this toolkit."""
-    conf = yaml.safe_load((exp / "config.yaml").read_text())
+    exp, conf = experiment.path, experiment.config
     fe = conf.get("frontend_conf") or {}
     up = fe.get("upstream") or {}
     cfg = up.get("config") or {}
@@ -67,12 +66,13 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     exp = Path(a.exp)
     try:
-        model_file = Path(a.model_file) if a.model_file else find_model_file(exp)
-    except FileNotFoundError as e:
+        experiment = Experiment.read(exp)
+        model_file = Path(a.model_file) if a.model_file else experiment.model_file()
+    except (ConfigError, FileNotFoundError) as e:
         logging.error("%s", e)
         return 1
-    (exp / "README.md").write_text(model_card(exp, model_file))
-    conf = yaml.safe_load((exp / "config.yaml").read_text())
+    (exp / "README.md").write_text(model_card(experiment, model_file))
+    conf = experiment.config
     options = [exp / "README.md"] + [exp / "RESULTS.md"] * (exp / "RESULTS.md").is_file()
     if conf.get("bpemodel"):
         options.append(Path(conf["bpemodel"]))

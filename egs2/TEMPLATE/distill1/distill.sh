@@ -70,7 +70,7 @@ gpu_inference=auto                                 # decode on GPUs (jobs throug
 int8_inference=true                                # also decode CTC greedy with int8 linear layers (CPU): decode_ctc_greedy_int8_<set>
 grammar=""                                         # closed vocabulary: a file of allowed transcripts (one per line); also decode choosing the one of highest CTC likelihood: decode_ctc_grammar_<set>
 results_md=RESULTS.md                              # where stage 6 writes the summary table
-inference_asr_model=auto                           # model file to decode in each experiment; auto: ESPnet's average of the keep_nbest_models best, the first of valid.acc.ave.pth, valid.cer_ctc.ave.pth, valid.loss.ave.pth
+inference_asr_model=auto                           # model file to decode in each experiment; auto: ESPnet's average of the keep_nbest_models best by the config's best_model_criterion (bin/experiment.py)
 
 # Data sets
 train_set=train       # unlabelled audio for teacher pretraining and distillation
@@ -640,17 +640,8 @@ if stage_begin 6 score "${opts}"; then
         frontend_ckpts+=" ${ckpt}"
         for ft in ${finetune_sets}; do for seed in ${asr_seeds}; do
             d=${asr_dir}/${name}_${ft}$(seed_suffix "${seed}")
-            model=${d}/${inference_asr_model}
-            if [ "${inference_asr_model}" = auto ]; then
-                for model in "${d}/valid.acc.ave.pth" "${d}/valid.cer_ctc.ave.pth" "${d}/valid.loss.ave.pth"; do
-                    [ ! -e "${model}" ] || break
-                done
-            fi
-            if [ ! -e "${model}" ]; then
-                log "Error: ${model} not found (--inference_asr_model); ${d} has: $(cd "${d}" && ls -- *.pth 2> /dev/null | tr '\n' ' ')"
-                exit 1
-            fi
-            has_decoder=$(python -m espnet_distill.bin.config_get "${d}/config.yaml" decoder none)
+            model=$(python -m espnet_distill.bin.experiment model-file "${d}" --name "${inference_asr_model}")
+            has_decoder=$(python -m espnet_distill.bin.experiment has-decoder "${d}")
             ctc_decode ctc_greedy "${infer_cmd}" "CTC greedy, ${infer_device}" --device "${infer_device}"
             if [ -n "${grammar}" ]; then  # the transcript of the grammar of highest CTC likelihood
                 ctc_decode ctc_grammar "${infer_cmd}" "CTC, grammar ${grammar}, ${infer_device}" \
@@ -661,7 +652,7 @@ if stage_begin 6 score "${opts}"; then
             fi
             for x in ${test_sets}; do
                 x_nj=${set_nj[${x}]}
-                if [ -n "${has_decoder}" ] && [ "${has_decoder}" != none ]; then  # CTC-only: no decoder
+                if ${has_decoder}; then  # CTC-only models have no decoder
                     out=${d}/decode_att_beam_${x}
                     log "Decoding ${x} with ${name}_${ft} (attention beam search, ${x_nj} jobs, ${infer_device})"
                     rm -rf "${out}/split"
