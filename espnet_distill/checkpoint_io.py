@@ -100,7 +100,7 @@ def _load_error(path: Path, e: Exception) -> str:
     if glob:
         return (f"{path}: holds a pickled Python object ({glob.group(1)}) besides weights; espnet_distill never "
                 "unpickles such files (that can run code). Save its state dicts alone, or convert it with "
-                "python -m espnet_distill.bin.convert_teacher")
+                "python -m espnet_distill.bin.teacher_info --checkpoint SRC --export DST")
     if "central directory" in text or "zip archive" in text or isinstance(e, EOFError):
         return f"{path}: truncated or corrupted (not a complete torch checkpoint); rewrite or re-download it"
     detail = re.search(r"(Unsupported operand \d+|invalid load key[^.\n]*)", text)

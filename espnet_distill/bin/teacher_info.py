@@ -1,45 +1,58 @@
-"""Load a teacher from a conf/teacher/*.yaml and print what it is (layers, width, codebook).
+"""Load a teacher and say what it is (layers, width, codebook); write it in our format; name it in a
+teacher YAML.
 
-    python -m espnet_distill.bin.teacher_info --config conf/teacher/x.yaml [--json OUT] [--export teacher.pt]
+    python -m espnet_distill.bin.teacher_info --config conf/teacher/x.yaml [--json OUT] [--export teacher.pt] \\
+        [--write-yaml teacher.yaml]
+    python -m espnet_distill.bin.teacher_info --checkpoint hubert_base_ls960.pt [--format auto] --export ours.pt
 
-Stage 2 runs it on every teacher, so that a wrong path, format or s3prl name fails before
-any training starts. With ``--export`` a HuBERT teacher (any local checkpoint format, or an
-s3prl HuBERT upstream, checked against s3prl's own forward pass) is written in our format:
-stage 2 writes ``exp/teacher/teacher.pt``, which distillation and the teacher-as-frontend
-ASR baseline of stage 5 read. A teacher that is not a HuBERT is not exported: the JSON says
-why (``export_error``) and stage 5 leaves out the teacher-as-frontend model.
+``--config`` takes a conf/teacher/*.yaml (backend local or s3prl); ``--checkpoint`` a local HuBERT
+checkpoint of any format this toolkit reads (ours, s3prl's hubert_local, a released fairseq one,
+torchaudio or ESPnet weights; read with torch.load(weights_only=True), fairseq not imported).
+
+Stage 2 runs it on every teacher, so that a wrong path, format or s3prl name fails before any
+training starts. With ``--export`` a HuBERT teacher (an s3prl HuBERT upstream is checked against
+s3prl's own forward pass) is written in our format, final_proj and the label embeddings kept:
+stage 2 writes ``exp/teacher/teacher.pt``, which distillation and the teacher-as-frontend ASR
+baseline of stage 5 read. A teacher that is not a HuBERT is not exported: the JSON says why
+(``export_error``) and stage 5 leaves out the teacher-as-frontend model. ``--write-yaml`` writes the
+teacher YAML every later stage reads: ``backend: local`` with the export's absolute path, or, when
+nothing was exported, the given config.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import shutil
 import sys
 
 import torch
-import yaml
 
-from espnet_distill.bin import setup_logging
-from espnet_distill.checkpoint_io import CheckpointError
+from espnet_distill.bin import input_errors, setup_logging
+from espnet_distill.config import read_yaml
 from espnet_distill.data.audio import SAMPLE_RATE
-from espnet_distill.teacher.checkpoints import save_hubert
-from espnet_distill.teacher.teacher import TeacherError, build_teacher
+from espnet_distill.teacher.checkpoints import FORMATS, save_hubert
+from espnet_distill.teacher.teacher import TeacherError, build_teacher, local_teacher_yaml
 
 
 def main(argv: list[str] | None = None) -> int:
     setup_logging()
     p = argparse.ArgumentParser(prog="teacher_info", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", required=True, help="teacher YAML (backend: local | s3prl, path / name, ...)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--config", help="teacher YAML (backend: local | s3prl, path / name, ...)")
+    src.add_argument("--checkpoint", help="a local HuBERT checkpoint of any format (see above)")
+    p.add_argument("--format", default="auto", choices=["auto", *sorted(FORMATS)],
+                   help="format of --checkpoint (default: detected from its keys)")
     p.add_argument("--json", help="also write the description to this file")
     p.add_argument("--export", metavar="PT", help="write a HuBERT teacher to this file in our format (see above)")
+    p.add_argument("--write-yaml", metavar="YAML", help="write the teacher YAML that later stages read (see above)")
     a = p.parse_args(argv)
-    with open(a.config) as f:
-        conf = yaml.safe_load(f) or {}
     try:
+        conf = read_yaml(a.config) if a.config else {"backend": "local", "path": a.checkpoint, "format": a.format}
         t = build_teacher(conf)
         out = t(torch.zeros(1, SAMPLE_RATE), torch.tensor([SAMPLE_RATE]))
-    except (TeacherError, CheckpointError) as e:
-        logging.error("%s: %s", a.config, e)
+    except input_errors() as e:
+        logging.error("%s: %s", a.config or a.checkpoint, e)
         return 1
     info = {"name": t.name, "num_layers": t.num_layers, "dim": t.dim, "has_codebook": t.has_codebook,
             "num_classes": None if out.logits is None else out.logits.shape[-1],
@@ -52,6 +65,12 @@ def main(argv: list[str] | None = None) -> int:
         except TeacherError as e:
             info["export_error"] = str(e)
             logging.warning("teacher not written to %s: %s", a.export, e)
+    if a.write_yaml and "checkpoint" in info:
+        local_teacher_yaml(info["checkpoint"], a.write_yaml)
+    elif a.write_yaml and a.checkpoint:
+        local_teacher_yaml(a.checkpoint, a.write_yaml, a.format)
+    elif a.write_yaml:
+        shutil.copyfile(a.config, a.write_yaml)
     print(json.dumps(info))
     if a.json:
         with open(a.json, "w") as f:

@@ -16,8 +16,10 @@ import contextlib
 import difflib
 import logging
 import pickle
+import os
 import re
 from dataclasses import MISSING, dataclass, fields
+from pathlib import Path
 from typing import Callable, Iterator
 
 import torch
@@ -188,8 +190,8 @@ class S3PRLTeacher(Teacher):
             raise TeacherError(
                 f"s3prl upstream '{name}': its checkpoint {path_or_url or '(from the hub)'} holds pickled Python "
                 f"objects, which espnet_distill never unpickles (that can run code): {str(e).splitlines()[0][:200]}. "
-                "Convert it to a weights-only file (python -m espnet_distill.bin.convert_teacher) and use "
-                "backend: local"
+                "Convert it to a weights-only file (python -m espnet_distill.bin.teacher_info --checkpoint X "
+                "--export Y) and use backend: local"
             ) from None
         except Exception as e:
             raise TeacherError(
@@ -324,6 +326,17 @@ class LocalTeacherConfig:
     format: str = "auto"  # auto | one of teacher.checkpoints.FORMATS
     name: str | None = None  # shown in logs (default: the path)
     torchaudio_config: dict | None = None  # shape hints for bare torchaudio state dicts
+
+
+def local_teacher_yaml(checkpoint: str | os.PathLike, path: str | os.PathLike, fmt: str = "auto") -> None:
+    """Write the teacher YAML that names ``checkpoint`` by its absolute path (and its format unless
+    ``auto``): the ``teacher.yaml`` that recipe stage 2 leaves for every later stage."""
+    import yaml
+
+    conf = {"backend": "local", "path": str(Path(checkpoint).resolve())}
+    if fmt != "auto":
+        conf["format"] = fmt
+    Path(path).write_text(yaml.safe_dump(conf))
 
 
 @dataclass

@@ -381,9 +381,9 @@ if stage_begin 2 teacher "${opts}"; then
         cp "${d}/summary.json" "${teacher_dir}/summary.json"
         cp "${d}/curves.png" "${teacher_dir}/curves.png"
         cp "${d}/curves.json" "${teacher_dir}/curves.json"
-        printf 'backend: local\npath: %s\n' "$(cd "${teacher_dir}" && pwd)/teacher.pt" > "${teacher_dir}/teacher.yaml"
-        log "Teacher summary: $(cat "${teacher_dir}/summary.json" | tr -d '\n ')"
-        python -m espnet_distill.bin.teacher_info --config "${teacher_dir}/teacher.yaml" --json "${teacher_dir}/info.json"
+        log "Teacher summary: $(tr -d '\n ' < "${teacher_dir}/summary.json")"
+        python -m espnet_distill.bin.teacher_info --checkpoint "${teacher_dir}/teacher.pt" \
+            --json "${teacher_dir}/info.json" --write-yaml "${teacher_dir}/teacher.yaml"
     else
         # A local checkpoint (any format) or an s3prl HuBERT upstream is written once in our format,
         # exp/teacher/teacher.pt, which every later stage reads (the s3prl upstream is checked
@@ -392,12 +392,7 @@ if stage_begin 2 teacher "${opts}"; then
         rm -f "${teacher_dir}/teacher.pt"
         cp "${teacher_config}" "${teacher_dir}/source.yaml"
         python -m espnet_distill.bin.teacher_info --config "${teacher_config}" --json "${teacher_dir}/info.json" \
-            --export "${teacher_dir}/teacher.pt"
-        if [ -f "${teacher_dir}/teacher.pt" ]; then
-            printf 'backend: local\npath: %s\n' "$(cd "${teacher_dir}" && pwd)/teacher.pt" > "${teacher_dir}/teacher.yaml"
-        else
-            cp "${teacher_config}" "${teacher_dir}/teacher.yaml"
-        fi
+            --export "${teacher_dir}/teacher.pt" --write-yaml "${teacher_dir}/teacher.yaml"
     fi
     stage_end 2 teacher "${opts}"
 fi

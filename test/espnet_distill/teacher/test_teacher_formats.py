@@ -114,22 +114,25 @@ def test_s3prl_backend_loads_our_export(tmp_path, ta_model, wav):
     torch.testing.assert_close(out.logits, ours.logits, atol=1e-4, rtol=0)
 
 
-def test_convert_cli(tmp_path, ta_model):
-    import subprocess
-    import sys
+def test_teacher_info_converts_a_checkpoint_and_names_it_in_a_yaml(tmp_path, ta_model, caplog):
+    """A released-fairseq-format file to ours (teacher_info --checkpoint --export) and the teacher
+    YAML that names the export; a file that is not a HuBERT is one line, nothing written."""
+    import yaml
+
+    from espnet_distill.bin import teacher_info
 
     base = HubertModel(HubertConfig(**TINY)).eval()
     torch.save({"cfg": {"model": fairseq_model_cfg(base.cfg), "task": {"normalize": False}}, "model": base.state_dict()},
                tmp_path / "fairseq.pt")
-    r = subprocess.run([sys.executable, "-m", "espnet_distill.bin.convert_teacher", str(tmp_path / "fairseq.pt"),
-                        str(tmp_path / "ours.pt")], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
+    assert teacher_info.main(["--checkpoint", str(tmp_path / "fairseq.pt"), "--export", str(tmp_path / "ours.pt"),
+                              "--write-yaml", str(tmp_path / "teacher.yaml")]) == 0
     model, meta = load_hubert(tmp_path / "ours.pt")
     assert meta["format"] == "espnet_distill" and model.has_codebook and model.cfg.num_classes == 12
+    assert yaml.safe_load((tmp_path / "teacher.yaml").read_text()) == {"backend": "local",
+                                                                     "path": str(tmp_path / "ours.pt")}
     torch.save({"cfg": {"model": {}, "task": {}}, "model": {"final_proj.weight": torch.zeros(2, 2)}}, tmp_path / "bad.pt")
-    r = subprocess.run([sys.executable, "-m", "espnet_distill.bin.convert_teacher", str(tmp_path / "bad.pt"),
-                        str(tmp_path / "x.pt")], capture_output=True, text=True)
-    assert r.returncode == 1 and "missing keys ['feature_extractor.conv_layers.0.0.weight'" in r.stderr
+    assert teacher_info.main(["--checkpoint", str(tmp_path / "bad.pt"), "--export", str(tmp_path / "x.pt")]) == 1
+    assert "missing keys ['feature_extractor.conv_layers.0.0.weight'" in caplog.text
     assert not (tmp_path / "x.pt").exists()
 
 

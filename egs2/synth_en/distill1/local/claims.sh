@@ -36,7 +36,7 @@ if [ ! -f exp/teacher/teacher.pt ]; then
     ./run.sh --stage 1 --stop_stage 2
 fi
 mkdir -p "${claims_dir}"
-printf 'backend: local\npath: %s\n' "$(cd exp/teacher && pwd)/teacher.pt" > "${claims_dir}/teacher_source.yaml"
+python -m espnet_distill.bin.teacher_info --checkpoint exp/teacher/teacher.pt --write-yaml "${claims_dir}/teacher_source.yaml" > /dev/null
 
 log "Claims run into ${claims_dir}: students ${distill_configs} ${fbank_configs}; seeds ${seeds}"
 ./run.sh --stage 2 --stop_stage 6 --expdir "${claims_dir}" \
