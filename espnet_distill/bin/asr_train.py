@@ -11,10 +11,10 @@ group cleanly; a rank that simply exited first could abort the whole job.
 import sys
 
 import torch.distributed as dist
-import yaml
 
 from espnet_distill.asr.task import ASRTask, register
 from espnet_distill.checkpoint_io import CheckpointError
+from espnet_distill.config import ConfigError, read_yaml
 
 
 def _option(cmd: list[str], name: str, conf: dict):
@@ -35,8 +35,7 @@ def check_specaug(cmd: list[str]) -> str | None:
     conf: dict = {}
     config = _option(cmd, "config", {})
     if config:
-        with open(config) as f:
-            conf = yaml.safe_load(f) or {}
+        conf = read_yaml(config)
     specaug = _option(cmd, "specaug", conf)
     if _option(cmd, "frontend", conf) == "distilled" and specaug not in (None, "none", "null", ""):
         return (f"{config or 'the command line'}: specaug: {specaug} with frontend: distilled would mask the "
@@ -56,8 +55,7 @@ def with_upstream_architecture(cmd: list[str]) -> list[str]:
     conf: dict = {}
     config = _option(cmd, "config", {})
     if config:
-        with open(config) as f:
-            conf = yaml.safe_load(f) or {}
+        conf = read_yaml(config)
     if _option(cmd, "frontend", conf) != "distilled" or "--print_config" in cmd or "--help" in cmd:
         return cmd
     checkpoint = (conf.get("frontend_conf") or {}).get("checkpoint")
@@ -71,7 +69,10 @@ def with_upstream_architecture(cmd: list[str]) -> list[str]:
 
 def main(cmd=None):
     cmd = sys.argv[1:] if cmd is None else cmd
-    error = check_specaug(cmd)
+    try:
+        error = check_specaug(cmd)
+    except ConfigError as e:  # a missing config, a YAML syntax error: one line
+        sys.exit(f"asr_train: {e}")
     if error:
         sys.exit(f"asr_train: {error}")
     try:

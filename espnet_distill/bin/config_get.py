@@ -11,8 +11,6 @@ import json
 import sys
 from dataclasses import asdict
 
-import yaml
-
 from espnet_distill.config import ConfigError, read_yaml
 
 
@@ -47,8 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         if teacher:
             conf = resolved_teacher(argv[0])
         else:
-            with open(argv[0]) as f:
-                conf = yaml.safe_load(f) or {}
+            conf = read_yaml(argv[0])
     except (ConfigError, ValueError) as e:  # TeacherError is a ValueError
         sys.stderr.write(f"{argv[0]}: {e}\n")
         return 1

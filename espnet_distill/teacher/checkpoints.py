@@ -230,10 +230,9 @@ def _from_espnet(ckpt: dict, path: Path, hints: dict) -> tuple[HubertConfig, dic
         raise CheckpointError(f"{path}: no '{ESPNET_PREFIX}*' keys: not an ESPnet HuBERT pretraining model")
     cfg_path = path.parent / "config.yaml"
     if cfg_path.is_file():
-        import yaml
+        from espnet_distill.config import read_yaml
 
-        with open(cfg_path) as f:
-            hints = {**((yaml.safe_load(f) or {}).get("encoder_conf", {}) or {}), **hints}
+        hints = {**(read_yaml(cfg_path).get("encoder_conf", {}) or {}), **hints}
     cfg, out = torchaudio_to_fairseq(state, str(path), hints)
     return cfg, out, {"source_format": "espnet_hubert_local"}
 
