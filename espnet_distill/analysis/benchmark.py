@@ -16,7 +16,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from espnet_distill.data.audio import SAMPLE_RATE
+from espnet_distill.data.audio import SAMPLE_RATE, cnn_frames
 from espnet_distill.nn.hubert import HubertConfig, HubertModel
 
 
@@ -170,7 +170,7 @@ def update_flops(task, batch: dict, step: int) -> int:
         (total / count).backward()
     task.model.zero_grad(set_to_none=True)
     counted = {str(k) for k in counter.get_flop_counts().get("Global", {})}
-    frames = int((batch["lengths"].max() - 400) // 320 + 1)
+    frames = int(cnn_frames(batch["lengths"].max()))
     n = len(batch["utt"])
     extra = 0
     if not any("scaled_dot_product" in k for k in counted):

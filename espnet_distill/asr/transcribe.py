@@ -10,8 +10,9 @@ import torch
 
 from espnet_distill.asr.decode import ctc_best_of, ctc_greedy_texts, grammar_candidates
 from espnet_distill.asr.experiment import Experiment
+from espnet_distill.data.audio import FRAME_WINDOW
 
-MIN_SAMPLES = 400  # HuBERT's CNN: one frame needs 25 ms of 16 kHz audio
+MIN_SAMPLES = FRAME_WINDOW  # HuBERT's CNN: one frame needs 25 ms of 16 kHz audio
 
 
 def archive_kind(path: Path) -> str:

@@ -26,6 +26,7 @@ from espnet_distill.asr.experiment import Experiment
 from espnet_distill.bin import setup_logging
 from espnet_distill.checkpoint_io import CheckpointError
 from espnet_distill.config import ConfigError, read_yaml
+from espnet_distill.data.audio import FRAME_WINDOW
 from espnet_distill.data.dataset import AudioDataset, BucketBatches, collate
 from espnet_distill.student.export import load_student
 from espnet_distill.teacher.teacher import TeacherError, build_teacher
@@ -109,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     from espnet_distill.data.tables import read_table
 
     utts = read_table(Path(a.data_dir) / "utt2spk").keys()[: a.max_utts]
-    ds = AudioDataset(a.data_dir, max_seconds=None, min_samples=400, utts=utts)
+    ds = AudioDataset(a.data_dir, max_seconds=None, min_samples=FRAME_WINDOW, utts=utts)
     try:
         jobs = []  # (name, reference encode, reference label, other encode, other label)
         if a.checkpoint:

@@ -36,6 +36,7 @@ import torch
 from espnet_distill.bin import input_errors, setup_logging
 from espnet_distill.checkpoint_io import CheckpointError
 from espnet_distill.config import ConfigError, read_yaml
+from espnet_distill.data.audio import FRAME_WINDOW
 from espnet_distill.data.dataset import collate
 from espnet_distill.student.export import export_distiller_local, save_student
 from espnet_distill.student.frontend import FbankFrontend, estimate_cmvn
@@ -98,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _train(a, conf, teacher, tconf, student, init_report, task) -> int:
     dconf, train_cfg = conf.distill, conf.train
-    min_samples = max(teacher.receptive_field, 400)
+    min_samples = max(teacher.receptive_field, FRAME_WINDOW)
     train_set, valid_set = train_cfg.datasets(a.train_dir, a.valid_dir, min_samples=min_samples)
 
     if isinstance(student.frontend, FbankFrontend):

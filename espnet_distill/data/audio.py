@@ -23,7 +23,17 @@ import soundfile as sf
 logger = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16000
-FRAME_HOP = 320  # samples per frame of HuBERT's CNN (20 ms): frame-level targets move in these steps
+# HuBERT's CNN geometry at 16 kHz, the one frame grid of the toolkit: every front-end, teacher and
+# frame-level target counts frames with cnn_frames
+FRAME_WINDOW = 400  # samples one frame sees (25 ms): the shortest input that gives a frame
+FRAME_HOP = 320  # samples per frame (20 ms): frame-level targets move in these steps
+
+
+def cnn_frames(lengths):
+    """Frames of ``lengths`` samples (an int or a tensor): floor((L - FRAME_WINDOW) / FRAME_HOP) + 1,
+    0 below FRAME_WINDOW."""
+    n = (lengths - FRAME_WINDOW) // FRAME_HOP + 1
+    return n.clamp(min=0) if hasattr(n, "clamp") else max(n, 0)
 
 
 class AudioError(RuntimeError):

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from espnet_distill.data.audio import FRAME_HOP, SAMPLE_RATE, AudioError
+from espnet_distill.data.audio import FRAME_HOP, FRAME_WINDOW, SAMPLE_RATE, AudioError
 from espnet_distill.data.kaldi_dir import utt_durations
 from espnet_distill.data.tables import read_table
 from espnet_distill.data.utterances import DataDirAudio
@@ -51,7 +51,7 @@ class AudioDataset(torch.utils.data.Dataset):
         data_dir: str | os.PathLike,
         targets: dict[str, dict[str, np.ndarray]] | None = None,
         max_seconds: float | None = None,
-        min_samples: int = 400,
+        min_samples: int = FRAME_WINDOW,
         cache_audio: bool = False,
         skip_bad_audio: bool = False,
         utts: list[str] | None = None,

@@ -28,7 +28,7 @@ import torch
 
 from espnet_distill.checkpoint_io import (CheckpointError, atomic_path, atomic_save, new_file_mode, require_keys,
                                          safe_load)
-from espnet_distill.data.audio import SAMPLE_RATE
+from espnet_distill.data.audio import FRAME_WINDOW, SAMPLE_RATE
 from espnet_distill.student.model import Student, StudentConfig
 
 STUDENT_FORMAT = "espnet_distill.student"
@@ -228,7 +228,7 @@ class HiddenStates(torch.nn.Module):
         return torch.stack(hidden), mask.sum(1)
 
 
-ONNX_MIN_SAMPLES = 400  # one 25 ms window: the shortest input the exported graph accepts
+ONNX_MIN_SAMPLES = FRAME_WINDOW  # one 25 ms window: the shortest input the exported graph accepts
 
 
 def export_onnx(student: Student, path: str | os.PathLike, opset: int = 17) -> Path:

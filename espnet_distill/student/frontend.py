@@ -23,17 +23,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from espnet_distill.data.audio import SAMPLE_RATE
+from espnet_distill.data.audio import FRAME_HOP, FRAME_WINDOW, SAMPLE_RATE, cnn_frames
 from espnet_distill.nn.hubert import (DEFAULT_CONV, ConvFeatureExtractor, check_grad_scale, lengths_to_mask,
                                      scaled_gradient)
 
 FBANK_WINDOW, FBANK_SHIFT = 400, 160  # 25 ms, 10 ms at 16 kHz
 FLOAT_EPS = torch.finfo(torch.float32).eps
-
-
-def cnn_frames(lengths: torch.Tensor) -> torch.Tensor:
-    """HuBERT CNN frame count: floor((L - 400) / 320) + 1 (0 below 400 samples)."""
-    return (torch.div(lengths - 400, 320, rounding_mode="floor") + 1).clamp(min=0)
 
 
 class CNNFrontend(nn.Module):
@@ -155,7 +150,7 @@ class FbankFrontend(nn.Module):
         x = scaled_gradient(self._subsample, self.grad_mult, x).transpose(1, 2)  # (B, T, D), T = (T_fb - 1) // 2 + 1
         # the CNN front-end's frame count for the batch width (as the teacher's CNN gives):
         # computed from sizes, not from the lengths' values, so that an export keeps T dynamic
-        t = (wav.shape[1] - FBANK_WINDOW) // 320 + 1
+        t = (wav.shape[1] - FRAME_WINDOW) // FRAME_HOP + 1
         x = x[:, : max(t, 1) if isinstance(t, int) else t]  # eager: at least one (masked) frame
         n = cnn_frames(lengths)
         x = F.dropout(self.proj(x), self.dropout, self.training)

@@ -28,7 +28,7 @@ from torch import nn
 
 from espnet_distill.checkpoint_io import CheckpointError, safe_load
 from espnet_distill.config import ConfigError, from_dict
-from espnet_distill.data.audio import SAMPLE_RATE
+from espnet_distill.data.audio import FRAME_HOP, FRAME_WINDOW, SAMPLE_RATE, cnn_frames
 from espnet_distill.nn.hubert import HubertModel, lengths_to_mask
 from espnet_distill.teacher.checkpoints import infer_config, load_hubert
 
@@ -50,7 +50,7 @@ class Teacher(nn.Module, metaclass=abc.ABCMeta):
     """Base class: frozen, eval mode, no_grad. Subclasses implement ``_forward``."""
 
     name: str = "teacher"
-    receptive_field: int = 400
+    receptive_field: int = FRAME_WINDOW
 
     def _freeze(self) -> None:
         for p in self.parameters():
@@ -262,10 +262,10 @@ class S3PRLTeacher(Teacher):
     def _forward(self, wavs, lengths, num_layers=None) -> TeacherOutput:
         hs, hs_len = self.upstream(wavs, lengths)
         n = hs_len[0].to(wavs.device)
-        if self.upstream.downsample_rates[0] == 320:
-            # S3PRLUpstream pads to ceil(L / 320) frames by repeating the last one; keep the CNN's
-            # own count, floor((L - 400) / 320) + 1, as every other backend and the students do.
-            n = torch.div(lengths - 400, 320, rounding_mode="floor") + 1
+        if self.upstream.downsample_rates[0] == FRAME_HOP:
+            # S3PRLUpstream pads to ceil(L / hop) frames by repeating the last one; keep the CNN's
+            # own count, as every other backend and the students do.
+            n = cnn_frames(lengths.to(wavs.device))
             hs = [h[:, : int(n.max())] for h in hs]
         mask = lengths_to_mask(n, hs[0].shape[1])
         logits = None

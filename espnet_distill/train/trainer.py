@@ -62,7 +62,7 @@ from tqdm import tqdm
 
 from espnet_distill.checkpoint_io import atomic_save, safe_load
 from espnet_distill.config import check_range, from_dict
-from espnet_distill.data.audio import SAMPLE_RATE
+from espnet_distill.data.audio import FRAME_WINDOW, SAMPLE_RATE
 from espnet_distill.data.dataset import LONG_UTTS, AudioDataset, BucketBatches, collate
 
 logger = logging.getLogger(__name__)
@@ -146,7 +146,7 @@ class TrainConfig:
         return seconds, size
 
     def datasets(self, train_dir, valid_dir, targets: tuple[dict | None, dict | None] = (None, None),
-                 min_samples: int = 400) -> tuple[AudioDataset, AudioDataset]:
+                 min_samples: int = FRAME_WINDOW) -> tuple[AudioDataset, AudioDataset]:
         """The training and validation sets of two data dirs as this config reads them (length cap,
         crops or drops, audio cache, unreadable audio skipped); ``targets``: their frame targets."""
         return tuple(AudioDataset(d, t, self.max_utt_seconds, min_samples, cache_audio=self.cache_audio,

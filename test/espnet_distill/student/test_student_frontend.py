@@ -5,7 +5,8 @@ import torch
 import torchaudio
 
 from espnet_distill.nn.hubert import DEFAULT_CONV, conv_output_lengths
-from espnet_distill.student.frontend import CNNFrontend, FbankFrontend, cnn_frames, estimate_cmvn
+from espnet_distill.data.audio import cnn_frames
+from espnet_distill.student.frontend import CNNFrontend, FbankFrontend, estimate_cmvn
 
 
 def test_batched_fbank_matches_torchaudio_kaldi():
