@@ -295,3 +295,75 @@ class DistillTask:
             res["fe_l1"] = frontend_loss(pred[:, :k], t.hidden[0][:, :k], mask[:, :k])
         res["loss"] = (total, loss[1])
         return {name: (float(s), float(c)) for name, (s, c) in res.items()}
+
+
+def distill(conf: DistillRunConfig, config_path: str, teacher_yaml: str, train_dir: str, valid_dir: str, outdir: str,
+            resume: bool = True, init_only: bool = False) -> dict | None:
+    """Distil the student of ``conf`` from the teacher of ``teacher_yaml`` on the Kaldi dirs: builds
+    both, estimates an fbank student's CMVN, trains (resuming from ``outdir``'s checkpoint), then
+    writes ``student.pt`` (and ``student.distiller_local.pt`` where s3prl's distiller can hold it)
+    and ``summary.json``; returns the summary (None on ranks other than 0). ``init_only``: writes
+    the initialised, undistilled student and stops. Errors name the file they come from."""
+    import json
+    from pathlib import Path
+
+    from espnet_distill.checkpoint_io import CheckpointError
+    from espnet_distill.data.audio import FRAME_WINDOW
+    from espnet_distill.data.dataset import collate
+    from espnet_distill.student.export import export_distiller_local, save_student
+    from espnet_distill.student.frontend import FbankFrontend, estimate_cmvn
+    from espnet_distill.teacher.teacher import TeacherError, build_teacher
+    from espnet_distill.train.trainer import Trainer, dist_info
+
+    dconf, train_cfg = conf.distill, conf.train
+    try:
+        tconf = read_yaml(teacher_yaml)
+        teacher = build_teacher(tconf)
+        if dconf.alpha > 0:
+            teacher.require_codebook("L_disc (distill.alpha > 0)")
+    except (TeacherError, CheckpointError, ConfigError) as e:
+        raise type(e)(f"{teacher_yaml}: {e}") from None
+    torch.manual_seed(train_cfg.seed)
+    try:
+        student, init_report = build_student(conf, teacher)
+    except (ValueError, TypeError) as e:  # a front-end or head name, a layer map, a shape the teacher cannot feed
+        raise ConfigError(f"{config_path}: {e}") from None
+    task = DistillTask(student, teacher, dconf.alpha, dconf.lam, dconf.fe_adapt_steps, dconf.cache_teacher,
+                       dconf.teacher_precision)
+    train_set, valid_set = train_cfg.datasets(train_dir, valid_dir,
+                                              min_samples=max(teacher.receptive_field, FRAME_WINDOW))
+    if isinstance(student.frontend, FbankFrontend):
+        idx = list(range(0, len(train_set), max(1, len(train_set) // dconf.cmvn_utts)))[: dconf.cmvn_utts]
+        batches = (collate([train_set[i] for i in idx[j:j + 16]]) for j in range(0, len(idx), 16))
+        mean, std, frames = estimate_cmvn(student.frontend, batches)
+        student.frontend.set_cmvn(mean, std)
+        logger.info("fbank CMVN from %d frames of %d utterances", frames, len(idx))
+    counts = student.param_counts()
+    logger.info("student: %s", counts)
+    out = Path(outdir)
+    if init_only:
+        out.mkdir(parents=True, exist_ok=True)
+        save_student(out / "student.pt", student.cpu(), {"params": counts, "steps": 0, "init_only": True})
+        logger.info("wrote the undistilled student to %s", out / "student.pt")
+        return None
+    resolved = {"student": student.cfg.to_dict(), "init": conf.init.to_dict(), "distill": dconf.to_dict(),
+                "teacher": tconf, "data": {"train": train_dir, "valid": valid_dir}}
+    trainer = Trainer(task, train_set, valid_set, train_cfg, out, resolved)
+    valid = trainer.fit(resume=resume)
+    if dist_info()[0] != 0:
+        return None
+    student.cpu()
+    save_student(out / "student.pt", student, {"params": counts, "steps": trainer.step, "valid": valid, "teacher": tconf})
+    exported = None
+    try:
+        export_distiller_local(student, out / "student.distiller_local.pt")
+        exported = str(out / "student.distiller_local.pt")
+    except CheckpointError as e:
+        logger.info("not exported to distiller_local: %s", e)
+    per_layer = {k: v for k, v in valid.items() if k.startswith(("l1_", "cos_"))}
+    summary = {"params": counts, "steps": trainer.step, "init_copied": len(init_report["copied"]),
+               "valid": valid, "valid_per_layer": per_layer, "distiller_local": exported}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    logger.info("summary: %s", json.dumps(summary))
+    return summary
+
