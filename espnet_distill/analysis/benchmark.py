@@ -346,3 +346,20 @@ def checkpoint_bench(path: str):
         b = bench_from_hubert(name if "teacher" in name else f"{name} (teacher)", model.eval())
     b.checkpoint = str(path)
     return b
+
+
+def forward_table(checkpoints: list[str], paper: bool, device: str = "cpu", int8: bool = False,
+                  batch_sizes: tuple[int, ...] = (1, 8), seconds: float = 8.0, repeats: int = 5,
+                  teacher_name: str | None = None) -> tuple[list[dict], str]:
+    """Rows and the markdown table of :func:`run` for the paper-size models (``paper``, or when no
+    checkpoint is given) and ``checkpoints``, with an int8 row per model when ``int8``; speed-ups
+    against ``teacher_name`` (default: the first teacher row)."""
+    benches = paper_benches() if (paper or not checkpoints) else []
+    benches += [checkpoint_bench(c) for c in checkpoints]
+    for b in benches:
+        b.module.to(device).eval()
+    if int8:
+        benches += [int8_bench(b) for b in list(benches)]
+    teacher_name = teacher_name or next((b.name for b in benches if "teacher" in b.name), None)
+    return run(benches, tuple(batch_sizes), seconds, repeats, device, teacher_name)
+

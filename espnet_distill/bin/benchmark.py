@@ -20,8 +20,6 @@ convolutions counted by torch, attention products analytically), the achieved TF
 ``--peak-tflops`` (H100/H200 dense bf16/fp16: 989), the model FLOP utilisation; and projects the
 time of the config's ``max_steps`` updates. ``--peer DIR`` also times s3prl's own distiller (the
 authors' code base: DIR/peer_step.py) on the same batch in the same run and prints the ratio.
-Run it on the machine that will train to know what
-stages 3 and 4 of the LibriSpeech recipe cost there.
 
 ``--teacher-precision DATA_DIR`` measures instead how far the teacher's targets move when it runs
 in bf16 and fp16 rather than fp32 (``distill.teacher_precision: amp``), on the first
@@ -37,7 +35,7 @@ from pathlib import Path
 
 import torch
 
-from espnet_distill.analysis.benchmark import checkpoint_bench, paper_benches, precision_table, run, train_step_table
+from espnet_distill.analysis.benchmark import forward_table, precision_table, train_step_table
 from espnet_distill.bin import setup_logging
 
 
@@ -79,35 +77,20 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--int8 times PyTorch's dynamic int8 quantization, which runs on the CPU only")
     if a.threads:
         torch.set_num_threads(a.threads)
-    if a.teacher_precision or a.train_step:
-        if a.teacher_precision:
-            rows, table = precision_table(a.teacher_precision, a.checkpoint[0] if a.checkpoint else None, a.max_utts)
-        else:
-            rows, table = train_step_table(a.device, a.train_batch_seconds, a.utt_seconds, a.repeats, a.amp,
-                                           a.peak_tflops, a.peer, a.compile)
-            print(f"device: {a.device}, torch threads: {torch.get_num_threads()}, torch {torch.__version__}, "
-                  f"amp: {a.amp}\n")
-        print(table)
-        if a.json:
-            Path(a.json).write_text(json.dumps(rows, indent=2) + "\n")
-        if a.markdown:
-            Path(a.markdown).write_text(table + "\n")
-        return 0
-    benches = paper_benches() if (a.paper or not a.checkpoint) else []
-    benches += [checkpoint_bench(c) for c in a.checkpoint]
-    for b in benches:
-        b.module.to(a.device).eval()
-    if a.int8:
-        from espnet_distill.analysis.benchmark import int8_bench
-
-        benches += [int8_bench(b) for b in list(benches)]
-    teacher_name = a.teacher_name or next((b.name for b in benches if "teacher" in b.name), None)
-    rows, table = run(benches, tuple(a.batch_sizes), a.seconds, a.repeats, a.device, teacher_name)
-    print(f"device: {a.device}, torch threads: {torch.get_num_threads()}, torch {torch.__version__}\n")
+    if a.teacher_precision:
+        rows, table = precision_table(a.teacher_precision, a.checkpoint[0] if a.checkpoint else None, a.max_utts)
+    elif a.train_step:
+        rows, table = train_step_table(a.device, a.train_batch_seconds, a.utt_seconds, a.repeats, a.amp,
+                                       a.peak_tflops, a.peer, a.compile)
+    else:
+        rows, table = forward_table(a.checkpoint, a.paper, a.device, a.int8, tuple(a.batch_sizes), a.seconds,
+                                    a.repeats, a.teacher_name)
+    if not a.teacher_precision:
+        print(f"device: {a.device}, torch threads: {torch.get_num_threads()}, torch {torch.__version__}"
+              + (f", amp: {a.amp}" if a.train_step else "") + "\n")
     print(table)
     if a.json:
-        with open(a.json, "w") as f:
-            json.dump(rows, f, indent=2)
+        Path(a.json).write_text(json.dumps(rows, indent=2) + "\n")
     if a.markdown:
         Path(a.markdown).write_text(table + "\n")
     return 0
