@@ -56,3 +56,24 @@ def plot_curves(log_path: str | os.PathLike, keys: list[str], png: str | os.Path
     with open(Path(png).with_suffix(".json"), "w") as f:
         json.dump(data, f)
     return data
+
+
+def plot_matrix(matrix: list[list[float]], rows: str, cols: str, title: str, path: Path) -> None:
+    """A layer-by-layer similarity heatmap (rows x cols, values in [0, 1] printed in each cell) as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(1.0 + 0.45 * len(matrix[0]), 1.0 + 0.4 * len(matrix)))
+    im = ax.imshow(matrix, vmin=0, vmax=1, cmap="viridis", origin="lower", aspect="auto")
+    for i, row in enumerate(matrix):
+        for j, v in enumerate(row):
+            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7, color="white" if v < 0.6 else "black")
+    ax.set_xlabel(f"{cols} layer")
+    ax.set_ylabel(f"{rows} layer")
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(im, ax=ax, label="linear CKA")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

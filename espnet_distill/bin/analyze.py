@@ -14,83 +14,18 @@ fine-tuning moved each layer. Frames: the valid frames of the first ``--max-utts
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
 
-import torch
-
-from espnet_distill.analysis.cka import cka_matrix
-from espnet_distill.asr.experiment import Experiment
+from espnet_distill.analysis.cka import asr_student, compare_models, teacher_encode
 from espnet_distill.bin import setup_logging
 from espnet_distill.checkpoint_io import CheckpointError
 from espnet_distill.config import ConfigError, read_yaml
 from espnet_distill.data.audio import FRAME_WINDOW
-from espnet_distill.data.dataset import AudioDataset, BucketBatches, collate
+from espnet_distill.data.dataset import AudioDataset
 from espnet_distill.student.export import load_student
 from espnet_distill.teacher.teacher import TeacherError, build_teacher
-
-
-@torch.no_grad()
-def layer_frames(encode, ds: AudioDataset, frames: torch.Tensor | None, seed: int, max_frames: int
-                 ) -> tuple[list[torch.Tensor], torch.Tensor]:
-    """Every layer's hidden states on the valid frames of ``ds``, restricted to ``frames`` (indices
-    into the concatenated valid frames), or to ``max_frames`` of them drawn with ``seed``."""
-    per_layer: list[list[torch.Tensor]] | None = None
-    for idx in BucketBatches(ds.samples, 60.0, shuffle=False):
-        b = collate([ds[i] for i in idx])
-        hidden, mask = encode(b["wav"], b["lengths"])
-        if per_layer is None:
-            per_layer = [[] for _ in hidden]
-        for layer, h in enumerate(hidden):
-            per_layer[layer].append(h[mask].float())
-    layers = [torch.cat(x) for x in per_layer]
-    if frames is None:
-        g = torch.Generator().manual_seed(seed)
-        n = layers[0].shape[0]
-        frames = torch.randperm(n, generator=g)[:max_frames].sort().values
-    return [x[frames] for x in layers], frames
-
-
-def teacher_encode(teacher):
-    """The teacher with the students' ``encode(wav, lengths) -> (hidden, mask)`` interface."""
-    def encode(wav, lengths):
-        out = teacher(wav, lengths)
-        return out.hidden, out.mask
-    return encode
-
-
-def plot(matrix: list[list[float]], rows: str, cols: str, title: str, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(1.0 + 0.45 * len(matrix[0]), 1.0 + 0.4 * len(matrix)))
-    im = ax.imshow(matrix, vmin=0, vmax=1, cmap="viridis", origin="lower", aspect="auto")
-    for i, row in enumerate(matrix):
-        for j, v in enumerate(row):
-            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7, color="white" if v < 0.6 else "black")
-    ax.set_xlabel(f"{cols} layer")
-    ax.set_ylabel(f"{rows} layer")
-    ax.set_title(title, fontsize=9)
-    fig.colorbar(im, ax=ax, label="linear CKA")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
-def asr_student(exp: Path):
-    """(fine-tuned upstream, distilled student checkpoint) of an ESPnet experiment of ours."""
-    from espnet_distill.asr.task import load_model
-
-    experiment = Experiment.read(exp)
-    ckpt = experiment.student_checkpoint
-    if not ckpt:
-        raise ConfigError(f"{exp}: not an ESPnet experiment with a distilled frontend")
-    model, _ = load_model(exp / "config.yaml", experiment.model_file(), "cpu")
-    return model.frontend.upstream.eval(), ckpt
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -127,17 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, CheckpointError, TeacherError, FileNotFoundError) as e:
         logging.error("%s", e)
         return 1
-    for name, ref, ref_label, other, other_label in jobs:
-        a_layers, frames = layer_frames(ref, ds, None, a.seed, a.max_frames)
-        b_layers, _ = layer_frames(other, ds, frames, a.seed, a.max_frames)
-        matrix = cka_matrix(a_layers, b_layers)
-        result = {"name": name, "rows": ref_label, "cols": other_label, "frames": len(frames), "utts": len(ds),
-                  "data_dir": a.data_dir, "cka": matrix}
-        (out / f"{name}.cka.json").write_text(json.dumps(result, indent=2) + "\n")
-        plot(matrix, ref_label, other_label, f"{name}: linear CKA on {len(frames)} frames of {Path(a.data_dir).name}",
-             out / f"{name}.cka.png")
-        best = [max(range(len(matrix)), key=lambda i: matrix[i][j]) for j in range(len(matrix[0]))]
-        logging.info("%s: for each %s layer, the most similar %s layer: %s", name, other_label, ref_label, best)
+    compare_models(jobs, ds, out, a.data_dir, a.seed, a.max_frames)
     return 0
 
 
