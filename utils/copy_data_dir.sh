@@ -12,4 +12,4 @@ while [ $# -gt 0 ]; do
         *) args+=("$1"); shift ;;
     esac
 done
-exec python -m espnet_distill.bin.data_dir copy "${args[@]}"
+exec python -m espnet_distill.bin.kaldi_data_dir copy "${args[@]}"
