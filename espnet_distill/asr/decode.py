@@ -170,3 +170,32 @@ def grammar_decode(model, data_dir: str | Path, grammar: list[str], token_type: 
         for k, utt in enumerate(batch_utts):
             hyps[utt] = grammar[int(best[k])]
     return hyps
+
+
+def decode_shard(model, data_dir: str | Path, shard: int = 1, num_shards: int = 1, grammar: list[str] | None = None,
+                 bpe_model: str | None = None, batch_seconds: float = 60.0, device: str = "cpu",
+                 num_workers: int = -1) -> dict[str, str]:
+    """{utt: hypothesis} of the ``shard``-th of ``num_shards`` contiguous parts of ``data_dir``: CTC
+    greedy, or the transcript of ``grammar`` of highest CTC likelihood (a transcript the model's
+    tokens cannot spell is a ValueError naming it)."""
+    from espnet_distill.data.tables import read_table, shard_utts
+
+    utts = shard_utts(read_table(Path(data_dir) / "utt2spk").keys(), shard, num_shards)
+    if not utts:
+        return {}
+    if grammar is None:
+        return greedy_decode(model, data_dir, batch_seconds, device, bpe_model, utts, num_workers)
+    return grammar_decode(model, data_dir, grammar, "bpe" if bpe_model else "char", batch_seconds, device,
+                          bpe_model, utts, num_workers)
+
+
+def write_hyps(path: str | Path, hyps: dict[str, str]) -> None:
+    """``hyps`` ({utt: text}) as a Kaldi text file, sorted; an empty hypothesis keeps its line."""
+    import logging
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        for utt in sorted(hyps):
+            f.write(f"{utt} {hyps[utt]}\n".replace(" \n", "\n"))
+    logging.getLogger(__name__).info("%s: %d hypotheses", path, len(hyps))
+

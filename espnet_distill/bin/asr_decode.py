@@ -20,22 +20,12 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from pathlib import Path
 
-from espnet_distill.asr.decode import check_token_list, grammar_decode, greedy_decode, read_grammar
+from espnet_distill.asr.decode import check_token_list, decode_shard, read_grammar, write_hyps
 from espnet_distill.asr.task import load_model
 from espnet_distill.bin import setup_logging
 from espnet_distill.data.audio import AudioError
-from espnet_distill.data.tables import DataDirError, read_table, shard_utts
-
-
-def write_hyps(path: str | Path, hyps: dict[str, str]) -> None:
-    """``hyps`` ({utt: text}) as a Kaldi text file, sorted; an empty hypothesis keeps its line."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        for utt in sorted(hyps):
-            f.write(f"{utt} {hyps[utt]}\n".replace(" \n", "\n"))
-    logging.info("%s: %d hypotheses", path, len(hyps))
+from espnet_distill.data.tables import DataDirError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,29 +73,17 @@ def main(argv: list[str] | None = None) -> int:
         from espnet_distill.student.export import quantize_int8
 
         model = quantize_int8(model)
-    token_type = "bpe" if a.bpe_model else "char"
     try:
-        decode_sets(a, model, grammar, token_type)
+        for data_dir, out in zip(a.data_dir, a.out):
+            write_hyps(out, decode_shard(model, data_dir, a.shard, a.num_shards, grammar, a.bpe_model,
+                                         a.batch_seconds, a.device, a.num_workers))
     except (DataDirError, AudioError) as e:
         logging.error("%s", e)
         return 1
+    except ValueError as e:  # a grammar transcript the model's tokens cannot spell
+        logging.error("%s: %s", a.grammar, e)
+        return 1
     return 0
-
-
-def decode_sets(a, model, grammar, token_type) -> None:
-    for data_dir, out in zip(a.data_dir, a.out):
-        utts = shard_utts(read_table(Path(data_dir) / "utt2spk").keys(), a.shard, a.num_shards)
-        if not utts:
-            hyps = {}
-        elif grammar is not None:
-            try:
-                hyps = grammar_decode(model, data_dir, grammar, token_type, a.batch_seconds, a.device, a.bpe_model,
-                                      utts, a.num_workers)
-            except ValueError as e:
-                raise DataDirError(f"{a.grammar}: {e}") from None
-        else:
-            hyps = greedy_decode(model, data_dir, a.batch_seconds, a.device, a.bpe_model, utts, a.num_workers)
-        write_hyps(out, hyps)
 
 
 if __name__ == "__main__":

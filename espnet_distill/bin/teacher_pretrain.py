@@ -1,18 +1,14 @@
 """Pretrain a small HuBERT teacher (HuBERT iteration 1, optionally 2) on a Kaldi data dir.
 
-Steps (egs2/TEMPLATE/distill1/distill.sh stage 2 runs them in this order); CONFIG is the
-teacher YAML with ``backend: pretrain`` (sections kmeans, mask, model, train; see
-espnet_distill/train/pretrain.py for every key and its default):
+Steps (recipe stage 2 runs them in this order; CONFIG is the teacher YAML with ``backend:
+pretrain``, sections kmeans, mask, model, train: espnet_distill/train/pretrain.py has every key):
 
     dump    features of one shard: MFCC (+deltas), or layer ``iter2_layer`` of a previous model
-            python -m espnet_distill.bin.teacher_pretrain dump --config CONFIG --data-dir data/train \\
-                --shard 1 --num-shards 2 --out exp/teacher/iter1/feats/train.1.pt [--source ckpt]
+            teacher_pretrain dump --config CONFIG --data-dir data/train --shard 1 --num-shards 2 --out F1
     kmeans  fit k-means (the config's kmeans section) on the train shards; label every given set
-            python -m espnet_distill.bin.teacher_pretrain kmeans --config CONFIG --train-feats F1 F2 \\
-                --label SET=F1,F2 ... --outdir exp/teacher/iter1
+            teacher_pretrain kmeans --config CONFIG --train-feats F1 F2 --label train=F1,F2 ... --outdir D
     train   masked-prediction pretraining; writes teacher.pt (our format), curves, summary.json
-            python -m espnet_distill.bin.teacher_pretrain train --config CONFIG \\
-                --train-dir data/train --valid-dir data/dev --labels-dir exp/teacher/iter1 --outdir exp/teacher/iter1
+            teacher_pretrain train --config CONFIG --train-dir T --valid-dir V --labels-dir D --outdir D
 """
 from __future__ import annotations
 
@@ -31,10 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="teacher_pretrain", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
-
     d = sub.add_parser("dump", help="dump features of one shard of a data dir")
-    d.add_argument("--config", default=None,
-                   help="teacher YAML (backend: pretrain); its iter2_layer is the layer of --source")
+    d.add_argument("--config", default=None, help="teacher YAML (backend: pretrain): iter2_layer, the layer of --source")
     d.add_argument("--data-dir", required=True, help="Kaldi data dir")
     d.add_argument("--out", required=True, help="output .pt file for this shard")
     d.add_argument("--shard", type=int, default=1, help="1-based shard index (the launcher's JOB)")
@@ -42,18 +36,15 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--source", default="mfcc", help="'mfcc' or a HuBERT checkpoint for layer features")
     d.add_argument("--layer", type=int, default=None,
                    help="hidden-state layer of --source (0 = transformer input; default: the config's iter2_layer)")
-
     k = sub.add_parser("kmeans", help="fit k-means on train features; label every given set")
     k.add_argument("--config", default=None, help="teacher YAML (backend: pretrain): its kmeans section")
     k.add_argument("--train-feats", nargs="+", required=True, help="feature shards to fit on")
     k.add_argument("--label", nargs="+", required=True, metavar="SET=F1,F2",
                    help="sets to label: name=comma-separated feature shards; writes OUTDIR/labels.<name>")
     k.add_argument("--n-clusters", type=int, default=None, help="number of clusters (overrides kmeans.n_clusters)")
-    k.add_argument("--sample-frames", type=int, default=None,
-                   help="frames sampled to fit k-means (overrides kmeans.sample_frames)")
+    k.add_argument("--sample-frames", type=int, default=None, help="frames to fit on (overrides kmeans.sample_frames)")
     k.add_argument("--seed", type=int, default=None, help="random seed (overrides kmeans.seed)")
     k.add_argument("--outdir", required=True, help="writes km.pt, kmeans.json and labels.<set>")
-
     t = sub.add_parser("train", help="masked-prediction pretraining of a HuBERT")
     t.add_argument("--config", required=True, help="teacher YAML (backend: pretrain): model, mask and train sections")
     t.add_argument("--train-dir", required=True, help="Kaldi dir of the training audio")
