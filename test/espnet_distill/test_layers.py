@@ -15,7 +15,7 @@ FLOORS = {
     "nn": 1, "data": 1,  # models' building blocks, generic data tools
     "corpora": 2, "teacher": 2, "student": 2,
     "train": 3,  # the trainer, the distillation and pretraining tasks
-    "asr": 4, "analysis": 4,  # ESPnet glue, measurements
+    "asr": 4, "analysis": 4, "stages": 4,  # ESPnet glue, measurements, the recipe's bookkeeping
     "bin": 5,  # entry points: argument parsers over the floors below
 }
 

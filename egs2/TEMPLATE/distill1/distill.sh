@@ -227,46 +227,20 @@ if in_range 6; then
     [ -z "${grammar}" ] || check_file --grammar "${grammar}"
 fi
 
-# stage_begin NUM NAME OPTIONS: 0 (run) when NUM is in [stage, stop_stage] and the stage
-# is not finished with the same OPTIONS; otherwise 1 (skip).
+# The stages' bookkeeping is bin/stage's (espnet_distill/stages.py: what each stage's key reads,
+# the .done markers, moving finished results aside, reproduce.sh). It reads these options:
+export stage stop_stage force expdir datadir results_md local_data_opts teacher_config distill_configs \
+    fbank_configs distill_args asr_config asr_set_configs asr_scratch_config asr_teacher asr_args asr_seeds \
+    token_type nbpe speed_perturb_factors text_norm_opts min_wav_duration max_wav_duration inference_config \
+    inference_args int8_inference grammar inference_asr_model train_set valid_set test_sets finetune_sets
+export run_args=${_run_args}
+# stage_begin NUM: 0 (run) when stage NUM is in range and not finished with the same key, else 1
 stage_begin() {
-    local num=$1 name=$2 opts=$3 marker=${expdir}/$2/.done
-    [ "${stage}" -le "${num}" ] && [ "${stop_stage}" -ge "${num}" ] || return 1
-    if [ -f "${marker}" ]; then
-        if ! ${force} && [ "$(head -n 1 "${marker}")" = "${opts}" ]; then
-            log "Stage ${num} (${name}): already done (${marker}); --force true or remove the marker to rerun"
-            return 1
-        fi
-        # a finished stage that reruns starts afresh; its results are kept aside, never overwritten
-        local old=${expdir}/${name}.$(date +%Y%m%d-%H%M%S) why="options changed since the last run"
-        ${force} && why="--force true"
-        log "Stage ${num} (${name}): ${why}; moving its results to ${old} and rerunning"
-        mv "${expdir}/${name}" "${old}"
-        if [ "${name}" = score ] && [ -f "${results_md}" ]; then  # the summary stage 6 will rewrite
-            cp -p "${results_md}" "${old}/"
-            log "Stage ${num} (${name}): the earlier ${results_md} is kept as ${old}/$(basename "${results_md}")"
-        fi
-    elif [ -d "${expdir}/${name}" ] && [ ! -f "${marker}" ]; then
-        log "Stage ${num} (${name}): unfinished earlier run found; training jobs resume from their checkpoints"
-    fi
-    rm -f "${marker}"
-    mkdir -p "${expdir}/${name}"
-    {
-        echo "#!/usr/bin/env bash"
-        echo "# Reruns stage ${num} (${name}) exactly as it ran on $(date)."
-        echo "cd $(printf '%q' "${PWD}") && train_threads=${train_threads} ${_run_args% } --stage ${num} --stop_stage ${num} --force true"
-    } > "${expdir}/${name}/reproduce.sh"
-    chmod +x "${expdir}/${name}/reproduce.sh"
-    log "Stage ${num} (${name}): start"
-    return 0
+    local said
+    said=$(python -m espnet_distill.bin.stage begin "$1") || { log "Error: stage $1: bookkeeping failed (see above)"; exit 1; }
+    [ "${said}" = run ]
 }
-
-# stage_end NUM NAME OPTIONS: write the finished marker (the options, then when it finished: a stage
-# that reads this one's outputs keys on the whole marker, so it reruns whenever this one reran).
-stage_end() {
-    { echo "$3"; echo "# finished $(date '+%Y-%m-%dT%H:%M:%S.%N')"; } > "${expdir}/$2/.done"
-    log "Stage $1 ($2): done"
-}
+stage_end() { python -m espnet_distill.bin.stage end "$1"; }
 
 # keep_log FILE: a rerun writes a fresh FILE; the earlier run's is kept as FILE.1, FILE.2, ...
 keep_log() {
@@ -276,23 +250,7 @@ keep_log() {
     mv "$1" "$1.${n}"
 }
 
-# stage_key NAME...: a hash of the finished markers of the stages whose outputs the caller reads.
-stage_key() {
-    local name
-    for name in "$@"; do
-        [ ! -f "${expdir}/${name}/.done" ] || cat "${expdir}/${name}/.done"
-    done | sha256sum | cut -c1-16
-}
-
-# data_key SET...: a key of the data dirs' tables and of their audio files (path, size, mtime), so
-# that new data (stage 1 rerun with another seed, an edited wav.scp, rewritten audio) reruns the
-# stages that read them. What it does not see: README ("What a rerun detects").
-data_key() {
-    python -m espnet_distill.bin.data_dir key "${@/#/${datadir}/}"
-}
-
 # ---------------------------------------------------------------------------- 1. data
-opts="local/data.sh ${local_data_opts}"
 # A rerun of stage 1 must not lose the data dirs of the run before when it fails: they are copied
 # aside first (the Kaldi dirs: their tables, not audio) and put back if the stage fails.
 data_backup=""
@@ -308,7 +266,7 @@ restore_data() {  # restore_data WHY: put the dirs kept in ${data_backup} back i
     rm -rf "${data_backup}"
     log "Stage 1 $1: the data dirs of the previous run are restored in ${datadir}"
 }
-if stage_begin 1 data "${opts}"; then
+if stage_begin 1; then
     for b in "${expdir}"/data/.previous.*/; do  # left by a stage-1 run that was killed (SIGKILL) midway
         [ -d "${b}" ] || continue
         data_backup=${b%/}
@@ -335,14 +293,13 @@ if stage_begin 1 data "${opts}"; then
     done
     trap - EXIT
     [ -z "${data_backup}" ] || rm -rf "${data_backup}"
-    stage_end 1 data "${opts}"
+    stage_end 1
 fi
 
 # ---------------------------------------------------------------------------- 2. teacher
 # Writes ${expdir}/teacher/teacher.yaml, the teacher every later stage uses.
 teacher_dir=${expdir}/teacher
-opts="${teacher_config} $(sha256sum < "${teacher_config}" | cut -c1-16) ${train_set} ${valid_set} $(data_key ${train_set} ${valid_set})"
-if stage_begin 2 teacher "${opts}"; then
+if stage_begin 2; then
     # the teacher config, typed and with its defaults filled in by Python (a bad key fails here)
     backend=$(python -m espnet_distill.bin.config_get --teacher "${teacher_config}" backend)
     if [ "${backend}" = pretrain ]; then
@@ -394,7 +351,7 @@ if stage_begin 2 teacher "${opts}"; then
         python -m espnet_distill.bin.teacher_info --config "${teacher_config}" --json "${teacher_dir}/info.json" \
             --export "${teacher_dir}/teacher.pt" --write-yaml "${teacher_dir}/teacher.yaml"
     fi
-    stage_end 2 teacher "${opts}"
+    stage_end 2
 fi
 
 # ---------------------------------------------------------------------------- 3, 4. distill
@@ -412,26 +369,14 @@ distill_one() {
     log "${name}: $(python -m espnet_distill.bin.config_get "${d}/summary.json" valid)"
 }
 
-configs_hash() {  # the content of the configs and of the teacher: a change reruns the stage
-    local f
-    for f in "$@"; do
-        [ -f "${f}" ] || { log "Error: config file ${f} not found"; exit 1; }
-    done
-    { [ $# -eq 0 ] || cat "$@"; [ ! -f "${teacher_dir}/teacher.yaml" ] || cat "${teacher_dir}/teacher.yaml"; } \
-        | sha256sum | cut -c1-16
-}
-
 for num in 3 4; do
-    if [ "${num}" = 3 ]; then configs=${distill_configs}; sname=distill; else configs=${fbank_configs}; sname=fbank; fi
-    # shellcheck disable=SC2086
-    hash=$(configs_hash ${configs})  # on its own line: a failure stops the recipe, not only the $(...)
-    opts="${configs} ${hash} ${train_set} ${valid_set} $(data_key ${train_set} ${valid_set}) $(stage_key teacher) ${distill_args}"
-    if stage_begin "${num}" "${sname}" "${opts}"; then
+    if [ "${num}" = 3 ]; then configs=${distill_configs}; else configs=${fbank_configs}; fi
+    if stage_begin "${num}"; then
         [ -f "${teacher_dir}/teacher.yaml" ] || { log "Error: no ${teacher_dir}/teacher.yaml: run stage 2 first"; exit 1; }
         for config in ${configs}; do
             distill_one "$(basename "${config}" .yaml)" "${config}"
         done
-        stage_end "${num}" "${sname}" "${opts}"
+        stage_end "${num}"
     fi
 done
 
@@ -493,13 +438,6 @@ asr_frontends() {  # "name checkpoint" lines
     fi
 }
 
-# shellcheck disable=SC2086
-asr_opts=""
-if [ "${stage}" -le 6 ] && [ "${stop_stage}" -ge 5 ]; then  # the configs must exist from here on
-    asr_configs=$(for ft in ${finetune_sets}; do asr_config_for "${ft}"; done | sort -u | tr '\n' ' ')
-    hash=$(configs_hash ${asr_configs} ${asr_scratch_config} ${distill_configs} ${fbank_configs})
-    asr_opts="${hash} ${finetune_sets} ${valid_set} ${token_type} ${nbpe} ${asr_teacher} ${asr_args} ${asr_seeds} ${speed_perturb_factors} ${text_norm_opts} ${min_wav_duration} ${max_wav_duration} $(data_key ${finetune_sets} ${valid_set}) $(stage_key teacher distill fbank)"
-fi
 # seed_suffix SEED: "" with one fine-tuning seed, "_seed<SEED>" with several
 seed_suffix() {
     # shellcheck disable=SC2086
@@ -511,7 +449,7 @@ ft_data() {
     if [ -n "${speed_perturb_factors}" ]; then echo "$1_sp"; else echo "$1"; fi
 }
 
-if stage_begin 5 asr "${asr_opts}"; then
+if stage_begin 5; then
     for x in ${finetune_sets}; do
         if [ -n "${speed_perturb_factors}" ]; then  # as ESPnet's asr.sh: copies at each speed, combined
             log "Speed perturbation of ${x}: factors ${speed_perturb_factors} -> ${datadir}/${x}_sp"
@@ -574,18 +512,11 @@ if stage_begin 5 asr "${asr_opts}"; then
                 --seed "${seed}"
         done; done
     done 3< <(asr_frontends)
-    stage_end 5 asr "${asr_opts}"
+    stage_end 5
 fi
 
 # ---------------------------------------------------------------------------- 6. score
-# The models of stage 5 (their options) and how they are decoded: a change of either reruns stage 6.
-grammar_key=""  # none without a grammar: the options of runs before --grammar existed stay the same
-if [ -n "${grammar}" ]; then
-    [ -f "${grammar}" ] || { log "Error: --grammar ${grammar}: file not found"; exit 2; }
-    grammar_key=" grammar=${grammar}:$(sha256sum < "${grammar}" | cut -c1-16)"
-fi
-opts="${asr_opts} ${int8_inference}${grammar_key} ${inference_config} $([ ! -f "${inference_config}" ] || sha256sum < "${inference_config}" | cut -c1-16) ${test_sets} ${inference_asr_model} ${inference_args} $(data_key ${test_sets}) $(stage_key asr)"
-if stage_begin 6 score "${opts}"; then
+if stage_begin 6; then
     for x in ${test_sets}; do
         case " ${finetune_sets} " in
             *" ${x} "*) log "Warning: ${x} is also a fine-tuning set: it is scored on its filtered dump" ;;
@@ -675,7 +606,7 @@ if stage_begin 6 score "${opts}"; then
         --json "${asr_dir}/benchmark.json" --markdown "${asr_dir}/benchmark.md"
     python -m espnet_distill.bin.make_results summary --asr-dir "${asr_dir}" --benchmark "${asr_dir}/benchmark.json" \
         --test-sets ${test_sets} --out "${results_md}"
-    stage_end 6 score "${opts}"
+    stage_end 6
 fi
 
 log "Successfully finished. [elapsed=${SECONDS}s]"

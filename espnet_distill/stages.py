@@ -1,0 +1,149 @@
+"""The bookkeeping of the staged recipe (egs2/TEMPLATE/distill1/distill.sh): what each stage reads,
+the key of a finished stage, and what a rerun does with its earlier results.
+
+A stage's key lists the options it reads (:data:`STAGES`): their values, the content of the files
+they name (configs, the grammar, the teacher YAML stage 2 wrote), the data dirs they read
+(:func:`espnet_distill.data.fingerprint.data_key`: tables and audio files) and the finished markers
+of the stages whose outputs it reads. A finished stage leaves ``EXPDIR/<name>/.done``: its key, then
+when it finished. :func:`begin` skips a stage whose marker holds the same key (unless ``force``),
+moves a finished stage whose key changed to ``EXPDIR/<name>.<time>`` (nothing finished is
+overwritten), resumes an unfinished one, and writes ``reproduce.sh``; :func:`end` writes the marker.
+
+The recipe passes its options in the environment (distill.sh exports them); a declared option that
+is not there is an error, so that this list and the recipe cannot drift apart unnoticed.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shlex
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Mapping
+
+from espnet_distill.data.fingerprint import data_key
+
+logger = logging.getLogger(__name__)
+
+
+def words(env: Mapping[str, str], name: str) -> list[str]:
+    return env[name].split()
+
+
+def asr_configs(env: Mapping[str, str]) -> list[str]:
+    """The fine-tuning configs: per set of ``finetune_sets`` its ``asr_set_configs`` entry
+    (``SET=CONFIG``), else ``asr_config``; each once."""
+    per_set = dict(pair.split("=", 1) for pair in words(env, "asr_set_configs") if "=" in pair)
+    return list(dict.fromkeys(per_set.get(s, env["asr_config"]) for s in words(env, "finetune_sets")))
+
+
+@dataclass(frozen=True)
+class Stage:
+    """What a stage reads: option ``values``; ``files`` (options naming files, or functions of the
+    options giving them) whose content counts; ``data`` (options naming data sets); ``after`` (the
+    stages whose outputs it reads)."""
+
+    name: str
+    values: tuple[str, ...] = ()
+    files: tuple[str | Callable[[Mapping[str, str]], list[str]], ...] = ()
+    data: tuple[str, ...] = ()
+    after: tuple[str, ...] = ()
+    teacher_yaml: bool = False  # the teacher stage 2 wrote
+
+
+STAGES = {
+    1: Stage("data", values=("local_data_opts",)),
+    2: Stage("teacher", values=("train_set", "valid_set"), files=("teacher_config",), data=("train_set", "valid_set")),
+    3: Stage("distill", values=("distill_configs", "train_set", "valid_set", "distill_args"), files=("distill_configs",),
+             data=("train_set", "valid_set"), after=("teacher",), teacher_yaml=True),
+    4: Stage("fbank", values=("fbank_configs", "train_set", "valid_set", "distill_args"), files=("fbank_configs",),
+             data=("train_set", "valid_set"), after=("teacher",), teacher_yaml=True),
+    5: Stage("asr", values=("finetune_sets", "valid_set", "token_type", "nbpe", "asr_teacher", "asr_args", "asr_seeds",
+                            "speed_perturb_factors", "text_norm_opts", "min_wav_duration", "max_wav_duration"),
+             files=(asr_configs, "asr_scratch_config", "distill_configs", "fbank_configs"),
+             data=("finetune_sets", "valid_set"), after=("teacher", "distill", "fbank"), teacher_yaml=True),
+    6: Stage("score", values=("int8_inference", "test_sets", "inference_asr_model", "inference_args"),
+             files=("inference_config", "grammar"), data=("test_sets",), after=("asr",)),
+}
+
+
+def file_hash(path: str | os.PathLike) -> str:
+    """16 hex digits of a file's content; ``missing`` for a file that is not there."""
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+    except FileNotFoundError:
+        return "missing"
+
+
+def stage_key(num: int, env: Mapping[str, str]) -> str:
+    """The key of stage ``num`` (one line): ``name=value`` for each option it reads, ``file:PATH=hash``
+    per file, ``data:SET=key`` per data set and ``after:STAGE=hash`` of each earlier marker."""
+    stage = STAGES[num]
+    missing = [n for n in (*stage.values, *(f for f in stage.files if isinstance(f, str)), *stage.data)
+               if n not in env]
+    if missing:
+        raise KeyError(f"stage {num} ({stage.name}) reads {missing}, which the recipe did not pass (export them)")
+    parts = [f"{n}={shlex.quote(env[n])}" for n in stage.values]
+    files = [p for f in stage.files for p in (f(env) if callable(f) else words(env, f))]
+    if stage.teacher_yaml:
+        files.append(str(Path(env["expdir"]) / "teacher" / "teacher.yaml"))
+    parts += [f"file:{p}={file_hash(p)}" for p in dict.fromkeys(files)]
+    datadir = Path(env["datadir"])
+    sets = list(dict.fromkeys(s for n in stage.data for s in words(env, n)))
+    parts += [f"data:{s}={data_key([datadir / s])}" for s in sets]
+    parts += [f"after:{a}={file_hash(Path(env['expdir']) / a / '.done')}" for a in stage.after]
+    return " ".join(parts)
+
+
+def in_range(num: int, env: Mapping[str, str]) -> bool:
+    return int(env["stage"]) <= num <= int(env["stop_stage"])
+
+
+def begin(num: int, env: Mapping[str, str]) -> bool:
+    """Whether stage ``num`` runs (see the module's docstring); prepares ``EXPDIR/<name>`` when it does."""
+    if not in_range(num, env):
+        return False
+    name, key = STAGES[num].name, stage_key(num, env)
+    exp = Path(env["expdir"]) / name
+    marker, force = exp / ".done", env.get("force") == "true"
+    if marker.is_file():
+        if not force and marker.read_text().split("\n", 1)[0] == key:
+            logger.info("Stage %d (%s): already done (%s); --force true or remove the marker to rerun", num, name, marker)
+            return False
+        old = exp.with_name(f"{name}.{time.strftime('%Y%m%d-%H%M%S')}")
+        n = 1
+        while old.exists():  # two reruns within a second
+            old, n = exp.with_name(f"{name}.{time.strftime('%Y%m%d-%H%M%S')}.{n}"), n + 1
+        why = "--force true" if force else "options changed since the last run"
+        logger.info("Stage %d (%s): %s; moving its results to %s and rerunning", num, name, why, old)
+        exp.rename(old)
+        results = Path(env.get("results_md", "RESULTS.md"))
+        if name == "score" and results.is_file():  # the summary stage 6 will rewrite
+            shutil.copy2(results, old / results.name)
+            logger.info("Stage %d (%s): the earlier %s is kept as %s", num, name, results, old / results.name)
+    elif exp.is_dir():
+        logger.info("Stage %d (%s): unfinished earlier run found; training jobs resume from their checkpoints", num, name)
+    marker.unlink(missing_ok=True)
+    exp.mkdir(parents=True, exist_ok=True)
+    (exp / ".key").write_text(key + "\n")
+    rerun = (f"cd {shlex.quote(os.getcwd())} && train_threads={env.get('train_threads', '')} "
+             f"{env.get('run_args', '').strip()} --stage {num} --stop_stage {num} --force true")
+    (exp / "reproduce.sh").write_text(f"#!/usr/bin/env bash\n# Reruns stage {num} ({name}) exactly as it ran on "
+                                      f"{time.strftime('%c')}.\n{rerun}\n")
+    (exp / "reproduce.sh").chmod(0o755)
+    logger.info("Stage %d (%s): start", num, name)
+    return True
+
+
+def end(num: int, env: Mapping[str, str]) -> None:
+    """The finished marker of stage ``num``: the key :func:`begin` computed, then when it finished
+    (a stage that reads this one's outputs keys on the whole marker, so it reruns whenever this one reran)."""
+    exp = Path(env["expdir"]) / STAGES[num].name
+    key = (exp / ".key").read_text().strip()
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S") + f".{time.time_ns() % 10**9:09d}"
+    (exp / ".done").write_text(f"{key}\n# finished {stamp}\n")
+    (exp / ".key").unlink()
+    logger.info("Stage %d (%s): done", num, STAGES[num].name)

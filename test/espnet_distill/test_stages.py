@@ -1,0 +1,83 @@
+"""The recipe's stage bookkeeping: keys over options, files, data and earlier stages; skip, rerun
+(the finished results kept aside) and resume; the marker and reproduce.sh."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from conftest import make_data_dir, write_wav
+
+from espnet_distill.stages import STAGES, begin, end, stage_key
+
+DISTILL_SH = Path(__file__).resolve().parents[2] / "egs2/TEMPLATE/distill1/distill.sh"
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for name in ("train", "dev"):
+        make_data_dir(tmp_path / "data", {f"s1-{name}{i}": ("s1", "a b") for i in range(2)}, name)
+    Path("conf").mkdir()
+    Path("conf/s.yaml").write_text("student: {dim: 8}\n")
+    return {"stage": "3", "stop_stage": "3", "force": "false", "expdir": "exp", "datadir": "data",
+            "results_md": "RESULTS.md", "distill_configs": "conf/s.yaml", "train_set": "train", "valid_set": "dev",
+            "distill_args": "", "train_threads": "2", "run_args": "./run.sh --x 1"}
+
+
+def test_a_finished_stage_is_skipped_until_what_it_reads_changes(env, tmp_path):
+    assert begin(3, env)
+    reproduce = Path("exp/distill/reproduce.sh").read_text()
+    assert "train_threads=2 ./run.sh --x 1 --stage 3 --stop_stage 3 --force true" in reproduce
+    end(3, env)
+    assert not begin(3, env)  # done with the same key
+    Path("conf/s.yaml").write_text("student: {dim: 16}\n")  # the config's content
+    assert begin(3, env)
+    assert len(list(Path("exp").glob("distill.*"))) == 1  # the finished results moved aside, not overwritten
+    end(3, env)
+    wav = Path((tmp_path / "data/train/wav.scp").read_text().split()[1])
+    write_wav(wav, 0.9)  # the audio only
+    assert begin(3, env)
+
+
+def test_the_key_follows_earlier_stages_and_the_teacher(env):
+    key = stage_key(3, env)
+    Path("exp/teacher").mkdir(parents=True)
+    Path("exp/teacher/.done").write_text("k\n# finished now\n")
+    assert stage_key(3, env) != key  # the teacher stage finished (again)
+    key = stage_key(3, env)
+    Path("exp/teacher/teacher.yaml").write_text("backend: local\npath: /x.pt\n")
+    assert stage_key(3, env) != key
+    assert stage_key(3, {**env, "distill_args": "--set train.max_steps=3"}) != stage_key(3, env)
+
+
+def test_out_of_range_unfinished_forced_and_missing_options(env, caplog):
+    assert not begin(3, {**env, "stage": "4", "stop_stage": "6"})
+    assert begin(3, env)  # started, never finished: resumed, nothing moved
+    with caplog.at_level("INFO"):
+        assert begin(3, env)
+    assert "unfinished earlier run found" in caplog.text
+    assert not list(Path("exp").glob("distill.*"))
+    end(3, env)
+    assert begin(3, {**env, "force": "true"})
+    with pytest.raises(KeyError, match=r"reads \['distill_args'\]"):
+        stage_key(3, {k: v for k, v in env.items() if k != "distill_args"})
+
+
+def test_a_rerun_of_scoring_keeps_the_earlier_summary(env):
+    env6 = {**env, "stage": "6", "stop_stage": "6", "int8_inference": "true", "test_sets": "dev",
+            "inference_asr_model": "auto", "inference_args": "", "inference_config": "conf/s.yaml", "grammar": ""}
+    assert begin(6, env6)
+    end(6, env6)
+    Path("RESULTS.md").write_text("earlier table\n")
+    assert begin(6, {**env6, "force": "true"})
+    assert [p.read_text() for p in Path("exp").glob("score.*/RESULTS.md")] == ["earlier table\n"]
+
+
+def test_distill_sh_exports_every_option_a_stage_reads():
+    text = DISTILL_SH.read_text()
+    exported = set(re.search(r"\nexport stage (.*?)\n(?!\s)", text, re.S).group(0).replace("\\", " ").split()) - {"export"}
+    declared = {n for s in STAGES.values() for n in (*s.values, *s.data, *(f for f in s.files if isinstance(f, str)))}
+    declared |= {"stage", "stop_stage", "force", "expdir", "datadir", "results_md", "asr_config", "asr_set_configs",
+                 "finetune_sets"}
+    assert declared <= exported, declared - exported
