@@ -29,7 +29,8 @@ def test_new_audio_under_the_same_tables_reruns_stage_2(tmp_path):
     p = subprocess.run(args, cwd=r, env=recipe_env(), capture_output=True, text=True)
     assert p.returncode == 0, p.stderr[-3000:]
     p = subprocess.run(args, cwd=r, env=recipe_env(), capture_output=True, text=True)
-    assert p.returncode == 0 and p.stderr.count("already done") == 2, p.stderr[-3000:]
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert p.stderr.count("already done") == 2, p.stderr[-3000:]
     wav = next(iter((r / "data/train/wav.scp").read_text().split()[1:2]))
     st = os.stat(wav)
     write_wav(tmp_path / "new.wav", 0.3, freq=1234)

@@ -12,6 +12,8 @@ import pytest
 import soundfile as sf
 from conftest import SHARED_DATA, copy_recipe, need, recipe_env
 
+pytestmark = pytest.mark.slow  # a recipe run
+
 ROOT = Path(__file__).resolve().parents[2]
 SPEAKERS = ("jackson", "theo", "nicolas", "yweweler", "lucas", "george")
 TINY_SYNTH = "--train_hours 0.005 --dev_utts 2 --test_utts 2 --lowres '' --nj 1"
@@ -51,7 +53,8 @@ def test_clones_fsdd_when_absent(tmp_path, reachable):
     p = run_data(r, url)
     if not reachable:
         assert p.returncode == 1
-        assert f"cannot clone {url}" in p.stderr and "Put FSDD's recordings/ folder" in p.stderr
+        assert f"cannot clone {url}" in p.stderr
+        assert "Put FSDD's recordings/ folder" in p.stderr
         assert not (r / "downloads/free-spoken-digit-dataset").exists()
         assert not (r / "data/train").exists()  # it fails before the synthetic corpus is made
         return
@@ -64,6 +67,7 @@ def test_clones_fsdd_when_absent(tmp_path, reachable):
     # the teacher's data: FSDD's 8 kHz training audio and the synthetic part at the same rate (band-limited)
     pretrain = dict(line.split(maxsplit=1) for line in (r / "data/train_pretrain/wav.scp").read_text().splitlines())
     synthetic = [p for p in pretrain.values() if Path(p).parent != clone]
-    assert len(pretrain) - len(synthetic) == 8 and synthetic
+    assert len(pretrain) - len(synthetic) == 8
+    assert synthetic
     assert {sf.info(p).samplerate for p in pretrain.values()} == {8000}
     assert all(Path(p).is_relative_to((r / "data/train_8000hz").resolve()) for p in synthetic)

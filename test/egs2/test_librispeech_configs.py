@@ -39,7 +39,8 @@ def test_teacher_config_names_a_known_s3prl_upstream():
     conf = yaml.safe_load((RECIPE / "conf/teacher/s3prl_hubert_base.yaml").read_text())
     from s3prl.nn import S3PRLUpstream
 
-    assert conf["backend"] == "s3prl" and conf["name"] in S3PRLUpstream.available_names()
+    assert conf["backend"] == "s3prl"
+    assert conf["name"] in S3PRLUpstream.available_names()
 
 
 @pytest.mark.parametrize("name", ["sw", "dt", "dt_fbank"])
@@ -58,7 +59,8 @@ def test_student_configs_take_a_step(teacher, name):
         opt.step()
         opt.zero_grad()
         assert torch.isfinite(loss)
-    assert "reg" in terms and "disc" in terms
+    assert "reg" in terms
+    assert "disc" in terms
 
 
 def test_run_sh_names_a_config_per_finetuning_set():
@@ -94,9 +96,11 @@ def test_asr_config_builds_and_steps(teacher, tmp_path, config):
     (optimizer,) = ASRTask.build_optimizers(args, model)
     before = model.ctc.ctc_lo.weight.detach().clone()
     optimizer.step()
-    assert torch.isfinite(loss) and model.frontend.output_size() == 480
+    assert torch.isfinite(loss)
+    assert model.frontend.output_size() == 480
     assert not torch.equal(before, model.ctc.ctc_lo.weight)
-    assert args.batch_bins == 3200000 and args.num_iters_per_epoch * args.max_epoch >= 10000
+    assert args.batch_bins == 3200000
+    assert args.num_iters_per_epoch * args.max_epoch >= 10000
 
 
 # The values of fairseq's fine-tuning configs, as read from its repository (the file each config cites).
@@ -123,4 +127,5 @@ def test_fine_tuning_configs_carry_the_fairseq_values_they_cite(name):
     for key, value in {**FAIRSEQ_COMMON, **values}.items():
         assert fc[key] == value, key
     if "freeze_steps" not in values:
-        assert "fairseq: 0" in text and "Deviations" in text
+        assert "fairseq: 0" in text
+        assert "Deviations" in text

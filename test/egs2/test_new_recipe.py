@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 
+import pytest
 import torch
 import yaml
 from conftest import ROOT, SHARED_DATA, need, recipe_env
@@ -15,6 +16,8 @@ from test_synth_en_stages import ASR, TEACHER, student
 
 from espnet_distill.nn.hubert import HubertConfig, HubertModel
 from espnet_distill.teacher.checkpoints import save_hubert
+
+pytestmark = pytest.mark.slow  # a recipe run
 
 WORDS = "zero one two three four five six seven eight nine".split()
 
@@ -92,11 +95,13 @@ def test_new_recipe_as_the_readme_says(tmp_path):
     p = subprocess.run(["./run.sh", "--stage", "1", "--stop_stage", "6", "--nj", "2"], cwd=r,
                        env=recipe_env(), capture_output=True, text=True)
     assert p.returncode == 0, p.stderr[-4000:]
-    assert not (r / "data/train/text").exists() and (r / "data/train/utt2dur").is_file()
+    assert not (r / "data/train/text").exists()
+    assert (r / "data/train/utt2dur").is_file()
     for name in ("fbank_tiny", "scratch", "teacher"):
         scores = json.loads((r / f"exp/asr/{name}_labelled/decode_ctc_greedy_test/scores.json").read_text())
         assert scores["wer"]["result"]["ref"] > 0, name
     assert "| teacher_labelled | ctc greedy |" in (r / "RESULTS.md").read_text()
     hyps = (r / "exp/asr/fbank_tiny_labelled/decode_ctc_grammar_test/text").read_text().split("\n")
-    assert len([h for h in hyps if h]) == 10 and {h.split()[1] for h in hyps if h} <= set(WORDS)
+    assert len([h for h in hyps if h]) == 10
+    assert {h.split()[1] for h in hyps if h} <= set(WORDS)
     assert "| fbank_tiny_labelled | ctc grammar |" in (r / "RESULTS.md").read_text()

@@ -6,9 +6,12 @@ import json
 import shutil
 import subprocess
 
+import pytest
 import yaml
 from conftest import need, recipe_env
 from test_synth_en_stage1 import synth_recipe
+
+pytestmark = pytest.mark.slow  # a recipe run
 
 TEACHER = {
     "backend": "pretrain",
@@ -89,18 +92,25 @@ def test_stages_1_to_6_tiny(tmp_path):
     assert len((dumped / "dropped").read_text().splitlines()) == 1
     assert [line.split(maxsplit=1)[1] for line in (dumped / "text").read_text().splitlines()][0].endswith(" she said")
     assert "kept all 6 utterances (no filtering)" in p.stderr  # dev and test are scored whole
-    assert (r / "exp/teacher/iter1/teacher.pt").is_file() and (r / "exp/teacher/iter2/labels.train").is_file()
+    assert (r / "exp/teacher/iter1/teacher.pt").is_file()
+    assert (r / "exp/teacher/iter2/labels.train").is_file()
     summary = json.loads((r / "exp/teacher/summary.json").read_text())
-    assert summary["kmeans_clusters"] == 12 and summary["dev_majority_rate"] > 0
+    assert summary["kmeans_clusters"] == 12
+    assert summary["dev_majority_rate"] > 0
     info = json.loads((r / "exp/teacher/info.json").read_text())
-    assert info["has_codebook"] and info["num_layers"] == 2
+    assert info["has_codebook"]
+    assert info["num_layers"] == 2
     for name in ("cnn_tiny", "fbank_tiny"):
         s = json.loads((r / f"exp/distill/{name}/summary.json").read_text())
-        assert s["steps"] == 10 and "l1_1" in s["valid_per_layer"] and "cos_2" in s["valid_per_layer"]
-        assert (r / f"exp/distill/{name}/student.pt").is_file() and (r / f"exp/distill/{name}/curves.png").is_file()
+        assert s["steps"] == 10
+        assert "l1_1" in s["valid_per_layer"]
+        assert "cos_2" in s["valid_per_layer"]
+        assert (r / f"exp/distill/{name}/student.pt").is_file()
+        assert (r / f"exp/distill/{name}/curves.png").is_file()
     assert (r / "exp/distill/cnn_tiny/student.distiller_local.pt").is_file()
     log = (r / "exp/distill/fbank_tiny/train_log.jsonl").read_text().splitlines()
-    assert "fe_l1" in json.loads(log[0]) and "reg" in json.loads(log[-2] if "valid" in log[-1] else log[-1])
+    assert "fe_l1" in json.loads(log[0])
+    assert "reg" in json.loads(log[-2] if "valid" in log[-1] else log[-1])
     # stages 5-6: three ASR models, two fine-tuning seeds each, each decoded and scored on dev and test
     for name in [f"{m}_train_1min_messy_seed{seed}" for m in ("cnn_tiny", "fbank_tiny", "scratch")
                  for seed in (0, 1)]:
@@ -120,11 +130,13 @@ def test_stages_1_to_6_tiny(tmp_path):
     # seeds and significance: mean and spread over the two seeds; sc_stats against the baseline
     seeds = summary.split("## Seeds and significance")[1]
     row = next(line for line in seeds.splitlines() if line.startswith("| cnn_tiny_train_1min_messy | ctc greedy | 2 |"))
-    assert " ± " in row and "/2, worse in " in row
+    assert " ± " in row
+    assert "/2, worse in " in row
     assert "| scratch_train_1min_messy | ctc greedy | 2 |" in seeds
     # a rerun skips all six stages
     p2 = subprocess.run(args, cwd=r, env=recipe_env(), capture_output=True, text=True)
-    assert p2.returncode == 0 and p2.stderr.count("already done") == 6, p2.stderr[-2000:]
+    assert p2.returncode == 0, p2.stderr[-2000:]
+    assert p2.stderr.count("already done") == 6, p2.stderr[-2000:]
 
 
 def test_stage2_gives_the_same_teacher_however_its_jobs_are_scheduled(tmp_path):

@@ -34,7 +34,9 @@ def test_train_section_errors(train, message):
 
 def test_numbers_written_like_1e_3_are_numbers():
     cfg = TrainConfig.from_dict(yaml.safe_load("lr: 1e-3\nbetas: [0.9, 0.98]\nmax_batch_seconds: 60"))
-    assert cfg.lr == 0.001 and cfg.betas == (0.9, 0.98) and isinstance(cfg.max_batch_seconds, float)
+    assert cfg.lr == 0.001
+    assert cfg.betas == (0.9, 0.98)
+    assert isinstance(cfg.max_batch_seconds, float)
 
 
 def test_distill_and_init_sections():
@@ -70,7 +72,9 @@ def test_distill_train_reports_config_errors_in_one_line(tmp_path):
         r = subprocess.run([sys.executable, "-m", "espnet_distill.bin.distill_train", "--config", str(tmp_path / f"c{i}.yaml"),
                             "--teacher", str(tmp_path / teacher), "--train-dir", str(tmp_path), "--valid-dir",
                             str(tmp_path), "--outdir", str(tmp_path / "out")], capture_output=True, text=True)
-        assert r.returncode == 1 and message in r.stderr and "Traceback" not in r.stderr, (message, r.stderr[-1500:])
+        assert r.returncode == 1, (message, r.stderr[-1500:])
+        assert message in r.stderr, (message, r.stderr[-1500:])
+        assert "Traceback" not in r.stderr, (message, r.stderr[-1500:])
 
 
 def test_overrides_from_the_command_line():
@@ -78,8 +82,10 @@ def test_overrides_from_the_command_line():
 
     conf = {"train": {"max_steps": 10, "lr": 0.1}, "distill": {"alpha": 0.4}}
     out = apply_overrides(conf, ["train.max_steps=200", "distill.alpha=0", "student.dim=64", "train.betas=[0.9, 0.99]"])
-    assert out["train"] == {"max_steps": 200, "lr": 0.1, "betas": [0.9, 0.99]} and out["distill"]["alpha"] == 0
-    assert out["student"] == {"dim": 64} and conf["train"]["max_steps"] == 10  # the input is not modified
+    assert out["train"] == {"max_steps": 200, "lr": 0.1, "betas": [0.9, 0.99]}
+    assert out["distill"]["alpha"] == 0
+    assert out["student"] == {"dim": 64}
+    assert conf["train"]["max_steps"] == 10  # the input is not modified
     with pytest.raises(ConfigError, match="expected SECTION.KEY=VALUE"):
         apply_overrides(conf, ["train.max_steps"])
     with pytest.raises(ConfigError, match="max_steps is not a section"):

@@ -21,7 +21,8 @@ def test_local_runs_all_jobs_with_logs(tmp_path):
     for i in range(1, 5):
         assert (tmp_path / f"out.{i}.txt").read_text() == f"job {i}\n"
         log = (tmp_path / f"log/t.{i}.log").read_text()
-        assert log.startswith(f"# echo job {i} > out.{i}.txt") and "# Ended (code 0)" in log
+        assert log.startswith(f"# echo job {i} > out.{i}.txt")
+        assert "# Ended (code 0)" in log
 
 
 def test_local_failure_names_jobs_and_shows_log(tmp_path):
@@ -29,7 +30,8 @@ def test_local_failure_names_jobs_and_shows_log(tmp_path):
              *"echo start JOB; [ JOB -eq 1 ] || { echo boom JOB >&2; exit 7; }".split()], tmp_path)
     assert r.returncode == 1
     assert "2 / 3 jobs failed: JOB [2, 3]" in r.stderr
-    assert "log/f.2.log" in r.stderr and "boom 2" in r.stderr
+    assert "log/f.2.log" in r.stderr
+    assert "boom 2" in r.stderr
     assert "# Ended (code 7)" in (tmp_path / "log/f.3.log").read_text()
 
 
@@ -40,7 +42,8 @@ def test_pipe_failure_is_not_hidden(tmp_path):
 
 def test_log_must_contain_job_variable(tmp_path):
     r = run([str(ROOT / "utils/run.sh"), "JOB=1:2", "log/same.log", "true"], tmp_path)
-    assert r.returncode == 2 and "must contain JOB" in r.stderr
+    assert r.returncode == 2
+    assert "must contain JOB" in r.stderr
 
 
 FAKE_SBATCH = """#!/usr/bin/env bash
@@ -70,7 +73,10 @@ def test_slurm_backend_with_fake_sbatch(tmp_path):
     assert r.returncode == 1
     assert "1 / 3 jobs failed: JOB [3]" in r.stderr
     calls = (tmp_path / "calls").read_text()
-    assert "--array=1-3" in calls and "--mem=2G" in calls and "--gres=gpu:1" in calls and "--wait" in calls
+    assert "--array=1-3" in calls
+    assert "--mem=2G" in calls
+    assert "--gres=gpu:1" in calls
+    assert "--wait" in calls
     assert "hi 2" in (tmp_path / "log/s.2.log").read_text()
 
 
@@ -100,13 +106,16 @@ def test_slurm_multi_node_starts_one_process_per_gpu(tmp_path):
             tmp_path, {k: v for k, v in env.items() if k != "OMP_NUM_THREADS"})
     assert r.returncode == 0, r.stderr
     calls = (tmp_path / "calls").read_text()
-    assert "--nodes=2" in calls and "--ntasks-per-node=2" in calls and "--gres=gpu:2" in calls
+    assert "--nodes=2" in calls
+    assert "--ntasks-per-node=2" in calls
+    assert "--gres=gpu:2" in calls
     log = (tmp_path / "log/train.log").read_text()
     for rank in range(4):
         assert (f"rank {rank} of 4 local {rank % 2} of 2 node {rank // 2} role {rank} of 4 threads 1 "
                 "master node07:29500") in log  # every variable torchrun sets, LOCAL_WORLD_SIZE included
     r = run([str(ROOT / "utils/run.sh"), "--num-nodes", "2", "log/x.log", "true"], tmp_path)
-    assert r.returncode == 2 and "needs Slurm" in r.stderr
+    assert r.returncode == 2
+    assert "needs Slurm" in r.stderr
 
 
 def test_a_killed_launcher_stops_its_jobs(tmp_path):
@@ -161,10 +170,12 @@ def test_slurm_pl_with_kaldis_options_and_conf(tmp_path):
         assert want in call, (want, call)
     assert "ok 2" in (tmp_path / "log/k.2.log").read_text()
     r = run([str(ROOT / "utils/slurm.pl"), "--config", "slurm.conf", "JOB=1:1", "log/c.JOB.log", "true"], tmp_path, env)
-    assert r.returncode == 0 and "-p cpu" in (tmp_path / "calls").read_text().splitlines()[-1]  # default gpu=0
+    assert r.returncode == 0
+    assert "-p cpu" in (tmp_path / "calls").read_text().splitlines()[-1]  # default gpu=0
     (tmp_path / "bad.conf").write_text("queue all.q\n")
     r = run([str(ROOT / "utils/slurm.pl"), "--config", "bad.conf", "JOB=1:1", "log/b.JOB.log", "true"], tmp_path, env)
-    assert r.returncode == 2 and "bad.conf:1: not a slurm.conf line" in r.stderr
+    assert r.returncode == 2
+    assert "bad.conf:1: not a slurm.conf line" in r.stderr
 
 
 def test_a_killed_slurm_launcher_cancels_its_jobs(tmp_path):
@@ -189,7 +200,8 @@ def test_a_killed_slurm_launcher_cancels_its_jobs(tmp_path):
     launcher.send_signal(signal.SIGTERM)
     assert launcher.wait(timeout=20) == 128 + signal.SIGTERM
     name = next(a for a in (tmp_path / "calls").read_text().split() if a.startswith("--job-name="))[len("--job-name="):]
-    assert (tmp_path / "cancelled").read_text().split() == [f"--name={name}"] and name.endswith(f".{launcher.pid}")
+    assert (tmp_path / "cancelled").read_text().split() == [f"--name={name}"]
+    assert name.endswith(f".{launcher.pid}")
     assert "were cancelled" in launcher.stderr.read()
 
 

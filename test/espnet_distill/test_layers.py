@@ -83,4 +83,6 @@ def test_the_layering_test_sees_imports_inside_functions(tmp_path):
     src = tmp_path / "m.py"
     src.write_text("def f():\n    from espnet_distill.bin import setup_logging\n    import espnet_distill.train.trainer\n")
     assert imports(src) == {"bin", "bin.setup_logging", "train.trainer"}
-    assert floor("data.tables") == 1 and floor("bin.export") == 5 and floor("checkpoint_io") == 0
+    assert floor("data.tables") == 1
+    assert floor("bin.export") == 5
+    assert floor("checkpoint_io") == 0

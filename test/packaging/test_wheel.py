@@ -23,7 +23,8 @@ def test_wheel_holds_every_module(tmp_path):
     shipped = set(zipfile.ZipFile(wheel).namelist())
     modules = {str(p.relative_to(src)) for p in (src / "espnet_distill").rglob("*.py")}
     assert modules - shipped == set()
-    assert "espnet_distill/student/model.py" in shipped and "espnet_distill/nn/masking.py" in shipped
+    assert "espnet_distill/student/model.py" in shipped
+    assert "espnet_distill/nn/masking.py" in shipped
     assert {"espnet_distill/conf/paper/sw.yaml", "espnet_distill/conf/paper/dt_fbank.yaml"} <= shipped  # package data
 
     # installed from the wheel (not editable) into a folder of its own, the package works there:
@@ -38,4 +39,5 @@ def test_wheel_holds_every_module(tmp_path):
                        env=dict(os.environ, PYTHONPATH=str(tmp_path / "site")))
     assert r.returncode == 0, r.stderr[-2000:]
     where, configs = r.stdout.splitlines()
-    assert where.startswith(str(tmp_path / "site")) and configs == "['dt.yaml', 'dt_fbank.yaml', 'sw.yaml']"
+    assert where.startswith(str(tmp_path / "site"))
+    assert configs == "['dt.yaml', 'dt_fbank.yaml', 'sw.yaml']"

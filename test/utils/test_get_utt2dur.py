@@ -49,5 +49,7 @@ def test_segments_and_errors_name_the_utterance(tmp_path):
     (e / "wav.scp").write_text(f"u1 {tmp_path}/missing.wav\n")
     (e / "utt2spk").write_text("u1 s\n")
     r = subprocess.run([str(SCRIPT), str(e)], capture_output=True, text=True)
-    assert r.returncode != 0 and "utterance 'u1'" in r.stderr and "missing.wav" in r.stderr
+    assert r.returncode != 0
+    assert "utterance 'u1'" in r.stderr
+    assert "missing.wav" in r.stderr
     assert not (e / "utt2dur").exists()

@@ -35,7 +35,8 @@ def test_subset_kaldi_forms(corpus, tmp_path):
     assert len(lines(tmp_path / "perspk/utt2spk")) == 3
     assert sh(U / "subset_data_dir.sh", "--speakers", corpus, 4, tmp_path / "spk").returncode == 0
     spks = {x.split()[1] for x in lines(tmp_path / "spk/utt2spk")}
-    assert len(spks) == 2 and len(lines(tmp_path / "spk/utt2spk")) == 6  # whole speakers
+    assert len(spks) == 2
+    assert len(lines(tmp_path / "spk/utt2spk")) == 6  # whole speakers
     (tmp_path / "ulist").write_text("s1-04\ns2-05 extra fields\n")
     assert sh(U / "subset_data_dir.sh", "--utt-list", tmp_path / "ulist", corpus, tmp_path / "ul").returncode == 0
     assert [x.split()[0] for x in lines(tmp_path / "ul/utt2spk")] == ["s1-04", "s2-05"]
@@ -44,13 +45,15 @@ def test_subset_kaldi_forms(corpus, tmp_path):
     assert len(lines(tmp_path / "sl/utt2spk")) == 3
     assert sh(U / "subset_data_dir.sh", "--first", 2, corpus, tmp_path / "ours").returncode == 0  # our form still works
     r = sh(U / "subset_data_dir.sh", corpus, 50, tmp_path / "x")
-    assert r.returncode != 0 and "asked for 50 utterances but it has only 9" in r.stderr
+    assert r.returncode != 0
+    assert "asked for 50 utterances but it has only 9" in r.stderr
 
 
 def test_copy_combine_split_validate(corpus, tmp_path):
     assert sh(U / "copy_data_dir.sh", "--utt-prefix", "a-", "--spk-prefix", "a-", corpus, tmp_path / "a").returncode == 0
     assert lines(tmp_path / "a/utt2spk")[0] == "a-s0-00 a-s0"
-    assert lines(tmp_path / "a/text")[0] == "a-s0-00 word0" and lines(tmp_path / "a/wav.scp")[0].startswith("a-s0-00 ")
+    assert lines(tmp_path / "a/text")[0] == "a-s0-00 word0"
+    assert lines(tmp_path / "a/wav.scp")[0].startswith("a-s0-00 ")
     r = sh(U / "combine_data.sh", "--extra-files", "utt2lang", tmp_path / "both", corpus, tmp_path / "a")
     assert r.returncode == 0, r.stderr
     assert len(lines(tmp_path / "both/utt2spk")) == 18
@@ -134,7 +137,8 @@ def test_validate_checks_utt2dur_against_the_utterances_and_the_audio(corpus):
     (corpus / "utt2dur").write_text("".join(line + "\n" for line in text.splitlines() if not line.startswith("s1-04")))
     r = sh(U / "validate_data_dir.sh", "--no-audio", corpus)
     assert r.returncode == 1
-    assert "utterance 's1-04' is not in" in r.stderr and "utt2dur" in r.stderr
+    assert "utterance 's1-04' is not in" in r.stderr
+    assert "utt2dur" in r.stderr
 
 
 def test_a_byte_order_mark_is_named(corpus):

@@ -46,13 +46,15 @@ def test_macs_and_params(models):
     b = bench_from_hubert("t", teacher.eval())
     fe, enc = macs_per_second(b, seconds=1.0)
     # the first conv alone: 32 channels x 10 taps x 3199 frames per second
-    assert fe > 32 * 10 * 3199 and enc > 0
+    assert fe > 32 * 10 * 3199
+    assert enc > 0
     assert b.params["heads"] == 16 * 64 + 16 + 10 * 16
     from espnet_distill.student.export import load_student
 
     s, _ = load_student(paths["fbank"])
     bs = bench_from_student("s", s)
-    assert bs.params["frontend"] == 80 * 64 * 5 + 64 + 32 * 32 + 32 and bs.frontend_kind == "fbank"
+    assert bs.params["frontend"] == 80 * 64 * 5 + 64 + 32 * 32 + 32
+    assert bs.frontend_kind == "fbank"
 
 
 def test_cli_table_with_speedups(models, tmp_path):
@@ -65,7 +67,8 @@ def test_cli_table_with_speedups(models, tmp_path):
     assert len(lines) == 4  # header and three models
     rows = json.loads((tmp_path / "b.json").read_text())
     fb = next(x for x in rows if x["name"] == "fbank")
-    assert fb["time"]["1"]["total"] > 0 and fb["checkpoint"] == str(paths["fbank"])
+    assert fb["time"]["1"]["total"] > 0
+    assert fb["checkpoint"] == str(paths["fbank"])
     fb_line = next(l for l in lines if l.startswith("| fbank "))
     assert fb_line.rstrip(" |").split("|")[-1].strip().endswith("x")  # speed-up against the CNN student
 
@@ -81,12 +84,16 @@ def test_int8_rows(models, tmp_path):
     assert set(rows) == {teacher, "fbank", f"{teacher} int8", "fbank int8"}
     q, f = rows["fbank int8"], rows["fbank"]
     # the same weights and operations, stored and multiplied in int8; timed on their own
-    assert q["int8_of"] == "fbank" and q["params"] == f["params"] and q["macs"] == f["macs"]
-    assert q["checkpoint"] == f["checkpoint"] and q["time"]["1"]["total"] > 0
+    assert q["int8_of"] == "fbank"
+    assert q["params"] == f["params"]
+    assert q["macs"] == f["macs"]
+    assert q["checkpoint"] == f["checkpoint"]
+    assert q["time"]["1"]["total"] > 0
     assert "| fbank int8 |" in r.stdout
     r = subprocess.run([sys.executable, "-m", "espnet_distill.bin.benchmark", "--checkpoint", str(paths["fbank"]),
                         "--int8", "--device", "cuda"], capture_output=True, text=True)
-    assert r.returncode == 2 and "CPU only" in r.stderr
+    assert r.returncode == 2
+    assert "CPU only" in r.stderr
 
 
 def test_train_step_projects_each_paper_config_against_the_authors_update(tmp_path):
@@ -101,12 +108,16 @@ def test_train_step_projects_each_paper_config_against_the_authors_update(tmp_pa
     rows = {x["name"]: x for x in json.loads((tmp_path / "t.json").read_text())}
     assert set(rows) == {"sw", "dt", "dt_fbank"}
     for x in rows.values():
-        assert x["utts"] == 2 and x["step"] > 0 and x["per_audio_second"] == pytest.approx(x["step"] / 2)
+        assert x["utts"] == 2
+        assert x["step"] > 0
+        assert x["per_audio_second"] == pytest.approx(x["step"] / 2)
         assert x["projected_hours"] == pytest.approx(x["step"] * x["max_steps"] / 3600)
-        assert x["tflop"] > 0 and x["tflops"] == pytest.approx(x["tflop"] / x["step"])
+        assert x["tflop"] > 0
+        assert x["tflops"] == pytest.approx(x["tflop"] / x["step"])
     # D&T's update costs more than D&T-Fbank's (same encoder, the CNN front-end's backward)
     assert rows["dt"]["tflop"] > rows["dt_fbank"]["tflop"]
-    assert rows["dt_fbank"]["max_steps"] == 27500 and "| dt_fbank | 2 x 1 s |" in r.stdout
+    assert rows["dt_fbank"]["max_steps"] == 27500
+    assert "| dt_fbank | 2 x 1 s |" in r.stdout
     for x in rows.values():  # one peer run, the same batch, for every row
         assert x["peer_step"] == rows["sw"]["peer_step"] > 0
         assert x["peer_over_ours"] == pytest.approx(x["peer_step"] / x["step"])
@@ -116,7 +127,8 @@ def test_train_step_projects_each_paper_config_against_the_authors_update(tmp_pa
 def test_curves_keep_the_last_record_of_a_resumed_step():
     recs = [{"step": 1, "loss": 3.0}, {"step": 2, "loss": 2.0}, {"step": 2, "loss": 2.5}, {"step": 2, "split": "valid", "loss": 9}]
     c = curves(recs, ["loss"])
-    assert c["train"] == {"step": [1, 2], "loss": [3.0, 2.5]} and c["valid"]["loss"] == [9]
+    assert c["train"] == {"step": [1, 2], "loss": [3.0, 2.5]}
+    assert c["valid"]["loss"] == [9]
 
 
 def test_attention_flops_are_counted_analytically():

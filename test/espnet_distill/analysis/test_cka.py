@@ -22,7 +22,10 @@ def test_cka_invariances():
     assert linear_cka(x, torch.randn(300, 16)) < 0.15  # unrelated
     assert linear_cka(x, x[:, :8]) == pytest.approx(linear_cka(x[:, :8], x))  # symmetric
     m = cka_matrix([x, x[:, :4]], [x, x @ q, torch.randn(300, 3)])
-    assert len(m) == 2 and len(m[0]) == 3 and m[0][0] == pytest.approx(1) and m[0][1] == pytest.approx(1)
+    assert len(m) == 2
+    assert len(m[0]) == 3
+    assert m[0][0] == pytest.approx(1)
+    assert m[0][1] == pytest.approx(1)
     with pytest.raises(ValueError, match="same frames"):
         linear_cka(x, x[:10])
 
@@ -55,7 +58,9 @@ def test_analyze_teacher_against_student(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     res = json.loads((tmp_path / "out/dt.cka.json").read_text())
     m = res["cka"]
-    assert len(m) == 4 and len(m[0]) == 3 and res["frames"] == 150
+    assert len(m) == 4
+    assert len(m[0]) == 3
+    assert res["frames"] == 150
     for layer in range(3):  # the copied layers are the teacher's own
         assert m[layer][layer] == pytest.approx(1.0, abs=1e-5)
     assert (tmp_path / "out/dt.cka.png").stat().st_size > 1000

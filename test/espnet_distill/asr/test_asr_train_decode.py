@@ -126,8 +126,10 @@ def test_ctc_attention_bpe_train_and_beam_search(tmp_path, caplog, capsys):
             with caplog.at_level(logging.ERROR):
                 args = [*common[:2], "--asr-model", str(tmp_path / name), *common[4:]]
                 assert asr_decode.main([*args, "--data-dir", str(notext), "--out", str(tmp_path / "z/text")]) == 1
-            assert f"{name}: " in caplog.text and why in caplog.text, caplog.text
-    assert not marker.exists() and not (tmp_path / "z").exists()
+            assert f"{name}: " in caplog.text, caplog.text
+            assert why in caplog.text, caplog.text
+    assert not marker.exists()
+    assert not (tmp_path / "z").exists()
     # the audio read by two loader workers (as on a GPU): the same hypotheses
     assert asr_decode.main([*common, "--data-dir", str(notext), "--out", str(tmp_path / "workers/text"),
                             "--num-workers", "2"]) == 0
@@ -142,7 +144,8 @@ def test_ctc_attention_bpe_train_and_beam_search(tmp_path, caplog, capsys):
     assert asr_decode.main([*common, "--data-dir", str(notext), "--out", str(tmp_path / "grammar/text"),
                             "--grammar", str(tmp_path / "grammar.txt")]) == 0
     hyps = read_table(tmp_path / "grammar/text").as_dict()
-    assert len(hyps) == 3 and set(hyps.values()) <= set(allowed)
+    assert len(hyps) == 3
+    assert set(hyps.values()) <= set(allowed)
     # bad input, refused before anything is decoded
     (tmp_path / "bad_grammar.txt").write_text("hello\nna\u00efve \u00fcber\n")
     with caplog.at_level(logging.ERROR):
@@ -154,11 +157,14 @@ def test_ctc_attention_bpe_train_and_beam_search(tmp_path, caplog, capsys):
                       (["--out", "x", "y"], "1 --data-dir but 2 --out: give one output file per data dir")):
         with pytest.raises(SystemExit) as e:
             asr_decode.main([*common, "--data-dir", str(notext), *args])
-        assert e.value.code == 2 and why in capsys.readouterr().err
-    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+        assert e.value.code == 2
+        assert why in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+    assert not (tmp_path / "y").exists()
     with pytest.raises(SystemExit) as e:
         asr_decode.main([*common, "--data-dir", str(notext), "--out", "x", "--shard", "3", "--num-shards", "2"])
-    assert e.value.code == 2 and "--shard 3 is not in 1..2" in capsys.readouterr().err
+    assert e.value.code == 2
+    assert "--shard 3 is not in 1..2" in capsys.readouterr().err
     # a BPE model that is missing, left out or of another token list; a data dir that is not one
     other = tmp_path / "other_text"
     other.write_text("".join(f"o{i} zebra quartz jukebox vexing {i}\n" for i in range(20)))
@@ -243,13 +249,17 @@ def test_ctc_attention_bpe_train_and_beam_search(tmp_path, caplog, capsys):
                         wavs[0]], cwd=tmp_path, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-3000:]
     rec = json.loads(r.stdout.splitlines()[0])
-    assert rec["file"] == wavs[0] and rec["decoding"] == "attention" and rec["audio_seconds"] > 0
+    assert rec["file"] == wavs[0]
+    assert rec["decoding"] == "attention"
+    assert rec["audio_seconds"] > 0
     # packed with ESPnet's packer and a model card, unpacked by transcribe elsewhere: the same text
     (moved / "RESULTS.md").write_text("# results\n|dev|3|\n")
     run(["espnet_distill.bin.pack_model", "--exp", str(moved), "--model-file", str(moved / model.name), "--out",
          str(tmp_path / "model.zip")], tmp_path)
     card = (moved / "README.md").read_text()
-    assert "| frontend | student" in card and "# results" in card and "transcribe --model" in card
+    assert "| frontend | student" in card
+    assert "# results" in card
+    assert "transcribe --model" in card
     (tmp_path / "far").mkdir()
     shutil.copy(tmp_path / "model.zip", tmp_path / "far/model.zip")
     shutil.rmtree(tmp_path / "elsewhere")
@@ -289,7 +299,9 @@ def test_two_processes_under_torchrun_as_the_recipe_launches_them(tmp_path):
     steps = {names[i]: int(opt["state"][p]["step"]) for i, p in enumerate(params) if p in opt["state"]}
     fe = [v for k, v in steps.items() if k.startswith("frontend.upstream.")]
     ctc = [v for k, v in steps.items() if k.startswith("ctc.")]
-    assert fe and ctc and max(fe) == min(fe) == ctc[0] - 2, steps
+    assert fe, steps
+    assert ctc, steps
+    assert max(fe) == min(fe) == ctc[0] - 2, steps
     assert re.search(r"\[[^\]\s]+:0/2\]", r.stderr)  # ESPnet's log prefix [host:rank/world]: a world of 2
     assert "distributed: true" in (exp / "config.yaml").read_text()
     assert (exp / "valid.loss.best.pth").is_file()
@@ -312,4 +324,6 @@ def test_specaug_on_the_distilled_frontend_is_refused(tmp_path):
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(conf))
     r = subprocess.run([sys.executable, "-m", "espnet_distill.bin.asr_train", "--config", str(tmp_path / "bad.yaml")],
                        capture_output=True, text=True)
-    assert r.returncode != 0 and "would mask the student's last layer" in r.stderr and "mask_time_prob" in r.stderr
+    assert r.returncode != 0
+    assert "would mask the student's last layer" in r.stderr
+    assert "mask_time_prob" in r.stderr

@@ -41,7 +41,8 @@ def test_a_corrupted_checkpoint_to_resume_is_one_line_and_kept(run, tmp_path, ca
     (out / "checkpoint.pt").write_bytes(b"PK\x03\x04 cut short")
     with caplog.at_level(logging.ERROR):
         assert run() == 1
-    assert "checkpoint.pt: " in caplog.text and "corrupted" in caplog.text
+    assert "checkpoint.pt: " in caplog.text
+    assert "corrupted" in caplog.text
     assert (out / "checkpoint.pt").read_bytes() == b"PK\x03\x04 cut short"
 
 

@@ -27,7 +27,8 @@ def test_inflection_rules():
     assert [plural(w) for w in ("box", "city", "day", "knife", "child", "dog")] == [
         "boxes", "cities", "days", "knives", "children", "dogs"]
     assert inflect("carry") == {"base": "carry", "past": "carried", "s": "carries", "ing": "carrying"}
-    assert inflect("dance")["ing"] == "dancing" and inflect("watch")["s"] == "watches"
+    assert inflect("dance")["ing"] == "dancing"
+    assert inflect("watch")["s"] == "watches"
     assert inflect("stop")["past"] == "stopped"
 
 
@@ -38,7 +39,8 @@ def test_grammar_vocabulary_and_sentences():
     rng = random.Random(1)
     for _ in range(200):
         s = g.sentence(rng)
-        assert set(s.split()) <= vocab and "{" not in s
+        assert set(s.split()) <= vocab
+        assert "{" not in s
 
 
 def test_speakers_distinct_and_deterministic():
@@ -54,8 +56,11 @@ def test_plan_is_deterministic_and_disjoint(tmp_path):
     assert {k: [s.text for s in v] for k, v in p1.items()} == {k: [s.text for s in v] for k, v in p2.items()}
     spk = {k: {s.spk for s in v} for k, v in p1.items()}
     txt = {k: {s.text for s in v} for k, v in p1.items()}
-    assert not spk["train"] & spk["test"] and not spk["train"] & spk["dev"] and not spk["dev"] & spk["test"]
-    assert not txt["train"] & txt["test"] and not txt["train"] & txt["dev"]
+    assert not spk["train"] & spk["test"]
+    assert not spk["train"] & spk["dev"]
+    assert not spk["dev"] & spk["test"]
+    assert not txt["train"] & txt["test"]
+    assert not txt["train"] & txt["dev"]
     assert len(spk["train"]) == 12
 
 
@@ -69,7 +74,10 @@ def test_synthesis_resumes_and_makes_valid_dir(tmp_path):
     wav = wav_path(tmp_path / "wav", UttSpec(**json.loads(js)), 0)
     first = wav.read_bytes()
     info = sf.info(str(wav))
-    assert info.samplerate == 16000 and info.channels == 1 and info.subtype == "PCM_16" and info.duration > 0.5
+    assert info.samplerate == 16000
+    assert info.channels == 1
+    assert info.subtype == "PCM_16"
+    assert info.duration > 0.5
     assert synthesize_specs(spec, tmp_path / "wav", seed=0, progress=False) == 0  # resumed: nothing to do
     wav.unlink()
     assert synthesize_specs(spec, tmp_path / "wav", seed=0, progress=False) == 1
@@ -90,4 +98,5 @@ def test_noise_lowers_snr(tmp_path):
     clean = synthesize(UttSpec(**base, snr_db=None)).astype(np.float64)
     noisy = synthesize(UttSpec(**base, snr_db=5.0)).astype(np.float64)
     # the clean rendering has silent edges; the noisy one does not
-    assert np.abs(clean[:200]).max() < 50 and np.abs(noisy[:200]).std() > 100
+    assert np.abs(clean[:200]).max() < 50
+    assert np.abs(noisy[:200]).std() > 100

@@ -12,7 +12,8 @@ from espnet_distill.data.audio import AudioError, load_utterance
 def test_stereo_44k_is_converted(tmp_path):
     p = write_wav(tmp_path / "st.wav", 1.0, rate=44100, channels=2)
     x = load_utterance("u1", str(p))
-    assert x.dtype == np.float32 and x.ndim == 1
+    assert x.dtype == np.float32
+    assert x.ndim == 1
     assert len(x) == 16000
     ref = tone(1.0, 16000)
     assert np.abs(x[200:-200] - ref[200:-200]).max() < 0.01  # a 440 Hz tone survives resampling
@@ -54,4 +55,5 @@ def test_kaldi_ark_entry(tmp_path):
         w("u1", (16000, samples))
     entry = (tmp_path / "wav_ark.scp").read_text().split()[1]
     x = load_utterance("u1", entry)
-    assert len(x) == 4000 and abs(float(x.max()) - 0.3) < 1e-3
+    assert len(x) == 4000
+    assert abs(float(x.max()) - 0.3) < 1e-3

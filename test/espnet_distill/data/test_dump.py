@@ -71,9 +71,12 @@ def test_training_set_is_resampled_normalised_and_filtered(mixed, tmp_path):
     durs = {u: float(v) for u, v in read_table(out / "utt2dur").items}
     for utt, path in wav.items():
         info = sf.info(path)  # a plain file ESPnet's sound reader opens
-        assert info.samplerate == 16000 and info.channels == 1 and info.format == "FLAC"
+        assert info.samplerate == 16000
+        assert info.channels == 1
+        assert info.format == "FLAC"
         assert durs[utt] == pytest.approx(info.frames / 16000, abs=1e-4)
-    assert durs["a-flac"] == pytest.approx(0.8, abs=1e-3) and durs["b-pipe"] == pytest.approx(0.6, abs=1e-3)
+    assert durs["a-flac"] == pytest.approx(0.8, abs=1e-3)
+    assert durs["b-pipe"] == pytest.approx(0.6, abs=1e-3)
     # the real speech keeps its waveform (16-bit quantisation aside)
     ours = load_utterance("a-fsdd", str(SHARED_DATA / "fsdd/recordings/3_george_0.wav"))
     dumped, _ = sf.read(wav["a-fsdd"], dtype="float32")
@@ -97,7 +100,8 @@ def test_segments_are_cut_into_files(tmp_path):
     r = run_dump(src, tmp_path / "dump/seg", 1)
     assert r.returncode == 0, r.stderr[-2000:]
     wav = read_table(tmp_path / "dump/seg/wav.scp").as_dict()
-    assert sf.info(wav["s-1"]).frames == 16000 and sf.info(wav["s-2"]).frames == 24000
+    assert sf.info(wav["s-1"]).frames == 16000
+    assert sf.info(wav["s-2"]).frames == 24000
     assert not (tmp_path / "dump/seg/segments").exists()
 
 
@@ -114,18 +118,22 @@ def test_lower_rate_writes_band_limited_copies_read_back_at_16k(tmp_path):
             "--punctuation", "keep")
     assert r.returncode == 0, r.stderr[-2000:]
     path = read_table(out / "wav.scp").as_dict()["u-1"]
-    assert sf.info(path).samplerate == 8000 and sf.info(path).frames == 8000
+    assert sf.info(path).samplerate == 8000
+    assert sf.info(path).frames == 8000
     assert read_table(out / "utt2dur").as_dict() == {"u-1": "1.0000"}
     assert read_table(out / "text").as_dict() == {"u-1": "Keep This."}
     x = load_utterance("u-1", path)  # our reader: back to 16 kHz, the 6 kHz tone gone, the 1 kHz one kept
     spec = np.abs(np.fft.rfft(x[2000:14000]))
     hz = np.fft.rfftfreq(12000, 1 / 16000)
-    assert len(x) == 16000 and spec[np.abs(hz - 6000) < 50].max() < 0.01 * spec[np.abs(hz - 1000) < 50].max()
+    assert len(x) == 16000
+    assert spec[np.abs(hz - 6000) < 50].max() < 0.01 * spec[np.abs(hz - 1000) < 50].max()
     r = cli("audio", "--data-dir", str(src), "--out", str(tmp_path / "x"), "--rate", "48000")
-    assert r.returncode == 1 and "rate must be in 1000..16000" in r.stderr
+    assert r.returncode == 1
+    assert "rate must be in 1000..16000" in r.stderr
     # a resumed job asked for another rate than the files already there: refused, nothing mixed
     r = cli("audio", "--data-dir", str(src), "--out", str(out))
-    assert r.returncode == 1 and "written at 8000 Hz by an earlier run, this one asks for 16000 Hz" in r.stderr
+    assert r.returncode == 1
+    assert "written at 8000 Hz by an earlier run, this one asks for 16000 Hz" in r.stderr
     assert sf.info(path).samplerate == 8000
 
 
@@ -138,19 +146,23 @@ def test_killed_audio_job_resumes_and_keeps_finished_files(mixed, tmp_path):
     (out / "parts/utt2num_samples.1").unlink()
     before = {f: f.stat().st_mtime_ns for f in files[1:]}
     r = cli("audio", "--data-dir", str(mixed), "--out", str(out))
-    assert r.returncode == 0 and "5 of 6 utterances already written" in r.stderr
-    assert files[0].is_file() and all(f.stat().st_mtime_ns == t for f, t in before.items())
+    assert r.returncode == 0
+    assert "5 of 6 utterances already written" in r.stderr
+    assert files[0].is_file()
+    assert all(f.stat().st_mtime_ns == t for f, t in before.items())
 
 
 def test_missing_shard_and_bad_audio_are_named(mixed, tmp_path):
     out = tmp_path / "dump/mixed"
     assert cli("audio", "--data-dir", str(mixed), "--out", str(out), "--shard", "1", "--num-shards", "2").returncode == 0
     r = cli("finish", "--data-dir", str(mixed), "--out", str(out), "--num-shards", "2")
-    assert r.returncode == 1 and "parts/utt2num_samples.2 is missing" in r.stderr
+    assert r.returncode == 1
+    assert "parts/utt2num_samples.2 is missing" in r.stderr
     assert not (out / "wav.scp").exists()
     bad = write_dir(tmp_path / "data/bad", {"x-1": "false |"}, {"x-1": "text"})
     r = cli("audio", "--data-dir", str(bad), "--out", str(tmp_path / "dump/bad"))
-    assert r.returncode == 1 and "utterance 'x-1': pipe command failed" in r.stderr
+    assert r.returncode == 1
+    assert "utterance 'x-1': pipe command failed" in r.stderr
 
 
 def test_audio_names_are_safe_file_names():

@@ -26,7 +26,8 @@ def snapshot(d: Path) -> dict[str, bytes]:
 def test_valid_dir_passes_and_is_untouched(data_dir):
     before = snapshot(data_dir)
     summary = validate_data_dir(data_dir)
-    assert summary["utts"] == 4 and summary["spks"] == 2
+    assert summary["utts"] == 4
+    assert summary["spks"] == 2
     assert summary["seconds"] == pytest.approx(0.3 + 0.4 + 0.5 + 0.6, abs=1e-3)
     assert snapshot(data_dir) == before
 
@@ -149,7 +150,8 @@ def test_subset_modes(data_dir, tmp_path):
     assert not (data_dir / "utt2dur").exists()  # the source is only read
     durs = compute_utt2dur(data_dir)
     kept = read_table(tmp_path / "dur" / "utt2spk").keys()
-    assert sum(durs[k] for k in kept) >= 0.9 and n < 4
+    assert sum(durs[k] for k in kept) >= 0.9
+    assert n < 4
     for name in ("first", "r1", "spk", "dur"):
         validate_data_dir(tmp_path / name)
 
@@ -167,7 +169,8 @@ def test_split_scp_balanced_and_by_speaker(data_dir, tmp_path):
     outs = [tmp_path / f"w.{i}" for i in (1, 2, 3)]
     split_scp(data_dir / "wav.scp", outs)
     sizes = [len(read_table(o).items) for o in outs]
-    assert sorted(sizes) == [1, 1, 2] and sum(sizes) == 4
+    assert sorted(sizes) == [1, 1, 2]
+    assert sum(sizes) == 4
     outs2 = [tmp_path / f"s.{i}" for i in (1, 2)]
     split_scp(data_dir / "wav.scp", outs2, utt2spk=data_dir / "utt2spk")
     assert [read_table(o).keys() for o in outs2] == [["spkA-001", "spkA-002"], ["spkB-001", "spkB-002"]]
@@ -187,7 +190,8 @@ def test_shell_tools_report_errors(data_dir):
     assert "text:4: not sorted: 'spkB-001' comes after 'spkB-002'" in r.stderr
     r = subprocess.run(["utils/validate_data_dir.sh", "--help"], capture_output=True, text=True,
                        cwd=Path(__file__).resolve().parents[3])
-    assert r.returncode == 0 and "--no-audio" in r.stdout
+    assert r.returncode == 0
+    assert "--no-audio" in r.stdout
 
 
 def test_tools_never_overwrite_their_inputs_and_keep_modes(data_dir, tmp_path):

@@ -18,7 +18,8 @@ def test_segments_read_once_per_recording_equal_each_utterance_read_alone(tmp_pa
     rec = (tmp_path / "d_rec.wav").as_posix()
     for utt, (a, b) in {"u1": (0.0, 1.0), "u2": (0.5, 2.0), "u3": (2.0, 3.0)}.items():
         alone = audio.load(utt)
-        assert np.array_equal(alone, together[utt]) and np.array_equal(alone, load_utterance(utt, rec, (a, b)))
+        assert np.array_equal(alone, together[utt])
+        assert np.array_equal(alone, load_utterance(utt, rec, (a, b)))
         assert len(alone) == int(round((b - a) * 16000))
     ds = AudioDataset(d, max_seconds=None, min_samples=1)
     assert np.array_equal(ds[ds.utts.index("u2")]["wav"], together["u2"])  # the dataset reads through it too

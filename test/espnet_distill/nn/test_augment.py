@@ -67,7 +67,8 @@ def test_random_crop_cuts_both_ends_within_bounds():
     for i in range(3):
         start = int(out[i, 0]) - 1  # the first kept sample tells where the cut was
         end_cut = int(lengths[i]) - start - int(new[i])
-        assert 0 <= start <= min(2400, 0.2 * int(lengths[i])) and 0 <= end_cut <= min(2400, 0.2 * int(lengths[i]))
+        assert 0 <= start <= min(2400, 0.2 * int(lengths[i]))
+        assert 0 <= end_cut <= min(2400, 0.2 * int(lengths[i]))
         torch.testing.assert_close(out[i, : int(new[i])], wav[i, start:start + int(new[i])])  # kept in order
         assert torch.all(out[i, int(new[i]):] == 0)
     assert int(new[2]) >= 600  # a short utterance loses at most a fifth at each end
@@ -76,7 +77,8 @@ def test_random_crop_cuts_both_ends_within_bounds():
             for s in range(20)]
     assert len(set(cuts)) > 10  # a fresh draw each time
     same, same_len = random_crop(wav, lengths, 0)
-    assert same is wav and same_len is lengths
+    assert same is wav
+    assert same_len is lengths
 
 
 def unvoiced_then_voiced(noise_ms: int, voiced_ms: int = 300, seed: int = 0) -> torch.Tensor:
@@ -117,6 +119,8 @@ def test_random_onset_trim_starts_chosen_utterances_at_their_voicing():
         start = int(onsets[i]) if chosen[i] else 0
         assert int(new[i]) == len(words[i]) - start
         torch.testing.assert_close(out[i, : int(new[i])], wav[i, start:])
-    assert out.shape[1] == int(new.max()) and new.dtype == lengths.dtype
+    assert out.shape[1] == int(new.max())
+    assert new.dtype == lengths.dtype
     same, same_len = random_onset_trim(wav, lengths, 0.0)
-    assert same is wav and same_len is lengths
+    assert same is wav
+    assert same_len is lengths

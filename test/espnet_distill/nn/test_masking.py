@@ -11,7 +11,8 @@ def test_span_mask_covers_valid_frames_only():
     g = torch.Generator().manual_seed(0)
     lengths = torch.tensor([200, 120, 15])
     m = span_mask(lengths, 200, 0.8, 10, g)
-    assert not m[1, 120:].any() and not m[2, 15:].any()
+    assert not m[1, 120:].any()
+    assert not m[2, 15:].any()
     frac = m[0].float().mean()
     assert 0.4 < frac < 0.75  # 0.8 / 10 span starts per frame, overlapping: about 55 %
     m2 = span_mask(lengths, 200, 0.8, 10, torch.Generator().manual_seed(0))
@@ -24,12 +25,14 @@ def test_min_spans_zero_keeps_the_masked_fraction_on_short_utterances():
     lengths = torch.full((2000,), 25)
     forced = span_mask(lengths, 25, 0.1, 5, torch.Generator().manual_seed(0))
     free = span_mask(lengths, 25, 0.1, 5, torch.Generator().manual_seed(0), min_spans=0)
-    assert (forced.sum(1) >= 5).all() and forced.float().mean() > 0.19
+    assert (forced.sum(1) >= 5).all()
+    assert forced.float().mean() > 0.19
     assert (free.sum(1) == 0).float().mean() > 0.4  # int(0.5 + u): no span half the time
     assert 0.08 < free.float().mean() < 0.12
     two = span_mask(lengths, 25, 0.1, 5, torch.Generator().manual_seed(0), min_spans=2)  # fairseq fine-tuning
     starts = (two[:, 1:] & ~two[:, :-1]).sum(1) + two[:, 0]
-    assert (two.sum(1) >= 6).all() and (starts >= 1).all()  # two distinct starts: at least 6 frames
+    assert (two.sum(1) >= 6).all()
+    assert (starts >= 1).all()  # two distinct starts: at least 6 frames
 
 
 def test_span_mask_follows_fairseqs_count_rule():

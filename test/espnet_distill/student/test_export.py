@@ -109,7 +109,8 @@ def test_onnx_int8_quantizes_the_encoder_only(tmp_path):
     int8 = quantize_onnx_int8(fp32, tmp_path / "s.int8.onnx")
     nodes = onnx.load(str(int8)).graph.node
     quantized = [n.name for n in nodes if n.op_type == "MatMulInteger"]
-    assert quantized and not any("/frontend/" in n for n in quantized)  # the fbank's DFT and mel stay float
+    assert quantized
+    assert not any("/frontend/" in n for n in quantized)  # the fbank's DFT and mel stay float
     assert int8.stat().st_size < fp32.stat().st_size
     wav, lengths = padded(speech("0_george_0.wav"))
     with torch.no_grad():
@@ -140,14 +141,17 @@ def test_export_command(tmp_path, capsys):
     for to, out in [("hf", tmp_path / "hf"), ("onnx", tmp_path / "c.onnx"), ("s3prl", tmp_path / "c.s3prl.pt")]:
         assert export_cli.main(["--to", to, *audio, str(cnn), str(out)]) == 0
         line = capsys.readouterr().out
-        assert f"{out}: {to}" in line and "largest difference from the PyTorch student" in line
+        assert f"{out}: {to}" in line
+        assert "largest difference from the PyTorch student" in line
         assert float(line.rsplit(" ", 1)[1]) < 1e-4
     assert export_cli.main(["--to", "onnx", "--quantize", "int8", "--json", str(tmp_path / "r.json"), str(fb),
                             str(tmp_path / "f.int8.onnx")]) == 0
-    assert (tmp_path / "f.int8.onnx").is_file() and '"quantize": "int8"' in (tmp_path / "r.json").read_text()
+    assert (tmp_path / "f.int8.onnx").is_file()
+    assert '"quantize": "int8"' in (tmp_path / "r.json").read_text()
     # what cannot be expressed: refused with the reason, nothing written
     assert export_cli.main(["--to", "hf", str(fb), str(tmp_path / "fb_hf")]) == 2
-    assert "front-end is 'fbank'" in capsys.readouterr().err and not (tmp_path / "fb_hf").exists()
+    assert "front-end is 'fbank'" in capsys.readouterr().err
+    assert not (tmp_path / "fb_hf").exists()
     assert export_cli.main(["--to", "s3prl", str(fb), str(tmp_path / "fb.s3prl.pt")]) == 2
     assert "waveform-CNN students only" in capsys.readouterr().err
     assert export_cli.main(["--to", "hf", "--quantize", "int8", str(cnn), str(tmp_path / "q")]) == 2
@@ -161,7 +165,8 @@ def test_export_never_overwrites_its_input_and_asks_before_replacing(tmp_path, c
     before = cnn.read_bytes()
     for to in ("s3prl", "onnx"):  # OUT = the student itself
         assert export_cli.main(["--to", to, str(cnn), str(cnn)]) == 2
-        assert "would overwrite the input" in capsys.readouterr().err and cnn.read_bytes() == before
+        assert "would overwrite the input" in capsys.readouterr().err
+        assert cnn.read_bytes() == before
     assert export_cli.main(["--to", "hf", str(cnn), str(tmp_path)]) == 2  # a folder holding the input
     assert "would overwrite the input" in capsys.readouterr().err
     for to, out in (("s3prl", tmp_path / "o.pt"), ("onnx", tmp_path / "o.onnx"), ("hf", tmp_path / "hf")):
@@ -169,7 +174,8 @@ def test_export_never_overwrites_its_input_and_asks_before_replacing(tmp_path, c
         capsys.readouterr()
         stamp = out.stat().st_mtime_ns
         assert export_cli.main(["--to", to, str(cnn), str(out)]) == 2  # the same rule for every target
-        assert "exists; pass --overwrite" in capsys.readouterr().err and out.stat().st_mtime_ns == stamp
+        assert "exists; pass --overwrite" in capsys.readouterr().err
+        assert out.stat().st_mtime_ns == stamp
         assert export_cli.main(["--to", to, "--overwrite", str(cnn), str(out)]) == 0
     modes = {f.name: f.stat().st_mode & 0o777 for f in (tmp_path / "hf").iterdir()}
     assert len(set(modes.values())) == 1, modes  # model.safetensors like the others

@@ -25,7 +25,8 @@ def test_kmeans_labels_recover_clusters():
     for i in range(4):
         block = labels[i * 300:(i + 1) * 300]
         assert (block == block[0]).all()
-    assert len(set(labels.tolist())) == 4 and km["inertia"] < 0.1
+    assert len(set(labels.tolist())) == 4
+    assert km["inertia"] < 0.1
 
 
 def test_kmeans_input_streams_shard_by_shard(tmp_path):
@@ -43,11 +44,13 @@ def test_kmeans_input_streams_shard_by_shard(tmp_path):
         all_feats.append(feats)
     everything = torch.cat(all_feats)
     sample, mean, std, total = kmeans.sample_feature_shards(paths, 10 ** 6)
-    assert total == len(everything) and torch.equal(sample, everything)
+    assert total == len(everything)
+    assert torch.equal(sample, everything)
     torch.testing.assert_close(mean, everything.mean(0), atol=1e-5, rtol=0)
     torch.testing.assert_close(std, everything.std(0), atol=1e-5, rtol=0)
     sub, _, _, _ = kmeans.sample_feature_shards(paths, 50, seed=1)
-    assert len(sub) == 50 and all((everything == row).all(1).any() for row in sub)
+    assert len(sub) == 50
+    assert all((everything == row).all(1).any() for row in sub)
     km = kmeans.fit_kmeans(sample, 4, seed=0, mean=mean, std=std)
     counts = kmeans.label_shards(paths, km, tmp_path / "labels.train")
     utts, lengths, feats = kmeans.load_feature_shards(paths)
@@ -58,7 +61,9 @@ def test_kmeans_input_streams_shard_by_shard(tmp_path):
 
 def test_kmeans_step_writes_labels_and_stats(pretrain_corpus):
     stats = json.loads((pretrain_corpus / "km/kmeans.json").read_text())
-    assert stats["n_clusters"] == 8 and stats["inertia"] > 0 and 0 < stats["valid_majority_rate"] < 1
+    assert stats["n_clusters"] == 8
+    assert stats["inertia"] > 0
+    assert 0 < stats["valid_majority_rate"] < 1
     labels = kmeans.read_labels(pretrain_corpus / "km/labels.train")
     d = safe_load(pretrain_corpus / "train.pt")
     assert [len(labels[u]) for u in d["utts"]] == d["lengths"].tolist()

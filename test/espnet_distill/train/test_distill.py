@@ -22,8 +22,9 @@ def test_distill_step_all_disc_heads(disc):
     assert all(float(count) == frames for _, count in terms.values())  # every term over the same frames
     assert student.disc_head.proj.weight.grad is not None
     if disc == "type1":  # the teacher's label embeddings are frozen inside the student
-        assert "disc_head.label_embs" in student.state_dict() and not any(
-            p is student.disc_head.label_embs for p in student.parameters())
+        assert "disc_head.label_embs" in student.state_dict()
+        assert (not any(
+            p is student.disc_head.label_embs for p in student.parameters()))
     v = task.validation_step(toy_batch())
     assert v["disc_top1_agree"][1] == float(task.teacher(toy_batch()["wav"], toy_batch()["lengths"]).mask.sum())
 
@@ -41,10 +42,13 @@ def test_front_end_adaptation_touches_only_the_front_end():
         mean(terms["loss"]).backward()
         opt.step()
     changed = {k for k, v in student.state_dict().items() if not torch.equal(v, before[k])}
-    assert changed and all(k.startswith(("frontend.", "fe_head.")) for k in changed), changed
-    assert any(k.startswith("frontend.conv") for k in changed) and any(k.startswith("fe_head") for k in changed)
+    assert changed, changed
+    assert all(k.startswith(("frontend.", "fe_head.")) for k in changed), changed
+    assert any(k.startswith("frontend.conv") for k in changed)
+    assert any(k.startswith("fe_head") for k in changed)
     terms = task.training_step(toy_batch(), 3)  # stage two: the whole student
-    assert "reg" in terms and "disc" in terms
+    assert "reg" in terms
+    assert "disc" in terms
 
 
 def test_alpha_needs_a_codebook():

@@ -26,17 +26,26 @@ def test_pretraining_writes_teacher_summary_and_curves(pretrain_corpus, tmp_path
     curves = json.loads((tmp_path / "run/curves.json").read_text())
     assert curves["train"]["step"] == list(range(1, 9))
     model, meta = load_hubert(tmp_path / "run/teacher.pt")
-    assert model.has_codebook and model.cfg.num_classes == 8 and meta["format"] == "espnet_distill"
+    assert model.has_codebook
+    assert model.cfg.num_classes == 8
+    assert meta["format"] == "espnet_distill"
     saved = yaml.safe_load((tmp_path / "run/config.yaml").read_text())
-    assert saved["train"]["max_steps"] == 8 and saved["model"]["embed_dim"] == 32
+    assert saved["train"]["max_steps"] == 8
+    assert saved["model"]["embed_dim"] == 32
 
 
 def test_pretrain_config_is_typed_with_defaults_and_clear_errors():
     conf = PretrainConfig.from_dict(TINY_PRETRAIN_CONF)
-    assert conf.kmeans.n_clusters == 100 and conf.kmeans.sample_frames == 200_000  # defaults, in one place
-    assert conf.mask.prob == 0.8 and conf.mask.length == 5 and conf.mask.nomask_weight == 0.0
-    assert conf.train.max_steps == 8 and conf.iterations == 1 and conf.iter2_layer == 4
-    assert conf.hubert_config(8).num_classes == 8 and conf.hubert_config(8).embed_dim == 32
+    assert conf.kmeans.n_clusters == 100
+    assert conf.kmeans.sample_frames == 200_000  # defaults, in one place
+    assert conf.mask.prob == 0.8
+    assert conf.mask.length == 5
+    assert conf.mask.nomask_weight == 0.0
+    assert conf.train.max_steps == 8
+    assert conf.iterations == 1
+    assert conf.iter2_layer == 4
+    assert conf.hubert_config(8).num_classes == 8
+    assert conf.hubert_config(8).embed_dim == 32
     bad = [
         (dict(TINY_PRETRAIN_CONF, mask={"prob": 1.5}), r"mask.prob = 1.5: expected in \[0, 1\]"),
         (dict(TINY_PRETRAIN_CONF, kmeans={"n_cluster": 50}), r"unknown kmeans keys \['n_cluster'\]"),

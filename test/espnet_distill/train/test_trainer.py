@@ -82,7 +82,8 @@ def test_nonfinite_updates_are_skipped_and_counted(toy_dir, tmp_path):
     task.nan_steps = {2, 3}
     task.training_step = spy
     trainer, log = run(task, toy_dir, tmp_path / "run")
-    assert trainer.counts["skipped_updates"] == 2 and log[-1]["skipped_updates"] == 2
+    assert trainer.counts["skipped_updates"] == 2
+    assert log[-1]["skipped_updates"] == 2
     assert [r["grad_norm"] for r in log][2:4] == [-1.0, -1.0]
     for k in weights[2]:  # the NaN steps changed nothing
         assert torch.equal(weights[2][k], weights[4][k])
@@ -107,10 +108,14 @@ def test_each_phase_has_its_own_warmup_and_parameters(toy_dir, tmp_path):
     _, log = run(task, toy_dir, tmp_path / "run", max_steps=10, warmup_ratio=0.5)
     lrs = [r["lr"] for r in log]
     # phase 0: 4 steps, 2 of warm-up; phase 1: 6 steps, 3 of warm-up, starting again from lr / 3
-    assert lrs[0] == pytest.approx(0.01 / 2) and lrs[1] == pytest.approx(0.01)
+    assert lrs[0] == pytest.approx(0.01 / 2)
+    assert lrs[1] == pytest.approx(0.01)
     assert [r["phase"] for r in log] == [0] * 4 + [1] * 6
-    assert lrs[4] == pytest.approx(0.01 / 3) and lrs[5] == pytest.approx(0.02 / 3) and lrs[6] == pytest.approx(0.01)
-    assert seen and all(seen)  # the second layer did not move during phase 0
+    assert lrs[4] == pytest.approx(0.01 / 3)
+    assert lrs[5] == pytest.approx(0.02 / 3)
+    assert lrs[6] == pytest.approx(0.01)
+    assert seen
+    assert all(seen)  # the second layer did not move during phase 0
 
 
 def test_an_update_is_formed_whole_then_split_over_processes():
@@ -141,7 +146,8 @@ def test_unreadable_audio_is_skipped_with_a_count_or_stops_with_its_name(toy_dir
     write_utt2dur(toy_dir)  # the data stage measured it; the file broke afterwards
     (tmp_path / "wav" / "spk1-003.wav").write_bytes(b"RIFF0000WAVEjunk")
     trainer, log = run(ToyTask(), toy_dir, tmp_path / "run", max_steps=6)
-    assert trainer.counts["bad_utts"] >= 1 and len(log) == 6
+    assert trainer.counts["bad_utts"] >= 1
+    assert len(log) == 6
     with pytest.raises(RuntimeError, match="more than max_bad_utts=0 unreadable utterances"):
         run(ToyTask(), toy_dir, tmp_path / "run2", max_steps=6, max_bad_utts=0)
     with pytest.raises(AudioError, match="utterance 'spk1-003'"):
@@ -153,14 +159,16 @@ def test_stale_durations_are_cropped_not_trusted(toy_dir, tmp_path):
     from espnet_distill.data.tables import read_table
 
     durs = write_utt2dur(toy_dir)
-    assert durs["spk0-000"] == pytest.approx(0.3) and durs["spk1-005"] == pytest.approx(0.8)
+    assert durs["spk0-000"] == pytest.approx(0.3)
+    assert durs["spk1-005"] == pytest.approx(0.8)
     # the audio of spk0-000 is replaced by a 6 s file: utt2dur is now stale
     from conftest import write_wav
 
     write_wav(tmp_path / "wav" / "spk0-000.wav", 6.0)
     ds = AudioDataset(toy_dir)
     item = ds[ds.utts.index("spk0-000")]
-    assert item["cropped"] and len(item["wav"]) == 4800
+    assert item["cropped"]
+    assert len(item["wav"]) == 4800
     trainer, log = run(ToyTask(), toy_dir, tmp_path / "run", max_steps=6)
     assert trainer.counts["cropped_utts"] >= 1
     assert max(r["batch_seconds"] for r in log) <= 1.0 + 1e-6
@@ -197,7 +205,8 @@ def test_fbank_student_restarts_warmup_after_front_end_adaptation(toy_dir, tmp_p
     lrs = [r["lr"] for r in log]
     assert lrs[:3] == pytest.approx([0.0005, 0.001, 0.001])  # adaptation: 2 warm-up steps of 3
     assert lrs[3:6] == pytest.approx([0.001 / 3, 0.002 / 3, 0.001])  # distillation: 3 warm-up steps of 6
-    assert "fe_l1" in log[2] and "reg" in log[3]
+    assert "fe_l1" in log[2]
+    assert "reg" in log[3]
     for k, v in encoder_before.items():  # the transformer did not move during adaptation
         assert torch.equal(seen[k], v), k
 
@@ -209,7 +218,8 @@ def test_one_trainer_per_output_dir_and_stale_temporaries_removed(toy_dir, tmp_p
     out.mkdir()
     (out / ".checkpoint.pt.abc123.tmp").write_bytes(b"half a checkpoint")
     run(ToyTask(), toy_dir, out, max_steps=2)
-    assert not list(out.glob(".checkpoint.pt.*.tmp")) and (out / "checkpoint.pt").is_file()
+    assert not list(out.glob(".checkpoint.pt.*.tmp"))
+    assert (out / "checkpoint.pt").is_file()
     with open(out / ".lock", "a+") as other:  # another trainer holds the folder
         fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
         other.truncate(0)
@@ -231,7 +241,8 @@ def test_killed_run_resumes_exactly(pretrain_corpus, tmp_path):
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     ckpt = tmp_path / "killed/checkpoint.pt"
     step_at_kill = safe_load(ckpt)["step"]
-    assert step_at_kill == 4 and not (tmp_path / "killed/teacher.pt").exists()
+    assert step_at_kill == 4
+    assert not (tmp_path / "killed/teacher.pt").exists()
     r = subprocess.run(pretrain_cmd(pretrain_corpus, tmp_path / "killed"), capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
     assert f"resumed from {ckpt} at step {step_at_kill}" in r.stderr
@@ -249,7 +260,8 @@ def test_resume_refuses_a_checkpoint_of_another_config(pretrain_corpus, tmp_path
     cmd = pretrain_cmd(pretrain_corpus, tmp_path / "run")
     cmd[cmd.index("--config") + 1] = str(pretrain_corpus / "other.yaml")
     r = subprocess.run(cmd, capture_output=True, text=True)
-    assert r.returncode != 0 and "was written by a run with another configuration" in r.stderr
+    assert r.returncode != 0
+    assert "was written by a run with another configuration" in r.stderr
     assert safe_load(tmp_path / "run/checkpoint.pt")["step"] == 8  # nothing was overwritten
 
 
@@ -274,7 +286,8 @@ def test_two_process_run_killed_resumes_exactly(pretrain_corpus, tmp_path):
                             env=dict(env, ESPNET_DISTILL_KILL_AT_STEP="5"))
     assert killed.returncode != 0
     state = safe_load(tmp_path / "killed/checkpoint.pt")
-    assert state["step"] == 4 and len(state["rng_per_rank"]) == 2
+    assert state["step"] == 4
+    assert len(state["rng_per_rank"]) == 2
     assert not torch.equal(state["rng_per_rank"][0]["torch"], state["rng_per_rank"][1]["torch"])
     r = subprocess.run(pretrain_cmd(pretrain_corpus, tmp_path / "killed", launcher), capture_output=True, text=True, env=env)
     assert r.returncode == 0, r.stderr[-3000:]

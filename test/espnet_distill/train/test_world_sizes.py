@@ -98,10 +98,12 @@ def test_one_update_in_1_2_3_and_5_processes(setup, tmp_path):
         train = [x for x in log if x["split"] == "train"]
         # each update holds 12 utterances, whatever the number of processes (14 = 12 + 2: the second
         # update takes the rest, with 2 of the 5 processes given an empty share)
-        assert sorted(x["batch_utts"] for x in train) == [2, 12] and all(x["world"] == world for x in train)
+        assert sorted(x["batch_utts"] for x in train) == [2, 12]
+        assert all(x["world"] == world for x in train)
         assert all(x["padded_seconds"] >= x["batch_seconds"] for x in train)
         valid = [x for x in log if x["split"] == "valid"]
-        assert valid and all(x["loss"] > 0 for x in valid)  # 2 valid utterances over 5 processes: no hang
+        assert valid
+        assert all(x["loss"] > 0 for x in valid)  # 2 valid utterances over 5 processes: no hang
     for world in (2, 3, 5):
         assert_same_update(runs[1], runs[world], start)
 
@@ -109,7 +111,8 @@ def test_one_update_in_1_2_3_and_5_processes(setup, tmp_path):
 def test_gradient_accumulation_trains_the_same_update(setup, tmp_path):
     r1 = distill(setup, config(setup[0]), tmp_path / "one", 1)
     r4 = distill(setup, config(setup[0], accum_grad=4), tmp_path / "accum", 1)
-    assert r1.returncode == 0 and r4.returncode == 0, r4.stderr[-3000:]
+    assert r1.returncode == 0, r4.stderr[-3000:]
+    assert r4.returncode == 0, r4.stderr[-3000:]
     start = initial_weights(setup, config(setup[0]), tmp_path / "start")
     assert_same_update(weights(tmp_path / "one"), weights(tmp_path / "accum"), start)
 

@@ -57,8 +57,10 @@ def test_torchaudio_format_matches_torchaudio_forward(tmp_path, ta_model, wav):
     teacher = build_teacher({"backend": "local", "path": str(tmp_path / "ta.pt"), "torchaudio_config": {"encoder_num_heads": 4}})
     x, n = wav
     out = teacher(x, n)
-    assert len(out.hidden) == 3 and out.hidden[0].shape == (2, 24, 48)
-    assert out.mask.all() and out.mask.shape == (2, 24)
+    assert len(out.hidden) == 3
+    assert out.hidden[0].shape == (2, 24, 48)
+    assert out.mask.all()
+    assert out.mask.shape == (2, 24)
     with torch.no_grad():
         ref_layers, _ = ta_model.wav2vec2.extract_features(x, n)
         feats, _ = ta_model.wav2vec2.feature_extractor(x, n)
@@ -106,7 +108,9 @@ def test_s3prl_backend_loads_our_export(tmp_path, ta_model, wav):
     x, n = wav
     ours = build_teacher({"path": str(tmp_path / "s3prl.pt")})(x, n)
     theirs = build_teacher({"backend": "s3prl", "name": "hubert_local", "path_or_url": str(tmp_path / "s3prl.pt")})
-    assert theirs.has_codebook and theirs.num_layers == 2 and theirs.dim == 48
+    assert theirs.has_codebook
+    assert theirs.num_layers == 2
+    assert theirs.dim == 48
     out = theirs(x, n)
     assert len(out.hidden) == len(ours.hidden)
     for a, b in zip(out.hidden, ours.hidden):
@@ -127,7 +131,9 @@ def test_teacher_info_converts_a_checkpoint_and_names_it_in_a_yaml(tmp_path, ta_
     assert teacher_info.main(["--checkpoint", str(tmp_path / "fairseq.pt"), "--export", str(tmp_path / "ours.pt"),
                               "--write-yaml", str(tmp_path / "teacher.yaml")]) == 0
     model, meta = load_hubert(tmp_path / "ours.pt")
-    assert meta["format"] == "espnet_distill" and model.has_codebook and model.cfg.num_classes == 12
+    assert meta["format"] == "espnet_distill"
+    assert model.has_codebook
+    assert model.cfg.num_classes == 12
     assert yaml.safe_load((tmp_path / "teacher.yaml").read_text()) == {"backend": "local",
                                                                      "path": str(tmp_path / "ours.pt")}
     torch.save({"cfg": {"model": {}, "task": {}}, "model": {"final_proj.weight": torch.zeros(2, 2)}}, tmp_path / "bad.pt")
@@ -157,7 +163,9 @@ def test_teacher_is_frozen_and_in_eval(tmp_path):
     save_hubert(tmp_path / "t.pt", model)
     t = build_teacher({"path": str(tmp_path / "t.pt")})
     t.train()
-    assert not t.training and not t.model.training and t.model.encoder.layerdrop == 0
+    assert not t.training
+    assert not t.model.training
+    assert t.model.encoder.layerdrop == 0
     assert not any(p.requires_grad for p in t.parameters())
     out = t(torch.randn(1, 4000, requires_grad=True), torch.tensor([4000]))
     assert not out.hidden[-1].requires_grad
@@ -258,9 +266,11 @@ def test_teacher_info_exports_local_and_s3prl_teachers(tmp_path):
                            capture_output=True, text=True)
         assert r.returncode == 0, r.stderr[-2000:]
         info = json.loads((tmp_path / f"info{i}.json").read_text())
-        assert info["checkpoint"] == str(tmp_path / f"out{i}.pt") and info["num_layers"] == 2
+        assert info["checkpoint"] == str(tmp_path / f"out{i}.pt")
+        assert info["num_layers"] == 2
         model, meta = load_hubert(tmp_path / f"out{i}.pt")
-        assert meta["format"] == "espnet_distill" and _arch(model.cfg) == _arch(base.cfg)
+        assert meta["format"] == "espnet_distill"
+        assert _arch(model.cfg) == _arch(base.cfg)
         for a, b in zip(model.state_dict().values(), base.state_dict().values()):
             assert torch.equal(a, b)
 
@@ -278,9 +288,12 @@ def test_released_fairseq_checkpoint_with_pickled_dictionary(tmp_path, wav, omeg
     base = HubertModel(cfg).eval()
     released_fairseq_file(tmp_path / "hubert_base_ls960.pt", base, [str(i) for i in range(8)], omegaconf_cfg)
     raw = (tmp_path / "hubert_base_ls960.pt").read_bytes()
-    assert (b"omegaconf.dictconfig" in raw) == omegaconf_cfg and b"fairseq.data.dictionary" in raw
+    assert (b"omegaconf.dictconfig" in raw) == omegaconf_cfg
+    assert b"fairseq.data.dictionary" in raw
     model, meta = load_hubert(tmp_path / "hubert_base_ls960.pt")
-    assert meta["format"] == "fairseq" and model.cfg.num_heads == 6 and model.cfg == cfg
+    assert meta["format"] == "fairseq"
+    assert model.cfg.num_heads == 6
+    assert model.cfg == cfg
     assert meta["dictionaries_symbols"][0][4:] == [str(i) for i in range(8)]
     x, n = wav
     with torch.no_grad():
@@ -299,7 +312,8 @@ def test_codebook_required_and_short_audio(tmp_path):
     model = HubertModel(HubertConfig(**dict(TINY, num_classes=0)))
     save_hubert(tmp_path / "t.pt", model)
     t = build_teacher({"path": str(tmp_path / "t.pt")})
-    assert not t.has_codebook and t(torch.randn(1, 1000), torch.tensor([1000])).logits is None
+    assert not t.has_codebook
+    assert t(torch.randn(1, 1000), torch.tensor([1000])).logits is None
     with pytest.raises(TeacherError, match="L_disc needs a teacher with a codebook head"):
         t.require_codebook()
     with pytest.raises(TeacherError, match=r"utterance 'u2' has 300 samples .* receptive field of 400"):

@@ -41,13 +41,15 @@ def test_forward_backward_and_lengths(ckpts, layer):
     fe.train()
     x, n = wav()
     feats, lens = fe(x, n)
-    assert feats.shape == (2, 24, 24) and fe.output_size() == 24
+    assert feats.shape == (2, 24, 24)
+    assert fe.output_size() == 24
     assert lens.tolist() == [(8000 - 400) // 320 + 1, (6000 - 400) // 320 + 1]
     feats.sum().backward()
     assert fe.upstream.frontend.conv.weight.grad is not None
     if layer == "weighted":
         assert fe.layer_weights.grad is not None
-    assert fe.upstream.pred_head is None and fe.upstream.disc_head is None  # distillation heads dropped
+    assert fe.upstream.pred_head is None
+    assert fe.upstream.disc_head is None  # distillation heads dropped
 
 
 def test_freeze_steps(ckpts):
@@ -65,7 +67,8 @@ def test_freeze_steps(ckpts):
 
 def test_teacher_as_frontend(ckpts):
     fe = DistilledFrontend(str(ckpts / "teacher.pt"), layer="last")
-    assert fe.kind == "teacher" and fe.output_size() == 32
+    assert fe.kind == "teacher"
+    assert fe.output_size() == 32
     feats, lens = fe(*wav())
     assert feats.shape == (2, 24, 32)
     assert not any("label_embs" in k for k in fe.state_dict())
@@ -87,7 +90,8 @@ def test_registered_in_espnet():
     assert asr.encoder_choices.get_class("passthrough") is PassThroughEncoder
     enc = PassThroughEncoder(24, output_size=16)
     y, lens, _ = enc(torch.randn(2, 5, 24), torch.tensor([5, 3]))
-    assert y.shape == (2, 5, 16) and lens.tolist() == [5, 3]
+    assert y.shape == (2, 5, 16)
+    assert lens.tolist() == [5, 3]
 
 
 def test_espnet_init_keeps_the_distilled_weights(ckpts, tmp_path):
@@ -131,10 +135,12 @@ def test_masks_hit_the_transformer_input_in_training_only(ckpts):
         fe(x, n)
         if kind == "time":
             masked = (seen[1] == fe.masking.mask_emb).all(-1)  # (B, T)
-            assert masked[mask].any() and not masked[~mask].any()  # padding is never masked
+            assert masked[mask].any()
+            assert not masked[~mask].any()  # padding is never masked
         else:
             zeroed = (seen[1] == 0).all(1)  # (B, D): channels zeroed over the whole utterance
-            assert zeroed.any() and not zeroed.all()
+            assert zeroed.any()
+            assert not zeroed.all()
     with pytest.raises(ValueError, match="time_prob must be in"):
         DistilledFrontend(str(ckpts / "student.pt"), mask_time_prob=1.5)
 
@@ -164,7 +170,8 @@ def test_random_crops_shorten_the_training_input_only(ckpts):
     fe.train()
     torch.manual_seed(0)
     feats, lens_cut = fe(x, n)
-    assert (lens_cut <= lens).all() and (lens_cut < lens).any()
+    assert (lens_cut <= lens).all()
+    assert (lens_cut < lens).any()
     assert feats.shape[1] == int(lens_cut.max())  # no wider than the longest (ESPnet asserts it)
     assert (lens_cut >= (n * 0.6 - 400) // 320 + 1).all()  # at most a fifth off each end
     feats.sum().backward()

@@ -35,7 +35,8 @@ def test_paper_parameter_counts(base_teacher, name, millions):
     student, report = build_student(conf, base_teacher)
     n = student.param_counts()["total_without_heads"]
     assert abs(n / 1e6 - millions) < 0.05, (name, n)
-    assert student.cfg.teacher_dim == 768 and student.cfg.num_classes == 504
+    assert student.cfg.teacher_dim == 768
+    assert student.cfg.num_classes == 504
 
 
 def test_sw_init_copies_cnn_and_first_layers(base_teacher):
