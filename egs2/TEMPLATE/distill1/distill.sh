@@ -299,45 +299,48 @@ fi
 # ---------------------------------------------------------------------------- 2. teacher
 # Writes ${expdir}/teacher/teacher.yaml, the teacher every later stage uses.
 teacher_dir=${expdir}/teacher
+# pretrain_iteration IT SOURCE: HuBERT iteration IT in ${teacher_dir}/iterIT: features of SOURCE (mfcc,
+# or the previous iteration's teacher.pt, which it then starts from), k-means, masked prediction
+pretrain_iteration() {
+    local it=$1 source=$2 d=${teacher_dir}/iter$1 init_opt="" train_feats
+    [ "${source}" = mfcc ] || init_opt="--init ${source}"
+    mkdir -p "${d}/feats"
+    log "Teacher iteration ${it}: features (${source}) of ${train_set} in ${nj} jobs, and of ${valid_set}"
+    in_group ${train_cmd} JOB=1:"${nj}" "${d}/log/dump_train.JOB.log" \
+        python -m espnet_distill.bin.teacher_pretrain dump --config "${teacher_config}" \
+        --data-dir "${datadir}/${train_set}" --shard JOB --num-shards "${nj}" --out "${d}/feats/train.JOB.pt" \
+        --source "${source}"
+    in_group ${train_cmd} "${d}/log/dump_valid.log" \
+        python -m espnet_distill.bin.teacher_pretrain dump --config "${teacher_config}" \
+        --data-dir "${datadir}/${valid_set}" --out "${d}/feats/valid.1.pt" --source "${source}"
+    train_feats=$(for n in $(seq "${nj}"); do printf '%s ' "${d}/feats/train.${n}.pt"; done)
+    log "Teacher iteration ${it}: k-means (the config's kmeans section; log: ${d}/log/kmeans.log)"
+    # shellcheck disable=SC2086
+    in_group ${train_cmd} "${d}/log/kmeans.log" \
+        python -m espnet_distill.bin.teacher_pretrain kmeans --config "${teacher_config}" --train-feats ${train_feats} \
+        --label "train=$(echo ${train_feats} | tr ' ' ',')" "valid=${d}/feats/valid.1.pt" --outdir "${d}"
+    log "Teacher iteration ${it}: masked-prediction pretraining (log: ${d}/train.log)"
+    keep_log "${d}/train.log"
+    # shellcheck disable=SC2086
+    in_group ${cuda_cmd} "${d}/train.log" \
+        ${python_launcher} -m espnet_distill.bin.teacher_pretrain train --config "${teacher_config}" \
+        --train-dir "${datadir}/${train_set}" --valid-dir "${datadir}/${valid_set}" \
+        --labels-dir "${d}" --outdir "${d}" ${init_opt}
+}
+
 if stage_begin 2; then
     # the teacher config, typed and with its defaults filled in by Python (a bad key fails here)
     backend=$(python -m espnet_distill.bin.config_get --teacher "${teacher_config}" backend)
     if [ "${backend}" = pretrain ]; then
         iterations=$(python -m espnet_distill.bin.config_get --teacher "${teacher_config}" iterations)
-        source=mfcc; init_opt=""
+        source=mfcc
         for it in $(seq "${iterations}"); do
-            d=${teacher_dir}/iter${it}
-            mkdir -p "${d}/feats"
-            log "Teacher iteration ${it}: features (${source}) of ${train_set} in ${nj} jobs, and of ${valid_set}"
-            # shellcheck disable=SC2086
-            in_group ${train_cmd} JOB=1:"${nj}" "${d}/log/dump_train.JOB.log" \
-                python -m espnet_distill.bin.teacher_pretrain dump --config "${teacher_config}" \
-                --data-dir "${datadir}/${train_set}" --shard JOB --num-shards "${nj}" --out "${d}/feats/train.JOB.pt" \
-                --source "${source}"
-            # shellcheck disable=SC2086
-            in_group ${train_cmd} "${d}/log/dump_valid.log" \
-                python -m espnet_distill.bin.teacher_pretrain dump --config "${teacher_config}" \
-                --data-dir "${datadir}/${valid_set}" --out "${d}/feats/valid.1.pt" --source "${source}"
-            train_feats=$(for n in $(seq "${nj}"); do printf '%s ' "${d}/feats/train.${n}.pt"; done)
-            log "Teacher iteration ${it}: k-means (the config's kmeans section; log: ${d}/log/kmeans.log)"
-            # shellcheck disable=SC2086
-            in_group ${train_cmd} "${d}/log/kmeans.log" \
-                python -m espnet_distill.bin.teacher_pretrain kmeans --config "${teacher_config}" --train-feats ${train_feats} \
-                --label "train=$(echo ${train_feats} | tr ' ' ',')" "valid=${d}/feats/valid.1.pt" --outdir "${d}"
-            log "Teacher iteration ${it}: masked-prediction pretraining (log: ${d}/train.log)"
-            keep_log "${d}/train.log"
-            # shellcheck disable=SC2086
-            in_group ${cuda_cmd} "${d}/train.log" \
-                ${python_launcher} -m espnet_distill.bin.teacher_pretrain train --config "${teacher_config}" \
-                --train-dir "${datadir}/${train_set}" --valid-dir "${datadir}/${valid_set}" \
-                --labels-dir "${d}" --outdir "${d}" ${init_opt}
-            source=${d}/teacher.pt
-            init_opt="--init ${d}/teacher.pt"
+            pretrain_iteration "${it}" "${source}"
+            source=${teacher_dir}/iter${it}/teacher.pt
         done
-        cp "${d}/teacher.pt" "${teacher_dir}/teacher.pt"
-        cp "${d}/summary.json" "${teacher_dir}/summary.json"
-        cp "${d}/curves.png" "${teacher_dir}/curves.png"
-        cp "${d}/curves.json" "${teacher_dir}/curves.json"
+        for f in teacher.pt summary.json curves.png curves.json; do
+            cp "${teacher_dir}/iter${iterations}/${f}" "${teacher_dir}/${f}"
+        done
         log "Teacher summary: $(tr -d '\n ' < "${teacher_dir}/summary.json")"
         python -m espnet_distill.bin.teacher_info --checkpoint "${teacher_dir}/teacher.pt" \
             --json "${teacher_dir}/info.json" --write-yaml "${teacher_dir}/teacher.yaml"
@@ -449,24 +452,55 @@ ft_data() {
     if [ -n "${speed_perturb_factors}" ]; then echo "$1_sp"; else echo "$1"; fi
 }
 
+# speed_perturb SET: ${datadir}/SET_sp, copies of SET at each of --speed_perturb_factors, combined
+# (as ESPnet's asr.sh does)
+speed_perturb() {
+    local x=$1 f parts=()
+    log "Speed perturbation of ${x}: factors ${speed_perturb_factors} -> ${datadir}/${x}_sp"
+    for f in ${speed_perturb_factors}; do
+        rm -rf "${datadir}/${x}_sp${f}"
+        if [ "${f}" = 1.0 ] || [ "${f}" = 1 ]; then
+            utils/copy_data_dir.sh --utt-prefix "sp${f}-" --spk-prefix "sp${f}-" "${datadir}/${x}" "${datadir}/${x}_sp${f}"
+        else
+            utils/perturb_data_dir_speed.sh "${f}" "${datadir}/${x}" "${datadir}/${x}_sp${f}"
+        fi
+        parts+=("${datadir}/${x}_sp${f}")
+    done
+    rm -rf "${datadir}/${x}_sp"
+    utils/combine_data_dir.sh "${datadir}/${x}_sp" "${parts[@]}"
+    rm -rf "${parts[@]}"
+}
+
+# finetune_one NAME CHECKPOINT SET SEED: ESPnet fine-tuning of the frontend CHECKPOINT on SET with SEED
+finetune_one() {
+    local name=$1 ckpt=$2 ft=$3 seed=$4 d config tr
+    d=${asr_dir}/${name}_${ft}$(seed_suffix "${seed}")
+    config=$(asr_config_for "${ft}")
+    tr=$(ft_data "${ft}")
+    log "ASR fine-tuning ${name} on ${tr} (${config}, seed ${seed}); log: ${d}/train.log"
+    mkdir -p "${d}"
+    keep_log "${d}/train.log"
+    # shellcheck disable=SC2086
+    in_group ${cuda_cmd} "${d}/train.log" \
+        ${python_launcher} -m espnet_distill.bin.asr_train --config "${config}" \
+        --frontend_conf "checkpoint=${ckpt}" --output_dir "${d}" ${espnet_dist_opts} \
+        --token_type "${token_type}" --token_list "${token_dir}/tokens.txt" \
+        $([ "${token_type}" = bpe ] && echo "--bpemodel ${token_dir}/bpe.model") \
+        --use_preprocessor true --resume true \
+        --train_data_path_and_name_and_type "${raw}/${tr}/wav.scp,speech,sound" \
+        --train_data_path_and_name_and_type "${raw}/${tr}/text,text,text" \
+        --valid_data_path_and_name_and_type "${raw}/${valid_set}/wav.scp,speech,sound" \
+        --valid_data_path_and_name_and_type "${raw}/${valid_set}/text,text,text" \
+        --train_shape_file "${dumpdir}/shapes/${tr}/speech_shape" \
+        --train_shape_file "${dumpdir}/shapes/${tr}/text_shape.${token_type}" \
+        --valid_shape_file "${dumpdir}/shapes/${valid_set}/speech_shape" \
+        --valid_shape_file "${dumpdir}/shapes/${valid_set}/text_shape.${token_type}" ${asr_args} \
+        --seed "${seed}"
+}
+
 if stage_begin 5; then
     for x in ${finetune_sets}; do
-        if [ -n "${speed_perturb_factors}" ]; then  # as ESPnet's asr.sh: copies at each speed, combined
-            log "Speed perturbation of ${x}: factors ${speed_perturb_factors} -> ${datadir}/${x}_sp"
-            parts=()
-            for f in ${speed_perturb_factors}; do
-                rm -rf "${datadir}/${x}_sp${f}"
-                if [ "${f}" = 1.0 ] || [ "${f}" = 1 ]; then
-                    utils/copy_data_dir.sh --utt-prefix "sp${f}-" --spk-prefix "sp${f}-" "${datadir}/${x}" "${datadir}/${x}_sp${f}"
-                else
-                    utils/perturb_data_dir_speed.sh "${f}" "${datadir}/${x}" "${datadir}/${x}_sp${f}"
-                fi
-                parts+=("${datadir}/${x}_sp${f}")
-            done
-            rm -rf "${datadir}/${x}_sp"
-            utils/combine_data_dir.sh "${datadir}/${x}_sp" "${parts[@]}"
-            rm -rf "${parts[@]}"
-        fi
+        [ -z "${speed_perturb_factors}" ] || speed_perturb "${x}"
         dump_set "$(ft_data "${x}")" true
     done
     case " ${finetune_sets} " in *" ${valid_set} "*) ;; *) dump_set "${valid_set}" false ;; esac
@@ -488,34 +522,83 @@ if stage_begin 5; then
     fi
     while read -r name ckpt <&3; do  # fd 3: the jobs inside must not eat the list from stdin
         for ft in ${finetune_sets}; do for seed in ${asr_seeds}; do
-            d=${asr_dir}/${name}_${ft}$(seed_suffix "${seed}")
-            config=$(asr_config_for "${ft}")
-            tr=$(ft_data "${ft}")
-            log "ASR fine-tuning ${name} on ${tr} (${config}, seed ${seed}); log: ${d}/train.log"
-            mkdir -p "${d}"
-            keep_log "${d}/train.log"
-            # shellcheck disable=SC2086
-            in_group ${cuda_cmd} "${d}/train.log" \
-                ${python_launcher} -m espnet_distill.bin.asr_train --config "${config}" \
-                --frontend_conf "checkpoint=${ckpt}" --output_dir "${d}" ${espnet_dist_opts} \
-                --token_type "${token_type}" --token_list "${token_dir}/tokens.txt" \
-                $([ "${token_type}" = bpe ] && echo "--bpemodel ${token_dir}/bpe.model") \
-                --use_preprocessor true --resume true \
-                --train_data_path_and_name_and_type "${raw}/${tr}/wav.scp,speech,sound" \
-                --train_data_path_and_name_and_type "${raw}/${tr}/text,text,text" \
-                --valid_data_path_and_name_and_type "${raw}/${valid_set}/wav.scp,speech,sound" \
-                --valid_data_path_and_name_and_type "${raw}/${valid_set}/text,text,text" \
-                --train_shape_file "${dumpdir}/shapes/${tr}/speech_shape" \
-                --train_shape_file "${dumpdir}/shapes/${tr}/text_shape.${token_type}" \
-                --valid_shape_file "${dumpdir}/shapes/${valid_set}/speech_shape" \
-                --valid_shape_file "${dumpdir}/shapes/${valid_set}/text_shape.${token_type}" ${asr_args} \
-                --seed "${seed}"
+            finetune_one "${name}" "${ckpt}" "${ft}" "${seed}"
         done; done
     done 3< <(asr_frontends)
     stage_end 5
 fi
 
 # ---------------------------------------------------------------------------- 6. score
+# score_hyps OUT: score OUT/text against set ${x} (sclite WER and CER into OUT)
+score_hyps() {
+    # shellcheck disable=SC2086
+    python -m espnet_distill.bin.score --ref "${raw}/${x}/text" --hyp "$1/text" \
+        --utt2spk "${raw}/${x}/utt2spk" --outdir "$1" ${text_norm_opts}
+}
+
+# ctc_decode KIND LAUNCHER WHAT [asr_decode options]: CTC decoding of every test set with
+# ${model} of ${d}, merged into ${d}/decode_KIND_<set>/text and scored. Each of the ${ctc_nj}
+# jobs decodes its part of every set in one process (ESPnet's start-up is seconds per process).
+ctc_decode() {
+    local kind=$1 launcher=$2 what=$3 n x out dirs="" outs=""
+    shift 3
+    for x in ${test_sets}; do
+        rm -rf "${d}/decode_${kind}_${x}/split"
+        mkdir -p "${d}/decode_${kind}_${x}/split"
+        dirs+=" ${raw}/${x}"
+        outs+=" ${d}/decode_${kind}_${x}/split/text.JOB"
+    done
+    log "Decoding ${test_sets} with ${name}_${ft} (${what}, ${ctc_nj} jobs)"
+    # shellcheck disable=SC2086
+    in_group ${launcher} JOB=1:"${ctc_nj}" "${d}/decode_log/${kind}.JOB.log" \
+        python -m espnet_distill.bin.asr_decode --asr-config "${d}/config.yaml" --asr-model "${model}" \
+        --data-dir ${dirs} --out ${outs} --shard JOB --num-shards "${ctc_nj}" "$@" ${bpe_opt}
+    for x in ${test_sets}; do
+        out=${d}/decode_${kind}_${x}
+        for n in $(seq "${ctc_nj}"); do cat "${out}/split/text.${n}"; done | sort > "${out}/text"
+        score_hyps "${out}"
+    done
+}
+
+# att_decode SET: attention beam search (espnet2's asr_inference) of SET with ${model} of ${d} in
+# ${set_nj[SET]} jobs, merged into ${d}/decode_att_beam_SET/text and scored
+att_decode() {
+    local x=$1 n out=${d}/decode_att_beam_$1 x_nj=${set_nj[$1]}
+    log "Decoding ${x} with ${name}_${ft} (attention beam search, ${x_nj} jobs, ${infer_device})"
+    rm -rf "${out}/split"
+    mkdir -p "${out}/split"
+    # shellcheck disable=SC2046
+    utils/split_scp.sh "${raw}/${x}/wav.scp" $(for n in $(seq "${x_nj}"); do echo "${out}/split/keys.${n}"; done)
+    # shellcheck disable=SC2086
+    in_group ${infer_cmd} JOB=1:"${x_nj}" "${out}/log/decode.JOB.log" \
+        python -m espnet_distill.bin.asr_inference --config "${inference_config}" \
+        --asr_train_config "${d}/config.yaml" --asr_model_file "${model}" \
+        --data_path_and_name_and_type "${raw}/${x}/wav.scp,speech,sound" \
+        --key_file "${out}/split/keys.JOB" --output_dir "${out}/split/output.JOB" --ngpu "${infer_ngpu}" \
+        ${inference_args}
+    for n in $(seq "${x_nj}"); do cat "${out}/split/output.${n}/1best_recog/text"; done | sort > "${out}/text"
+    score_hyps "${out}"
+}
+
+# decode_model: every decoding of the model in ${d} (globals: d, name, ft), then its RESULTS.md
+decode_model() {
+    local x has_decoder
+    model=$(python -m espnet_distill.bin.experiment model-file "${d}" --name "${inference_asr_model}")
+    has_decoder=$(python -m espnet_distill.bin.experiment has-decoder "${d}")
+    ctc_decode ctc_greedy "${infer_cmd}" "CTC greedy, ${infer_device}" --device "${infer_device}"
+    if [ -n "${grammar}" ]; then  # the transcript of the grammar of highest CTC likelihood
+        ctc_decode ctc_grammar "${infer_cmd}" "CTC, grammar ${grammar}, ${infer_device}" \
+            --device "${infer_device}" --grammar "${grammar}"
+    fi
+    if ${int8_inference}; then  # as a CPU deployment runs it: int8 linear layers
+        ctc_decode ctc_greedy_int8 "${decode_cmd}" "CTC greedy, int8 linear layers, cpu" --device cpu --quantize int8
+    fi
+    if ${has_decoder}; then  # CTC-only models have no decoder
+        for x in ${test_sets}; do att_decode "${x}"; done
+    fi
+    python -m espnet_distill.bin.make_results exp-table --exp "${d}" --out "${d}/RESULTS.md"
+}
+
 if stage_begin 6; then
     for x in ${test_sets}; do
         case " ${finetune_sets} " in
@@ -525,35 +608,6 @@ if stage_begin 6; then
     done
     if ${gpu_inference}; then infer_cmd=${cuda_cmd}; infer_device=cuda; infer_ngpu=1
     else infer_cmd=${decode_cmd}; infer_device=cpu; infer_ngpu=0; fi
-    # score_hyps OUT: score OUT/text against set ${x} (sclite WER and CER into OUT)
-    score_hyps() {
-        # shellcheck disable=SC2086
-        python -m espnet_distill.bin.score --ref "${raw}/${x}/text" --hyp "$1/text" \
-            --utt2spk "${raw}/${x}/utt2spk" --outdir "$1" ${text_norm_opts}
-    }
-    # ctc_decode KIND LAUNCHER WHAT [asr_decode options]: CTC decoding of every test set with
-    # ${model} of ${d}, merged into ${d}/decode_KIND_<set>/text and scored. Each of the ${ctc_nj}
-    # jobs decodes its part of every set in one process (ESPnet's start-up is seconds per process).
-    ctc_decode() {
-        local kind=$1 launcher=$2 what=$3 n x out dirs="" outs=""
-        shift 3
-        for x in ${test_sets}; do
-            rm -rf "${d}/decode_${kind}_${x}/split"
-            mkdir -p "${d}/decode_${kind}_${x}/split"
-            dirs+=" ${raw}/${x}"
-            outs+=" ${d}/decode_${kind}_${x}/split/text.JOB"
-        done
-        log "Decoding ${test_sets} with ${name}_${ft} (${what}, ${ctc_nj} jobs)"
-        # shellcheck disable=SC2086
-        in_group ${launcher} JOB=1:"${ctc_nj}" "${d}/decode_log/${kind}.JOB.log" \
-            python -m espnet_distill.bin.asr_decode --asr-config "${d}/config.yaml" --asr-model "${model}" \
-            --data-dir ${dirs} --out ${outs} --shard JOB --num-shards "${ctc_nj}" "$@" ${bpe_opt}
-        for x in ${test_sets}; do
-            out=${d}/decode_${kind}_${x}
-            for n in $(seq "${ctc_nj}"); do cat "${out}/split/text.${n}"; done | sort > "${out}/text"
-            score_hyps "${out}"
-        done
-    }
     declare -A set_nj  # decoding jobs per test set: no more than it has utterances
     ctc_nj=1           # CTC decoding takes every set in each job: as many jobs as the largest set's
     for x in ${test_sets}; do
@@ -566,38 +620,7 @@ if stage_begin 6; then
         frontend_ckpts+=" ${ckpt}"
         for ft in ${finetune_sets}; do for seed in ${asr_seeds}; do
             d=${asr_dir}/${name}_${ft}$(seed_suffix "${seed}")
-            model=$(python -m espnet_distill.bin.experiment model-file "${d}" --name "${inference_asr_model}")
-            has_decoder=$(python -m espnet_distill.bin.experiment has-decoder "${d}")
-            ctc_decode ctc_greedy "${infer_cmd}" "CTC greedy, ${infer_device}" --device "${infer_device}"
-            if [ -n "${grammar}" ]; then  # the transcript of the grammar of highest CTC likelihood
-                ctc_decode ctc_grammar "${infer_cmd}" "CTC, grammar ${grammar}, ${infer_device}" \
-                    --device "${infer_device}" --grammar "${grammar}"
-            fi
-            if ${int8_inference}; then  # as a CPU deployment runs it: int8 linear layers
-                ctc_decode ctc_greedy_int8 "${decode_cmd}" "CTC greedy, int8 linear layers, cpu" --device cpu --quantize int8
-            fi
-            for x in ${test_sets}; do
-                x_nj=${set_nj[${x}]}
-                if ${has_decoder}; then  # CTC-only models have no decoder
-                    out=${d}/decode_att_beam_${x}
-                    log "Decoding ${x} with ${name}_${ft} (attention beam search, ${x_nj} jobs, ${infer_device})"
-                    rm -rf "${out}/split"
-                    mkdir -p "${out}/split"
-                    # shellcheck disable=SC2046
-                    utils/split_scp.sh "${raw}/${x}/wav.scp" $(for n in $(seq "${x_nj}"); do echo "${out}/split/keys.${n}"; done)
-                    # shellcheck disable=SC2086
-                    in_group ${infer_cmd} JOB=1:"${x_nj}" "${out}/log/decode.JOB.log" \
-                        python -m espnet_distill.bin.asr_inference --config "${inference_config}" \
-                        --asr_train_config "${d}/config.yaml" --asr_model_file "${model}" \
-                        --data_path_and_name_and_type "${raw}/${x}/wav.scp,speech,sound" \
-                        --key_file "${out}/split/keys.JOB" --output_dir "${out}/split/output.JOB" --ngpu "${infer_ngpu}" \
-                        ${inference_args}
-                    for n in $(seq "${x_nj}"); do cat "${out}/split/output.${n}/1best_recog/text"; done \
-                        | sort > "${out}/text"
-                    score_hyps "${out}"
-                fi
-            done
-            python -m espnet_distill.bin.make_results exp-table --exp "${d}" --out "${d}/RESULTS.md"
+            decode_model
         done; done
     done 3< <(asr_frontends)
     log "Benchmarking the frontends (forward time per second of audio)"
