@@ -178,25 +178,33 @@ def test_slurm_pl_with_kaldis_options_and_conf(tmp_path):
     assert "bad.conf:1: not a slurm.conf line" in r.stderr
 
 
-def test_a_killed_slurm_launcher_cancels_its_jobs(tmp_path):
-    import signal
+def start_cancellable_slurm_launcher(tmp_path, **popen):
+    """utils/slurm.sh over a fake sbatch that waits until the fake scancel writes $CANCELLED; returned
+    once sbatch was called."""
     import time
 
     bindir = tmp_path / "bin"
     bindir.mkdir()
     (bindir / "sbatch").write_text('#!/usr/bin/env bash\necho "$@" > "$CALLS"\n'
-                                   'while [ ! -f "$CANCELLED" ]; do sleep 0.1; done\nexit 1\n')
+                                   'for i in $(seq 300); do [ ! -f "$CANCELLED" ] || exit 1; sleep 0.1; done\n')
     (bindir / "scancel").write_text('#!/usr/bin/env bash\necho "$@" > "$CANCELLED"\n')
     for f in ("sbatch", "scancel"):
         (bindir / f).chmod(0o755)
     env = dict(os.environ, PATH=f"{bindir}:{os.environ['PATH']}", CALLS=str(tmp_path / "calls"),
                CANCELLED=str(tmp_path / "cancelled"))
     launcher = subprocess.Popen([str(ROOT / "utils/slurm.sh"), "JOB=1:2", "log/w.JOB.log", "sleep", "60"], cwd=tmp_path,
-                                env=env, stderr=subprocess.PIPE, text=True)
+                                env=env, **popen)
     for _ in range(100):
         if (tmp_path / "calls").is_file():
             break
         time.sleep(0.1)
+    return launcher
+
+
+def test_a_killed_slurm_launcher_cancels_its_jobs(tmp_path):
+    import signal
+
+    launcher = start_cancellable_slurm_launcher(tmp_path, stderr=subprocess.PIPE, text=True)
     launcher.send_signal(signal.SIGTERM)
     assert launcher.wait(timeout=20) == 128 + signal.SIGTERM
     name = next(a for a in (tmp_path / "calls").read_text().split() if a.startswith("--job-name="))[len("--job-name="):]
@@ -244,21 +252,7 @@ def test_a_slurm_launcher_killed_by_sigkill_cancels_its_jobs(tmp_path):
     import signal
     import time
 
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    (bindir / "sbatch").write_text('#!/usr/bin/env bash\necho "$@" > "$CALLS"\n'
-                                   'for i in $(seq 300); do [ ! -f "$CANCELLED" ] || exit 1; sleep 0.1; done\n')
-    (bindir / "scancel").write_text('#!/usr/bin/env bash\necho "$@" > "$CANCELLED"\n')
-    for f in ("sbatch", "scancel"):
-        (bindir / f).chmod(0o755)
-    env = dict(os.environ, PATH=f"{bindir}:{os.environ['PATH']}", CALLS=str(tmp_path / "calls"),
-               CANCELLED=str(tmp_path / "cancelled"))
-    launcher = subprocess.Popen([str(ROOT / "utils/slurm.sh"), "JOB=1:2", "log/w.JOB.log", "sleep", "60"], cwd=tmp_path,
-                                env=env)
-    for _ in range(100):
-        if (tmp_path / "calls").is_file():
-            break
-        time.sleep(0.1)
+    launcher = start_cancellable_slurm_launcher(tmp_path)
     launcher.send_signal(signal.SIGKILL)
     launcher.wait(timeout=20)
     for _ in range(100):
