@@ -1,4 +1,5 @@
-"""test/ mirrors the package: every module has test/espnet_distill/<room>/test_<module>.py, or is
+"""test/ mirrors the package: every module has test/espnet_distill/<room>/test_<module>.py (or
+test_<room>_<module>.py where the name is taken), or is
 named below with the test file that exercises it (entry points are mostly run through their room's
 tests or the recipes; a few library modules are covered by the test of the module that uses them)."""
 from __future__ import annotations
@@ -49,8 +50,17 @@ COVERED_BY = {  # module (package-relative path) -> the test file that runs it
 
 
 def mirror(module: Path) -> Path:
+    """test_<module>.py in the room's test folder, or test_<room>_<module>.py where two rooms have a
+    module of that name (pytest needs unique test file names: asr/ and student/ both have frontend.py)."""
     rel = module.relative_to(PACKAGE)
-    return ROOT / "test/espnet_distill" / rel.parent / f"test_{rel.name}"
+    folder = ROOT / "test/espnet_distill" / rel.parent
+    plain, prefixed = folder / f"test_{rel.name}", folder / f"test_{rel.parent.name}_{rel.name}"
+    return prefixed if prefixed.is_file() else plain
+
+
+def test_test_file_names_are_unique():
+    names = [p.name for p in (ROOT / "test").rglob("test_*.py")]
+    assert len(names) == len(set(names)), sorted(n for n in names if names.count(n) > 1)
 
 
 def test_every_module_has_its_test_file_or_names_the_one_that_runs_it():
