@@ -86,7 +86,7 @@ def asr_student(exp: Path):
 
     experiment = Experiment.read(exp)
     ckpt = experiment.student_checkpoint
-    if not ckpt:
+    if experiment.config.get("frontend") != "distilled" or not ckpt:
         raise ConfigError(f"{exp}: not an ESPnet experiment with a distilled frontend")
     model, _ = load_model(exp / "config.yaml", experiment.model_file(), "cpu")
     return model.frontend.upstream.eval(), ckpt

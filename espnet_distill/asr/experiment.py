@@ -59,9 +59,7 @@ class Experiment:
 
     @property
     def student_checkpoint(self) -> str | None:
-        """The student (or teacher) checkpoint the distilled frontend started from, if any."""
-        if self.config.get("frontend") != "distilled":
-            return None
+        """The student (or teacher) checkpoint the frontend started from (``frontend_conf.checkpoint``), if any."""
         return (self.config.get("frontend_conf") or {}).get("checkpoint")
 
     @property
