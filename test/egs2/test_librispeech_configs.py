@@ -43,6 +43,7 @@ def test_teacher_config_names_a_known_s3prl_upstream():
     assert conf["name"] in S3PRLUpstream.available_names()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["sw", "dt", "dt_fbank"])
 def test_student_configs_take_a_step(teacher, name):
     conf = yaml.safe_load((RECIPE / f"conf/distill/{name}.yaml").read_text())
@@ -74,6 +75,7 @@ def test_run_sh_names_a_config_per_finetuning_set():
     assert all((RECIPE / c).is_file() for c in configs.values())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("config", ["ctc_100h", "ctc_10h", "ctc_1h"])
 def test_asr_config_builds_and_steps(teacher, tmp_path, config):
     from espnet_distill.asr.task import ASRTask, register

@@ -54,6 +54,7 @@ def test_yaml_syntax_error_names_the_line(tmp_path):
         read_yaml(tmp_path / "bad.yaml")
 
 
+@pytest.mark.slow
 def test_distill_train_reports_config_errors_in_one_line(tmp_path):
     torch.manual_seed(0)
     conv = [[16, 10, 5], [16, 3, 2], [16, 3, 2], [16, 3, 2], [16, 3, 2], [16, 2, 2], [16, 2, 2]]

@@ -15,6 +15,7 @@ def read(path):
     return {k: float(v) for k, v in (line.split() for line in path.read_text().splitlines())}
 
 
+@pytest.mark.slow
 def test_headers_pipes_and_many_files_in_parallel(tmp_path):
     d = tmp_path / "data"
     d.mkdir()
@@ -40,6 +41,7 @@ def test_headers_pipes_and_many_files_in_parallel(tmp_path):
         assert dur == pytest.approx(0.2 + int(utt.split("-")[1]) / 1000, abs=2e-4), utt
 
 
+@pytest.mark.slow
 def test_segments_and_errors_name_the_utterance(tmp_path):
     d = segmented_dir(tmp_path, {"u1": (0.0, 1.25), "u2": (1.25, 3.0)})
     assert subprocess.run([str(SCRIPT), str(d)], capture_output=True).returncode == 0

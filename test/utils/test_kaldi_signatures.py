@@ -22,6 +22,7 @@ def corpus(tmp_path):
     return make_data_dir(tmp_path, {f"s{i % 3}-{i:02d}": (f"s{i % 3}", f"word{i}") for i in range(9)})
 
 
+@pytest.mark.slow
 def test_subset_kaldi_forms(corpus, tmp_path):
     assert sh(U / "subset_data_dir.sh", corpus, 3, tmp_path / "even").returncode == 0
     assert [x.split()[0] for x in lines(tmp_path / "even/utt2spk")] == ["s0-00", "s1-01", "s2-02"]
@@ -49,6 +50,7 @@ def test_subset_kaldi_forms(corpus, tmp_path):
     assert "asked for 50 utterances but it has only 9" in r.stderr
 
 
+@pytest.mark.slow
 def test_copy_combine_split_validate(corpus, tmp_path):
     assert sh(U / "copy_data_dir.sh", "--utt-prefix", "a-", "--spk-prefix", "a-", corpus, tmp_path / "a").returncode == 0
     assert lines(tmp_path / "a/utt2spk")[0] == "a-s0-00 a-s0"
@@ -67,6 +69,7 @@ def test_copy_combine_split_validate(corpus, tmp_path):
         assert all(s not in {x.split()[1] for q in parts if q != p for x in lines(q / "utt2spk")} for s in spk)
 
 
+@pytest.mark.slow
 def test_perturb_speed(tmp_path):
     from conftest import need
 
@@ -125,6 +128,7 @@ def test_first_n_of_fewer_says_so(corpus, tmp_path):
     assert "asked for the first 100 utterances but it has only 9: taking all 9" in r.stderr
 
 
+@pytest.mark.slow
 def test_validate_checks_utt2dur_against_the_utterances_and_the_audio(corpus):
     utts = sorted(line.split()[0] for line in lines(corpus / "utt2spk"))  # make_data_dir: 0.3 s, 0.4 s, ...
     (corpus / "utt2dur").write_text("".join(f"{u} {0.3 + 0.1 * i:.2f}\n" for i, u in enumerate(utts)))

@@ -73,6 +73,7 @@ def test_cli_table_with_speedups(models, tmp_path):
     assert fb_line.rstrip(" |").split("|")[-1].strip().endswith("x")  # speed-up against the CNN student
 
 
+@pytest.mark.slow
 def test_int8_rows(models, tmp_path):
     paths, _ = models
     r = subprocess.run([sys.executable, "-m", "espnet_distill.bin.benchmark", "--checkpoint", str(paths["teacher"]),
@@ -96,6 +97,7 @@ def test_int8_rows(models, tmp_path):
     assert "CPU only" in r.stderr
 
 
+@pytest.mark.slow
 def test_train_step_projects_each_paper_config_against_the_authors_update(tmp_path):
     """Our update of each paper student and s3prl's DistillerForPretrain (the peer in ../shared/peers)
     timed on the same batch in one run, with their ratio."""

@@ -1,4 +1,3 @@
-"""The scale rehearsal at a small size: a LibriSpeech-shaped segments dir, a few updates, figures."""
 from __future__ import annotations
 
 import json
@@ -6,6 +5,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from espnet_distill.analysis.rehearsal import librispeech_like_durations
 
@@ -18,6 +18,7 @@ def test_durations_are_shaped_like_librispeech():
     assert np.array_equal(d, librispeech_like_durations(281_241))  # deterministic
 
 
+@pytest.mark.slow
 def test_rehearsal_runs_and_reports(tmp_path):
     r = subprocess.run([sys.executable, "-m", "espnet_distill.bin.scale_rehearsal", "--workdir", str(tmp_path / "w"),
                         "--utts", "3000", "--steps", "4", "--batch-seconds", "20", "--workers", "1",

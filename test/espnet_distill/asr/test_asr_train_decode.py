@@ -23,6 +23,8 @@ from espnet_distill.train.distill import build_student
 
 CONV16 = [[16, 10, 5], [16, 3, 2], [16, 3, 2], [16, 3, 2], [16, 3, 2], [16, 2, 2], [16, 2, 2]]
 
+pytestmark = pytest.mark.slow  # ESPnet training and decoding, under torchrun too
+
 ASR = {
     "frontend": "distilled", "frontend_conf": {"layer": "weighted", "freeze_steps": 2, "mask_time_prob": 0.1,
                                               "mask_time_length": 2, "mask_channel_prob": 0.1, "mask_channel_length": 4},

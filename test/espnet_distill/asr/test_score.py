@@ -64,6 +64,7 @@ def test_sclite_counts_are_the_result_and_ours_the_cross_check(tmp_path, monkeyp
         score_dir(ref, hyp, {}, tmp_path / "c", cross_check="always")
 
 
+@pytest.mark.slow
 def test_score_cli_missing_text_and_empty_hyp(tmp_path):
     (tmp_path / "hyp").write_text("u1\nu2 Hello, World!\n")
     (tmp_path / "ref").write_text("u1 some words\nu2 hello world\n")

@@ -57,6 +57,7 @@ def run_dump(src: Path, out: Path, shards: int = 2, *finish_args: str) -> subpro
     return cli("finish", "--data-dir", str(src), "--out", str(out), "--num-shards", str(shards), *finish_args)
 
 
+@pytest.mark.slow
 def test_training_set_is_resampled_normalised_and_filtered(mixed, tmp_path):
     out = tmp_path / "dump/mixed"
     r = run_dump(mixed, out, 2, "--max-seconds", "2", "--min-seconds", "0.1")
@@ -105,6 +106,7 @@ def test_segments_are_cut_into_files(tmp_path):
     assert not (tmp_path / "dump/seg/segments").exists()
 
 
+@pytest.mark.slow
 def test_lower_rate_writes_band_limited_copies_read_back_at_16k(tmp_path):
     src_wav = tmp_path / "src/two.wav"
     src_wav.parent.mkdir()
@@ -152,6 +154,7 @@ def test_killed_audio_job_resumes_and_keeps_finished_files(mixed, tmp_path):
     assert all(f.stat().st_mtime_ns == t for f, t in before.items())
 
 
+@pytest.mark.slow
 def test_missing_shard_and_bad_audio_are_named(mixed, tmp_path):
     out = tmp_path / "dump/mixed"
     assert cli("audio", "--data-dir", str(mixed), "--out", str(out), "--shard", "1", "--num-shards", "2").returncode == 0

@@ -1,4 +1,3 @@
-"""Every supported teacher checkpoint format, cross-checked against torchaudio and s3prl."""
 from __future__ import annotations
 
 import pytest
@@ -251,6 +250,7 @@ def test_s3prl_hubert_upstream_exports_as_ours(tmp_path, wav, layer_norm_first, 
     torch.testing.assert_close(ours.logits, theirs.logits, atol=1e-4, rtol=0)
 
 
+@pytest.mark.slow
 def test_teacher_info_exports_local_and_s3prl_teachers(tmp_path):
     import json
     import subprocess

@@ -16,6 +16,7 @@ from espnet_distill.teacher.checkpoints import load_hubert
 from espnet_distill.train.pretrain import PretrainConfig
 
 
+@pytest.mark.slow
 def test_pretraining_writes_teacher_summary_and_curves(pretrain_corpus, tmp_path):
     r = subprocess.run(pretrain_cmd(pretrain_corpus, tmp_path / "run"), capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]

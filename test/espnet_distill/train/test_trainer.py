@@ -232,6 +232,7 @@ def test_one_trainer_per_output_dir_and_stale_temporaries_removed(toy_dir, tmp_p
 # ----------------------------------------------------------------------------- resume and DDP (a pretraining run)
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_exactly(pretrain_corpus, tmp_path):
     ref = subprocess.run(pretrain_cmd(pretrain_corpus, tmp_path / "ref"), capture_output=True, text=True)
     assert ref.returncode == 0, ref.stderr[-2000:]
@@ -252,6 +253,7 @@ def test_killed_run_resumes_exactly(pretrain_corpus, tmp_path):
         assert torch.equal(a[k], b[k]), k
 
 
+@pytest.mark.slow
 def test_resume_refuses_a_checkpoint_of_another_config(pretrain_corpus, tmp_path):
     first = subprocess.run(pretrain_cmd(pretrain_corpus, tmp_path / "run"), capture_output=True, text=True)
     assert first.returncode == 0, first.stderr[-2000:]
@@ -265,6 +267,7 @@ def test_resume_refuses_a_checkpoint_of_another_config(pretrain_corpus, tmp_path
     assert safe_load(tmp_path / "run/checkpoint.pt")["step"] == 8  # nothing was overwritten
 
 
+@pytest.mark.slow
 def test_two_process_ddp_on_cpu(pretrain_corpus, tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
@@ -275,6 +278,7 @@ def test_two_process_ddp_on_cpu(pretrain_corpus, tmp_path):
     assert (tmp_path / "ddp/teacher.pt").is_file()
 
 
+@pytest.mark.slow
 def test_two_process_run_killed_resumes_exactly(pretrain_corpus, tmp_path):
     """Every rank's RNG state is in the checkpoint: a 2-process run killed after step 5 and
     resumed ends bit-identical to an uninterrupted 2-process run."""
