@@ -75,7 +75,7 @@ def spk2utt(a) -> str | None:
 
 COMMANDS = {  # each returns a line to log, or None
     "validate": validate,
-    "fix": lambda a: fix_data_dir(a.dir) and None,
+    "fix": lambda a: None if fix_data_dir(a.dir) else None,  # fix_data_dir logs what it dropped itself
     "utt2spk-to-spk2utt": spk2utt,
     "utt2dur": utt2dur,
     "key": lambda a: print(data_key(a.dirs, a.tables.split(","))),
