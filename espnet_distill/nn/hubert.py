@@ -1,5 +1,8 @@
 """HuBERT's architecture with fairseq parameter names (so released and s3prl-converted
-checkpoints load without renaming), used by teachers and by the CNN students.
+checkpoints load without renaming), used by teachers and by the CNN students. With
+``relative_position_embedding`` it is WavLM's (unilm parameter names): every layer adds a
+bucketed relative position bias, whose table lives in the first layer, gated per head by the
+layer's input.
 
 Shapes: B batch, L samples, T frames (20 ms at 16 kHz with the default CNN), D model width.
 Masks are boolean and True on *valid* positions.
@@ -46,6 +49,17 @@ class HubertConfig:
     num_classes: int = 504  # rows of label_embs_concat; 0: no codebook
     logit_temp: float = 0.1
     normalize: bool = False  # zero-mean unit-variance waveform (HuBERT Large)
+    relative_position_embedding: bool = False  # WavLM: a bucketed relative position bias in every layer
+    num_buckets: int = 320  # WavLM: buckets of the relative position table
+    max_distance: int = 800  # WavLM: offsets at and beyond this share the last bucket
+    gru_rel_pos: bool = True  # WavLM: the bias is gated per head by the layer's input
+
+    @property
+    def rel_pos(self) -> dict | None:
+        """The relative position options of :class:`TransformerEncoder` (None: HuBERT)."""
+        if not self.relative_position_embedding:
+            return None
+        return {"num_buckets": self.num_buckets, "max_distance": self.max_distance, "gated": self.gru_rel_pos}
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -267,65 +281,138 @@ class PositionalConv(nn.Module):
         return F.gelu(y).transpose(1, 2)
 
 
-class SelfAttention(nn.Module):
-    def __init__(self, dim: int, heads: int, dropout: float):
-        super().__init__()
-        if dim % heads:
-            raise ValueError(f"embed dim {dim} is not divisible by {heads} heads")
-        self.heads, self.dropout = heads, dropout
-        self.k_proj, self.v_proj, self.q_proj, self.out_proj = (nn.Linear(dim, dim) for _ in range(4))
+def relative_buckets(t: int, num_buckets: int, max_distance: int, device=None) -> torch.Tensor:
+    """(T, T) WavLM bucket of key j seen from query i: half the buckets for j > i, half for j <= i;
+    within a half, offsets below a quarter of the buckets have one bucket each, larger ones
+    log-spaced buckets up to ``max_distance``, beyond which they share the last."""
+    pos = torch.arange(t, device=device)
+    rel = pos[None, :] - pos[:, None]
+    half = num_buckets // 2
+    exact = half // 2
+    dist = rel.abs()
+    far = exact + (torch.log(dist.clamp(min=1).float() / exact) / math.log(max_distance / exact)
+                   * (half - exact)).long()
+    return (rel > 0).long() * half + torch.where(dist < exact, dist, far.clamp(max=half - 1))
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        """x: (B, T, D); mask: (B, T) valid keys."""
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention: ``heads`` heads of ``head_dim`` (default dim // heads) each; 0 heads
+    leave the output projection's bias alone (a pruned layer). ``rel_pos`` (WavLM): the options
+    ``num_buckets``, ``max_distance``, ``gated``; ``table``: this layer holds the bias table
+    (``relative_attention_bias``, the first layer's), which :meth:`position_bias` reads."""
+
+    def __init__(self, dim: int, heads: int, dropout: float, head_dim: int | None = None,
+                 rel_pos: dict | None = None, table: bool = False):
+        super().__init__()
+        if head_dim is None:
+            if heads < 1 or dim % heads:
+                raise ValueError(f"embed dim {dim} is not divisible by {heads} heads")
+            head_dim = dim // heads
+        self.heads, self.head_dim, self.dropout, self.rel_pos = heads, head_dim, dropout, rel_pos
+        inner = heads * head_dim
+        self.k_proj, self.v_proj, self.q_proj = (nn.Linear(dim, inner) for _ in range(3))
+        self.out_proj = nn.Linear(inner, dim)
+        if rel_pos is not None:
+            if table:
+                self.relative_attention_bias = nn.Embedding(rel_pos["num_buckets"], heads)
+            if rel_pos["gated"]:  # unilm's names: a Linear over each head's slice of the input, a constant per head
+                self.grep_linear = nn.Linear(dim // max(heads, 1), 8)
+                self.grep_a = nn.Parameter(torch.ones(1, heads, 1, 1))
+
+    def position_bias(self, t: int, device=None) -> torch.Tensor:
+        """(H, T, T) relative position bias of a T-frame sequence, from this layer's table."""
+        buckets = relative_buckets(t, self.rel_pos["num_buckets"], self.rel_pos["max_distance"], device)
+        return self.relative_attention_bias(buckets).permute(2, 0, 1)
+
+    def _gated(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        """(H, T, T) bias -> (B, H, T, T): each query's row scaled by a gate in (1, 2 + c) read from
+        that head's slice of the layer input x (B, T, D)."""
+        if not self.rel_pos["gated"]:
+            return bias[None]
+        b, t, d = x.shape
+        g = torch.sigmoid(self.grep_linear(x.view(b, t, self.heads, d // self.heads).transpose(1, 2))
+                          .view(b, self.heads, t, 2, 4).sum(-1))  # (B, H, T, 2)
+        gate = g[..., :1] * (g[..., 1:] * self.grep_a - 1.0) + 2.0  # (B, H, T, 1)
+        return gate * bias[None]
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, pos_bias: torch.Tensor | None = None) -> torch.Tensor:
+        """x: (B, T, D); mask: (B, T) valid keys; pos_bias: (H, T, T) (WavLM) -> (B, T, D)."""
         b, t, d = x.shape
         h = self.heads
+        if h == 0:
+            return self.out_proj.bias.expand(b, t, d)
 
         def split(y):
-            return y.view(b, t, h, d // h).transpose(1, 2)
+            return y.view(b, t, h, self.head_dim).transpose(1, 2)
 
         q, k, v = split(self.q_proj(x)), split(self.k_proj(x)), split(self.v_proj(x))
         attn_mask = None if mask is None else mask[:, None, None, :]
+        if pos_bias is not None:
+            bias = self._gated(x, pos_bias).to(q.dtype)
+            attn_mask = bias if mask is None else bias.masked_fill(~attn_mask, float("-inf"))
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0)
-        return self.out_proj(y.transpose(1, 2).reshape(b, t, d))
+        return self.out_proj(y.transpose(1, 2).reshape(b, t, h * self.head_dim))
 
 
 class TransformerLayer(nn.Module):
     """fairseq TransformerSentenceEncoderLayer (post-LN unless ``layer_norm_first``)."""
 
     def __init__(self, dim: int, ffn: int, heads: int, dropout: float, attn_dropout: float, act_dropout: float,
-                 layer_norm_first: bool):
+                 layer_norm_first: bool, head_dim: int | None = None, rel_pos: dict | None = None,
+                 table: bool = False):
         super().__init__()
-        self.self_attn = SelfAttention(dim, heads, attn_dropout)
+        self.self_attn = SelfAttention(dim, heads, attn_dropout, head_dim, rel_pos, table)
         self.self_attn_layer_norm = nn.LayerNorm(dim)
         self.fc1, self.fc2 = nn.Linear(dim, ffn), nn.Linear(ffn, dim)
         self.final_layer_norm = nn.LayerNorm(dim)
         self.dropout, self.act_dropout, self.layer_norm_first = dropout, act_dropout, layer_norm_first
 
     def _ffn(self, x):
+        if self.fc1.out_features == 0:  # a pruned layer: fc2's bias alone
+            return F.dropout(self.fc2.bias.expand_as(x), self.dropout, self.training)
         y = F.dropout(F.gelu(self.fc1(x)), self.act_dropout, self.training)
         return F.dropout(self.fc2(y), self.dropout, self.training)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, pos_bias: torch.Tensor | None = None) -> torch.Tensor:
         if self.layer_norm_first:
-            x = x + F.dropout(self.self_attn(self.self_attn_layer_norm(x), mask), self.dropout, self.training)
+            y = self.self_attn(self.self_attn_layer_norm(x), mask, pos_bias)
+            x = x + F.dropout(y, self.dropout, self.training)
             return x + self._ffn(self.final_layer_norm(x))
-        x = self.self_attn_layer_norm(x + F.dropout(self.self_attn(x, mask), self.dropout, self.training))
+        x = self.self_attn_layer_norm(x + F.dropout(self.self_attn(x, mask, pos_bias), self.dropout, self.training))
         return self.final_layer_norm(x + self._ffn(x))
 
 
-class TransformerEncoder(nn.Module):
-    """Positional conv + LayerNorm + layers. Keys: pos_conv.0.*, layer_norm, layers.{i}."""
+def per_layer(value: int | list, layers: int, what: str) -> list[int]:
+    """One ``value`` for every layer, or a list of one per layer (a pruned model's sizes)."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != layers:
+            raise ValueError(f"{what}: {len(value)} values for {layers} layers")
+        return [int(v) for v in value]
+    return [int(value)] * layers
 
-    def __init__(self, dim: int, ffn: int, layers: int, heads: int, conv_pos: int, conv_pos_groups: int,
+
+class TransformerEncoder(nn.Module):
+    """Positional conv + LayerNorm + layers. Keys: pos_conv.0.*, layer_norm, layers.{i}.
+
+    ``ffn`` and ``heads``: one size for all layers or a list of one per layer (pruned models,
+    whose heads keep ``head_dim``); ``rel_pos``: WavLM's relative position options
+    (:attr:`HubertConfig.rel_pos`), the bias table in the first layer."""
+
+    def __init__(self, dim: int, ffn: int | list, layers: int, heads: int | list, conv_pos: int, conv_pos_groups: int,
                  dropout: float = 0.1, attn_dropout: float = 0.1, act_dropout: float = 0.0,
-                 layer_norm_first: bool = False, layerdrop: float = 0.0):
+                 layer_norm_first: bool = False, layerdrop: float = 0.0, head_dim: int | None = None,
+                 rel_pos: dict | None = None):
         super().__init__()
         self.pos_conv = PositionalConv(dim, conv_pos, conv_pos_groups)
         self.layer_norm = nn.LayerNorm(dim)
+        ffns, heads_ = per_layer(ffn, layers, "ffn_dim"), per_layer(heads, layers, "num_heads")
         self.layers = nn.ModuleList(
-            TransformerLayer(dim, ffn, heads, dropout, attn_dropout, act_dropout, layer_norm_first) for _ in range(layers)
+            TransformerLayer(dim, ffns[i], heads_[i], dropout, attn_dropout, act_dropout, layer_norm_first, head_dim,
+                             rel_pos, table=i == 0)
+            for i in range(layers)
         )
         self.dropout, self.layer_norm_first, self.layerdrop = dropout, layer_norm_first, layerdrop
+        self.rel_pos = rel_pos
 
     def embed(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """(B, T, D) projected features -> the input to the first layer (hidden state 0)."""
@@ -341,11 +428,12 @@ class TransformerEncoder(nn.Module):
         hiddens = [x]
         keys = None if unpadded(mask.sum(1), mask.shape[1]) else mask  # no padding: flash attention
         layers = self.layers if num_layers is None else self.layers[:num_layers]
+        pos_bias = None if self.rel_pos is None else self.layers[0].self_attn.position_bias(x.shape[1], x.device)
         for i, layer in enumerate(layers):
             if self.training and self.layerdrop > 0 and torch.rand(()) < self.layerdrop:
                 hiddens.append(x)
                 continue
-            x = layer(x, keys)
+            x = layer(x, keys, pos_bias)
             hiddens.append(x)
         if self.layer_norm_first and (num_layers is None or num_layers == len(self.layers)):
             hiddens[-1] = self.layer_norm(hiddens[-1])
@@ -365,6 +453,7 @@ class HubertModel(nn.Module):
         self.encoder = TransformerEncoder(
             cfg.embed_dim, cfg.ffn_dim, cfg.num_layers, cfg.num_heads, cfg.conv_pos, cfg.conv_pos_groups,
             cfg.dropout, cfg.attention_dropout, cfg.activation_dropout, cfg.layer_norm_first, cfg.layerdrop,
+            rel_pos=cfg.rel_pos,
         )
         if cfg.final_dim > 0:
             self.final_proj = nn.Linear(cfg.embed_dim, cfg.final_dim)

@@ -5,10 +5,12 @@ Formats (the registry ``FORMATS``; ``detect_format`` picks one from the file's k
 - ``espnet_distill``: ours, ``{"format": "espnet_distill.hubert", "config", "state_dict", "meta"}``.
 - ``hubert_local``: s3prl's converted HuBERT (``task_cfg``, ``model_cfg``, ``model_weight``,
   ``dictionaries_symbols``).
-- ``fairseq``: a released fairseq checkpoint (``cfg`` with ``model``/``task``, ``model``);
-  converted without importing fairseq.
+- ``fairseq``: a released fairseq checkpoint (``cfg`` with ``model``/``task``, ``model``), or a
+  released WavLM one (unilm's: ``cfg`` is the model config itself, ``model``); converted without
+  importing fairseq.
 - ``torchaudio_hubert``: a ``HuBERTPretrainModel`` state dict (``wav2vec2.*``,
-  ``logit_generator.*``), bare or as ``{"state_dict", "config"}``.
+  ``logit_generator.*``) or a ``Wav2Vec2Model`` one (``hubert_base()``, ``wavlm_model()``: no
+  prefix, no codebook), bare or as ``{"state_dict", "config"}``.
 - ``espnet_hubert_local``: an ESPnet HuBERT pretraining model (``encoder.hubert_pretrain_model.*``),
   with ESPnet's ``config.yaml`` beside it when there is one.
 
@@ -60,15 +62,19 @@ _FAIRSEQ_FIELDS = {  # fairseq model cfg -> HubertConfig
     "attention_dropout": "attention_dropout", "activation_dropout": "activation_dropout",
     "dropout_input": "dropout_input", "encoder_layerdrop": "layerdrop",
 }
+_WAVLM_FIELDS = ("relative_position_embedding", "num_buckets", "max_distance", "gru_rel_pos")  # same names as ours
 
 
 def config_from_fairseq(model_cfg: dict, task_cfg: dict, state: dict, what: str) -> HubertConfig:
     """HubertConfig from fairseq-style model/task configs (plain dicts)."""
     model_cfg = dict(model_cfg)
     kw = {ours: model_cfg[theirs] for theirs, ours in _FAIRSEQ_FIELDS.items() if theirs in model_cfg}
+    kw.update({k: model_cfg[k] for k in _WAVLM_FIELDS if k in model_cfg})
+    if "relative_position_embedding" in model_cfg:  # unilm keeps normalize in the model config
+        kw["normalize"] = bool(model_cfg.get("normalize", False))
     if "conv_feature_layers" in model_cfg:
         kw["conv_layers"] = parse_conv_spec(str(model_cfg["conv_feature_layers"]))
-    kw["normalize"] = bool(task_cfg.get("normalize", False))
+    kw.setdefault("normalize", bool(task_cfg.get("normalize", False)))
     act = model_cfg.get("activation_fn", "gelu")
     if act != "gelu":
         raise CheckpointError(f"{what}: activation_fn {act!r} is not supported (only gelu)")
@@ -120,10 +126,12 @@ def _from_fairseq(ckpt: dict, path: Path, hints: dict) -> tuple[HubertConfig, di
     cfg = plain_config(ckpt["cfg"])  # a plain dict, or an omegaconf DictConfig (older fairseq)
     if not isinstance(cfg, dict):
         raise CheckpointError(f"{path} (fairseq): cfg is a {type(cfg).__name__}, not a config mapping")
+    if "model" not in cfg and "encoder_layers" in cfg:  # unilm's WavLM: cfg is the model config
+        cfg = {"model": cfg, "task": {}}
     require_keys(cfg, ["model", "task"], f"{path} cfg")
     state = ckpt["model"]
     require_keys(state, _REQUIRED_WEIGHTS, f"{path} model")
-    out = config_from_fairseq(cfg["model"], cfg["task"], state, str(path))
+    out = config_from_fairseq(plain_config(cfg["model"]), plain_config(cfg["task"]), state, str(path))
     meta = {"source_format": "fairseq"}
     dicts = (ckpt.get("task_state") or {}).get("dictionaries") or []
     if dicts and all(isinstance(d, FairseqDictionary) for d in dicts):
@@ -141,6 +149,10 @@ _TA_RULES: list[tuple[str, str]] = [
     (r"^wav2vec2\.encoder\.transformer\.pos_conv_embed\.conv\.parametrizations\.weight\.original1$", "encoder.pos_conv.0.weight_v"),
     (r"^wav2vec2\.encoder\.transformer\.pos_conv_embed\.conv\.", "encoder.pos_conv.0."),
     (r"^wav2vec2\.encoder\.transformer\.layer_norm\.", "encoder.layer_norm."),
+    (r"^wav2vec2\.encoder\.transformer\.layers\.(\d+)\.attention\.attention\.out_proj\.", r"encoder.layers.\1.self_attn.out_proj."),
+    (r"^wav2vec2\.encoder\.transformer\.layers\.(\d+)\.attention\.rel_attn_embed\.", r"encoder.layers.\1.self_attn.relative_attention_bias."),
+    (r"^wav2vec2\.encoder\.transformer\.layers\.(\d+)\.attention\.gru_rel_pos_linear\.", r"encoder.layers.\1.self_attn.grep_linear."),
+    (r"^wav2vec2\.encoder\.transformer\.layers\.(\d+)\.attention\.gru_rel_pos_const$", r"encoder.layers.\1.self_attn.grep_a"),
     (r"^wav2vec2\.encoder\.transformer\.layers\.(\d+)\.attention\.", r"encoder.layers.\1.self_attn."),
     (r"^wav2vec2\.encoder\.transformer\.layers\.(\d+)\.layer_norm\.", r"encoder.layers.\1.self_attn_layer_norm."),
     (r"^wav2vec2\.encoder\.transformer\.layers\.(\d+)\.feed_forward\.intermediate_dense\.", r"encoder.layers.\1.fc1."),
@@ -156,12 +168,19 @@ _TA_STRIDE = {10: 5, 3: 2, 2: 2}  # HuBERT's CNN: kernel -> stride
 def torchaudio_to_fairseq(state: dict, what: str, hints: dict | None = None) -> tuple[HubertConfig, dict]:
     """Rename a torchaudio HuBERTPretrainModel state dict and infer its config (:func:`infer_config`)."""
     hints = hints or {}
+    if not any(str(k).startswith("wav2vec2.") for k in state):  # a Wav2Vec2Model (no pretraining head)
+        state = {f"wav2vec2.{k}": v for k, v in state.items()}
     out: dict[str, torch.Tensor] = {}
     layer_norm_mode = any(re.match(r"^wav2vec2\.feature_extractor\.conv_layers\.1\.layer_norm\.", k) for k in state)
     for k, v in state.items():
         m = re.match(r"^wav2vec2\.feature_extractor\.conv_layers\.(\d+)\.layer_norm\.(weight|bias)$", k)
         if m:
             out[f"feature_extractor.conv_layers.{m.group(1)}.2.{'1.' if layer_norm_mode else ''}{m.group(2)}"] = v
+            continue
+        m = re.match(r"^wav2vec2\.encoder\.transformer\.layers\.(\d+)\.attention\.attention\.in_proj_(weight|bias)$", k)
+        if m:  # WavLM: nn.MultiheadAttention's packed q, k, v
+            for name, part in zip(("q_proj", "k_proj", "v_proj"), v.chunk(3, dim=0)):
+                out[f"encoder.layers.{m.group(1)}.self_attn.{name}.{m.group(2)}"] = part
             continue
         for pat, rep in _TA_RULES:
             if re.match(pat, k):
@@ -180,7 +199,9 @@ def infer_config(state: dict, what: str, hints: dict | None = None) -> HubertCon
     they come from ``hints`` (torchaudio factory names ``encoder_num_heads``,
     ``encoder_layer_norm_first``, ``extractor_conv_layer_config``), else embed_dim // 64 heads,
     layer_norm_first for width >= 1024 (true of HuBERT Base, Large and XLarge) and HuBERT's
-    kernel -> stride rule. ``logit_temp`` and ``normalize`` may be hinted too.
+    kernel -> stride rule. ``logit_temp`` and ``normalize`` may be hinted too. A WavLM state dict
+    (a relative position table in the first layer) gives its buckets and head count; its
+    ``max_distance`` comes from the hint ``encoder_max_distance`` (default 800, WavLM's).
     """
     hints = hints or {}
     conv = []
@@ -194,6 +215,13 @@ def infer_config(state: dict, what: str, hints: dict | None = None) -> HubertCon
     elif any(c[2] == 0 for c in conv):
         raise CheckpointError(f"{what}: cannot infer CNN strides; give extractor_conv_layer_config")
     embed = state["encoder.layer_norm.weight"].shape[0]
+    table = state.get("encoder.layers.0.self_attn.relative_attention_bias.weight")
+    wavlm = {}
+    if table is not None:
+        wavlm = dict(relative_position_embedding=True, num_buckets=table.shape[0],
+                     max_distance=int(hints.get("encoder_max_distance", 800)),
+                     gru_rel_pos="encoder.layers.0.self_attn.grep_a" in state)
+        hints = {"encoder_num_heads": table.shape[1], **hints}
     n_layers = 1 + max(int(m.group(1)) for k in state if (m := re.match(r"encoder\.layers\.(\d+)\.", k)))
     return HubertConfig(
         conv_layers=conv,
@@ -210,6 +238,7 @@ def infer_config(state: dict, what: str, hints: dict | None = None) -> HubertCon
         num_classes=state["label_embs_concat"].shape[0] if "label_embs_concat" in state else 0,
         logit_temp=float(hints.get("logit_temp", 0.1)),
         normalize=bool(hints.get("normalize", False)),
+        **wavlm,
     )
 
 
@@ -254,7 +283,7 @@ def detect_format(ckpt: dict, path: Path) -> str:
     if "cfg" in ckpt and "model" in ckpt:
         return "fairseq"
     keys = ckpt.get("state_dict", ckpt)
-    if isinstance(keys, dict) and any(str(k).startswith("wav2vec2.") for k in keys):
+    if isinstance(keys, dict) and any(str(k).startswith(("wav2vec2.", "encoder.transformer.layers.")) for k in keys):
         return "torchaudio_hubert"
     if any(str(k).startswith(ESPNET_PREFIX) for k in ckpt):
         return "espnet_hubert_local"

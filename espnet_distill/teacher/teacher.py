@@ -167,7 +167,7 @@ class HubertTeacher(Teacher):
 
 class S3PRLTeacher(Teacher):
     """Any s3prl upstream by name (``S3PRLUpstream``); the codebook head is taken from the loaded
-    model where it has one (HuBERT's ``final_proj`` and ``label_embs_concat``)."""
+    model where it has one (HuBERT's ``final_proj`` and ``label_embs_concat``; WavLM has none)."""
 
     def __init__(self, name: str, path_or_url: str | None = None, refresh: bool = False):
         super().__init__()
@@ -199,8 +199,13 @@ class S3PRLTeacher(Teacher):
                 "without network, download its checkpoint elsewhere and use backend: local"
             ) from None
         self.name = name
-        inner = getattr(getattr(self.upstream, "upstream", None), "model", None)
-        self._task_cfg = getattr(getattr(self.upstream, "upstream", None), "task_cfg", None)
+        expert = getattr(self.upstream, "upstream", None)
+        inner = getattr(expert, "model", None)
+        # HuBERT keeps normalize in its task config, WavLM in its model config
+        self._normalize = bool(getattr(getattr(expert, "task_cfg", None) or getattr(expert, "cfg", None),
+                                       "normalize", False))
+        rebuildable = all(hasattr(inner, a) for a in ("encoder", "feature_extractor"))
+        self._model = inner if rebuildable and hasattr(inner.encoder, "layers") else None
         self._head = inner if inner is not None and hasattr(inner, "final_proj") and hasattr(inner, "label_embs_concat") else None
         self._freeze()
         with torch.no_grad():
@@ -222,21 +227,24 @@ class S3PRLTeacher(Teacher):
         return None if self._head is None else self._head.state_dict()
 
     def to_hubert(self) -> HubertModel:
-        """s3prl's HuBERT (fairseq parameter names) rebuilt as ours; the configuration comes from
-        the weights' shapes and the loaded modules, and the rebuilt model must reproduce s3prl's
-        hidden states on a test signal (else TeacherError)."""
-        inner = self._head
-        if inner is None or not hasattr(inner, "encoder") or not hasattr(inner, "feature_extractor"):
-            raise TeacherError(f"s3prl upstream '{self.name}' is not a HuBERT model (no HuBERT pretraining head): "
+        """s3prl's HuBERT or WavLM (fairseq and unilm parameter names) rebuilt as ours; the
+        configuration comes from the weights' shapes and the loaded modules, and the rebuilt model
+        must reproduce s3prl's hidden states on a test signal (else TeacherError)."""
+        inner = self._model
+        if inner is None:
+            raise TeacherError(f"s3prl upstream '{self.name}' is not a HuBERT or WavLM model: "
                                "it can teach, but it cannot be rebuilt as a checkpoint of ours")
         convs = [layer[0] for layer in inner.feature_extractor.conv_layers]
+        attn = inner.encoder.layers[0].self_attn
         hints = {
-            "encoder_num_heads": inner.encoder.layers[0].self_attn.num_heads,
+            "encoder_num_heads": attn.num_heads,
             "encoder_layer_norm_first": bool(inner.encoder.layer_norm_first),
             "extractor_conv_layer_config": [[c.out_channels, c.kernel_size[0], c.stride[0]] for c in convs],
-            "logit_temp": float(inner.logit_temp),
-            "normalize": bool(getattr(self._task_cfg, "normalize", False)),
+            "logit_temp": float(getattr(inner, "logit_temp", 0.1)),
+            "normalize": self._normalize,
         }
+        if hasattr(attn, "max_distance"):  # WavLM
+            hints["encoder_max_distance"] = int(attn.max_distance)
         state = {k: v.detach().clone() for k, v in inner.state_dict().items()}
         try:
             model = HubertModel(infer_config(state, self.name, hints))

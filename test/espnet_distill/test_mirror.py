@@ -22,7 +22,6 @@ COVERED_BY = {  # module (package-relative path) -> the test file that runs it
     "data/text.py": "test/espnet_distill/asr/test_score.py",
     "student/export_check.py": "test/espnet_distill/student/test_export.py",
     "student/heads.py": "test/espnet_distill/student/test_model.py",
-    "teacher/checkpoints.py": "test/espnet_distill/teacher/test_teacher.py",
     "bin/analyze.py": "test/espnet_distill/analysis/test_cka.py",
     "bin/asr_decode.py": "test/espnet_distill/asr/test_asr_train_decode.py",
     "bin/asr_inference.py": "test/espnet_distill/asr/test_asr_train_decode.py",
