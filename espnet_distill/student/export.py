@@ -88,6 +88,8 @@ def distiller_config(cfg: StudentConfig) -> dict:
 def export_distiller_local(student: Student, path: str | os.PathLike) -> None:
     """Write a CNN student in s3prl's distiller_local format."""
     cfg = student.cfg
+    if cfg.layer_heads is not None or cfg.layer_ffn_dims is not None:
+        raise ExportError("distiller_local has one size for every layer; a pruned student exports to HF or ONNX")
     if cfg.frontend != "cnn":
         raise ExportError(f"distiller_local holds waveform-CNN students only; this one uses '{cfg.frontend}'")
     if student.frontend.layer_norm is not None:
@@ -107,8 +109,28 @@ def export_distiller_local(student: Student, path: str | os.PathLike) -> None:
 # ---------------------------------------------------------------------------- Hugging Face
 
 
+def uniform_sizes(cfg: StudentConfig) -> tuple[int, int]:
+    """(FFN units, heads) of every layer of a model with one size for all layers that computes what
+    the student computes: a pruned student's layers padded with zero units and zero heads (a zero
+    head reads zero values and writes through zero columns; a zero unit is GELU(0) = 0)."""
+    if cfg.layer_heads is None and cfg.layer_ffn_dims is None:
+        return cfg.ffn_dim, cfg.num_heads
+    head_dim = cfg.head_dim or cfg.dim // cfg.num_heads
+    if cfg.dim % head_dim:
+        raise ExportError(f"a model of one head width needs dim {cfg.dim} to be a multiple of head_dim {head_dim}")
+    return max(1, *(cfg.layer_ffn_dims or [cfg.ffn_dim])), cfg.dim // head_dim
+
+
+def _padded(w: torch.Tensor, size: int, dim: int) -> torch.Tensor:
+    """``w`` with zeros appended along ``dim`` up to ``size``."""
+    pad = list(w.shape)
+    pad[dim] = size - w.shape[dim]
+    return torch.cat([w, w.new_zeros(pad)], dim=dim)
+
+
 def hf_config(cfg: StudentConfig):
-    """The transformers ``HubertConfig`` that computes the same hidden states as a CNN student."""
+    """The transformers ``HubertConfig`` that computes the same hidden states as a CNN student
+    (a pruned one padded to one size per layer: :func:`uniform_sizes`)."""
     from transformers import HubertConfig
 
     if cfg.frontend != "cnn":
@@ -119,9 +141,10 @@ def hf_config(cfg: StudentConfig):
 
     conv = [list(c) for c in (fe.get("conv_layers") or DEFAULT_CONV)]
     norm = {"default": "group", "layer_norm": "layer"}[fe.get("extractor_mode", "default")]
+    ffn, heads = uniform_sizes(cfg)
     return HubertConfig(
-        hidden_size=cfg.dim, intermediate_size=cfg.ffn_dim, num_hidden_layers=cfg.num_layers,
-        num_attention_heads=cfg.num_heads, hidden_act="gelu", feat_extract_activation="gelu",
+        hidden_size=cfg.dim, intermediate_size=ffn, num_hidden_layers=cfg.num_layers,
+        num_attention_heads=heads, hidden_act="gelu", feat_extract_activation="gelu",
         conv_dim=[c[0] for c in conv], conv_kernel=[c[1] for c in conv], conv_stride=[c[2] for c in conv],
         conv_bias=False, feat_extract_norm=norm, feat_proj_layer_norm=bool(fe.get("layer_norm", True)),
         num_conv_pos_embeddings=cfg.conv_pos, num_conv_pos_embedding_groups=cfg.conv_pos_groups,
@@ -160,11 +183,20 @@ def hf_state_dict(student: Student) -> dict[str, torch.Tensor]:
              "self_attn.v_proj": "attention.v_proj", "self_attn.out_proj": "attention.out_proj",
              "self_attn_layer_norm": "layer_norm", "fc1": "feed_forward.intermediate_dense",
              "fc2": "feed_forward.output_dense", "final_layer_norm": "final_layer_norm"}
+    ffn, heads = uniform_sizes(student.cfg)
+    width = heads * (student.cfg.dim // heads)
+    rows = {"self_attn.q_proj": width, "self_attn.k_proj": width, "self_attn.v_proj": width, "fc1": ffn}
+    columns = {"self_attn.out_proj": width, "fc2": ffn}
     for i, layer in enumerate(enc.layers):
         for ours, theirs in names.items():
             m = layer.get_submodule(ours)
-            out[f"encoder.layers.{i}.{theirs}.weight"] = m.weight
-            out[f"encoder.layers.{i}.{theirs}.bias"] = m.bias
+            w, b = m.weight, m.bias
+            if ours in rows:  # zero heads or units appended (nothing to append unless pruned)
+                w, b = _padded(w, rows[ours], 0), _padded(b, rows[ours], 0)
+            elif ours in columns:
+                w = _padded(w, columns[ours], 1)
+            out[f"encoder.layers.{i}.{theirs}.weight"] = w
+            out[f"encoder.layers.{i}.{theirs}.bias"] = b
     return {k: v.detach().cpu().clone() for k, v in out.items()}
 
 
@@ -272,12 +304,16 @@ def quantize_onnx_int8(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
 
 
 def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
-    """PyTorch dynamic int8 quantization of every ``nn.Linear`` (CPU inference; a copy)."""
+    """PyTorch dynamic int8 quantization of every ``nn.Linear`` with weights (CPU inference; a copy;
+    a pruned student's empty projections stay as they are)."""
     import copy
     import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # torch.ao.quantization is deprecated in favour of torchao
-        from torch.ao.quantization import quantize_dynamic
+        from torch.ao.quantization import default_dynamic_qconfig, quantize_dynamic
 
-        return quantize_dynamic(copy.deepcopy(model).cpu().eval(), {torch.nn.Linear}, dtype=torch.qint8)
+        model = copy.deepcopy(model).cpu().eval()
+        spec = {name: default_dynamic_qconfig for name, m in model.named_modules()
+                if isinstance(m, torch.nn.Linear) and m.weight.numel() > 0}
+        return quantize_dynamic(model, spec, dtype=torch.qint8)

@@ -50,13 +50,25 @@ class StudentConfig:
     num_classes: int = 504
     codebook_dim: int = 256
     tau: float = 0.1
+    # pruned students (student/pruning.py): sizes per layer, which override ffn_dim and num_heads
+    layer_ffn_dims: list | None = None  # FFN units of each layer (0: the layer has no FFN)
+    layer_heads: list | None = None  # attention heads of each layer (0: the layer has no attention)
+    head_dim: int = 0  # width of one head (0: dim // num_heads)
 
     def __post_init__(self) -> None:
         w = "student"
         check_range(w, "frontend", self.frontend, self.frontend in FRONTENDS, " or ".join(sorted(FRONTENDS)))
         for key in ("dim", "ffn_dim", "num_layers", "num_heads"):
             check_range(w, key, getattr(self, key), getattr(self, key) >= 1, "at least 1")
-        check_range(w, "num_heads", self.num_heads, self.dim % self.num_heads == 0, f"a divisor of dim {self.dim}")
+        if self.head_dim == 0:
+            check_range(w, "num_heads", self.num_heads, self.dim % self.num_heads == 0, f"a divisor of dim {self.dim}")
+        check_range(w, "head_dim", self.head_dim, self.head_dim >= 0, "0 (dim // num_heads) or a width")
+        for key in ("layer_ffn_dims", "layer_heads"):
+            sizes = getattr(self, key)
+            check_range(w, key, sizes, sizes is None or (len(sizes) == self.num_layers and all(
+                isinstance(n, int) and n >= 0 for n in sizes)), f"one size of 0 or more per layer ({self.num_layers})")
+        check_range(w, "head_dim", self.head_dim, self.layer_heads is None or self.head_dim > 0,
+                    "the width of a head when layer_heads is given")
         for key in ("dropout", "attention_dropout", "activation_dropout"):
             check_range(w, key, getattr(self, key), 0 <= getattr(self, key) < 1, "a probability in [0, 1)")
         check_range(w, "frontend_conf", self.frontend_conf, isinstance(self.frontend_conf, dict),
@@ -86,9 +98,10 @@ class Student(nn.Module):
             self.frontend = FRONTENDS[cfg.frontend](dim=cfg.dim, **cfg.frontend_conf)
         except TypeError as e:  # an unknown key: say which front-end's options were expected
             raise ValueError(f"student.frontend_conf: {e} (the options of the '{cfg.frontend}' front-end)") from None
-        self.encoder = TransformerEncoder(cfg.dim, cfg.ffn_dim, cfg.num_layers, cfg.num_heads, cfg.conv_pos,
-                                          cfg.conv_pos_groups, cfg.dropout, cfg.attention_dropout,
-                                          cfg.activation_dropout, cfg.layer_norm_first)
+        self.encoder = TransformerEncoder(cfg.dim, cfg.layer_ffn_dims or cfg.ffn_dim, cfg.num_layers,
+                                          cfg.layer_heads or cfg.num_heads, cfg.conv_pos, cfg.conv_pos_groups,
+                                          cfg.dropout, cfg.attention_dropout, cfg.activation_dropout,
+                                          cfg.layer_norm_first, head_dim=cfg.head_dim or None)
         self.pred_head = build_pred_head(cfg.pred_head, cfg.dim, cfg.teacher_dim, cfg.num_layers, cfg.teacher_layers,
                                          cfg.pred_targets, cfg.layer_map, cfg.pred_inter_dim)
         self.disc_head = None

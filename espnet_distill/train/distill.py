@@ -19,6 +19,7 @@ import torch
 from espnet_distill.config import ConfigError, apply_overrides, check_range, from_dict, read_yaml
 from espnet_distill.losses import Sum, disc_loss, frontend_loss, reg_loss
 from espnet_distill.student.model import Student, StudentConfig, StudentOutput, init_from_teacher
+from espnet_distill.student.pruning import PruneConfig, check_no_sizes, identity_heads, teacher_copy_config
 from espnet_distill.teacher.teacher import Teacher, TeacherOutput
 from espnet_distill.train.trainer import TrainConfig
 
@@ -82,7 +83,7 @@ class InitConfig:
         return asdict(self)
 
 
-SECTIONS = ("student", "init", "distill", "train")
+SECTIONS = ("student", "init", "distill", "train", "prune")
 
 
 @dataclass
@@ -90,16 +91,25 @@ class DistillRunConfig:
     """A distillation config file (``conf/distill/*.yaml``), every section checked.
 
     ``student`` stays a mapping: :func:`build_student` completes it with the teacher's sizes
-    (``teacher_dim``, ``teacher_layers``, the codebook) before it becomes a StudentConfig.
+    (``teacher_dim``, ``teacher_layers``, the codebook) before it becomes a StudentConfig. With
+    ``prune.target_params`` the student is the teacher's own architecture, pruned (train/prune.py).
     """
 
     student: dict
     init: InitConfig
     distill: DistillConfig
     train: TrainConfig
+    prune: PruneConfig = field(default_factory=PruneConfig)
 
     def __post_init__(self) -> None:
+        if self.prune.enabled:
+            try:
+                check_no_sizes(self.student)
+            except ValueError as e:
+                raise ConfigError(str(e)) from None
         StudentConfig.from_dict(dict(self.student))  # names and types now, before any teacher is loaded
+        if self.prune.enabled and (self.init.frontend or self.init.pos_conv or self.init.layers):
+            raise ConfigError("init: a pruned student starts as a copy of the whole teacher; remove the init section")
 
     @classmethod
     def from_dict(cls, conf: dict) -> "DistillRunConfig":
@@ -123,6 +133,8 @@ def build_student(conf: DistillRunConfig | dict, teacher: Teacher) -> tuple[Stud
     if isinstance(conf, dict):
         conf = DistillRunConfig.from_dict(conf)
     scfg = dict(conf.student)
+    if conf.prune.enabled:
+        scfg = teacher_copy_config(teacher.to_hubert().cfg, scfg)
     scfg.update(teacher_dim=teacher.dim, teacher_layers=teacher.num_layers)
     embs = teacher.label_embeddings()
     if embs is not None:
@@ -132,6 +144,11 @@ def build_student(conf: DistillRunConfig | dict, teacher: Teacher) -> tuple[Stud
         scfg["disc_head"] = None
     student = Student(StudentConfig.from_dict(scfg), label_embs=embs)
     report = {"copied": [], "skipped": []}
+    if conf.prune.enabled:  # every weight of the teacher; prediction heads at the identity
+        every = {i: i for i in range(1, teacher.num_layers + 1)}
+        report = init_from_teacher(student, teacher.hubert_state_dict(), True, True, every)
+        identity_heads(student)
+        return student, report
     init = conf.init
     for s_layer, t_layer in init.layers.items():
         check_range("init", "layers", init.layers, 1 <= s_layer <= student.cfg.num_layers,
@@ -328,10 +345,20 @@ def distill(conf: DistillRunConfig, config_path: str, teacher_yaml: str, train_d
         student, init_report = build_student(conf, teacher)
     except (ValueError, TypeError) as e:  # a front-end or head name, a layer map, a shape the teacher cannot feed
         raise ConfigError(f"{config_path}: {e}") from None
-    task = DistillTask(student, teacher, dconf.alpha, dconf.lam, dconf.fe_adapt_steps, dconf.cache_teacher,
-                       dconf.teacher_precision)
     train_set, valid_set = train_cfg.datasets(train_dir, valid_dir,
                                               min_samples=max(teacher.receptive_field, FRAME_WINDOW))
+    task_args = dict(alpha=dconf.alpha, lam=dconf.lam, fe_adapt_steps=dconf.fe_adapt_steps,
+                     cache_teacher=dconf.cache_teacher, teacher_precision=dconf.teacher_precision)
+    resolved = {"student": student.cfg.to_dict(), "init": conf.init.to_dict(), "distill": dconf.to_dict(),
+                "teacher": tconf, "data": {"train": train_dir, "valid": valid_dir}}
+    out = Path(outdir)
+    if conf.prune.enabled and not init_only:
+        from espnet_distill.train.prune import prune
+
+        student = prune(DistillTask(student, teacher, **task_args), conf.prune, train_set, valid_set, train_cfg,
+                        out / "prune", resolved, resume)
+        resolved["student"] = student.cfg.to_dict()
+    task = DistillTask(student, teacher, **task_args)
     if isinstance(student.frontend, FbankFrontend):
         idx = list(range(0, len(train_set), max(1, len(train_set) // dconf.cmvn_utts)))[: dconf.cmvn_utts]
         batches = (collate([train_set[i] for i in idx[j:j + 16]]) for j in range(0, len(idx), 16))
@@ -340,14 +367,11 @@ def distill(conf: DistillRunConfig, config_path: str, teacher_yaml: str, train_d
         logger.info("fbank CMVN from %d frames of %d utterances", frames, len(idx))
     counts = student.param_counts()
     logger.info("student: %s", counts)
-    out = Path(outdir)
     if init_only:
         out.mkdir(parents=True, exist_ok=True)
         save_student(out / "student.pt", student.cpu(), {"params": counts, "steps": 0, "init_only": True})
         logger.info("wrote the undistilled student to %s", out / "student.pt")
         return None
-    resolved = {"student": student.cfg.to_dict(), "init": conf.init.to_dict(), "distill": dconf.to_dict(),
-                "teacher": tconf, "data": {"train": train_dir, "valid": valid_dir}}
     trainer = Trainer(task, train_set, valid_set, train_cfg, out, resolved)
     valid = trainer.fit(resume=resume)
     if dist_info()[0] != 0:
@@ -363,6 +387,9 @@ def distill(conf: DistillRunConfig, config_path: str, teacher_yaml: str, train_d
     per_layer = {k: v for k, v in valid.items() if k.startswith(("l1_", "cos_"))}
     summary = {"params": counts, "steps": trainer.step, "init_copied": len(init_report["copied"]),
                "valid": valid, "valid_per_layer": per_layer, "distiller_local": exported}
+    if conf.prune.enabled:
+        summary["prune"] = {"target_params": conf.prune.target_params, "steps": conf.prune.steps,
+                            "off_target": counts["total_without_heads"] / conf.prune.target_params - 1}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     logger.info("summary: %s", json.dumps(summary))
     return summary

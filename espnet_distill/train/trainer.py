@@ -10,6 +10,9 @@ The trainer owns the loop; a *task* owns the model and the loss:
         # warm-up + decay schedule (front-end adaptation, then the whole student)
         phase_starts: list[int]                           # first step of each phase, [0, ...]
         def trainable_parameters(self, phase) -> list[nn.Parameter]
+        # optional: AdamW parameter groups of the trainable parameters, with their own "lr" or
+        # "weight_decay" (the schedule scales every group alike)
+        def param_groups(self, phase) -> list[dict]
 
 ``training_step`` returns sums and counts, not means (``loss``: a differentiable sum over the
 batch's frames and their number; the rest detached statistics), so that an update is defined by
@@ -287,7 +290,8 @@ class Trainer:
                 p.requires_grad_(id(p) in trainable)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         fused = {"fused": True} if self.device.type == "cuda" else {}
-        self.optimizer = torch.optim.AdamW(self.params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps,
+        groups = self.task.param_groups(phase) if hasattr(self.task, "param_groups") else [{"params": self.params}]
+        self.optimizer = torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps,
                                            weight_decay=cfg.weight_decay, **fused)
         length = self.phase_length(phase)
         warmup = int(round(cfg.warmup_ratio * length))

@@ -1,0 +1,379 @@
+"""Structured pruning of a student that starts as its teacher (the method of DPHuBERT, Peng et
+al. 2023, in our modules): learnable HardConcrete gates on CNN channels, attention heads, FFN
+units and whole attention and FFN blocks; an expected parameter count that a Lagrangian term
+drives to a target; then the pruned structures are removed, which leaves an ordinary student
+with smaller matrices.
+
+    gates = attach_gates(student, PruneConfig(target_params=23e6))  # hooks on the student's modules
+    out = student(wav, lengths)        # training: sampled gates; eval: the final, fixed gates
+    lag = gates.lagrangian(step)       # added to the distillation loss (the multipliers ascend)
+    small = prune_student(student)     # a Student with per-layer sizes and the gates folded in
+
+Gates (Louizos et al. 2018): z = min(1, max(0, sigmoid((log u - log(1 - u) + log_alpha) / beta)
+* (r - l) + l)), u ~ U(0, 1), beta = 2/3, (l, r) = (-0.1, 1.1); P(z != 0) = sigmoid(log_alpha -
+beta log(-l / r)). The final gates (:meth:`Gates.decide`): each group keeps its round(sum P(z != 0))
+largest log_alpha at their median value min(1, max(0, sigmoid(log_alpha) (r - l) + l)), the others
+are 0; then, while the result is larger than the target, the open CNN channel, head or FFN unit of
+lowest log_alpha closes (a run whose Lagrangian has not settled still lands at the target, below
+it by less than one head).
+
+What is gated, and why it is exact to remove: a CNN channel's gate multiplies the channel after
+its norm and GELU, so it folds into the next convolution's input weights (the last CNN layer is not
+gated: a LayerNorm over its channels follows); a head's gate multiplies the head's output before
+``out_proj``, an FFN unit's the unit after GELU, so they fold into the columns of ``out_proj`` and
+``fc2``; a block's gate multiplies the block's output (``out_proj`` or ``fc2``, bias included).
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+
+from espnet_distill.config import check_range, from_dict
+from espnet_distill.student.model import Student, StudentConfig
+
+logger = logging.getLogger(__name__)
+
+STRETCH = (-0.1, 1.1)  # the HardConcrete's (l, r)
+TEMPERATURE = 2.0 / 3.0  # its beta
+STRUCTURES = ("conv", "heads", "ffn", "layers")
+
+
+@dataclass
+class PruneConfig:
+    """The ``prune:`` section of a distillation config."""
+
+    target_params: float = 0.0  # parameters of the pruned student's front-end and encoder (0: no pruning)
+    steps: int = 0  # updates of joint distillation and pruning; then train.max_steps of distillation
+    target_warmup: float = 0.3  # fraction of the steps over which the target falls from the full size
+    structures: list = field(default_factory=lambda: list(STRUCTURES))  # what may be pruned (STRUCTURES)
+    gate_lr: float = 0.02  # learning rate of the gates and of the Lagrange multipliers
+    init_keep: float = 0.95  # P(gate open) at the start: the student starts as the teacher
+
+    def __post_init__(self) -> None:
+        w = "prune"
+        check_range(w, "target_params", self.target_params, self.target_params >= 0, "0 (off) or a parameter count")
+        check_range(w, "steps", self.steps, self.steps >= 0, "0 or more updates")
+        check_range(w, "steps", self.steps, self.target_params == 0 or self.steps >= 1,
+                    "at least 1 update when target_params is set")
+        check_range(w, "target_warmup", self.target_warmup, 0 <= self.target_warmup <= 1, "a fraction in [0, 1]")
+        check_range(w, "structures", self.structures, bool(self.structures) and set(self.structures) <= set(STRUCTURES),
+                    f"a non-empty list of {', '.join(STRUCTURES)}")
+        check_range(w, "gate_lr", self.gate_lr, self.gate_lr > 0, "a positive learning rate")
+        check_range(w, "init_keep", self.init_keep, 0 < self.init_keep < 1, "a probability in (0, 1)")
+
+    @property
+    def enabled(self) -> bool:
+        return self.target_params > 0
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> "PruneConfig":
+        return from_dict(cls, d or {}, "prune")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class HardConcrete(nn.Module):
+    """``n`` gates in [0, 1] with learnable ``log_alpha`` (n,): :meth:`sample` (training),
+    :meth:`fixed` (this group's final gates, before the size is checked)."""
+
+    def __init__(self, n: int, init_keep: float):
+        super().__init__()
+        # P(z != 0) = init_keep at the start, with a little noise so that ties break
+        shift = TEMPERATURE * math.log(-STRETCH[0] / STRETCH[1])
+        self.log_alpha = nn.Parameter(torch.full((n,), math.log(init_keep / (1 - init_keep)) + shift)
+                                      + 0.01 * torch.randn(n))
+
+    @property
+    def n(self) -> int:
+        return self.log_alpha.numel()
+
+    def prob_open(self) -> torch.Tensor:
+        """(n,) P(z != 0), differentiable: the expected number of open gates is its sum."""
+        return torch.sigmoid(self.log_alpha - TEMPERATURE * math.log(-STRETCH[0] / STRETCH[1]))
+
+    def sample(self) -> torch.Tensor:
+        u = torch.rand_like(self.log_alpha).clamp(1e-6, 1 - 1e-6)
+        s = torch.sigmoid((torch.log(u) - torch.log1p(-u) + self.log_alpha) / TEMPERATURE)
+        return (s * (STRETCH[1] - STRETCH[0]) + STRETCH[0]).clamp(0, 1)
+
+    @torch.no_grad()
+    def fixed(self) -> torch.Tensor:
+        """(n,) the final gates: the round(expected open) largest log_alpha at their median, others 0."""
+        keep = int(round(float(self.prob_open().sum())))
+        median = (torch.sigmoid(self.log_alpha) * (STRETCH[1] - STRETCH[0]) + STRETCH[0]).clamp(0, 1)
+        z = torch.zeros_like(median)
+        if keep > 0:
+            top = torch.topk(self.log_alpha, keep).indices
+            z[top] = median[top]
+        return z
+
+
+
+class Gates(nn.Module):
+    """The gates of one student of the teacher's shape, its expected size and the Lagrangian.
+
+    Groups (keys of ``self.groups``): ``conv{i}`` (channels of CNN layer i, all but the last),
+    ``heads{l}``, ``ffn{l}`` (units of layer l's FFN), ``attn{l}`` and ``block{l}`` (one gate for the
+    whole attention, the whole FFN of layer l). ``lambdas`` (2,) are the Lagrange multipliers."""
+
+    def __init__(self, student: Student, cfg: PruneConfig):
+        super().__init__()
+        self.cfg = cfg
+        scfg = student.cfg
+        self.conv = [list(c) for c in student.frontend.conv_layers]
+        self.mode = student.frontend.feature_extractor.mode
+        self.dim, self.layers, self.heads, self.ffn = scfg.dim, scfg.num_layers, scfg.num_heads, scfg.ffn_dim
+        self.head_dim = scfg.dim // scfg.num_heads
+        groups: dict[str, HardConcrete] = {}
+        want = set(cfg.structures)
+        if "conv" in want:
+            if self.mode != "default":
+                raise ValueError("prune.structures: 'conv' needs the 'default' CNN (GroupNorm on the first layer "
+                                 "only); a LayerNorm over channels in every layer cannot lose channels exactly")
+            for i in range(len(self.conv) - 1):
+                groups[f"conv{i}"] = HardConcrete(self.conv[i][0], cfg.init_keep)
+        for layer in range(self.layers):
+            if "heads" in want:
+                groups[f"heads{layer}"] = HardConcrete(self.heads, cfg.init_keep)
+            if "ffn" in want:
+                groups[f"ffn{layer}"] = HardConcrete(self.ffn, cfg.init_keep)
+            if "layers" in want:
+                groups[f"attn{layer}"] = HardConcrete(1, cfg.init_keep)
+                groups[f"block{layer}"] = HardConcrete(1, cfg.init_keep)
+        self.groups = nn.ModuleDict(groups)
+        self.lambdas = nn.Parameter(torch.zeros(2))
+        self.lambdas.register_hook(lambda g: -g)  # the multipliers ascend: max over lambda, min over the rest
+        self.current: dict[str, torch.Tensor] = {}
+        self.full = self.expected_params(ones=True)
+        self.fixed_params = sum(p.numel() for p in student.frontend.parameters()) + sum(
+            p.numel() for p in student.encoder.parameters()) - self.full
+
+    # ------------------------------------------------------------------ sizes
+    def expected_params(self, ones: bool = False, gates: dict[str, torch.Tensor] | None = None):
+        """The expected parameters of everything the gates can remove (a differentiable tensor;
+        products of expectations: gates independent). With ``ones``, the full size (a float); with
+        ``gates`` (decided gates of every group), the size removal leaves."""
+        d, hd = self.dim, self.head_dim
+
+        def open_(name: str, n: int):
+            if ones or name not in self.groups:
+                return float(n)
+            if gates is not None:
+                return float((gates[name] > 0).sum())
+            return self.groups[name].prob_open().sum()
+
+        total = 0.0
+        prev = 1.0  # the waveform: one input channel
+        for i, (c, k, _) in enumerate(self.conv):
+            out = open_(f"conv{i}", c) if i < len(self.conv) - 1 else float(c)
+            total = total + out * prev * k + (2 * out if i == 0 and self.mode == "default" else 0)
+            prev = out
+        for layer in range(self.layers):
+            attn = open_(f"attn{layer}", 1) * open_(f"heads{layer}", self.heads)
+            ffn = open_(f"block{layer}", 1) * open_(f"ffn{layer}", self.ffn)
+            total = total + attn * (4 * d * hd + 3 * hd) + ffn * (2 * d + 1)
+        return total
+
+    def _unit_cost(self, name: str, z: dict[str, torch.Tensor]) -> float:
+        """Parameters that closing one more open gate of group ``name`` removes, given ``z``."""
+        d, hd = self.dim, self.head_dim
+        if name.startswith("conv"):
+            i = int(name[4:])
+            kept = [float((z[f"conv{j}"] > 0).sum()) if f"conv{j}" in z else float(c)
+                    for j, (c, _, _) in enumerate(self.conv)]
+            before = kept[i - 1] if i > 0 else 1.0
+            return before * self.conv[i][1] + kept[i + 1] * self.conv[i + 1][1] + (2 if i == 0 else 0)
+        layer = int(name.lstrip("headsffn"))
+        if name.startswith("heads"):
+            return float((z.get(f"attn{layer}", torch.ones(1)) > 0).sum()) * (4 * d * hd + 3 * hd)
+        return float((z.get(f"block{layer}", torch.ones(1)) > 0).sum()) * (2 * d + 1)
+
+    @torch.no_grad()
+    def decide(self) -> dict[str, torch.Tensor]:
+        """The final gates of every group (see the module docstring): values in [0, 1], 0 closed."""
+        z = {name: g.fixed() for name, g in self.groups.items()}
+        size = self.fixed_params + self.expected_params(gates=z)
+        target = self.cfg.target_params
+        if size <= target:
+            return z
+        units = sorted((float(g.log_alpha[j]), name, j) for name, g in self.groups.items()
+                       if not name.startswith(("attn", "block")) for j in range(g.n) if z[name][j] > 0)
+        for _, name, j in units:
+            if size <= target:
+                break
+            if int((z[name] > 0).sum()) == 1 and name.startswith("conv"):
+                continue  # a CNN layer keeps one channel
+            size -= self._unit_cost(name, z)
+            z[name][j] = 0
+        return z
+
+    def target(self, step: int) -> float:
+        """The parameter count the Lagrangian aims at after ``step`` updates: from the full size down
+        to ``target_params`` linearly over the first ``target_warmup`` of ``steps``."""
+        ramp = max(1.0, self.cfg.target_warmup * self.cfg.steps)
+        frac = min(1.0, step / ramp)
+        full = self.fixed_params + self.full
+        return full - frac * (full - self.cfg.target_params)
+
+    def lagrangian(self, step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        """lambda_1 (e - t) + lambda_2 (e - t)^2 with e, t the expected and target sizes as fractions
+        of the full size; returns it and its statistics (sizes in parameters)."""
+        full = self.fixed_params + self.full
+        expected = self.fixed_params + self.expected_params()
+        gap = (expected - self.target(step)) / full
+        term = self.lambdas[0] * gap + self.lambdas[1] * gap * gap
+        return term, {"expected_params": float(expected.detach()), "target_params": self.target(step)}
+
+    # ------------------------------------------------------------------ gating
+    def draw(self) -> None:
+        """One value per gate for the coming forward pass (sampled in training, decided in eval)."""
+        self.current = {name: g.sample() for name, g in self.groups.items()} if self.training else self.decide()
+
+    def scale(self, name: str, x: torch.Tensor, dim: int) -> torch.Tensor:
+        """x times the gates of ``name`` along ``dim`` (each gate repeated over equal slices)."""
+        z = self.current.get(name)
+        if z is None:
+            return x
+        z = z.to(x.dtype).repeat_interleave(x.shape[dim] // z.numel())
+        shape = [1] * x.dim()
+        shape[dim] = -1
+        return x * z.view(shape)
+
+
+def attach_gates(student: Student, cfg: PruneConfig) -> Gates:
+    """Gates for ``student`` (the teacher's copy: uniform layers, the CNN front-end), registered as
+    its submodule ``gates`` and applied by forward hooks; returns them."""
+    if student.cfg.frontend != "cnn" or student.cfg.layer_heads or student.cfg.layer_ffn_dims:
+        raise ValueError("pruning starts from the teacher's own architecture: a CNN student with uniform layers")
+    gates = Gates(student, cfg)
+    student.add_module("gates", gates)
+    student.register_forward_pre_hook(lambda module, args: gates.draw())
+    convs = student.frontend.feature_extractor.conv_layers
+    for i in range(len(convs) - 1):
+        convs[i][-1].register_forward_hook(lambda m, a, out, i=i: gates.scale(f"conv{i}", out, 1))
+    for layer, block in enumerate(student.encoder.layers):
+        attn = block.self_attn.out_proj
+        attn.register_forward_pre_hook(lambda m, a, layer=layer: (gates.scale(f"heads{layer}", a[0], -1),))
+        attn.register_forward_hook(lambda m, a, out, layer=layer: gates.scale(f"attn{layer}", out, -1))
+        block.fc2.register_forward_pre_hook(lambda m, a, layer=layer: (gates.scale(f"ffn{layer}", a[0], -1),))
+        block.fc2.register_forward_hook(lambda m, a, out, layer=layer: gates.scale(f"block{layer}", out, -1))
+    return gates
+
+
+def _kept(z: torch.Tensor | None, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(indices kept, their gate values) of a group's fixed gates (all, at 1, when not gated)."""
+    if z is None:
+        return torch.arange(n), torch.ones(n)
+    idx = z.nonzero().flatten()
+    return idx, z[idx]
+
+
+@torch.no_grad()
+def prune_student(student: Student) -> Student:
+    """The gated ``student`` with its closed structures removed and its fixed gates folded into the
+    weights: an ordinary Student (per-layer sizes) whose outputs equal the gated student's in eval
+    mode."""
+    gates: Gates = student.gates
+    z = gates.decide()
+    cfg = student.cfg
+    hd = gates.head_dim
+    conv_keep = [_kept(z.get(f"conv{i}"), c) for i, (c, _, _) in enumerate(gates.conv)]
+    heads, ffns = [], []
+    for layer in range(gates.layers):
+        on_attn = float(z.get(f"attn{layer}", torch.ones(1))[0])
+        on_ffn = float(z.get(f"block{layer}", torch.ones(1))[0])
+        heads.append(0 if on_attn == 0 else len(_kept(z.get(f"heads{layer}"), gates.heads)[0]))
+        ffns.append(0 if on_ffn == 0 else len(_kept(z.get(f"ffn{layer}"), gates.ffn)[0]))
+    new_cfg = StudentConfig.from_dict({
+        **cfg.to_dict(),
+        "frontend_conf": {**cfg.frontend_conf,
+                          "conv_layers": [[len(idx), k, s] for (idx, _), (_, k, s) in zip(conv_keep, gates.conv)]},
+        "layer_heads": heads, "layer_ffn_dims": ffns, "head_dim": hd,
+    })
+    small = Student(new_cfg)
+    state = {k: v for k, v in student.state_dict().items() if not k.startswith("gates.")}
+    out = dict(state)
+    prev_idx, prev_z = torch.arange(1), torch.ones(1)
+    for i, (idx, zi) in enumerate(conv_keep):
+        key = f"frontend.feature_extractor.conv_layers.{i}"
+        w = state[f"{key}.0.weight"][idx][:, prev_idx] * prev_z[None, :, None]
+        out[f"{key}.0.weight"] = w
+        for name in ("weight", "bias"):
+            if f"{key}.2.{name}" in state:  # the first layer's GroupNorm: per channel
+                out[f"{key}.2.{name}"] = state[f"{key}.2.{name}"][idx]
+        prev_idx, prev_z = idx, zi
+    for layer in range(gates.layers):
+        key = f"encoder.layers.{layer}"
+        a = z.get(f"attn{layer}", torch.ones(1))[0]
+        h_idx, h_z = _kept(z.get(f"heads{layer}"), gates.heads)
+        if heads[layer] == 0:
+            h_idx, h_z = h_idx[:0], h_z[:0]
+        cols = (h_idx[:, None] * hd + torch.arange(hd)[None]).flatten()
+        for proj in ("q_proj", "k_proj", "v_proj"):
+            out[f"{key}.self_attn.{proj}.weight"] = state[f"{key}.self_attn.{proj}.weight"][cols]
+            out[f"{key}.self_attn.{proj}.bias"] = state[f"{key}.self_attn.{proj}.bias"][cols]
+        out[f"{key}.self_attn.out_proj.weight"] = state[f"{key}.self_attn.out_proj.weight"][:, cols] * (
+            h_z.repeat_interleave(hd)[None] * a)
+        out[f"{key}.self_attn.out_proj.bias"] = state[f"{key}.self_attn.out_proj.bias"] * a
+        b = z.get(f"block{layer}", torch.ones(1))[0]
+        f_idx, f_z = _kept(z.get(f"ffn{layer}"), gates.ffn)
+        if ffns[layer] == 0:
+            f_idx, f_z = f_idx[:0], f_z[:0]
+        out[f"{key}.fc1.weight"] = state[f"{key}.fc1.weight"][f_idx]
+        out[f"{key}.fc1.bias"] = state[f"{key}.fc1.bias"][f_idx]
+        out[f"{key}.fc2.weight"] = state[f"{key}.fc2.weight"][:, f_idx] * (f_z[None] * b)
+        out[f"{key}.fc2.bias"] = state[f"{key}.fc2.bias"] * b
+    small.load_state_dict(out)
+    counts = small.param_counts()
+    logger.info("pruned student: %d parameters (target %d); conv %s, heads %s, FFN units %s",
+                counts["total_without_heads"], int(gates.cfg.target_params),
+                [c[0] for c in new_cfg.frontend_conf["conv_layers"]], heads, ffns)
+    return small.train(student.training)
+
+
+def identity_heads(student: Student) -> None:
+    """Layer-wise prediction heads (Linear(D -> D_T), D == D_T) set to the identity: a copy of the
+    teacher predicts the teacher exactly before anything is pruned."""
+    heads = getattr(student.pred_head, "heads", None)
+    if heads is None or student.cfg.dim != student.cfg.teacher_dim:
+        return
+    with torch.no_grad():
+        for lin in heads.values():
+            lin.weight.copy_(torch.eye(student.cfg.dim))
+            lin.bias.zero_()
+
+
+SIZE_KEYS = ("frontend", "frontend_conf", "dim", "ffn_dim", "num_layers", "num_heads", "conv_pos", "conv_pos_groups",
+             "layer_norm_first", "layer_ffn_dims", "layer_heads", "head_dim")
+
+
+def check_no_sizes(student: dict) -> None:
+    """A pruned run's student section sets no size: the architecture is the teacher's."""
+    given = sorted(k for k in student if k in SIZE_KEYS)
+    if given:
+        raise ValueError(f"student {given}: a pruned student has the teacher's architecture; remove them "
+                         "(prune.target_params sets the size)")
+
+
+def teacher_copy_config(hubert_cfg, student: dict) -> dict:
+    """The student section of a pruned run completed with the teacher's architecture
+    (``hubert_cfg``: the teacher's :class:`~espnet_distill.nn.hubert.HubertConfig`); the
+    student section may set the heads, dropout and the like, never a size."""
+    check_no_sizes(student)
+    unsupported = [why for bad, why in [
+        (hubert_cfg.conv_bias, "CNN biases (conv_bias)"), (hubert_cfg.normalize, "waveform normalisation"),
+        (hubert_cfg.relative_position_embedding, "WavLM's relative position bias")] if bad]
+    if unsupported:
+        raise ValueError(f"pruning starts from a copy of the teacher, and a CNN student has no {unsupported[0]}: "
+                         "this teacher cannot be pruned yet")
+    return {**student, "frontend": "cnn",
+            "frontend_conf": {"conv_layers": [list(c) for c in hubert_cfg.conv_layers],
+                              "extractor_mode": hubert_cfg.extractor_mode, "layer_norm": True},
+            "dim": hubert_cfg.embed_dim, "ffn_dim": hubert_cfg.ffn_dim, "num_layers": hubert_cfg.num_layers,
+            "num_heads": hubert_cfg.num_heads, "conv_pos": hubert_cfg.conv_pos,
+            "conv_pos_groups": hubert_cfg.conv_pos_groups, "layer_norm_first": hubert_cfg.layer_norm_first}

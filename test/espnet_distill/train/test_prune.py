@@ -1,0 +1,69 @@
+"""A pruned run end to end (distill_train with a prune section): the gates follow the target, the
+pruned student lands near it and is distilled again; a rerun resumes from what was written."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+from conftest import make_data_dir, tiny_teacher
+
+from espnet_distill.bin import distill_train
+from espnet_distill.student.export import load_student
+from espnet_distill.teacher.checkpoints import save_hubert
+
+TARGET = 20000
+pytestmark = pytest.mark.slow  # 60 + 3 updates per run
+
+
+@pytest.fixture
+def pruned_run(tmp_path):
+    train = make_data_dir(tmp_path, {f"spk{i % 2}-{i:02d}": (f"spk{i % 2}", "a") for i in range(4)}, "train")
+    valid = make_data_dir(tmp_path, {"v0": ("v", "a")}, "valid")
+    teacher = tiny_teacher().model
+    save_hubert(tmp_path / "teacher.pt", teacher)
+    (tmp_path / "teacher.yaml").write_text(yaml.safe_dump({"backend": "local", "path": str(tmp_path / "teacher.pt")}))
+    conf = {"student": {"layer_map": {2: 2, 4: 4}, "disc_head": None},
+            "prune": {"target_params": TARGET, "steps": 60, "target_warmup": 0.4, "gate_lr": 0.2},
+            "train": {"max_steps": 3, "global_batch_size": 4, "ckpt_every": 20, "log_every": 1, "lr": 1e-3}}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(conf))
+    full = sum(p.numel() for n, p in teacher.named_parameters()
+               if not n.startswith(("final_proj", "label_embs", "mask_emb")))
+
+    def go() -> int:
+        return distill_train.main(["--config", str(tmp_path / "c.yaml"), "--teacher", str(tmp_path / "teacher.yaml"),
+                                   "--train-dir", str(train), "--valid-dir", str(valid), "--outdir",
+                                   str(tmp_path / "out")])
+    return go, tmp_path / "out", full
+
+
+def test_gates_follow_the_target_and_the_result_is_an_ordinary_student(pruned_run):
+    go, out, full = pruned_run
+    assert full > 2 * TARGET
+    assert go() == 0
+    log = [json.loads(line) for line in (out / "prune/train_log.jsonl").read_text().splitlines()]
+    train = [r for r in log if r["split"] == "train"]
+    assert train[0]["target_mparams"] * 1e6 > 0.9 * full  # the target starts at the full size ...
+    assert abs(train[-1]["target_mparams"] * 1e6 - TARGET) < 1  # ... and reaches target_params
+    start, end = train[0]["expected_mparams"] * 1e6, train[-1]["expected_mparams"] * 1e6
+    assert end < start - 0.3 * (start - TARGET)  # the gates close: 30 % of the way or more in 60 updates
+    pruned, meta = load_student(out / "prune/student.pt")
+    assert pruned.cfg.layer_heads is not None
+    one_head = 4 * 32 * 16 + 3 * 16
+    assert TARGET - one_head < meta["params"]["total_without_heads"] <= TARGET
+    final, _ = load_student(out / "student.pt")
+    assert final.cfg == pruned.cfg  # distilled again, same structure
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps"] == 3
+    assert summary["params"]["total_without_heads"] == meta["params"]["total_without_heads"]
+    assert "off_target" in summary["prune"]
+
+
+def test_a_rerun_reads_the_finished_pruning(pruned_run):
+    go, out, _ = pruned_run
+    assert go() == 0
+    before = (out / "prune/student.pt").read_bytes()
+    log_lines = len((out / "prune/train_log.jsonl").read_text().splitlines())
+    assert go() == 0
+    assert (out / "prune/student.pt").read_bytes() == before
+    assert len((out / "prune/train_log.jsonl").read_text().splitlines()) == log_lines
