@@ -172,7 +172,7 @@ class Comparison:
     expect: str = "better"  # better: the claim says the model wins; no worse: it does not lose
 
 
-# The paper's four claims as run by egs2/synth_en/distill1/local/claims.sh
+# The paper's four claims and one beyond it, as run by egs2/synth_en/distill1/local/claims.sh
 CLAIMS = [
     Comparison("C1", "dt_cnn", "dt_cnn_alpha0", "L_reg + 0.4 L_disc (type 2) vs L_reg only"),
     Comparison("C1", "dt_cnn_type1", "dt_cnn_alpha0", "L_disc type 1 (cosine to label embeddings) vs L_reg only"),
@@ -181,6 +181,8 @@ CLAIMS = [
     Comparison("C3", "dt_cnn", "sw_cnn", "deep & thin (6 x 160) vs shallow & wide (2 x 256), same parameters"),
     Comparison("C4", "dt_fbank", "scratch", "distilled vs the same student from random weights"),
     Comparison("C4", "teacher", "scratch", "the teacher as frontend vs from scratch (is the scale large enough?)"),
+    Comparison("C5", "pruned_dt", "dt_cnn", "beyond the paper: the teacher pruned to D&T's size (DPHuBERT's method) "
+               "vs D&T, equal parameters"),
 ]
 
 
