@@ -50,9 +50,11 @@ def bench_from_hubert(name: str, model) -> Bench:
 def bench_from_student(name: str, student) -> Bench:
     p = student.param_counts()
     c = student.cfg
+    shape = f"{c.num_layers}x{c.dim}x{c.ffn_dim}"
+    if c.layer_heads is not None or c.layer_ffn_dims is not None:  # pruned: sizes per layer
+        shape = f"{c.num_layers}x{c.dim} heads {c.layer_heads} FFN {c.layer_ffn_dims}"
     return Bench(name, student, student.frontend, lambda x, m: student.encoder(x, m),
-                 {"frontend": p["frontend"], "encoder": p["encoder"], "heads": p["heads"]},
-                 f"{c.num_layers}x{c.dim}x{c.ffn_dim}", c.frontend)
+                 {"frontend": p["frontend"], "encoder": p["encoder"], "heads": p["heads"]}, shape, c.frontend)
 
 
 def int8_bench(b: Bench) -> Bench:

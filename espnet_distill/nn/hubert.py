@@ -339,8 +339,8 @@ class SelfAttention(nn.Module):
         """x: (B, T, D); mask: (B, T) valid keys; pos_bias: (H, T, T) (WavLM) -> (B, T, D)."""
         b, t, d = x.shape
         h = self.heads
-        if h == 0:
-            return self.out_proj.bias.expand(b, t, d)
+        if h == 0:  # a new tensor, not a view of the bias (views of weights confuse module hooks)
+            return torch.zeros_like(x) + self.out_proj.bias
 
         def split(y):
             return y.view(b, t, h, self.head_dim).transpose(1, 2)
@@ -369,7 +369,7 @@ class TransformerLayer(nn.Module):
 
     def _ffn(self, x):
         if self.fc1.out_features == 0:  # a pruned layer: fc2's bias alone
-            return F.dropout(self.fc2.bias.expand_as(x), self.dropout, self.training)
+            return F.dropout(torch.zeros_like(x) + self.fc2.bias, self.dropout, self.training)
         y = F.dropout(F.gelu(self.fc1(x)), self.act_dropout, self.training)
         return F.dropout(self.fc2(y), self.dropout, self.training)
 

@@ -218,3 +218,25 @@ def test_fairseq_fine_tuning_options_freeze_the_feature_extractor_and_drop_layer
     assert transformer.layerdrop == 0.1
     with pytest.raises(ValueError, match="layerdrop = 1.0: expected a probability"):
         DistilledFrontend(str(ckpts / name), layerdrop=1.0)
+
+
+def test_a_pruned_student_is_a_frontend_like_the_others(ckpts, tmp_path):
+    """A pruned student (per-layer sizes, a layer without attention) fine-tunes as any student."""
+    from espnet_distill.student.pruning import PruneConfig, attach_gates, prune_student
+    from espnet_distill.teacher.checkpoints import load_hubert
+
+    teacher, _ = load_hubert(ckpts / "teacher.pt")
+    student, _ = build_student({"student": {"disc_head": None}, "prune": {"target_params": 30000, "steps": 1}},
+                               HubertTeacher(teacher))
+    gates = attach_gates(student, PruneConfig(target_params=30000, steps=1))
+    with torch.no_grad():
+        gates.groups["attn1"].log_alpha.fill_(-10)
+    small = prune_student(student.eval())
+    assert small.cfg.layer_heads[1] == 0
+    save_student(tmp_path / "pruned.pt", small)
+    fe = DistilledFrontend(str(tmp_path / "pruned.pt"), layer="last")
+    fe.train()
+    feats, lens = fe(*wav())
+    assert feats.shape == (2, 24, 32)
+    feats.sum().backward()
+    assert fe.upstream.encoder.layers[0].fc1.weight.grad is not None

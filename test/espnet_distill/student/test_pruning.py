@@ -163,3 +163,15 @@ def test_decided_gates_land_at_the_target_from_above():
     one_head = 4 * 32 * 16 + 3 * 16
     assert PRUNED["prune"]["target_params"] - one_head < size <= PRUNED["prune"]["target_params"]
     assert size == gates.fixed_params + gates.expected_params(gates=gates.decide())
+
+
+def test_the_benchmark_times_a_pruned_student():
+    from espnet_distill.analysis.benchmark import bench_from_student, run
+
+    student, _, _ = teacher_copy()
+    close_some(attach_gates(student, PruneConfig(**PRUNED["prune"])))
+    small = prune_student(student.eval()).eval()
+    rows, table = run([bench_from_student("pruned", small)], batch_sizes=(1,), seconds=1.0, repeats=1)
+    assert rows[0]["params"]["encoder"] == small.param_counts()["encoder"]
+    assert "heads [" in rows[0]["encoder_key"]
+    assert "pruned" in table
