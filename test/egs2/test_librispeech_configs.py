@@ -35,8 +35,9 @@ def batch():
     return {"utt": ["a", "b"], "wav": torch.randn(2, 12000) * 0.1, "lengths": torch.tensor([12000, 9000])}
 
 
-def test_teacher_config_names_a_known_s3prl_upstream():
-    conf = yaml.safe_load((RECIPE / "conf/teacher/s3prl_hubert_base.yaml").read_text())
+@pytest.mark.parametrize("name", ["s3prl_hubert_base", "s3prl_wavlm_base_plus"])
+def test_teacher_config_names_a_known_s3prl_upstream(name):
+    conf = yaml.safe_load((RECIPE / f"conf/teacher/{name}.yaml").read_text())
     from s3prl.nn import S3PRLUpstream
 
     assert conf["backend"] == "s3prl"

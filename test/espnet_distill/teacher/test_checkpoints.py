@@ -120,3 +120,39 @@ def test_wavlm_teacher_refuses_l_disc_in_one_line(tmp_path):
     with pytest.raises(TeacherError, match=r"L_disc .* has none; set alpha to 0") as e:
         teacher.require_codebook("L_disc (distill.alpha > 0)")
     assert "\n" not in str(e.value)
+
+
+WAVLM_BASE_PLUS_URL = "https://huggingface.co/s3prl/converted_ckpts/resolve/main/wavlm_base_plus.pt"
+
+
+@pytest.fixture
+def s3prl_cache(tmp_path):
+    """s3prl's download folder in tmp_path; the path s3prl gives to WavLM Base+'s URL there."""
+    import hashlib
+
+    from s3prl.util import download
+
+    before = download.get_dir()
+    download.set_dir(tmp_path / "s3prl_cache")
+    path = download.get_dir() / f"{hashlib.sha256(WAVLM_BASE_PLUS_URL.encode()).hexdigest()}.wavlm_base_plus.pt"
+    yield path
+    download.set_dir(before)
+
+
+def test_wavlm_base_plus_by_name_reads_weights_only(tmp_path, s3prl_cache, capsys):
+    """``name: wavlm_base_plus`` with its file already downloaded (a tiny WavLM in its place here):
+    it teaches and rebuilds as ours; a file of pickled objects there is refused, never run."""
+    unilm_checkpoint(tiny_wavlm(), s3prl_cache)
+    teacher = build_teacher({"backend": "s3prl", "name": "wavlm_base_plus"})
+    assert teacher.num_layers == 3
+    assert not teacher.has_codebook
+    assert teacher.to_hubert().cfg.relative_position_embedding
+
+    class Payload:
+        def __reduce__(self):
+            return (print, ("payload ran",))
+
+    torch.save({"cfg": {}, "model": Payload()}, s3prl_cache)
+    with pytest.raises(TeacherError, match="holds pickled Python objects"):
+        build_teacher({"backend": "s3prl", "name": "wavlm_base_plus"})
+    assert "payload ran" not in capsys.readouterr().out
