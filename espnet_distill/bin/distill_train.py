@@ -8,7 +8,7 @@ Under torchrun (``torchrun --nproc_per_node N -m espnet_distill.bin.distill_trai
 update's batch is formed whole and shared out over the processes (nccl on GPU, gloo on CPU): any
 number of processes trains the same updates.
 
-The config has four sections:
+The config has four sections, and a fifth for pruned students:
 
     student:  StudentConfig (front-end, width, depth, heads; teacher_* are filled from the teacher)
     init:     {frontend: bool, pos_conv: bool, layers: {student_layer: teacher_layer}}
@@ -17,11 +17,18 @@ The config has four sections:
                teacher_precision: fp32 (the authors') | amp (the teacher in the AMP dtype)}
     train:    TrainConfig (max_steps, lr, warmup_ratio, betas, weight_decay, grad_clip,
                max_batch_seconds, amp, ckpt_every, ...)
+    prune:    {target_params: parameters of the pruned student (0: no pruning), steps: updates of
+               joint distillation and pruning (then train.max_steps of distillation),
+               target_warmup: fraction of them over which the target falls, structures: of
+               conv, heads, ffn, layers, gate_lr, init_keep}; the student is then the
+               teacher's own architecture (its section sets heads and dropout, no size)
 
 Writes OUTDIR/: checkpoint.pt (resumable), config.yaml (resolved), train_log.jsonl,
 student.pt (our format), student.distiller_local.pt (CNN students without front-end LN),
 curves.png/.json, and summary.json with the students' L1 and cosine to the teacher's
 layers on the validation set.
+A pruned run first writes OUTDIR/prune/ (the same files for the pruning updates; its
+student.pt is the pruned student).
 """
 from __future__ import annotations
 
@@ -38,7 +45,7 @@ from espnet_distill.train.distill import DistillRunConfig, distill
 def main(argv: list[str] | None = None) -> int:
     setup_logging()
     p = argparse.ArgumentParser(prog="distill_train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", required=True, help="student/distillation YAML (sections: student, init, distill, train)")
+    p.add_argument("--config", required=True, help="student/distillation YAML (sections: student, init, distill, train, prune)")
     p.add_argument("--teacher", required=True, help="teacher YAML (exp/teacher/teacher.yaml after stage 2)")
     p.add_argument("--train-dir", required=True, help="Kaldi data dir of the (unlabelled) training audio")
     p.add_argument("--valid-dir", required=True, help="Kaldi data dir for validation")
