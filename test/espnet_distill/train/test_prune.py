@@ -3,12 +3,18 @@ pruned student lands near it and is distilled again; a rerun resumes from what w
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 
 import pytest
+import torch
 import yaml
 from conftest import make_data_dir, tiny_teacher
 
 from espnet_distill.bin import distill_train
+from espnet_distill.checkpoint_io import safe_load
 from espnet_distill.student.export import load_student
 from espnet_distill.teacher.checkpoints import save_hubert
 
@@ -30,10 +36,14 @@ def pruned_run(tmp_path):
     full = sum(p.numel() for n, p in teacher.named_parameters()
                if not n.startswith(("final_proj", "label_embs", "mask_emb")))
 
+    def args(outdir):
+        return ["--config", str(tmp_path / "c.yaml"), "--teacher", str(tmp_path / "teacher.yaml"),
+                "--train-dir", str(train), "--valid-dir", str(valid), "--outdir", str(outdir)]
+
     def go() -> int:
-        return distill_train.main(["--config", str(tmp_path / "c.yaml"), "--teacher", str(tmp_path / "teacher.yaml"),
-                                   "--train-dir", str(train), "--valid-dir", str(valid), "--outdir",
-                                   str(tmp_path / "out")])
+        return distill_train.main(args(tmp_path / "out"))
+
+    go.args = args
     return go, tmp_path / "out", full
 
 
@@ -67,3 +77,23 @@ def test_a_rerun_reads_the_finished_pruning(pruned_run):
     assert go() == 0
     assert (out / "prune/student.pt").read_bytes() == before
     assert len((out / "prune/train_log.jsonl").read_text().splitlines()) == log_lines
+
+
+def test_a_run_killed_while_pruning_resumes_to_the_same_students(pruned_run, tmp_path):
+    go, _, _ = pruned_run
+    ref = subprocess.run([sys.executable, "-m", "espnet_distill.bin.distill_train", *go.args(tmp_path / "ref")],
+                         capture_output=True, text=True)
+    assert ref.returncode == 0, ref.stderr[-2000:]
+    out = tmp_path / "ref"
+    cmd = [sys.executable, "-m", "espnet_distill.bin.distill_train", *go.args(tmp_path / "killed")]
+    killed = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, ESPNET_DISTILL_KILL_AT_STEP="25"))
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    assert safe_load(tmp_path / "killed/prune/checkpoint.pt")["step"] == 20
+    assert not (tmp_path / "killed/prune/student.pt").exists()
+    again = subprocess.run(cmd, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr[-2000:]
+    for name in ("prune/student.pt", "student.pt"):
+        a, b = safe_load(out / name)["state_dict"], safe_load(tmp_path / "killed" / name)["state_dict"]
+        assert a.keys() == b.keys()
+        for k in a:
+            assert torch.equal(a[k], b[k]), (name, k)
