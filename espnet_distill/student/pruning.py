@@ -149,6 +149,7 @@ class Gates(nn.Module):
         self.lambdas = nn.Parameter(torch.zeros(2))
         self.lambdas.register_hook(lambda g: -g)  # the multipliers ascend: max over lambda, min over the rest
         self.current: dict[str, torch.Tensor] = {}
+        self.current_target = cfg.target_params  # the schedule's target at the last update (eval prunes to it)
         self.full = self.expected_params(ones=True)
         self.fixed_params = sum(p.numel() for p in student.frontend.parameters()) + sum(
             p.numel() for p in student.encoder.parameters()) - self.full
@@ -194,11 +195,12 @@ class Gates(nn.Module):
         return float((z.get(f"block{layer}", torch.ones(1)) > 0).sum()) * (2 * d + 1)
 
     @torch.no_grad()
-    def decide(self) -> dict[str, torch.Tensor]:
-        """The final gates of every group (see the module docstring): values in [0, 1], 0 closed."""
+    def decide(self, target: float | None = None) -> dict[str, torch.Tensor]:
+        """The gates of every group for a model of at most ``target`` parameters (default
+        ``target_params``; see the module docstring): values in [0, 1], 0 closed."""
         z = {name: g.fixed() for name, g in self.groups.items()}
         size = self.fixed_params + self.expected_params(gates=z)
-        target = self.cfg.target_params
+        target = self.cfg.target_params if target is None else target
         if size <= target:
             return z
         units = sorted((float(g.log_alpha[j]), name, j) for name, g in self.groups.items()
@@ -225,14 +227,17 @@ class Gates(nn.Module):
         of the full size; returns it and its statistics (sizes in parameters)."""
         full = self.fixed_params + self.full
         expected = self.fixed_params + self.expected_params()
-        gap = (expected - self.target(step)) / full
+        self.current_target = self.target(step)
+        gap = (expected - self.current_target) / full
         term = self.lambdas[0] * gap + self.lambdas[1] * gap * gap
         return term, {"expected_params": float(expected.detach()), "target_params": self.target(step)}
 
     # ------------------------------------------------------------------ gating
     def draw(self) -> None:
-        """One value per gate for the coming forward pass (sampled in training, decided in eval)."""
-        self.current = {name: g.sample() for name, g in self.groups.items()} if self.training else self.decide()
+        """One value per gate for the coming forward pass: sampled in training; in eval, decided for
+        the schedule's current target (validation during pruning sees the model of that size)."""
+        self.current = {name: g.sample() for name, g in self.groups.items()} if self.training else \
+            self.decide(self.current_target)
 
     def scale(self, name: str, x: torch.Tensor, dim: int) -> torch.Tensor:
         """x times the gates of ``name`` along ``dim`` (each gate repeated over equal slices)."""

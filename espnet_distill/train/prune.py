@@ -89,6 +89,7 @@ def prune(task, prune_cfg: PruneConfig, train_set, valid_set, train_cfg, outdir:
                       {**resolved, "prune": prune_cfg.to_dict()})
     valid = trainer.fit(resume=resume)
     student.cpu().eval()
+    gates.current_target = prune_cfg.target_params  # the final structure: at the target itself
     pruned = prune_student(student)
     counts = pruned.param_counts()
     if dist_info()[0] == 0:
