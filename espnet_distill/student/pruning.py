@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -113,7 +114,6 @@ class HardConcrete(nn.Module):
         return z
 
 
-
 class Gates(nn.Module):
     """The gates of one student of the teacher's shape, its expected size and the Lagrangian.
 
@@ -189,7 +189,7 @@ class Gates(nn.Module):
                     for j, (c, _, _) in enumerate(self.conv)]
             before = kept[i - 1] if i > 0 else 1.0
             return before * self.conv[i][1] + kept[i + 1] * self.conv[i + 1][1] + (2 if i == 0 else 0)
-        layer = int(name.lstrip("headsffn"))
+        layer = int(re.sub(r"\D", "", name))
         if name.startswith("heads"):
             return float((z.get(f"attn{layer}", torch.ones(1)) > 0).sum()) * (4 * d * hd + 3 * hd)
         return float((z.get(f"block{layer}", torch.ones(1)) > 0).sum()) * (2 * d + 1)
