@@ -21,7 +21,8 @@ import json
 import sys
 from pathlib import Path
 
-from espnet_distill.analysis.results import claims_document, claims_table, exp_table, results_document, summary
+from espnet_distill.analysis.results import (CLAIMS, claims_document, claims_table, exp_table, results_document,
+                                             summary)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,13 +44,18 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--test-sets", nargs="+", required=True, help="sets to report; the last one gives the verdicts")
     c.add_argument("--elapsed", type=int, default=0, help="seconds the run took (reported)")
     c.add_argument("--command", default="", help="the command that made the run (reported)")
+    c.add_argument("--only", nargs="+", default=None, metavar="CLAIM",
+                   help="report these claims only (e.g. C5), for a run that measured only them")
     c.add_argument("--out", required=True, help="output markdown file")
     a = p.parse_args(argv)
     if a.cmd == "exp-table":
         Path(a.out).write_text(exp_table(Path(a.exp)) + "\n")
     elif a.cmd == "claims":
         bench = json.loads(Path(a.benchmark).read_text())
-        table = claims_table(Path(a.asr_dir), bench, a.finetune_set, a.test_sets)
+        comparisons = [c for c in CLAIMS if a.only is None or c.claim in a.only]
+        if not comparisons:
+            p.error(f"--only {' '.join(a.only)}: no such claim (claims: {' '.join(sorted({c.claim for c in CLAIMS}))})")
+        table = claims_table(Path(a.asr_dir), bench, a.finetune_set, a.test_sets, comparisons)
         text = claims_document(table, a.finetune_set, a.elapsed, a.command)
         Path(a.out).write_text(text)
         print(table)

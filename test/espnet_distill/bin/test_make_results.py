@@ -99,3 +99,20 @@ def test_verdicts():
     assert results.verdict("no worse", 0, 1, 3) == "reproduced"
     assert results.verdict("no worse", 0, 2, 3) == "contradicted"
     assert results.verdict("better", 0, 0, 0) == "not measured"
+
+
+def test_claims_only_reports_the_claims_asked_for(tmp_path):
+    """make_results claims --only C5: a run that measured C5 alone gets its rows, no "not run" rows."""
+    asr = tmp_path / "asr"
+    ref = {f"u{i:02d}": "the quick brown fox jumps" for i in range(10)}
+    for seed in (0, 1):
+        scored(asr, f"pruned_dt_10min_seed{seed}", ref, ref)
+        scored(asr, f"dt_cnn_10min_seed{seed}", ref, {u: "the quick brown box jumps" for u in ref})
+    (tmp_path / "bench.json").write_text("[]")
+    args = ["claims", "--asr-dir", str(asr), "--benchmark", str(tmp_path / "bench.json"), "--finetune-set", "10min",
+            "--test-sets", "test", "--out", str(tmp_path / "CLAIMS.md")]
+    assert make_results.main(args + ["--only", "C5"]) == 0
+    rows = [line for line in (tmp_path / "CLAIMS.md").read_text().splitlines() if line.startswith("| C")]
+    assert len(rows) == 1
+    assert "`pruned_dt` vs `dt_cnn`" in rows[0]
+    assert "| 0.00 ± 0.00 | 20.00 ± 0.00 | -20.00 |" in rows[0]

@@ -13,7 +13,8 @@
 #
 # One claim alone: name its students and leave out the reference models it does not use, e.g. C5:
 #   local/claims.sh --distill_configs "conf/distill/dt_cnn.yaml conf/claims/pruned_dt.yaml" \
-#       --fbank_configs "" --asr_teacher false --asr_scratch_config "" --claims_dir exp/claims_c5 --out CLAIMS_C5.md
+#       --fbank_configs "" --asr_teacher false --asr_scratch_config "" --claims_dir exp/claims_c5 \
+#       --only C5 --out CLAIMS_C5.md
 #
 # It reuses the recipe's data and teacher (./run.sh stages 1-2, run here if exp/teacher has no
 # teacher.pt), then runs stages 2-6 of distill.sh into --claims_dir with every student of the
@@ -33,8 +34,10 @@ distill_configs="conf/distill/dt_cnn.yaml conf/claims/dt_cnn_alpha0.yaml conf/cl
 fbank_configs="conf/distill/dt_fbank.yaml"
 asr_teacher=true                                # the teacher fine-tuned too (C4)
 asr_scratch_config=conf/distill/dt_fbank.yaml   # the from-scratch model (C4); "" = none
+only=""                                         # report these claims only, e.g. "C5" ("" = all)
 help_message="Usage: $0 [--seeds \"0 1 2\"] [--finetune_set SET] [--claims_dir DIR] [--out CLAIMS.md]
-    [--distill_configs \"...\"] [--fbank_configs \"...\"] [--asr_teacher true|false] [--asr_scratch_config CONFIG]"
+    [--distill_configs \"...\"] [--fbank_configs \"...\"] [--asr_teacher true|false] [--asr_scratch_config CONFIG]
+    [--only \"C5\"]"
 
 _claims_args=""  # for the table's header
 if [ $# -gt 0 ]; then _claims_args=$(printf '%q ' "$@"); fi
@@ -58,6 +61,6 @@ log "Claims run into ${claims_dir}: students ${distill_configs} ${fbank_configs}
 
 python -m espnet_distill.bin.make_results claims --asr-dir "${claims_dir}/asr" \
     --benchmark "${claims_dir}/asr/benchmark.json" --finetune-set "${finetune_set}" --test-sets dev test \
-    --elapsed "$(( SECONDS - start ))" --command "$0 ${_claims_args}" \
+    --elapsed "$(( SECONDS - start ))" --command "$0 ${_claims_args}" ${only:+--only ${only}} \
     --out "${out}"
 log "Wrote ${out} [elapsed=$(( SECONDS - start ))s]"
