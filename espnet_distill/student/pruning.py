@@ -150,6 +150,7 @@ class Gates(nn.Module):
         self.lambdas.register_hook(lambda g: -g)  # the multipliers ascend: max over lambda, min over the rest
         self.current: dict[str, torch.Tensor] = {}
         self.current_target = cfg.target_params  # the schedule's target at the last update (eval prunes to it)
+        self._decided: dict[str, torch.Tensor] | None = None  # eval mode's gates, decided once per eval spell
         self.full = self.expected_params(ones=True)
         self.fixed_params = sum(p.numel() for p in student.frontend.parameters()) + sum(
             p.numel() for p in student.encoder.parameters()) - self.full
@@ -180,19 +181,19 @@ class Gates(nn.Module):
             total = total + attn * (4 * d * hd + 3 * hd) + ffn * (2 * d + 1)
         return total
 
-    def _unit_cost(self, name: str, z: dict[str, torch.Tensor]) -> float:
-        """Parameters that closing one more open gate of group ``name`` removes, given ``z``."""
+    def _unit_cost(self, name: str, n_open: dict[str, int]) -> float:
+        """Parameters that closing one more open gate of group ``name`` removes, given the number of
+        open gates of every group (``n_open``)."""
         d, hd = self.dim, self.head_dim
         if name.startswith("conv"):
             i = int(name[4:])
-            kept = [float((z[f"conv{j}"] > 0).sum()) if f"conv{j}" in z else float(c)
-                    for j, (c, _, _) in enumerate(self.conv)]
-            before = kept[i - 1] if i > 0 else 1.0
-            return before * self.conv[i][1] + kept[i + 1] * self.conv[i + 1][1] + (2 if i == 0 else 0)
+            before = n_open.get(f"conv{i - 1}", self.conv[i - 1][0]) if i > 0 else 1
+            after = n_open.get(f"conv{i + 1}", self.conv[i + 1][0])
+            return before * self.conv[i][1] + after * self.conv[i + 1][1] + (2 if i == 0 else 0)
         layer = int(re.sub(r"\D", "", name))
         if name.startswith("heads"):
-            return float((z.get(f"attn{layer}", torch.ones(1)) > 0).sum()) * (4 * d * hd + 3 * hd)
-        return float((z.get(f"block{layer}", torch.ones(1)) > 0).sum()) * (2 * d + 1)
+            return n_open.get(f"attn{layer}", 1) * (4 * d * hd + 3 * hd)
+        return n_open.get(f"block{layer}", 1) * (2 * d + 1)
 
     @torch.no_grad()
     def decide(self, target: float | None = None) -> dict[str, torch.Tensor]:
@@ -203,15 +204,17 @@ class Gates(nn.Module):
         target = self.cfg.target_params if target is None else target
         if size <= target:
             return z
+        n_open = {name: int((v > 0).sum()) for name, v in z.items()}
         units = sorted((float(g.log_alpha[j]), name, j) for name, g in self.groups.items()
                        if not name.startswith(("attn", "block")) for j in range(g.n) if z[name][j] > 0)
         for _, name, j in units:
             if size <= target:
                 break
-            if int((z[name] > 0).sum()) == 1 and name.startswith("conv"):
+            if n_open[name] == 1 and name.startswith("conv"):
                 continue  # a CNN layer keeps one channel
-            size -= self._unit_cost(name, z)
+            size -= self._unit_cost(name, n_open)
             z[name][j] = 0
+            n_open[name] -= 1
         return z
 
     def target(self, step: int) -> float:
@@ -230,14 +233,20 @@ class Gates(nn.Module):
         self.current_target = self.target(step)
         gap = (expected - self.current_target) / full
         term = self.lambdas[0] * gap + self.lambdas[1] * gap * gap
-        return term, {"expected_params": float(expected.detach()), "target_params": self.target(step)}
+        return term, {"expected_params": float(expected.detach()), "target_params": self.current_target}
 
     # ------------------------------------------------------------------ gating
     def draw(self) -> None:
         """One value per gate for the coming forward pass: sampled in training; in eval, decided for
         the schedule's current target (validation during pruning sees the model of that size)."""
-        self.current = {name: g.sample() for name, g in self.groups.items()} if self.training else \
-            self.decide(self.current_target)
+        if self.training:
+            self.current = {name: g.sample() for name, g in self.groups.items()}
+        elif self._decided is None:  # the gates do not change in eval mode: decide once
+            self._decided = self.current = self.decide(self.current_target)
+
+    def train(self, mode: bool = True) -> "Gates":
+        self._decided = None  # entering or leaving eval mode: the next eval forward decides again
+        return super().train(mode)
 
     def scale(self, name: str, x: torch.Tensor, dim: int) -> torch.Tensor:
         """x times the gates of ``name`` along ``dim`` (each gate repeated over equal slices)."""
@@ -270,12 +279,13 @@ def attach_gates(student: Student, cfg: PruneConfig) -> Gates:
     return gates
 
 
-def _kept(z: torch.Tensor | None, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(indices kept, their gate values) of a group's fixed gates (all, at 1, when not gated)."""
-    if z is None:
-        return torch.arange(n), torch.ones(n)
-    idx = z.nonzero().flatten()
-    return idx, z[idx]
+def _kept(z: torch.Tensor | None, n: int, block: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(indices kept, their gate values) of a group's decided gates (all, at 1, when not gated);
+    none when the ``block`` gate around the group is closed."""
+    idx, val = (torch.arange(n), torch.ones(n)) if z is None else (z.nonzero().flatten(), z[z.nonzero().flatten()])
+    if block is not None and float(block[0]) == 0:
+        return idx[:0], val[:0]
+    return idx, val
 
 
 @torch.no_grad()
@@ -288,12 +298,9 @@ def prune_student(student: Student) -> Student:
     cfg = student.cfg
     hd = gates.head_dim
     conv_keep = [_kept(z.get(f"conv{i}"), c) for i, (c, _, _) in enumerate(gates.conv)]
-    heads, ffns = [], []
-    for layer in range(gates.layers):
-        on_attn = float(z.get(f"attn{layer}", torch.ones(1))[0])
-        on_ffn = float(z.get(f"block{layer}", torch.ones(1))[0])
-        heads.append(0 if on_attn == 0 else len(_kept(z.get(f"heads{layer}"), gates.heads)[0]))
-        ffns.append(0 if on_ffn == 0 else len(_kept(z.get(f"ffn{layer}"), gates.ffn)[0]))
+    head_keep = [_kept(z.get(f"heads{i}"), gates.heads, z.get(f"attn{i}")) for i in range(gates.layers)]
+    ffn_keep = [_kept(z.get(f"ffn{i}"), gates.ffn, z.get(f"block{i}")) for i in range(gates.layers)]
+    heads, ffns = [len(idx) for idx, _ in head_keep], [len(idx) for idx, _ in ffn_keep]
     new_cfg = StudentConfig.from_dict({
         **cfg.to_dict(),
         "frontend_conf": {**cfg.frontend_conf,
@@ -315,9 +322,7 @@ def prune_student(student: Student) -> Student:
     for layer in range(gates.layers):
         key = f"encoder.layers.{layer}"
         a = z.get(f"attn{layer}", torch.ones(1))[0]
-        h_idx, h_z = _kept(z.get(f"heads{layer}"), gates.heads)
-        if heads[layer] == 0:
-            h_idx, h_z = h_idx[:0], h_z[:0]
+        h_idx, h_z = head_keep[layer]
         cols = (h_idx[:, None] * hd + torch.arange(hd)[None]).flatten()
         for proj in ("q_proj", "k_proj", "v_proj"):
             out[f"{key}.self_attn.{proj}.weight"] = state[f"{key}.self_attn.{proj}.weight"][cols]
@@ -326,9 +331,7 @@ def prune_student(student: Student) -> Student:
             h_z.repeat_interleave(hd)[None] * a)
         out[f"{key}.self_attn.out_proj.bias"] = state[f"{key}.self_attn.out_proj.bias"] * a
         b = z.get(f"block{layer}", torch.ones(1))[0]
-        f_idx, f_z = _kept(z.get(f"ffn{layer}"), gates.ffn)
-        if ffns[layer] == 0:
-            f_idx, f_z = f_idx[:0], f_z[:0]
+        f_idx, f_z = ffn_keep[layer]
         out[f"{key}.fc1.weight"] = state[f"{key}.fc1.weight"][f_idx]
         out[f"{key}.fc1.bias"] = state[f"{key}.fc1.bias"][f_idx]
         out[f"{key}.fc2.weight"] = state[f"{key}.fc2.weight"][:, f_idx] * (f_z[None] * b)
