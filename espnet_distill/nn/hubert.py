@@ -263,6 +263,12 @@ class WeightNormConv1d(nn.Module):
 
     def forward(self, x):
         w = self.weight_g * self.weight_v / self.weight_v.norm(dim=(0, 1), keepdim=True)
+        if x.device.type == "cpu" and (x.dtype in (torch.bfloat16, torch.float16) or torch.is_autocast_enabled("cpu")):
+            # oneDNN's low-precision grouped conv1d gives wrong values on AVX512-BF16 CPUs (torch 2.11;
+            # pytorch/pytorch#163347 is of the same family): run it in fp32, round the result
+            with torch.autocast("cpu", enabled=False):
+                y = F.conv1d(x.float(), w.float(), self.bias.float(), padding=self.kernel // 2, groups=self.groups)
+            return y.to(torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else x.dtype)
         return F.conv1d(x, w, self.bias, padding=self.kernel // 2, groups=self.groups)
 
 

@@ -31,3 +31,20 @@ def test_unpadded_batches_skip_the_masks_and_match_the_masked_path(monkeypatch):
         monkeypatch.undo()
     assert hubert.unpadded(torch.tensor([5, 5]), 5)
     assert not hubert.unpadded(torch.tensor([5, 4]), 5)
+
+
+def test_positional_conv_in_bf16_on_cpu_rounds_only():
+    """The grouped positional convolution in bf16 (weights cast, or under autocast) stays within
+    rounding of fp32 on every CPU (oneDNN's own bf16 grouped conv1d does not on AVX512-BF16 ones)."""
+    from espnet_distill.nn.hubert import WeightNormConv1d
+
+    torch.manual_seed(0)
+    conv, x = WeightNormConv1d(32, 8, 4), torch.randn(2, 32, 18)
+    with torch.no_grad():
+        ref = conv(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            auto = conv(x)
+        cast = conv.to(torch.bfloat16)(x.bfloat16())
+    for y in (auto, cast):
+        assert y.dtype == torch.bfloat16
+        assert float((y.float() - ref).abs().mean() / ref.abs().mean()) < 0.01
