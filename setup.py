@@ -26,6 +26,7 @@ setup(
         "tqdm>=4.60",
         "PyYAML>=6",
         "numpy>=1.26",
+        "safetensors>=0.4",  # Hugging Face teachers (model.safetensors)
     ],
     extras_require={  # bin/export: Hugging Face and ONNX targets
         "export": ["transformers>=4.40", "onnx>=1.16", "onnxruntime>=1.18"],

@@ -40,7 +40,8 @@ class FairseqDictionary:
 
 
 class _Namespace:
-    """Stand-in for ``argparse.Namespace`` (the ``args`` of older fairseq checkpoints): attributes only."""
+    """Stand-in for ``argparse.Namespace`` (the ``args`` of older fairseq checkpoints): attributes only;
+    :func:`plain_config` turns it into a dict."""
 
 
 class OmegaConfData:
@@ -73,10 +74,13 @@ _DATA_GLOBALS = [
 
 def plain_config(obj):
     """A config as plain dicts, lists and values: omegaconf stand-ins (:class:`OmegaConfData`) are
-    unwrapped, everything else is returned as it is (recursively inside dicts and lists)."""
+    unwrapped, an ``argparse.Namespace`` becomes the dict of its attributes, everything else is
+    returned as it is (recursively inside dicts and lists)."""
     if isinstance(obj, OmegaConfData):
         content = obj.__dict__.get("_content", obj.__dict__.get("_val"))
         return plain_config(content)
+    if isinstance(obj, _Namespace):
+        return plain_config(dict(obj.__dict__))
     if isinstance(obj, dict):
         return {k: plain_config(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
@@ -124,6 +128,22 @@ def safe_load(path: str | os.PathLike) -> dict:
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path}: expected a dict checkpoint, found {type(obj).__name__}")
     return obj
+
+
+def read_safetensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """The tensors of a ``.safetensors`` file (a format that holds tensors and nothing else), with
+    errors that name the file."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+        return load_file(path, device="cpu")
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{path}: not a complete .safetensors file ({str(e).splitlines()[0][:120]}); "
+                              "rewrite or re-download it") from None
 
 
 @functools.lru_cache(maxsize=1)

@@ -112,15 +112,23 @@ def copy_recipe(corpus: str, dst: Path, copy: tuple[str, ...] = ("local", "db.sh
     return dst
 
 
-def released_fairseq_file(path: Path, model, symbols: list[str], omegaconf_cfg: bool = False) -> None:
+FAIRSEQ_LAYOUTS = ("cfg_dict", "cfg_omegaconf", "args_namespace", "args_cfg_none")
+
+
+def released_fairseq_file(path: Path, model, symbols: list[str], layout: str = "cfg_dict",
+                          untie_final_proj: bool = False) -> None:
     """A file with the pickled structure of a released fairseq HuBERT checkpoint, as fairseq's
     ``Trainer.state_dict`` writes it (``fairseq/trainer.py``, read through the search tool): top-level
-    ``args`` (None), ``cfg``, ``model``, ``criterion``, ``optimizer_history``, ``task_state`` and
-    ``extra_state``. ``cfg`` is a plain dict (``OmegaConf.to_container``, newer fairseq) or, with
-    ``omegaconf_cfg``, the omegaconf ``DictConfig`` itself, pickled by omegaconf (older fairseq);
+    ``args``, ``cfg``, ``model``, ``criterion``, ``optimizer_history``, ``task_state`` and
+    ``extra_state``. ``layout`` (FAIRSEQ_LAYOUTS): ``cfg`` a plain dict (``OmegaConf.to_container``,
+    newer fairseq) or the omegaconf ``DictConfig`` itself, pickled by omegaconf (older fairseq), with
+    ``args`` None; or, as the oldest checkpoints (the archived HuBERT Base that
+    ``examples/hubert/update_ckpt.py`` edits through ``state["args"]``), one flat
+    ``argparse.Namespace`` ``args`` with no ``cfg`` (``args_namespace``) or ``cfg: None``.
     ``task_state`` holds the HuBERT task's ``fairseq.data.dictionary.Dictionary`` objects; numpy
     scalars are among the logged metrics. fairseq is not installed: a class of that module path is
     made for the save and removed again."""
+    import argparse
     import types
     from collections import OrderedDict
 
@@ -143,19 +151,29 @@ def released_fairseq_file(path: Path, model, symbols: list[str], omegaconf_cfg: 
     for name in names:
         sys.modules[name] = types.ModuleType(name)
     sys.modules["fairseq.data.dictionary"].Dictionary = Dictionary
+    model_cfg = dict(fairseq_model_cfg(model.cfg), untie_final_proj=untie_final_proj)
+    task_cfg = {"normalize": model.cfg.normalize, "labels": ["km"], "label_rate": 50, "sample_rate": 16000}
     try:
-        cfg = {"_name": None, "model": dict(fairseq_model_cfg(model.cfg), _name="hubert"),
-               "task": {"_name": "hubert_pretraining", "normalize": False, "labels": ["km"], "label_rate": 50}}
-        if omegaconf_cfg:
+        args, cfg = None, {"_name": None, "model": dict(model_cfg, _name="hubert"),
+                           "task": dict(task_cfg, _name="hubert_pretraining")}
+        if layout == "cfg_omegaconf":
             from omegaconf import OmegaConf
 
             cfg = OmegaConf.create(cfg)
-        torch.save({"args": None, "cfg": cfg, "model": model.state_dict(), "criterion": None,
-                    "optimizer_history": [{"criterion_name": "HubertCriterion", "optimizer_name": "FairseqAdam",
-                                           "lr_scheduler_state": {"best": None}, "num_updates": 400000}],
-                    "task_state": {"dictionaries": [Dictionary(symbols)]},
-                    "extra_state": {"metrics": OrderedDict(train=OrderedDict(loss={"val": np.float64(3.2), "count": np.int64(7)})),
-                                    "previous_training_time": 1234.5}}, path)
+        elif layout in ("args_namespace", "args_cfg_none"):
+            args = argparse.Namespace(arch="hubert", task="hubert_pretraining", criterion="hubert",
+                                      **{**model_cfg, **task_cfg, "labels": "['km']"}, max_update=400000, lr=[0.0005])
+            cfg = None
+        state = {"args": args, "cfg": cfg, "model": model.state_dict(), "criterion": None,
+                 "optimizer_history": [{"criterion_name": "HubertCriterion", "optimizer_name": "FairseqAdam",
+                                        "lr_scheduler_state": {"best": None}, "num_updates": 400000}],
+                 "task_state": {"dictionaries": [Dictionary(symbols)]},
+                 "extra_state": {"metrics": OrderedDict(train=OrderedDict(loss={"val": np.float64(3.2),
+                                                                                "count": np.int64(7)})),
+                                 "previous_training_time": 1234.5}}
+        if layout == "args_namespace":
+            del state["cfg"]
+        torch.save(state, path)
     finally:
         for name in names:
             del sys.modules[name]
@@ -192,6 +210,24 @@ def tiny_student_conf(frontend="cnn", head="layer-wise", disc="type2"):
     else:
         student["pred_targets"] = [2, 4]
     return {"student": student, "init": {"frontend": frontend == "cnn"}}
+
+
+def tiny_hf(kind: str = "hubert", stable: bool = False, cls_name: str | None = None):
+    """A 3 x 32 transformers model with random, asymmetric weights: ``stable`` is the Large layout
+    (layer norm first, LayerNorm after every conv, conv bias)."""
+    import transformers
+
+    torch.manual_seed(0)
+    conf_cls = {"hubert": transformers.HubertConfig, "wavlm": transformers.WavLMConfig}[kind]
+    extra = {"num_buckets": 16, "max_bucket_distance": 40} if kind == "wavlm" else {}
+    conf = conf_cls(hidden_size=32, num_hidden_layers=3, num_attention_heads=4, intermediate_size=64, conv_dim=[16] * 7,
+                    num_conv_pos_embeddings=8, num_conv_pos_embedding_groups=4, do_stable_layer_norm=stable,
+                    feat_extract_norm="layer" if stable else "group", conv_bias=stable, vocab_size=12, **extra)
+    model = getattr(transformers, cls_name or {"hubert": "HubertModel", "wavlm": "WavLMModel"}[kind])(conf).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    return model
 
 
 def toy_batch(n=2):

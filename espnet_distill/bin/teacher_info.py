@@ -6,8 +6,10 @@ teacher YAML.
     python -m espnet_distill.bin.teacher_info --checkpoint hubert_base_ls960.pt [--format auto] --export ours.pt
 
 ``--config`` takes a conf/teacher/*.yaml (backend local or s3prl); ``--checkpoint`` a local HuBERT
-checkpoint of any format this toolkit reads (ours, s3prl's hubert_local, a released fairseq one,
-torchaudio or ESPnet weights; read with torch.load(weights_only=True), fairseq not imported).
+checkpoint of any format this toolkit reads (ours, s3prl's hubert_local, a released fairseq one in
+any of its layouts, torchaudio or ESPnet weights, a Hugging Face HubertModel / WavLMModel folder;
+read with torch.load(weights_only=True) or safetensors, neither fairseq nor transformers imported).
+The JSON's ``layout`` says which layout was read.
 
 Stage 2 runs it on every teacher, so that a wrong path, format or s3prl name fails before any
 training starts. With ``--export`` a HuBERT teacher (an s3prl HuBERT upstream is checked against
@@ -40,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="teacher_info", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--config", help="teacher YAML (backend: local | s3prl, path / name, ...)")
-    src.add_argument("--checkpoint", help="a local HuBERT checkpoint of any format (see above)")
+    src.add_argument("--checkpoint", help="a local HuBERT checkpoint file or Hugging Face folder, any format (see above)")
     p.add_argument("--format", default="auto", choices=["auto", *sorted(FORMATS)],
                    help="format of --checkpoint (default: detected from its keys)")
     p.add_argument("--json", help="also write the description to this file")
@@ -54,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     except input_errors() as e:
         logging.error("%s: %s", a.config or a.checkpoint, e)
         return 1
-    info = {"name": t.name, "num_layers": t.num_layers, "dim": t.dim, "has_codebook": t.has_codebook,
+    info = {"name": t.name, "layout": t.layout, "num_layers": t.num_layers, "dim": t.dim, "has_codebook": t.has_codebook,
             "num_classes": None if out.logits is None else out.logits.shape[-1],
             "params": sum(p.numel() for p in t.parameters()), "frames_per_second": out.hidden[0].shape[1]}
     if a.export:

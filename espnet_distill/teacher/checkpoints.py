@@ -13,8 +13,13 @@ Formats (the registry ``FORMATS``; ``detect_format`` picks one from the file's k
   prefix, no codebook), bare or as ``{"state_dict", "config"}``.
 - ``espnet_hubert_local``: an ESPnet HuBERT pretraining model (``encoder.hubert_pretrain_model.*``),
   with ESPnet's ``config.yaml`` beside it when there is one.
+- ``huggingface``: a transformers ``HubertModel`` / ``WavLMModel`` folder (its path, or its weights
+  file with ``config.json`` beside it; teacher/huggingface.py). No codebook.
 
-Every file is read with ``torch.load(weights_only=True)``.
+``fairseq`` reads every layout fairseq saved: ``cfg`` as a dict or an omegaconf DictConfig, or only
+an ``argparse.Namespace`` ``args``; ``untie_final_proj`` with one label set (the same Linear as when
+tied). ``meta["layout"]`` names the layout read. Torch files are read with
+``torch.load(weights_only=True)`` (checkpoint_io.safe_load), ``.safetensors`` with safetensors.
 """
 from __future__ import annotations
 
@@ -26,10 +31,11 @@ from typing import Callable
 
 import torch
 
-from espnet_distill.checkpoint_io import (CheckpointError, FairseqDictionary, atomic_save, plain_config, require_keys,
-                                         safe_load)
+from espnet_distill.checkpoint_io import (CheckpointError, FairseqDictionary, OmegaConfData, atomic_save, plain_config,
+                                         require_keys)
 from espnet_distill.data.audio import SAMPLE_RATE
 from espnet_distill.nn.hubert import HubertConfig, HubertModel, parse_conv_spec
+from espnet_distill.teacher import huggingface as hf
 
 logger = logging.getLogger(__name__)
 
@@ -78,12 +84,14 @@ def config_from_fairseq(model_cfg: dict, task_cfg: dict, state: dict, what: str)
     act = model_cfg.get("activation_fn", "gelu")
     if act != "gelu":
         raise CheckpointError(f"{what}: activation_fn {act!r} is not supported (only gelu)")
-    if model_cfg.get("untie_final_proj", False):
-        raise CheckpointError(f"{what}: untie_final_proj=True (several label sets) is not supported")
+    kw["final_dim"] = 0
     if "final_proj.weight" in state:
         kw["final_dim"] = state["final_proj.weight"].shape[0]
-    else:
-        kw["final_dim"] = 0
+        if model_cfg.get("untie_final_proj", False):  # final_proj is final_dim x (label sets) wide
+            label_sets = kw["final_dim"] // (int(model_cfg.get("final_dim") or 0) or kw.get("embed_dim", 768))
+            if label_sets != 1:
+                raise CheckpointError(f"{what}: untie_final_proj with {label_sets} label sets (final_proj "
+                                      f"{kw['final_dim']} wide) is not supported; a teacher of one label set is")
     kw["num_classes"] = state["label_embs_concat"].shape[0] if "label_embs_concat" in state else 0
     return HubertConfig(**kw)
 
@@ -118,21 +126,40 @@ def _from_s3prl(ckpt: dict, path: Path, hints: dict) -> tuple[HubertConfig, dict
     state = ckpt["model_weight"]
     require_keys(state, _REQUIRED_WEIGHTS, f"{path} model_weight")
     cfg = config_from_fairseq(ckpt["model_cfg"], ckpt["task_cfg"], state, str(path))
-    return cfg, state, {"dictionaries_symbols": ckpt["dictionaries_symbols"], "source_format": "hubert_local"}
+    return cfg, state, {"dictionaries_symbols": ckpt["dictionaries_symbols"], "source_format": "hubert_local",
+                        "layout": "s3prl hubert_local (task_cfg, model_cfg, model_weight)"}
 
 
-def _from_fairseq(ckpt: dict, path: Path, hints: dict) -> tuple[HubertConfig, dict, dict]:
-    require_keys(ckpt, ["cfg", "model"], f"{path} (fairseq)")
-    cfg = plain_config(ckpt["cfg"])  # a plain dict, or an omegaconf DictConfig (older fairseq)
+def fairseq_layout(ckpt: dict, path: Path) -> tuple[dict, str]:
+    """The ``{"model", "task"}`` configs of a fairseq checkpoint and the layout they came in:
+    ``cfg`` a plain dict (newer fairseq), ``cfg`` an omegaconf DictConfig (older), ``cfg`` a WavLM
+    model config (unilm's), or no ``cfg`` and an ``argparse.Namespace`` ``args`` (the oldest, as
+    the archived HuBERT Base was saved: one flat namespace that fairseq itself splits into model
+    and task configs, so both read it whole)."""
+    if ckpt.get("cfg") is None:
+        args = plain_config(ckpt.get("args"))
+        if not isinstance(args, dict):
+            raise CheckpointError(f"{path} (fairseq): neither cfg nor args is a config (args: "
+                                  f"{type(ckpt.get('args')).__name__})")
+        return {"model": args, "task": args}, "fairseq args (argparse.Namespace)"
+    layout = "fairseq cfg (omegaconf DictConfig)" if isinstance(ckpt["cfg"], OmegaConfData) else "fairseq cfg (dict)"
+    cfg = plain_config(ckpt["cfg"])
     if not isinstance(cfg, dict):
         raise CheckpointError(f"{path} (fairseq): cfg is a {type(cfg).__name__}, not a config mapping")
     if "model" not in cfg and "encoder_layers" in cfg:  # unilm's WavLM: cfg is the model config
-        cfg = {"model": cfg, "task": {}}
+        return {"model": cfg, "task": {}}, "unilm WavLM cfg"
     require_keys(cfg, ["model", "task"], f"{path} cfg")
-    state = ckpt["model"]
+    return {"model": plain_config(cfg["model"]), "task": plain_config(cfg["task"])}, layout
+
+
+def _from_fairseq(ckpt: dict, path: Path, hints: dict) -> tuple[HubertConfig, dict, dict]:
+    cfg, layout = fairseq_layout(ckpt, path)
+    state = dict(ckpt["model"])
+    if "label_embs" in state and "label_embs_concat" not in state:  # before fairseq's update_ckpt.py
+        state["label_embs_concat"] = state.pop("label_embs")
     require_keys(state, _REQUIRED_WEIGHTS, f"{path} model")
-    out = config_from_fairseq(plain_config(cfg["model"]), plain_config(cfg["task"]), state, str(path))
-    meta = {"source_format": "fairseq"}
+    out = config_from_fairseq(cfg["model"], cfg["task"], state, str(path))
+    meta = {"source_format": "fairseq", "layout": layout}
     dicts = (ckpt.get("task_state") or {}).get("dictionaries") or []
     if dicts and all(isinstance(d, FairseqDictionary) for d in dicts):
         meta["dictionaries_symbols"] = [list(d.symbols) for d in dicts]
@@ -167,7 +194,12 @@ _TA_STRIDE = {10: 5, 3: 2, 2: 2}  # HuBERT's CNN: kernel -> stride
 
 def torchaudio_to_fairseq(state: dict, what: str, hints: dict | None = None) -> tuple[HubertConfig, dict]:
     """Rename a torchaudio HuBERTPretrainModel state dict and infer its config (:func:`infer_config`)."""
-    hints = hints or {}
+    out = torchaudio_names_to_fairseq(state, what)
+    return infer_config(out, what, hints), out
+
+
+def torchaudio_names_to_fairseq(state: dict, what: str) -> dict[str, torch.Tensor]:
+    """torchaudio's HuBERTPretrainModel / Wav2Vec2Model key names -> fairseq's."""
     if not any(str(k).startswith("wav2vec2.") for k in state):  # a Wav2Vec2Model (no pretraining head)
         state = {f"wav2vec2.{k}": v for k, v in state.items()}
     out: dict[str, torch.Tensor] = {}
@@ -189,7 +221,7 @@ def torchaudio_to_fairseq(state: dict, what: str, hints: dict | None = None) -> 
         else:
             raise CheckpointError(f"{what}: unexpected torchaudio key {k!r}")
     require_keys(out, _REQUIRED_WEIGHTS, f"{what} (after renaming torchaudio keys)")
-    return infer_config(out, what, hints), out
+    return out
 
 
 def infer_config(state: dict, what: str, hints: dict | None = None) -> HubertConfig:
@@ -266,12 +298,30 @@ def _from_espnet(ckpt: dict, path: Path, hints: dict) -> tuple[HubertConfig, dic
     return cfg, out, {"source_format": "espnet_hubert_local"}
 
 
+def _from_huggingface(ckpt: dict, path: Path, hints: dict) -> tuple[HubertConfig, dict, dict]:
+    """transformers' HubertModel / WavLMModel weights (``path``) with the config.json beside them."""
+    folder = path.parent
+    if not (folder / "config.json").is_file():
+        raise CheckpointError(f"{path}: Hugging Face weights need the config.json of their folder; "
+                              f"{folder / 'config.json'} is missing")
+    conf = hf.read_json(folder / "config.json")
+    normalize, said = hf.normalize_of(folder, hints)
+    logger.info("%s: normalize=%s (from %s)", folder, normalize, said)
+    cfg = HubertConfig(**hf.config_from_hf(conf, str(folder / "config.json"), normalize))
+    state = torchaudio_names_to_fairseq(hf.to_torchaudio_names(ckpt, str(path)), str(path))
+    if cfg.relative_position_embedding:
+        cfg.gru_rel_pos = "encoder.layers.0.self_attn.grep_a" in state
+    layout = f"Hugging Face {conf.get('model_type')} ({path.name} + config.json)"
+    return cfg, state, {"source_format": "huggingface", "layout": layout, "normalize_from": said}
+
+
 FORMATS: dict[str, Callable[[dict, Path, dict], tuple[HubertConfig, dict, dict]]] = {
     "espnet_distill": _from_ours,
     "hubert_local": _from_s3prl,
     "fairseq": _from_fairseq,
     "torchaudio_hubert": _from_torchaudio,
     "espnet_hubert_local": _from_espnet,
+    "huggingface": _from_huggingface,
 }
 
 
@@ -280,8 +330,10 @@ def detect_format(ckpt: dict, path: Path) -> str:
         return "espnet_distill"
     if "model_weight" in ckpt or "model_cfg" in ckpt:
         return "hubert_local"
-    if "cfg" in ckpt and "model" in ckpt:
+    if "model" in ckpt and ("cfg" in ckpt or "args" in ckpt):
         return "fairseq"
+    if hf.is_hf_state(ckpt):
+        return "huggingface"
     keys = ckpt.get("state_dict", ckpt)
     if isinstance(keys, dict) and any(str(k).startswith(("wav2vec2.", "encoder.transformer.layers.")) for k in keys):
         return "torchaudio_hubert"
@@ -295,6 +347,16 @@ def detect_format(ckpt: dict, path: Path) -> str:
     )
 
 
+def read_checkpoint(path: Path) -> tuple[Path, dict]:
+    """The file a path names and its contents, read weights-only: a Hugging Face folder gives its
+    weights file (``.safetensors`` read with safetensors), any other path is a torch file."""
+    if hf.is_hf_folder(path):
+        path = hf.weights_file(path)
+    elif path.is_dir():
+        raise CheckpointError(f"{path}: a folder without config.json; give a checkpoint file or a Hugging Face folder")
+    return path, hf.read_weights(path)
+
+
 def load_hubert(path: str | os.PathLike, fmt: str = "auto", strict: bool = True,
                 hints: dict | None = None) -> tuple[HubertModel, dict]:
     """Build a :class:`HubertModel` from any supported checkpoint. Returns (model, meta).
@@ -302,8 +364,7 @@ def load_hubert(path: str | os.PathLike, fmt: str = "auto", strict: bool = True,
     ``hints``: torchaudio factory arguments for state dicts that do not carry their
     config (``encoder_num_heads``, ``encoder_layer_norm_first``, ``extractor_conv_layer_config``).
     """
-    path = Path(path)
-    ckpt = safe_load(path)
+    path, ckpt = read_checkpoint(Path(path))
     if fmt == "auto":
         fmt = detect_format(ckpt, path)
     if fmt not in FORMATS:

@@ -50,6 +50,7 @@ class Teacher(nn.Module, metaclass=abc.ABCMeta):
     """Base class: frozen, eval mode, no_grad. Subclasses implement ``_forward``."""
 
     name: str = "teacher"
+    layout: str = "unknown"  # the checkpoint layout it was read from (teacher_info shows it)
     receptive_field: int = FRAME_WINDOW
 
     def _freeze(self) -> None:
@@ -127,10 +128,11 @@ class Teacher(nn.Module, metaclass=abc.ABCMeta):
 class HubertTeacher(Teacher):
     """A teacher from any local HuBERT checkpoint (see teacher/checkpoints.py)."""
 
-    def __init__(self, model: HubertModel, name: str = "hubert"):
+    def __init__(self, model: HubertModel, name: str = "hubert", layout: str = "our HubertModel"):
         super().__init__()
         self.model = model
         self.name = name
+        self.layout = layout
         self.receptive_field = model.cfg.receptive_field
         model.encoder.layerdrop = 0.0
         self._freeze()
@@ -199,6 +201,7 @@ class S3PRLTeacher(Teacher):
                 "without network, download its checkpoint elsewhere and use backend: local"
             ) from None
         self.name = name
+        self.layout = f"s3prl upstream {name}" + (f" ({path_or_url})" if path_or_url else "")
         expert = getattr(self.upstream, "upstream", None)
         inner = getattr(expert, "model", None)
         # HuBERT keeps normalize in its task config, WavLM in its model config
@@ -327,13 +330,14 @@ def weights_only_torch_load() -> Iterator[None]:
 
 @dataclass
 class LocalTeacherConfig:
-    """``backend: local``: a HuBERT checkpoint on disk, in any format :func:`load_hubert` reads."""
+    """``backend: local``: a HuBERT checkpoint on disk (a file, or a Hugging Face folder), in any
+    format :func:`load_hubert` reads."""
 
     path: str
     backend: str = "local"
     format: str = "auto"  # auto | one of teacher.checkpoints.FORMATS
     name: str | None = None  # shown in logs (default: the path)
-    torchaudio_config: dict | None = None  # shape hints for bare torchaudio state dicts
+    torchaudio_config: dict | None = None  # hints: torchaudio factory arguments for bare state dicts, normalize
 
 
 def local_teacher_yaml(checkpoint: str | os.PathLike, path: str | os.PathLike, fmt: str = "auto") -> None:
@@ -359,7 +363,7 @@ class S3PRLTeacherConfig:
 
 def _local(cfg: LocalTeacherConfig) -> Teacher:
     model, meta = load_hubert(cfg.path, cfg.format, hints=cfg.torchaudio_config)
-    return HubertTeacher(model, name=cfg.name or str(cfg.path))
+    return HubertTeacher(model, name=cfg.name or str(cfg.path), layout=meta.get("layout", meta["format"]))
 
 
 def _s3prl(cfg: S3PRLTeacherConfig) -> Teacher:

@@ -12,7 +12,7 @@ epochs, which is exact because the teacher is deterministic and pad-invariant.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import torch
 
@@ -166,6 +166,17 @@ def build_student(conf: DistillRunConfig | dict, teacher: Teacher) -> tuple[Stud
     elif wanted:
         logger.warning("this teacher does not expose fairseq-named weights: student starts from random weights")
     return student, report
+
+
+def l_disc_weight(alpha: float, teacher: Teacher) -> float:
+    """``distill.alpha`` as a run can use it: 0 when the teacher has no codebook head to give L_disc
+    its targets (Hugging Face checkpoints, WavLM), said in one warning; ``alpha`` otherwise."""
+    if alpha > 0 and not teacher.has_codebook:
+        logger.warning("L_disc off: teacher '%s' (%s) has no codebook head (final_proj + label embeddings) to give "
+                       "its targets, so distill.alpha %g is taken as 0 and L_reg alone trains the student",
+                       teacher.name, teacher.layout, alpha)
+        return 0.0
+    return alpha
 
 
 class TeacherCache:
@@ -336,10 +347,9 @@ def distill(conf: DistillRunConfig, config_path: str, teacher_yaml: str, train_d
     try:
         tconf = read_yaml(teacher_yaml)
         teacher = build_teacher(tconf)
-        if dconf.alpha > 0:
-            teacher.require_codebook("L_disc (distill.alpha > 0)")
     except (TeacherError, CheckpointError, ConfigError) as e:
         raise type(e)(f"{teacher_yaml}: {e}") from None
+    dconf = replace(dconf, alpha=l_disc_weight(dconf.alpha, teacher))
     torch.manual_seed(train_cfg.seed)
     try:
         student, init_report = build_student(conf, teacher)
@@ -385,8 +395,8 @@ def distill(conf: DistillRunConfig, config_path: str, teacher_yaml: str, train_d
     except CheckpointError as e:
         logger.info("not exported to distiller_local: %s", e)
     per_layer = {k: v for k, v in valid.items() if k.startswith(("l1_", "cos_"))}
-    summary = {"params": counts, "steps": trainer.step, "init_copied": len(init_report["copied"]),
-               "valid": valid, "valid_per_layer": per_layer, "distiller_local": exported}
+    summary = {"params": counts, "steps": trainer.step, "alpha": dconf.alpha,
+               "init_copied": len(init_report["copied"]), "valid": valid, "valid_per_layer": per_layer, "distiller_local": exported}
     if conf.prune.enabled:
         summary["prune"] = {"target_params": conf.prune.target_params, "steps": conf.prune.steps,
                             "off_target": counts["total_without_heads"] / conf.prune.target_params - 1}

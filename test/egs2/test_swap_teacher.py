@@ -9,7 +9,7 @@ import subprocess
 import pytest
 import torch
 import yaml
-from conftest import need, recipe_env, released_fairseq_file
+from conftest import need, recipe_env, released_fairseq_file, tiny_hf
 from test_synth_en_stage1 import synth_recipe
 from test_synth_en_stages import ASR, TEACHER, student
 
@@ -29,7 +29,8 @@ def test_local_teacher_through_stage_6_and_s3prl_teacher_stage_2(tmp_path):
     r = synth_recipe(tmp_path / "recipe")
     torch.manual_seed(0)
     model = HubertModel(HubertConfig(**TEACHER["model"], num_classes=12)).eval()
-    released_fairseq_file(r / "hubert_tiny.pt", model, [str(i) for i in range(8)])
+    # the layout of the oldest released checkpoints: an argparse.Namespace args, no cfg, untied final_proj
+    released_fairseq_file(r / "hubert_tiny.pt", model, [str(i) for i in range(8)], "args_namespace", True)
     (r / "conf/teacher/local.yaml").write_text(yaml.safe_dump({"backend": "local", "path": "hubert_tiny.pt"}))
     (r / "conf/distill/cnn_tiny.yaml").write_text(yaml.safe_dump(student("cnn")))
     (r / "conf/asr/tiny.yaml").write_text(yaml.safe_dump(ASR_ATT))  # CTC/attention: both decoders
@@ -46,6 +47,7 @@ def test_local_teacher_through_stage_6_and_s3prl_teacher_stage_2(tmp_path):
         assert torch.equal(a, b)
     assert yaml.safe_load((r / "exp/teacher/teacher.yaml").read_text())["path"].endswith("exp/teacher/teacher.pt")
     info = json.loads((r / "exp/teacher/info.json").read_text())
+    assert info["layout"] == "fairseq args (argparse.Namespace)"
     assert info["has_codebook"]
     assert info["num_classes"] == 12
     n_test = len((r / "data/test/utt2spk").read_text().splitlines())
@@ -138,3 +140,14 @@ def test_local_teacher_through_stage_6_and_s3prl_teacher_stage_2(tmp_path):
     loaded, _ = load_hubert(r / "exp/teacher/teacher.pt")
     for a, b in zip(loaded.state_dict().values(), model.state_dict().values()):
         assert torch.equal(a, b)
+
+    # a Hugging Face folder (transformers' HubertModel, no codebook): stage 2 writes it as ours
+    tiny_hf().save_pretrained(r / "hf_tiny")
+    (r / "conf/teacher/hf.yaml").write_text(yaml.safe_dump({"backend": "local", "path": "hf_tiny"}))
+    p = subprocess.run([*args[:2], "2", "--stop_stage", "2", *args[5:], "--teacher_config", "conf/teacher/hf.yaml"],
+                       cwd=r, env=recipe_env(), capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr[-4000:]
+    info = json.loads((r / "exp/teacher/info.json").read_text())
+    assert info["layout"] == "Hugging Face hubert (model.safetensors + config.json)"
+    assert not info["has_codebook"]
+    assert load_hubert(r / "exp/teacher/teacher.pt")[0].cfg.num_layers == 3

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torchaudio
 import yaml
-from conftest import released_fairseq_file
+from conftest import FAIRSEQ_LAYOUTS, released_fairseq_file
 
 from espnet_distill.checkpoint_io import CheckpointError
 from espnet_distill.nn.hubert import HubertConfig, HubertModel
@@ -100,13 +100,21 @@ def test_same_weights_through_every_format(tmp_path, ta_model, wav):
         torch.testing.assert_close(out.logits, ref.logits, atol=1e-5, rtol=0)
 
 
-def test_s3prl_backend_loads_our_export(tmp_path, ta_model, wav):
-    """s3prl's own HuBERT code, given our s3prl-format export, gives our hidden states."""
+@pytest.mark.parametrize("untie", [False, True], ids=["tied", "untie_final_proj"])
+def test_s3prl_backend_loads_our_export(tmp_path, ta_model, wav, untie):
+    """s3prl's own HuBERT code, given our s3prl-format export, gives our hidden states; with
+    ``untie_final_proj`` (as s3prl's converted ``hubert_base`` has it) both backends read it and
+    the s3prl one rebuilds as ours (stage 2's export)."""
     base = HubertModel(HubertConfig(**TINY)).eval()
     save_s3prl_hubert_local(tmp_path / "s3prl.pt", base)
+    if untie:
+        ckpt = torch.load(tmp_path / "s3prl.pt", weights_only=True)
+        ckpt["model_cfg"]["untie_final_proj"] = True
+        torch.save(ckpt, tmp_path / "s3prl.pt")
     x, n = wav
     ours = build_teacher({"path": str(tmp_path / "s3prl.pt")})(x, n)
     theirs = build_teacher({"backend": "s3prl", "name": "hubert_local", "path_or_url": str(tmp_path / "s3prl.pt")})
+    assert _arch(theirs.to_hubert().cfg) == _arch(base.cfg)
     assert theirs.has_codebook
     assert theirs.num_layers == 2
     assert theirs.dim == 48
@@ -280,18 +288,24 @@ def _arch(cfg: HubertConfig) -> dict:
     return {k: v for k, v in cfg.to_dict().items() if "dropout" not in k and k != "layerdrop"}
 
 
-@pytest.mark.parametrize("omegaconf_cfg", [False, True], ids=["plain_cfg", "omegaconf_cfg"])
-def test_released_fairseq_checkpoint_with_pickled_dictionary(tmp_path, wav, omegaconf_cfg):
-    """Both forms of fairseq's ``cfg`` (a plain dict; an omegaconf DictConfig pickled by omegaconf)
-    are read weights-only, without omegaconf's or fairseq's code."""
+@pytest.mark.parametrize("layout", FAIRSEQ_LAYOUTS)
+@pytest.mark.parametrize("untie", [False, True], ids=["tied", "untie_final_proj"])
+def test_released_fairseq_checkpoint_in_every_layout(tmp_path, wav, layout, untie):
+    """Every layout of fairseq's (``cfg`` a plain dict or an omegaconf DictConfig pickled by
+    omegaconf; only an ``argparse.Namespace`` ``args``), tied or untied final_proj (one label set: the
+    same Linear), is read weights-only, without omegaconf's or fairseq's code, to the same model."""
     cfg = HubertConfig(**dict(TINY, num_heads=6))  # 48 / 64 would guess 1 head: the count must come from the file
     base = HubertModel(cfg).eval()
-    released_fairseq_file(tmp_path / "hubert_base_ls960.pt", base, [str(i) for i in range(8)], omegaconf_cfg)
+    released_fairseq_file(tmp_path / "hubert_base_ls960.pt", base, [str(i) for i in range(8)], layout, untie)
     raw = (tmp_path / "hubert_base_ls960.pt").read_bytes()
-    assert (b"omegaconf.dictconfig" in raw) == omegaconf_cfg
+    assert (b"omegaconf.dictconfig" in raw) == (layout == "cfg_omegaconf")
+    assert (b"argparse" in raw) == layout.startswith("args")
     assert b"fairseq.data.dictionary" in raw
     model, meta = load_hubert(tmp_path / "hubert_base_ls960.pt")
     assert meta["format"] == "fairseq"
+    assert meta["layout"] == {"cfg_dict": "fairseq cfg (dict)", "cfg_omegaconf": "fairseq cfg (omegaconf DictConfig)",
+                              "args_namespace": "fairseq args (argparse.Namespace)",
+                              "args_cfg_none": "fairseq args (argparse.Namespace)"}[layout]
     assert model.cfg.num_heads == 6
     assert model.cfg == cfg
     assert meta["dictionaries_symbols"][0][4:] == [str(i) for i in range(8)]
@@ -301,6 +315,31 @@ def test_released_fairseq_checkpoint_with_pickled_dictionary(tmp_path, wav, omeg
         b, _ = base(x, n)
     for ha, hb in zip(a, b):
         assert torch.equal(ha, hb)
+
+
+def test_untied_final_proj_of_two_label_sets_is_refused_in_one_line(tmp_path):
+    """fairseq's untied final_proj is final_dim x (label sets) wide; one codebook of two is not a teacher."""
+    base = HubertModel(HubertConfig(**TINY))
+    state = base.state_dict()
+    state["final_proj.weight"] = torch.cat([state["final_proj.weight"]] * 2)
+    state["final_proj.bias"] = torch.cat([state["final_proj.bias"]] * 2)
+    cfg = dict(fairseq_model_cfg(base.cfg), untie_final_proj=True)
+    torch.save({"cfg": {"model": cfg, "task": {"normalize": False}}, "model": state}, tmp_path / "two.pt")
+    with pytest.raises(CheckpointError, match=r"two.pt: untie_final_proj with 2 label sets \(final_proj 32 wide\)"):
+        load_hubert(tmp_path / "two.pt")
+
+
+def test_a_namespace_carrying_code_is_refused(tmp_path):
+    """``argparse.Namespace`` is read as attributes only: a payload among them is refused, and never runs."""
+    import argparse
+
+    marker = tmp_path / "payload_ran"
+    base = HubertModel(HubertConfig(**TINY))
+    args = argparse.Namespace(**fairseq_model_cfg(base.cfg), normalize=False, evil=_RunsCode(marker))
+    torch.save({"args": args, "model": base.state_dict()}, tmp_path / "evil.pt")
+    with pytest.raises(CheckpointError, match=r"evil.pt: holds a pickled Python object \([\w.]*open\)"):
+        load_hubert(tmp_path / "evil.pt")
+    assert not marker.exists()
 
 
 def test_unknown_s3prl_name_lists_close_matches():

@@ -7,7 +7,7 @@ import torch
 from conftest import tiny_student_conf, tiny_teacher, toy_batch
 
 from espnet_distill.losses import mean
-from espnet_distill.train.distill import DistillTask, build_student
+from espnet_distill.train.distill import DistillTask, build_student, l_disc_weight
 
 
 @pytest.mark.parametrize("disc", ["type1", "type2", "type3"])
@@ -57,6 +57,17 @@ def test_alpha_needs_a_codebook():
     assert student.disc_head is None
     with pytest.raises(Exception, match="L_disc .* needs a teacher with a codebook head"):
         DistillTask(student, teacher, alpha=0.4)
+
+
+def test_l_disc_is_off_in_one_warning_without_a_codebook(caplog):
+    """A teacher without a codebook (a Hugging Face folder, WavLM) distils with L_reg alone."""
+    assert l_disc_weight(0.4, tiny_teacher()) == 0.4
+    with caplog.at_level("WARNING"):
+        assert l_disc_weight(0.4, tiny_teacher(num_classes=0)) == 0.0
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warning.startswith("L_disc off: teacher 'hubert' (our HubertModel) has no codebook head")
+    assert "distill.alpha 0.4 is taken as 0" in warning
+    assert l_disc_weight(0.0, tiny_teacher(num_classes=0)) == 0.0
 
 
 def test_teacher_precision_under_autocast():
