@@ -1,4 +1,5 @@
-"""Shared fixtures. Tests run offline on data they build, the embedded corpus and ../shared/data."""
+"""Shared fixtures. Tests run offline on data they build, the embedded corpus and the FSDD recordings
+under test/data (nothing outside the repository)."""
 from __future__ import annotations
 
 import os
@@ -14,7 +15,7 @@ import torch
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = ROOT.parent / "shared" / "data"
+FSDD_RECORDINGS = ROOT / "test" / "data" / "fsdd" / "recordings"  # CC BY-SA 4.0: see its README
 
 # Scripts under utils/ and the recipes call `python`: make it this interpreter.
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{ROOT / 'utils'}{os.pathsep}{os.environ['PATH']}"

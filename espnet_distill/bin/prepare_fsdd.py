@@ -1,7 +1,7 @@
 """Speaker-independent Kaldi dirs from the Free Spoken Digit Dataset (wav.scp names the 8 kHz
 originals; they are resampled to 16 kHz when read).
 
-    python -m espnet_distill.bin.prepare_fsdd --recordings ../shared/data/fsdd/recordings --data-root data \\
+    python -m espnet_distill.bin.prepare_fsdd --recordings downloads/free-spoken-digit-dataset/recordings --data-root data \\
         --set fsdd_train=jackson,theo,nicolas,yweweler --set fsdd_dev=lucas --set fsdd_test=george
 """
 from __future__ import annotations

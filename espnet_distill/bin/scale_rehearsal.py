@@ -17,8 +17,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workdir", default="exp/scale_rehearsal", help="where the data dir, models and figures go")
     p.add_argument("--utts", type=int, default=281_241, help="utterances in the data dir (LibriSpeech 960 h: 281,241)")
     p.add_argument("--recordings", type=int, default=8, help="40 s recordings the segments point into")
-    p.add_argument("--recordings-from", default=str(Path(__file__).resolve().parents[2].parent / "shared/data/fsdd/recordings"),
-                   help="folder of wavs to build the recordings from (default: ../shared/data/fsdd/recordings)")
+    p.add_argument("--recordings-from", default=str(Path(__file__).resolve().parents[2] / "test/data/fsdd/recordings"),
+                   help="folder of wavs to build the recordings from (default: the FSDD recordings in test/data)")
     p.add_argument("--frontend", choices=["fbank", "cnn"], default="fbank", help="the tiny student's front-end")
     p.add_argument("--steps", type=int, default=40, help="distillation updates to run")
     p.add_argument("--batch-seconds", type=float, default=60.0, help="padded audio seconds per update")

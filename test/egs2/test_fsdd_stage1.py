@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import soundfile as sf
-from conftest import SHARED_DATA, copy_recipe, need, recipe_env
+from conftest import FSDD_RECORDINGS, copy_recipe, need, recipe_env
 
 pytestmark = pytest.mark.slow  # a recipe run
 
@@ -32,7 +32,7 @@ def git_repo(path: Path) -> Path:
     (path / "recordings").mkdir(parents=True)
     for spk in SPEAKERS:
         for digit in (4, 8):
-            shutil.copy(SHARED_DATA / f"fsdd/recordings/{digit}_{spk}_0.wav", path / "recordings")
+            shutil.copy(FSDD_RECORDINGS / f"{digit}_{spk}_0.wav", path / "recordings")
     env = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t",
                GIT_COMMITTER_EMAIL="t@t")
     for cmd in (["init", "-q"], ["add", "recordings"], ["commit", "-q", "-m", "fsdd"]):

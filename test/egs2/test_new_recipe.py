@@ -1,5 +1,5 @@
 """A new corpus recipe built exactly as the README's "Adding a corpus" says, with a local teacher
-checkpoint and an unlabelled training set, run through stage 6 (FSDD digits from ../shared/data)."""
+checkpoint and an unlabelled training set, run through stage 6 (FSDD digits from test/data)."""
 from __future__ import annotations
 
 import json
@@ -11,7 +11,7 @@ import subprocess
 import pytest
 import torch
 import yaml
-from conftest import ROOT, SHARED_DATA, need, recipe_env
+from conftest import FSDD_RECORDINGS, ROOT, need, recipe_env
 from test_synth_en_stages import ASR, TEACHER, student
 
 from espnet_distill.nn.hubert import HubertConfig, HubertModel
@@ -54,17 +54,13 @@ done
 def test_new_recipe_as_the_readme_says(tmp_path):
     need("sox")
     need("sctk")
-    if not (SHARED_DATA / "fsdd/recordings").is_dir():
-        import pytest
-
-        pytest.skip("../shared/data/fsdd is not here")
     # 1. the folder, run.sh and db.sh copied from egs2/fsdd/distill1, the shared pieces linked
     r = tmp_path / "egs2/digits/distill1"
     (r / "local").mkdir(parents=True)
     (r / "conf").mkdir()
     run_sh = (ROOT / "egs2/fsdd/distill1/run.sh").read_text()
     shutil.copy(ROOT / "egs2/fsdd/distill1/db.sh", r / "db.sh")
-    (r / "db.sh").write_text(f"DIGITS={SHARED_DATA / 'fsdd/recordings'}\n")
+    (r / "db.sh").write_text(f"DIGITS={FSDD_RECORDINGS}\n")
     for f in ("distill.sh", "path.sh", "cmd.sh"):
         (r / f).symlink_to(ROOT / "egs2/TEMPLATE/distill1" / f)
     (r / "utils").symlink_to(ROOT / "utils")

@@ -1,30 +1,27 @@
-"""FSDD (real speech from ../shared/data, 8 kHz) to speaker-independent Kaldi dirs read at 16 kHz."""
+"""FSDD (real speech from test/data, 8 kHz) to speaker-independent Kaldi dirs read at 16 kHz."""
 from __future__ import annotations
 
 import shutil
 
 import pytest
 import soundfile as sf
-from conftest import SHARED_DATA
+from conftest import FSDD_RECORDINGS
 
 from espnet_distill.corpora.fsdd import FSDDError, prepare
 from espnet_distill.data.dataset import AudioDataset
 from espnet_distill.data.kaldi_dir import validate_data_dir
 from espnet_distill.data.tables import read_table
 
-RECORDINGS = SHARED_DATA / "fsdd" / "recordings"
 
 
 @pytest.fixture
 def small_fsdd(tmp_path):
-    if not RECORDINGS.is_dir():
-        pytest.fail(f"{RECORDINGS} is missing: the FSDD copy in shared/data is part of the project's inputs")
     d = tmp_path / "recordings"
     d.mkdir()
     for spk in ("jackson", "theo", "george"):
         for digit in (0, 7):
             for take in (0, 1):
-                shutil.copy(RECORDINGS / f"{digit}_{spk}_{take}.wav", d)
+                shutil.copy(FSDD_RECORDINGS / f"{digit}_{spk}_{take}.wav", d)
     return d
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import SHARED_DATA, need, tone, write_wav
+from conftest import FSDD_RECORDINGS, need, tone, write_wav
 
 from espnet_distill.data import dump
 from espnet_distill.data.audio import load_utterance
@@ -36,7 +36,7 @@ def write_dir(d: Path, wav: dict[str, str], text: dict[str, str], segments: dict
 def mixed(tmp_path: Path) -> Path:
     """Real 8 kHz FSDD speech, 44.1 kHz stereo flac, a sox pipe, a long, a short and an all-punctuation utterance."""
     need("sox")
-    fsdd = SHARED_DATA / "fsdd/recordings/3_george_0.wav"
+    fsdd = FSDD_RECORDINGS / "3_george_0.wav"
     flac = tmp_path / "src/stereo.flac"
     flac.parent.mkdir(parents=True)
     sf.write(flac, tone(0.8, 44100, channels=2), 44100, format="FLAC")
@@ -79,7 +79,7 @@ def test_training_set_is_resampled_normalised_and_filtered(mixed, tmp_path):
     assert durs["a-flac"] == pytest.approx(0.8, abs=1e-3)
     assert durs["b-pipe"] == pytest.approx(0.6, abs=1e-3)
     # the real speech keeps its waveform (16-bit quantisation aside)
-    ours = load_utterance("a-fsdd", str(SHARED_DATA / "fsdd/recordings/3_george_0.wav"))
+    ours = load_utterance("a-fsdd", str(FSDD_RECORDINGS / "3_george_0.wav"))
     dumped, _ = sf.read(wav["a-fsdd"], dtype="float32")
     assert np.abs(ours - dumped).max() < 1e-3
 
