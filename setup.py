@@ -28,7 +28,7 @@ setup(
         "numpy>=1.26",
         "safetensors>=0.4",  # Hugging Face teachers (model.safetensors)
     ],
-    extras_require={  # bin/export: Hugging Face and ONNX targets
-        "export": ["transformers>=4.40", "onnx>=1.16", "onnxruntime>=1.18"],
+    extras_require={  # bin/export: Hugging Face, ONNX and sherpa-onnx targets
+        "export": ["transformers>=4.40", "onnx>=1.16", "onnxruntime>=1.18", "sherpa-onnx>=1.12"],
     },
 )

@@ -1,11 +1,15 @@
-"""Export a distilled student for use outside this toolkit, and check the export against PyTorch.
+"""Export a distilled student or a fine-tuned ASR model for use outside this toolkit, checked against PyTorch.
 
+    python -m espnet_distill.bin.export --to sherpa-onnx exp/asr/dt_fbank_train_10min dt_fbank_onnx/
     python -m espnet_distill.bin.export --to hf    exp/distill/dt_cnn/student.pt dt_cnn_hf/
     python -m espnet_distill.bin.export --to onnx  exp/distill/dt_fbank/student.pt dt_fbank.onnx
     python -m espnet_distill.bin.export --to onnx --quantize int8 exp/distill/dt_fbank/student.pt dt_fbank.int8.onnx
     python -m espnet_distill.bin.export --to s3prl exp/distill/dt_cnn/student.pt dt_cnn.distiller_local.pt
 
-Targets (OUT is a directory for hf, a file otherwise):
+Targets (OUT is a directory for sherpa-onnx and hf, a file otherwise):
+  sherpa-onnx  a fine-tuned CTC model (exp/asr/<model>; its CTC branch) as a folder that runs without
+         torch (model.onnx, model.int8.onnx, tokens.txt, transcribe.py, a model card): Fbank students
+         in sherpa-onnx, waveform models in ONNX Runtime (espnet_distill/asr/onnx_export.py).
   hf     transformers HubertModel directory (config.json, model.safetensors, preprocessor_config.json):
          ``HubertModel.from_pretrained(OUT)(wav, output_hidden_states=True).hidden_states`` are the
          student's hidden states. Waveform-CNN students only.
@@ -17,7 +21,7 @@ Targets (OUT is a directory for hf, a file otherwise):
          waveform-CNN students trained without the front-end LayerNorm (frontend_conf.layer_norm:
          false), as DistilHuBERT.
 A student a target cannot express exactly is refused with the reason (exit status 2), and so is an
-OUT that is one of the inputs, or that exists (unless --overwrite).
+OUT that is one of the inputs or inside the experiment folder, or that exists (unless --overwrite).
 
 Every export is checked: the exported model runs on --check-audio (or, without it, on two
 seconds of noise and a padded batch of two) and the largest absolute difference from our
@@ -42,7 +46,8 @@ from espnet_distill.student.export_check import TARGETS, export_checked
 def main(argv: list[str] | None = None) -> int:
     setup_logging()
     p = argparse.ArgumentParser(prog="export", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--to", required=True, choices=sorted(TARGETS), help="target format (see above)")
+    p.add_argument("--to", required=True, choices=sorted([*TARGETS, "sherpa-onnx"]), help="target format (see above)")
+    p.add_argument("--model-file", default=None, help="sherpa-onnx: the model file in the experiment (default: averaged)")
     p.add_argument("--quantize", choices=["none", "int8"], default="none",
                    help="int8: dynamic int8 quantization of the linear layers (onnx only; default none)")
     p.add_argument("--check-audio", action="append", default=[], metavar="AUDIO",
@@ -52,10 +57,13 @@ def main(argv: list[str] | None = None) -> int:
                    help="largest allowed difference from PyTorch for fp32 exports (default 1e-3)")
     p.add_argument("--json", default=None, help="also write what was exported and the measured difference here")
     p.add_argument("--overwrite", action="store_true", help="replace OUT when it exists (refused otherwise)")
-    p.add_argument("student", help="student checkpoint of espnet_distill (exp/distill/<name>/student.pt)")
-    p.add_argument("out", help="output: a directory for hf, a file for onnx and s3prl")
+    p.add_argument("student", help="student checkpoint (exp/distill/<name>/student.pt); for sherpa-onnx the "
+                                   "experiment folder (exp/asr/<model>)")
+    p.add_argument("out", help="output: a directory for sherpa-onnx and hf, a file for onnx and s3prl")
     a = p.parse_args(argv)
     out = Path(a.out)
+    if a.to == "sherpa-onnx":
+        return export_asr_model(a, out)
     try:
         report = export_checked(a.student, out, a.to, a.quantize, a.check_audio, a.atol, a.overwrite,
                                 [a.json] if a.json else [])
@@ -70,6 +78,21 @@ def main(argv: list[str] | None = None) -> int:
     if report["removed"]:
         print(f"export: {out} differs from the student by {diff:.2e} > --atol {a.atol}; removed", file=sys.stderr)
         return 1
+    return 0
+
+
+def export_asr_model(a: argparse.Namespace, out: Path) -> int:
+    from espnet_distill.asr.onnx_export import describe, export_asr
+    from espnet_distill.config import ConfigError
+
+    try:
+        info = export_asr(a.student, out, a.model_file, a.check_audio, a.atol, a.overwrite)
+    except (ExportError, CheckpointError, ConfigError, AudioError, FileNotFoundError) as e:
+        print(f"export: {e}", file=sys.stderr)
+        return 2
+    print(describe(out, info))
+    if a.json:
+        Path(a.json).write_text(json.dumps(info, indent=1) + "\n")
     return 0
 
 

@@ -4,7 +4,9 @@
         [--decoding auto|ctc|attention] [--grammar FILE] [--device cpu|cuda] [--json]
 
 ``--model`` is an ESPnet experiment folder of this toolkit (its config.yaml and a model file: the
-averaged ``valid.*.ave.pth`` or else ``valid.*.best.pth``; ``--model-file`` picks another). The
+averaged ``valid.*.ave.pth`` or else ``valid.*.best.pth``; ``--model-file`` picks another), or a
+folder of ``bin/export --to sherpa-onnx`` (run without torch by sherpa-onnx or ONNX Runtime, as its
+export.json says; ``--int8`` takes model.int8.onnx, ``--threads`` the runtime's threads). The
 folder can be moved or copied anywhere: the model file holds every weight and config.yaml the
 frontend's architecture. Audio: anything libsndfile reads, any sample rate (resampled to 16 kHz),
 any number of channels (averaged). Prints ``file<TAB>text`` per file (``--json``: one JSON object
@@ -51,8 +53,15 @@ def main(argv: list[str] | None = None) -> int:
                    help="closed vocabulary (digits, commands): a file of the allowed transcripts, one per line; "
                         "each file gets the one of highest CTC likelihood (as stage 6's --grammar decoding)")
     p.add_argument("--json", action="store_true", help="one JSON object per line, with timings")
+    p.add_argument("--int8", action="store_true", help="exported folders: model.int8.onnx instead of model.onnx")
+    p.add_argument("--threads", type=int, default=1, help="exported folders: runtime threads (default 1)")
     p.add_argument("audio", nargs="+", help="audio files (any rate and channel count)")
     a = p.parse_args(argv)
+    if (Path(a.model) / "export.json").is_file():  # an exported folder: no torch from here on
+        from espnet_distill.asr import onnx_runner
+
+        return onnx_runner.main(["--threads", str(a.threads), *(["--int8"] if a.int8 else []),
+                                 *(["--json"] if a.json else []), *a.audio], folder=a.model)
     try:
         exp, config, model_file = resolve_model(Path(a.model), a.model_file)
         grammar = read_grammar(a.grammar) if a.grammar else None
