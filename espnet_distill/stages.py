@@ -65,7 +65,7 @@ STAGES = {
                             "speed_perturb_factors", "text_norm_opts", "min_wav_duration", "max_wav_duration"),
              files=(asr_configs, "asr_scratch_config", "distill_configs", "fbank_configs"),
              data=("finetune_sets", "valid_set"), after=("teacher", "distill", "fbank"), teacher_yaml=True),
-    6: Stage("score", values=("int8_inference", "test_sets", "inference_asr_model", "inference_args"),
+    6: Stage("score", values=("int8_inference", "export_onnx", "test_sets", "inference_asr_model", "inference_args"),
              files=("inference_config", "grammar"), data=("test_sets",), after=("asr",)),
 }
 

@@ -162,6 +162,47 @@ def int8_table(asr_dir: Path, test_sets: list[str]) -> str:
     return "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + lines)
 
 
+ONNX_KINDS = ("onnx_fp32", "onnx_int8")  # stage 6 with --export_onnx: decode_<kind>_<set>/ of the exported graphs
+
+
+def same_hyps(a: Path, b: Path) -> float | None:
+    """Share (%) of the utterances of Kaldi text ``b`` whose hypothesis equals ``a``'s, or None."""
+    if not (a.is_file() and b.is_file()):
+        return None
+    ref = dict((ln.split(" ", 1) + [""])[:2] for ln in a.read_text().splitlines() if ln)
+    got = dict((ln.split(" ", 1) + [""])[:2] for ln in b.read_text().splitlines() if ln)
+    return 100.0 * sum(ref.get(u) == t for u, t in got.items()) / len(got) if got else None
+
+
+def onnx_table(asr_dir: Path, test_sets: list[str]) -> str:
+    """Per exported model and graph: WER/CER per set, hypotheses equal to PyTorch's CTC greedy ones,
+    real-time factor on one thread, model file size and peak memory of the decoding process (from
+    each decode folder's stats.json); empty when nothing was exported."""
+    lines = []
+    for experiment in Experiment.all_in(asr_dir):
+        exp = experiment.path
+        for kind in ONNX_KINDS:
+            dirs = [exp / f"decode_{kind}_{x}" for x in test_sets]
+            if not any((d / "stats.json").is_file() for d in dirs):
+                continue
+            cells, stats = [], [json.loads((d / "stats.json").read_text()) for d in dirs if (d / "stats.json").is_file()]
+            for x, d in zip(test_sets, dirs):
+                sc = json.loads((d / "scores.json").read_text()) if (d / "scores.json").is_file() else None
+                same = same_hyps(exp / f"decode_ctc_greedy_{x}" / "text", d / "text")
+                cells += [f"{sc['wer']['rate']:.2f}" if sc else "-", f"{sc['cer']['rate']:.2f}" if sc else "-",
+                          f"{same:.1f}" if same is not None else "-"]
+            audio, decode = sum(s["audio_seconds"] for s in stats), sum(s["decode_seconds"] for s in stats)
+            rtf = f"{decode / audio:.4f}" if audio else "-"
+            lines.append(f"| {exp.name} | {kind.removeprefix('onnx_')} | {stats[0]['runtime']} | "
+                         + " | ".join(cells) + f" | {rtf} | {stats[0]['model_bytes'] / 1e6:.2f} | "
+                         f"{max(s['peak_rss_mb'] for s in stats):.0f} |")
+    if not lines:
+        return ""
+    header = (["model", "graph", "runtime"] + [f"{x} {k}" for x in test_sets for k in ("WER", "CER", "same as torch %")]
+              + ["RTF (1 thread)", "MB", "peak RSS MB"])
+    return "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + lines)
+
+
 @dataclass(frozen=True)
 class Comparison:
     """One row of the claims table: ``model`` against ``reference``, fine-tuned alike."""
@@ -295,6 +336,14 @@ def results_document(asr_dir: Path, table: str, test_sets: list[str], baseline: 
                  "gap between two models may be the seed's alone. Run stage 5-6 with `--asr_seeds \"0 1 2\"` "
                  "(or, for the embedded corpus, `local/claims.sh`, which writes CLAIMS.md) to know which gaps "
                  "are real.\n")
+    onnx = onnx_table(asr_dir, test_sets)
+    if onnx:
+        text += ("\n## Exported models (sherpa-onnx / ONNX Runtime)\n\nEach model exported by "
+                 "`bin/export --to sherpa-onnx` (`--export_onnx true`) and decoded by the folder's own "
+                 "`transcribe.py` (fp32: model.onnx; int8: model.int8.onnx), one thread, one utterance at a time: "
+                 "WER/CER, the share of hypotheses equal to PyTorch's CTC greedy ones, the real-time factor "
+                 "(decoding seconds per audio second, audio loading left out), the graph's size and the peak "
+                 "resident memory of the decoding process.\n\n" + onnx + "\n")
     int8 = int8_table(asr_dir, test_sets)
     if int8:
         text += ("\n## int8 inference\n\nCTC greedy decoding with every linear layer dynamically quantized to "

@@ -35,7 +35,6 @@ from typing import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from espnet_distill.asr import onnx_runner
@@ -217,7 +216,7 @@ def export_asr(exp_dir: str | Path, out: str | Path, model_file: str | None = No
         raise ExportError(f"{out}: inside the experiment folder {exp.path}; give a folder of its own")
     if out.exists() and not overwrite:
         raise ExportError(f"{out} exists; remove it or pass --overwrite")
-    mfile = exp.model_file(model_file)
+    mfile = Path(model_file) if model_file and Path(model_file).is_file() else exp.model_file(model_file)
     model, args = load_model(exp.path / "config.yaml", mfile, "cpu")
     kind = kind_of(model)
     tmp = out.with_name(f".{out.name}.partial")

@@ -6,6 +6,7 @@ it into the folder as ``transcribe.py``, so that a device with only ``pip instal
 soundfile numpy`` (or ``onnxruntime soundfile numpy``) runs
 
     python transcribe.py [--int8] [--threads N] a.wav b.flac ...
+    python transcribe.py --scp wav.scp --out text --stats stats.json    # a Kaldi list of audio files
 
 and ``python -m espnet_distill.bin.transcribe --model FOLDER a.wav`` uses the same code.
 
@@ -151,6 +152,25 @@ def ort_waveform(rec: Recognizer, threads: int):
 RUNTIMES = {"fbank": sherpa_fbank, "waveform": ort_waveform}
 
 
+def read_scp(path: str) -> list[tuple[str, str]]:
+    """``utt file`` lines of a Kaldi wav.scp of plain audio files (a pipe or an ark offset is refused)."""
+    items = []
+    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        parts = line.split(maxsplit=1)
+        if len(parts) != 2 or parts[1].rstrip().endswith("|") or ".ark:" in parts[1]:
+            raise ValueError(f"{path}:{n}: expected 'utt audio_file' (a plain file, not a pipe or an ark), got {line!r}")
+        items.append((parts[0], parts[1].strip()))
+    return items
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (Linux and macOS report it in different units)."""
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024
+
+
 def main(argv: list[str] | None = None, folder: str | None = None) -> int:
     p = argparse.ArgumentParser(prog="transcribe.py", description="Transcribe audio files with this exported model "
                                 "(file<TAB>text per line; --json: a JSON object per line with timings).")
@@ -159,15 +179,22 @@ def main(argv: list[str] | None = None, folder: str | None = None) -> int:
     p.add_argument("--int8", action="store_true", help="use model.int8.onnx (dynamic int8 quantization)")
     p.add_argument("--threads", type=int, default=1, help="runtime threads (default 1)")
     p.add_argument("--json", action="store_true", help="one JSON object per line, with timings")
-    p.add_argument("audio", nargs="+", help="audio files (any rate and channel count)")
+    p.add_argument("--scp", help="a Kaldi wav.scp of audio files to transcribe (instead of AUDIO); with --out")
+    p.add_argument("--out", help="with --scp: write 'utt text' lines here (Kaldi's text)")
+    p.add_argument("--stats", help="write the run's totals here (JSON): audio and decoding seconds, real-time "
+                                   "factor, peak memory of this process")
+    p.add_argument("audio", nargs="*", help="audio files (any rate and channel count)")
     a = p.parse_args(argv)
     try:
+        if bool(a.scp) == bool(a.audio) or bool(a.scp) != bool(a.out):
+            raise ValueError("give audio files, or --scp with --out")
+        items = read_scp(a.scp) if a.scp else [(path, path) for path in a.audio]
         rec = Recognizer(folder or a.model, a.int8, a.threads)
     except (ValueError, OSError, KeyError, ImportError) as e:
         print(f"transcribe: {e}", file=sys.stderr)
         return 2
-    failed = 0
-    for path in a.audio:
+    failed, hyps, audio_s, decode_s = 0, [], 0.0, 0.0
+    for key, path in items:
         try:
             wav = read_audio(path)
             t0 = time.perf_counter()
@@ -177,11 +204,21 @@ def main(argv: list[str] | None = None, folder: str | None = None) -> int:
             failed += 1
             print(f"transcribe: {path}: {e}" if not str(e).startswith(path) else f"transcribe: {e}", file=sys.stderr)
             continue
+        audio_s, decode_s = audio_s + len(wav) / SAMPLE_RATE, decode_s + seconds
+        hyps.append(f"{key} {text}".rstrip())
         if a.json:
             print(json.dumps({"file": path, "text": text, "audio_seconds": round(len(wav) / SAMPLE_RATE, 3),
                               "decode_seconds": round(seconds, 4), "runtime": rec.meta["runtime"]}), flush=True)
-        else:
+        elif not a.scp:
             print(f"{path}\t{text}", flush=True)
+    if a.out:
+        Path(a.out).write_text("".join(h + "\n" for h in hyps), encoding="utf-8")
+    if a.stats:
+        Path(a.stats).write_text(json.dumps({
+            "runtime": rec.meta["runtime"], "model": rec.model.name, "threads": a.threads, "utterances": len(hyps),
+            "failed": failed, "audio_seconds": round(audio_s, 3), "decode_seconds": round(decode_s, 3),
+            "rtf": round(decode_s / audio_s, 5) if audio_s else None, "model_bytes": rec.model.stat().st_size,
+            "peak_rss_mb": round(peak_rss_mb(), 1)}, indent=1) + "\n")
     return 1 if failed else 0
 
 

@@ -92,9 +92,21 @@ def test_local_teacher_through_stage_6_and_s3prl_teacher_stage_2(tmp_path):
     assert all(0 <= v <= 1 + 1e-9 for row in tuned for v in row)
     assert len(json.loads((r / "exp/analysis/cnn_tiny.cka.json").read_text())["cka"]) == 3  # teacher: 2 layers + input
 
+    # the demo's --export_onnx true: each model exported for ONNX Runtime (waveform students and the
+    # teacher as frontend) and decoded by the exported folder's transcribe.py, fp32 and int8
+    exported = results.split("## Exported models (sherpa-onnx / ONNX Runtime)")[1]
+    for name in ("cnn_tiny", "teacher"):
+        assert json.loads((r / f"exp/asr/onnx/{name}_train_1min/export.json").read_text())["kind"] == "waveform"
+        for graph in ("fp32", "int8"):
+            out = r / f"exp/asr/{name}_train_1min/decode_onnx_{graph}_test"
+            assert len((out / "text").read_text().splitlines()) == n_test
+            assert json.loads((out / "stats.json").read_text())["utterances"] == n_test
+            assert json.loads((out / "scores.json").read_text())["wer"]["source"] == "sclite"
+            assert f"| {name}_train_1min | {graph} | onnxruntime | " in exported
+
     # stage 6 rerun with other options: the earlier summary is kept beside the earlier results
-    p = subprocess.run([*args[:2], "6", "--stop_stage", "6", *args[5:], "--int8_inference", "false"], cwd=r,
-                       env=recipe_env(), capture_output=True, text=True)
+    p = subprocess.run([*args[:2], "6", "--stop_stage", "6", *args[5:], "--int8_inference", "false",
+                        "--export_onnx", "false"], cwd=r, env=recipe_env(), capture_output=True, text=True)
     assert p.returncode == 0, p.stderr[-4000:]
     kept = list(r.glob("exp/score.*/RESULTS.md"))
     assert len(kept) == 1

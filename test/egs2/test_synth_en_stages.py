@@ -82,8 +82,8 @@ def test_stages_1_to_6_tiny(tmp_path):
             "--asr_scratch_config", "conf/distill/fbank_tiny.yaml", "--max_wav_duration", str(limit),
             "--finetune_sets", "train_1min_messy", "--teacher_config", "conf/teacher/tiny.yaml",
             "--distill_configs", "conf/distill/cnn_tiny.yaml", "--fbank_configs", "conf/distill/fbank_tiny.yaml",
-            "--asr_seeds", "0 1", "--int8_inference", "false",  # int8 and the teacher's fine-tuning:
-            "--asr_teacher", "false"]                             # test_swap_teacher.py, test_new_recipe.py
+            "--asr_seeds", "0 1", "--int8_inference", "false",  # int8, the exports and the teacher's fine-
+            "--export_onnx", "false", "--asr_teacher", "false"]   # tuning: test_swap_teacher.py, test_new_recipe.py
     p = subprocess.run(args, cwd=r, env=recipe_env(), capture_output=True, text=True)
     assert p.returncode == 0, p.stderr[-4000:]
     assert f"dropped 1 longer than {limit:g} s" in p.stderr

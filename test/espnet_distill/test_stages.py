@@ -65,7 +65,7 @@ def test_out_of_range_unfinished_forced_and_missing_options(env, caplog):
 
 
 def test_a_rerun_of_scoring_keeps_the_earlier_summary(env):
-    env6 = {**env, "stage": "6", "stop_stage": "6", "int8_inference": "true", "test_sets": "dev",
+    env6 = {**env, "stage": "6", "stop_stage": "6", "int8_inference": "true", "export_onnx": "false", "test_sets": "dev",
             "inference_asr_model": "auto", "inference_args": "", "inference_config": "conf/s.yaml", "grammar": ""}
     assert begin(6, env6)
     end(6, env6)

@@ -68,6 +68,7 @@ inference_args=""                                  # extra options of asr_infere
 inference_nj=2                                     # decoding jobs per test set and model (the set is split and merged)
 gpu_inference=auto                                 # decode on GPUs (jobs through cuda_cmd): true, false, or auto (when --ngpu > 0)
 int8_inference=true                                # also decode CTC greedy with int8 linear layers (CPU): decode_ctc_greedy_int8_<set>
+export_onnx=false                                  # also export each model for sherpa-onnx / ONNX Runtime (exp/asr/onnx/<model>) and decode with its fp32 and int8 graphs, one thread: decode_onnx_{fp32,int8}_<set>
 grammar=""                                         # closed vocabulary: a file of allowed transcripts (one per line); also decode choosing the one of highest CTC likelihood: decode_ctc_grammar_<set>
 results_md=RESULTS.md                              # where stage 6 writes the summary table
 inference_asr_model=auto                           # model file to decode in each experiment; auto: ESPnet's average of the keep_nbest_models best by the config's best_model_criterion (bin/experiment.py)
@@ -103,7 +104,7 @@ done
 if [ "${gpu_inference}" = auto ]; then
     if [ "${ngpu}" -gt 0 ]; then gpu_inference=true; else gpu_inference=false; fi
 fi
-for v in force asr_teacher gpu_inference int8_inference; do
+for v in force asr_teacher gpu_inference int8_inference export_onnx; do
     [[ "${!v}" =~ ^(true|false)$ ]] || { log "Error: --${v} must be true or false, got '${!v}'"; exit 2; }
 done
 
@@ -232,7 +233,7 @@ fi
 export stage stop_stage force expdir datadir results_md local_data_opts teacher_config distill_configs \
     fbank_configs distill_args asr_config asr_set_configs asr_scratch_config asr_teacher asr_args asr_seeds \
     token_type nbpe speed_perturb_factors text_norm_opts min_wav_duration max_wav_duration inference_config \
-    inference_args int8_inference grammar inference_asr_model train_set valid_set test_sets finetune_sets
+    inference_args int8_inference export_onnx grammar inference_asr_model train_set valid_set test_sets finetune_sets
 export run_args=${_run_args}
 # stage_begin NUM: 0 (run) when stage NUM is in range and not finished with the same key, else 1
 stage_begin() {
@@ -581,6 +582,25 @@ att_decode() {
 }
 
 # decode_model: every decoding of the model in ${d} (globals: d, name, ft), then its RESULTS.md
+# onnx_decode: ${d} exported to ${asr_dir}/onnx/<model> (bin/export --to sherpa-onnx) and every test
+# set decoded by the folder's own transcribe.py (no torch), fp32 and int8, one thread, one utterance
+# at a time: decode_onnx_{fp32,int8}_<set>/{text,stats.json} (stats: real-time factor, peak memory).
+onnx_decode() {
+    local out=${asr_dir}/onnx/${d##*/} kind x dir
+    log "Exporting ${d##*/} for sherpa-onnx / ONNX Runtime: ${out}"
+    python -m espnet_distill.bin.export --to sherpa-onnx "${d}" "${out}" --model-file "${model}" --overwrite
+    for kind in fp32 int8; do
+        for x in ${test_sets}; do
+            dir=${d}/decode_onnx_${kind}_${x}
+            mkdir -p "${dir}"
+            log "Decoding ${x} with ${out} (${kind}, ${out}/transcribe.py)"
+            python "${out}/transcribe.py" --scp "${raw}/${x}/wav.scp" --out "${dir}/text" --stats "${dir}/stats.json" \
+                --threads 1 $([ "${kind}" = fp32 ] || echo --int8)
+            score_hyps "${dir}"
+        done
+    done
+}
+
 decode_model() {
     local x has_decoder
     model=$(python -m espnet_distill.bin.experiment model-file "${d}" --name "${inference_asr_model}")
@@ -596,6 +616,7 @@ decode_model() {
     if ${has_decoder}; then  # CTC-only models have no decoder
         for x in ${test_sets}; do att_decode "${x}"; done
     fi
+    if ${export_onnx}; then onnx_decode; fi
     python -m espnet_distill.bin.make_results exp-table --exp "${d}" --out "${d}/RESULTS.md"
 }
 

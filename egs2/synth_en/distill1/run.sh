@@ -13,4 +13,5 @@ exec ./distill.sh \
     --test_sets "dev test" \
     --finetune_sets "train_10min" \
     --local_data_opts "--train_hours 1.0 --nj 2" \
+    --export_onnx true \
     "$@"

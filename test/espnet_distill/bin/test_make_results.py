@@ -116,3 +116,26 @@ def test_claims_only_reports_the_claims_asked_for(tmp_path):
     assert len(rows) == 1
     assert "`pruned_dt` vs `dt_cnn`" in rows[0]
     assert "| 0.00 ± 0.00 | 20.00 ± 0.00 | -20.00 |" in rows[0]
+
+
+def test_exported_models_table(tmp_path):
+    """decode_onnx_{fp32,int8}_<set>: WER/CER, the hypotheses equal to PyTorch's greedy ones, the
+    real-time factor over the sets, size and peak memory; nothing exported, no section."""
+    asr = tmp_path / "asr"
+    d = experiment(asr, "dt_10min", tmp_path / "dt.pt", {"ctc_greedy_test": 40.0, "onnx_fp32_test": 40.0,
+                                                           "onnx_int8_test": 42.0})
+    (d / "decode_ctc_greedy_test/text").write_text("u1 a b\nu2 c\nu3 d\nu4 e\n")
+    (d / "decode_onnx_fp32_test/text").write_text("u1 a b\nu2 c\nu3 d\nu4 e\n")
+    (d / "decode_onnx_int8_test/text").write_text("u1 a b\nu2 x\nu3 d\nu4 e\n")
+    for graph, seconds, mb in (("fp32", 2.0, 300.5), ("int8", 1.0, 120.0)):
+        (d / f"decode_onnx_{graph}_test/stats.json").write_text(json.dumps(
+            {"runtime": "onnxruntime", "audio_seconds": 100.0, "decode_seconds": seconds, "model_bytes": 5e6,
+             "peak_rss_mb": mb}))
+    table = results.onnx_table(asr, ["test"])
+    assert "| dt_10min | fp32 | onnxruntime | 40.00 | 20.00 | 100.0 | 0.0200 | 5.00 | 300 |" in table
+    assert "| dt_10min | int8 | onnxruntime | 42.00 | 21.00 | 75.0 | 0.0100 | 5.00 | 120 |" in table
+    assert "## Exported models" in results.results_document(asr, "", ["test"])
+    shutil.rmtree(d / "decode_onnx_fp32_test")
+    shutil.rmtree(d / "decode_onnx_int8_test")
+    assert results.onnx_table(asr, ["test"]) == ""
+    assert "## Exported models" not in results.results_document(asr, "", ["test"])

@@ -57,7 +57,8 @@ log "Claims run into ${claims_dir}: students ${distill_configs} ${fbank_configs}
     --teacher_config "${claims_dir}/teacher_source.yaml" \
     --distill_configs "${distill_configs}" --fbank_configs "${fbank_configs}" \
     --asr_teacher "${asr_teacher}" --asr_scratch_config "${asr_scratch_config}" \
-    --finetune_sets "${finetune_set}" --asr_seeds "${seeds}" --results_md "${claims_dir}/RESULTS.md"
+    --finetune_sets "${finetune_set}" --asr_seeds "${seeds}" --results_md "${claims_dir}/RESULTS.md" \
+    --export_onnx false  # the claims compare PyTorch decodings; the demo's run exports its models
 
 python -m espnet_distill.bin.make_results claims --asr-dir "${claims_dir}/asr" \
     --benchmark "${claims_dir}/asr/benchmark.json" --finetune-set "${finetune_set}" --test-sets dev test \
