@@ -36,6 +36,26 @@ def archive_kind(path: Path) -> str:
     return "other"
 
 
+def exported_folder(model: Path, runtime: str = "torch") -> Path | None:
+    """The folder of ``bin/export --to sherpa-onnx`` that ``--model`` means: the folder itself; with
+    ``runtime`` onnx also the one a packed model holds (``pack_model --onnx``; unpacked beside it,
+    once). None where the model runs in torch; ValueError where onnx is asked for and there is none."""
+    if (model / "export.json").is_file():
+        return model
+    if runtime != "onnx":
+        return None
+    if model.is_file() and archive_kind(model) == "pack":
+        from espnet2.main_funcs.pack_funcs import unpack
+
+        root = model.parent / f".{model.name}.unpacked"
+        unpack(model, root)
+        found = sorted(root.rglob("export.json"))
+        if found:
+            return found[0].parent
+        raise ValueError(f"--model {model}: the pack holds no exported folder (pack it with pack_model --onnx DIR)")
+    raise ValueError(f"--runtime onnx: {model} is neither a folder of bin/export --to sherpa-onnx nor a pack holding one")
+
+
 def resolve_model(model: Path, model_file: str | None) -> tuple[Path, Path | None, Path | None]:
     """``(experiment folder, config.yaml or None, model file or None)`` of ``--model`` and
     ``--model-file``: a packed model is unpacked beside itself (once); a ``--model-file`` that is not

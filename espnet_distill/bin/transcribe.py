@@ -35,7 +35,7 @@ from pathlib import Path
 import torch
 
 from espnet_distill.asr.decode import read_grammar
-from espnet_distill.asr.transcribe import MIN_SAMPLES, Transcriber, resolve_model
+from espnet_distill.asr.transcribe import MIN_SAMPLES, Transcriber, exported_folder, resolve_model
 from espnet_distill.bin import setup_logging
 from espnet_distill.data.audio import SAMPLE_RATE, AudioError, load_audio_file
 
@@ -53,16 +53,19 @@ def main(argv: list[str] | None = None) -> int:
                    help="closed vocabulary (digits, commands): a file of the allowed transcripts, one per line; "
                         "each file gets the one of highest CTC likelihood (as stage 6's --grammar decoding)")
     p.add_argument("--json", action="store_true", help="one JSON object per line, with timings")
+    p.add_argument("--runtime", choices=["torch", "onnx"], default="torch",
+                   help="onnx: a packed model's exported folder (pack_model --onnx); exported folders always")
     p.add_argument("--int8", action="store_true", help="exported folders: model.int8.onnx instead of model.onnx")
     p.add_argument("--threads", type=int, default=1, help="exported folders: runtime threads (default 1)")
     p.add_argument("audio", nargs="+", help="audio files (any rate and channel count)")
     a = p.parse_args(argv)
-    if (Path(a.model) / "export.json").is_file():  # an exported folder: no torch from here on
-        from espnet_distill.asr import onnx_runner
-
-        return onnx_runner.main(["--threads", str(a.threads), *(["--int8"] if a.int8 else []),
-                                 *(["--json"] if a.json else []), *a.audio], folder=a.model)
     try:
+        folder = exported_folder(Path(a.model), a.runtime)
+        if folder is not None:  # sherpa-onnx or ONNX Runtime, as the folder's export.json says
+            from espnet_distill.asr import onnx_runner
+
+            return onnx_runner.main(["--threads", str(a.threads), *(["--int8"] if a.int8 else []),
+                                     *(["--json"] if a.json else []), *a.audio], folder=str(folder))
         exp, config, model_file = resolve_model(Path(a.model), a.model_file)
         grammar = read_grammar(a.grammar) if a.grammar else None
         tr = Transcriber(exp, model_file, a.device, a.decoding, a.beam_size, config=config, grammar=grammar)

@@ -11,6 +11,7 @@ PACKAGE = ROOT / "espnet_distill"
 
 COVERED_BY = {  # module (package-relative path) -> the test file that runs it
     "analysis/plots.py": "test/espnet_distill/analysis/test_benchmark.py",  # curves; heatmaps in test_cka
+    "analysis/onnx_bench.py": "test/espnet_distill/analysis/test_benchmark.py",  # the deployment benchmark
     "analysis/results.py": "test/espnet_distill/bin/test_make_results.py",
     "asr/prep.py": "test/espnet_distill/asr/test_asr_train_decode.py",  # tokens and shapes before training
     "asr/significance.py": "test/espnet_distill/asr/test_score.py",

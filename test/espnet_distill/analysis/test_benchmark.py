@@ -144,3 +144,32 @@ def test_attention_flops_are_counted_analytically():
     model = HubertModel(HubertConfig(num_layers=3, embed_dim=64, ffn_dim=64, num_heads=4, conv_pos=8, conv_pos_groups=4))
     assert attention_flops(model, 2, 50, backward=False) == 3 * 4 * 2 * 50 * 50 * 64
     assert attention_flops(model, 2, 50, backward=True) == 3 * attention_flops(model, 2, 50, backward=False)
+
+
+@pytest.mark.slow  # two exports, four runtime processes
+def test_deployment_benchmark_runs_each_export_in_its_runtime(tmp_path):
+    """``benchmark --runtime onnx`` on tiny models: one row per model and graph, from the exported
+    folder's own stats (sherpa-onnx for the Fbank student, ONNX Runtime for the teacher)."""
+    from conftest import tiny_student_conf, tiny_teacher
+
+    from espnet_distill.analysis.onnx_bench import onnx_table
+    from espnet_distill.student.export import save_student
+    from espnet_distill.teacher.checkpoints import save_hubert
+    from espnet_distill.train.distill import build_student
+
+    teacher = tiny_teacher()
+    save_hubert(tmp_path / "teacher.pt", teacher.model)
+    student, _ = build_student(tiny_student_conf("fbank"), teacher)
+    save_student(tmp_path / "fbank.pt", student)
+    rows, table = onnx_table(seconds=1.0, repeats=2, workdir=str(tmp_path / "w"),
+                             models=[("tiny teacher", tmp_path / "teacher.pt"), ("tiny fbank", tmp_path / "fbank.pt")])
+    assert [(r["name"], r["graph"], r["runtime"]) for r in rows] == [
+        ("tiny teacher", "fp32", "onnxruntime"), ("tiny teacher", "int8", "onnxruntime"),
+        ("tiny fbank", "fp32", "sherpa-onnx (WeNet CTC)"), ("tiny fbank", "int8", "sherpa-onnx (WeNet CTC)")]
+    for r in rows:
+        assert r["utterances"] == 2
+        assert r["ms_per_audio_second"] > 0
+        assert r["peak_rss_mb"] > 10
+        assert r["mb"] > 0
+    assert rows[0]["speedup_vs_teacher_fp32"] == 1.0
+    assert "| tiny fbank | int8 | sherpa-onnx (WeNet CTC) |" in table

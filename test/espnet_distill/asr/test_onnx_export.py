@@ -11,12 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import yaml
 from conftest import FSDD_RECORDINGS, tiny_student_conf, tiny_teacher
 
 from espnet_distill.asr import onnx_runner
 from espnet_distill.asr.onnx_export import export_asr, torch_log_probs
-from espnet_distill.asr.task import ASRTask, load_model, register
+from espnet_distill.analysis.onnx_bench import random_experiment
+from espnet_distill.asr.task import load_model
 from espnet_distill.bin import export as export_bin
 from espnet_distill.bin import transcribe as transcribe_bin
 from espnet_distill.student.export import ExportError, save_student
@@ -26,32 +26,15 @@ TOKENS = ["<blank>", "<unk>", "<space>", *"abcdefgh", "<sos/eos>"]
 
 
 def fine_tuned_experiment(root: Path, frontend: str) -> Path:
-    """``root/exp``: an ESPnet CTC experiment folder (config.yaml, valid.loss.ave.pth) of a tiny
-    student of ``frontend`` as ESPnet builds it, with random weights and a CTC head scaled up so
-    that its greedy paths are clear (float rounding does not flip them)."""
+    """``root/exp``: an ESPnet CTC experiment folder of a tiny student of ``frontend``, random weights,
+    the CTC head scaled up so that its greedy paths are clear (float rounding does not flip them)."""
     torch.manual_seed(0)
     student, _ = build_student(tiny_student_conf(frontend), tiny_teacher())
     if frontend == "fbank":
         student.frontend.set_cmvn(torch.randn(80) * 0.5 + 5, torch.rand(80) + 1.0)
     root.mkdir(parents=True)
     save_student(root / "student.pt", student)
-    (root / "tokens.txt").write_text("\n".join(TOKENS) + "\n")
-    conf = {"frontend": "distilled", "frontend_conf": {"checkpoint": str(root / "student.pt"), "layer": "weighted"},
-            "normalize": None, "encoder": "passthrough", "model_conf": {"ctc_weight": 1.0}, "token_type": "char",
-            "best_model_criterion": [["valid", "loss", "min"]]}
-    (root / "c.yaml").write_text(yaml.safe_dump(conf))
-    register()
-    args = ASRTask.get_parser().parse_args(["--config", str(root / "c.yaml"), "--token_list", str(root / "tokens.txt")])
-    model = ASRTask.build_model(args)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.05 * torch.randn_like(p))
-        model.ctc.ctc_lo.weight.mul_(40)
-    exp = root / "exp"
-    exp.mkdir()
-    (exp / "config.yaml").write_text(yaml.safe_dump(dict(vars(args), token_list=TOKENS)))
-    torch.save(model.state_dict(), exp / "valid.loss.ave.pth")
-    return exp
+    return random_experiment(root / "student.pt", root, TOKENS, head_scale=40)
 
 
 @pytest.fixture(scope="module")
@@ -186,3 +169,25 @@ def test_the_folder_runs_where_only_its_runtime_is_installed(exported, tmp_path,
     texts = [json.loads(line)["text"] for line in r.stdout.splitlines()]
     flac = [onnx_runner.read_audio(f) for f in files]
     assert texts == torch_texts(exp, flac)
+
+
+@pytest.mark.slow  # ESPnet's packer in a process of its own
+def test_a_pack_carries_the_export(exported, tmp_path, capsys):
+    """pack_model --onnx puts the exported folder into the archive; transcribe --runtime onnx runs it,
+    the default runtime still the torch model of the same archive."""
+    import soundfile as sf
+
+    from espnet_distill.bin import pack_model
+
+    exp, out = exported["waveform"]
+    assert pack_model.main(["--exp", str(exp), "--out", str(tmp_path / "m.zip"), "--onnx", str(out)]) == 0
+    assert pack_model.main(["--exp", str(exp), "--out", str(tmp_path / "x.zip"), "--onnx", str(tmp_path)]) == 1
+    wav = speech(1)[0]
+    sf.write(tmp_path / "a.wav", wav, 16000, subtype="FLOAT")
+    capsys.readouterr()
+    common = ["--model", str(tmp_path / "m.zip"), "--json", str(tmp_path / "a.wav")]
+    assert transcribe_bin.main([*common, "--runtime", "onnx"]) == 0
+    assert transcribe_bin.main([*common, "--decoding", "ctc"]) == 0  # the torch model, as before
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert rows[0]["runtime"] == "onnxruntime"
+    assert rows[0]["text"] == rows[1]["text"] == torch_texts(exp, [wav])[0]
