@@ -54,7 +54,7 @@ import os
 import random
 import signal
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -106,7 +106,6 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda
     compile: bool = False  # torch.compile the trained model's forward (dynamic shapes; first steps compile)
     max_minutes: float = 0.0  # stop early (and checkpoint) after this wall time; 0 = no limit
-    extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         w = "train"
