@@ -164,9 +164,16 @@ def read_scp(path: str) -> list[tuple[str, str]]:
 
 
 def peak_rss_mb() -> float:
-    """This process's peak resident memory (Linux and macOS report it in different units)."""
+    """This process's peak resident memory: Linux's VmHWM (counted from this program's start; the
+    ``ru_maxrss`` of getrusage keeps the peak of the parent that forked it), else ``ru_maxrss``
+    (macOS reports it in bytes, others in KiB)."""
     import resource
 
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2**20 if sys.platform == "darwin" else peak / 1024
 

@@ -51,3 +51,17 @@ def test_resampling_keeps_a_tone_and_the_duration():
 def test_a_folder_that_is_not_an_export_is_one_line(tmp_path, capsys):
     assert onnx_runner.main([str(tmp_path / "a.wav")], folder=str(tmp_path)) == 2
     assert "no export.json: not a folder of bin/export --to sherpa-onnx" in capsys.readouterr().err
+
+
+def test_peak_memory_is_the_runners_own():
+    """A runner started by a large process reports its own peak, not its parent's (getrusage's
+    ru_maxrss survives fork and exec on Linux)."""
+    import subprocess
+    import sys
+
+    import torch  # noqa: F401  (this process holds torch: hundreds of MB)
+
+    parent = onnx_runner.peak_rss_mb()
+    child = subprocess.run([sys.executable, "-c", "from espnet_distill.asr import onnx_runner as r; "
+                            "print(r.peak_rss_mb())"], capture_output=True, text=True, check=True).stdout
+    assert 0 < float(child) < min(150.0, parent)
