@@ -167,13 +167,13 @@ def peak_rss_mb() -> float:
     """This process's peak resident memory: Linux's VmHWM (counted from this program's start; the
     ``ru_maxrss`` of getrusage keeps the peak of the parent that forked it), else ``ru_maxrss``
     (macOS reports it in bytes, others in KiB)."""
-    import resource
-
     status = Path("/proc/self/status")
     if status.is_file():
         for line in status.read_text().splitlines():
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024
+    import resource  # not on Windows; Linux answered above
+
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2**20 if sys.platform == "darwin" else peak / 1024
 
