@@ -2,13 +2,14 @@
 #   make demo   set up if needed, then run the embedded default recipe (egs2/synth_en/distill1)
 #   make test   set up if needed, then run the whole test suite
 #   make test-fast   the suite without the recipe and multi-process runs (marked slow)
+#   make lint   ruff (ruff.toml: line length 120, pycodestyle, pyflakes, bugbear, import order)
 SHELL := /bin/bash
 VENV ?= $(CURDIR)/tools/venv
 export ESPNET_DISTILL_VENV := $(VENV)
 DEMO_STAGES ?= --stage 1 --stop_stage 6
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-fast clean-demo
+.PHONY: setup demo test test-fast lint clean-demo
 
 setup:
 	tools/install.sh --venv $(VENV)
@@ -21,6 +22,9 @@ test: setup
 
 test-fast: setup
 	$(VENV)/bin/python -m pytest test -m "not slow" $(PYTEST_ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check .
 
 clean-demo:
 	rm -rf egs2/synth_en/distill1/{data,exp,dump,downloads}

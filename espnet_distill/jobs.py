@@ -88,9 +88,11 @@ def parse_args(argv: list[str], prog: str) -> JobSpec:
         usage=f"{prog} [options] [JOB=1:N] LOG COMMAND ...",
     )
     p.add_argument("--max-jobs-run", type=int, default=32, help="run at most this many jobs at once (local)")
-    p.add_argument("--num-threads", type=int, default=1, help="CPU threads per job (OMP_NUM_THREADS; slurm --cpus-per-task)")
+    p.add_argument("--num-threads", type=int, default=1,
+                   help="CPU threads per job (OMP_NUM_THREADS; slurm --cpus-per-task)")
     p.add_argument("--mem", default=None, help="memory per job, e.g. 4G (slurm --mem; ignored locally)")
-    p.add_argument("--gpu", type=int, default=0, help="GPUs per job (slurm --gres=gpu:N; locally CUDA_VISIBLE_DEVICES is left as is)")
+    p.add_argument("--gpu", type=int, default=0,
+                   help="GPUs per job (slurm --gres=gpu:N; locally CUDA_VISIBLE_DEVICES is left as is)")
     p.add_argument("--num-nodes", type=int, default=1,
                    help="nodes per job (slurm only): srun starts one process per GPU on each, as torchrun would")
     p.add_argument("--time", default=None, help="time limit per job (slurm --time), e.g. 4:00:00")
@@ -345,7 +347,8 @@ def run_slurm(spec: JobSpec, prog: str = "slurm.sh", poll: float = 2.0) -> int:
         with _on_stop_signals(cancel):
             proc = subprocess.run(sbatch + [str(script)], capture_output=True, text=True)
     except FileNotFoundError:
-        sys.stderr.write(f"{prog}: sbatch not found on PATH: is this a Slurm cluster? Use utils/run.sh to run locally.\n")
+        sys.stderr.write(f"{prog}: sbatch not found on PATH: is this a Slurm cluster? "
+                         "Use utils/run.sh to run locally.\n")
         return 1
     finally:
         watchdog.kill()
@@ -371,7 +374,8 @@ BACKENDS = {"local": run_local, "slurm": run_slurm}
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] not in BACKENDS:
-        sys.stderr.write(f"usage: python -m espnet_distill.bin.launch {{{','.join(BACKENDS)}}} [options] [JOB=1:N] LOG CMD ...\n")
+        sys.stderr.write(f"usage: python -m espnet_distill.bin.launch {{{','.join(BACKENDS)}}} [options] [JOB=1:N] LOG "
+                         "CMD ...\n")
         return 2
     backend = argv.pop(0)
     prog = {"local": "utils/run.sh", "slurm": "utils/slurm.sh"}[backend]

@@ -57,7 +57,8 @@ class Stage:
 STAGES = {
     1: Stage("data", values=("local_data_opts",)),
     2: Stage("teacher", values=("train_set", "valid_set"), files=("teacher_config",), data=("train_set", "valid_set")),
-    3: Stage("distill", values=("distill_configs", "train_set", "valid_set", "distill_args"), files=("distill_configs",),
+    3: Stage("distill", values=("distill_configs", "train_set", "valid_set", "distill_args"),
+             files=("distill_configs",),
              data=("train_set", "valid_set"), after=("teacher",), teacher_yaml=True),
     4: Stage("fbank", values=("fbank_configs", "train_set", "valid_set", "distill_args"), files=("fbank_configs",),
              data=("train_set", "valid_set"), after=("teacher",), teacher_yaml=True),
@@ -111,7 +112,8 @@ def begin(num: int, env: Mapping[str, str]) -> bool:
     marker, force = exp / ".done", env.get("force") == "true"
     if marker.is_file():
         if not force and marker.read_text().split("\n", 1)[0] == key:
-            logger.info("Stage %d (%s): already done (%s); --force true or remove the marker to rerun", num, name, marker)
+            logger.info("Stage %d (%s): already done (%s); --force true or remove the marker to rerun", num, name,
+                        marker)
             return False
         old = exp.with_name(f"{name}.{time.strftime('%Y%m%d-%H%M%S')}")
         n = 1
@@ -125,7 +127,8 @@ def begin(num: int, env: Mapping[str, str]) -> bool:
             shutil.copy2(results, old / results.name)
             logger.info("Stage %d (%s): the earlier %s is kept as %s", num, name, results, old / results.name)
     elif exp.is_dir():
-        logger.info("Stage %d (%s): unfinished earlier run found; training jobs resume from their checkpoints", num, name)
+        logger.info("Stage %d (%s): unfinished earlier run found; training jobs resume from their checkpoints", num,
+                    name)
     marker.unlink(missing_ok=True)
     exp.mkdir(parents=True, exist_ok=True)
     (exp / ".key").write_text(key + "\n")

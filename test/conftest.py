@@ -234,7 +234,8 @@ def tiny_hf(kind: str = "hubert", stable: bool = False, cls_name: str | None = N
 def toy_batch(n=2):
     """A batch of ``n`` (<= 2) noise utterances of 6000 and 4500 samples."""
     torch.manual_seed(5)
-    return {"utt": [f"u{i}" for i in range(n)], "wav": torch.randn(n, 6000) * 0.1, "lengths": torch.tensor([6000, 4500][:n])}
+    return {"utt": [f"u{i}" for i in range(n)], "wav": torch.randn(n, 6000) * 0.1,
+            "lengths": torch.tensor([6000, 4500][:n])}
 
 
 TINY_PRETRAIN_CONF = {

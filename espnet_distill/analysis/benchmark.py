@@ -124,7 +124,8 @@ def run(benches: list[Bench], batch_sizes: tuple[int, ...] = (1, 8), seconds: fl
         float_row = next((r for r in rows if r["name"] == b.int8_of), None)
         fe_macs, enc_macs = ((float_row["macs"]["frontend"], float_row["macs"]["encoder"]) if float_row
                              else macs_per_second(b, device=device))
-        row = {"name": b.name, "checkpoint": b.checkpoint, "params": b.params, "macs": {"frontend": fe_macs, "encoder": enc_macs},
+        row = {"name": b.name, "checkpoint": b.checkpoint, "params": b.params,
+               "macs": {"frontend": fe_macs, "encoder": enc_macs},
                "encoder_key": b.encoder_key, "frontend_kind": b.frontend_kind, "int8_of": b.int8_of, "time": {}}
         for bs in batch_sizes:
             row["time"][bs] = time_per_second(b, bs, seconds if bs == 1 else seconds / 2, repeats, device)
@@ -143,11 +144,11 @@ def run(benches: list[Bench], batch_sizes: tuple[int, ...] = (1, 8), seconds: fl
         bs0 = batch_sizes[0]
         vs_t = f"{teacher['time'][bs0]['total'] / r['time'][bs0]['total']:.2f}x" if teacher else "-"
         vs_c = f"{cnn['time'][bs0]['total'] / r['time'][bs0]['total']:.2f}x" if cnn else "-"
-        times = " | ".join(
-            f"{1e3 * r['time'][bs]['frontend']:.1f} / {1e3 * r['time'][bs]['encoder']:.1f} / {1e3 * r['time'][bs]['total']:.1f}"
-            for bs in batch_sizes)
+        times = " | ".join(" / ".join(f"{1e3 * r['time'][bs][part]:.1f}" for part in ("frontend", "encoder", "total"))
+                           for bs in batch_sizes)
         lines.append(f"| {r['name']} | {p['frontend'] / 1e6:.2f} / {p['encoder'] / 1e6:.2f} / {p['heads'] / 1e6:.2f} | "
-                     f"{r['macs']['frontend'] / 1e9:.3f} / {r['macs']['encoder'] / 1e9:.3f} | {times} | {vs_t} | {vs_c} |")
+                     f"{r['macs']['frontend'] / 1e9:.3f} / {r['macs']['encoder'] / 1e9:.3f} | "
+                     f"{times} | {vs_t} | {vs_c} |")
     return rows, "\n".join(lines)
 
 

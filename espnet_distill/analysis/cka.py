@@ -38,17 +38,17 @@ def linear_cka(x: torch.Tensor, y: torch.Tensor) -> float:
     return cka_from_grams(centered_gram(x), centered_gram(y))
 
 
-def cka_from_grams(k: torch.Tensor, l: torch.Tensor) -> float:
+def cka_from_grams(gram_x: torch.Tensor, gram_y: torch.Tensor) -> float:
     """CKA from two centred Gram matrices (see :func:`centered_gram`)."""
-    denom = float(k.norm() * l.norm())
-    return float((k * l).sum()) / denom if denom > 0 else 0.0
+    denom = float(gram_x.norm() * gram_y.norm())
+    return float((gram_x * gram_y).sum()) / denom if denom > 0 else 0.0
 
 
 def cka_matrix(a: list[torch.Tensor], b: list[torch.Tensor]) -> list[list[float]]:
     """``[i][j]`` = CKA of layer i of ``a`` and layer j of ``b`` (lists of (n, d) frame matrices)."""
     ga = [centered_gram(x) for x in a]
     gb = [centered_gram(y) for y in b]
-    return [[cka_from_grams(k, l) for l in gb] for k in ga]
+    return [[cka_from_grams(x, y) for y in gb] for x in ga]
 
 
 @torch.no_grad()

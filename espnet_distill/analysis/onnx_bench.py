@@ -37,7 +37,8 @@ def random_experiment(checkpoint: Path, root: Path, tokens: list[str] = TOKENS_3
             "best_model_criterion": [["valid", "loss", "min"]]}
     (root / "conf.yaml").write_text(yaml.safe_dump(conf))
     register()
-    args = ASRTask.get_parser().parse_args(["--config", str(root / "conf.yaml"), "--token_list", str(root / "tokens.txt")])
+    args = ASRTask.get_parser().parse_args(["--config", str(root / "conf.yaml"), "--token_list",
+                                            str(root / "tokens.txt")])
     torch.manual_seed(seed)
     model = ASRTask.build_model(args)
     with torch.no_grad():

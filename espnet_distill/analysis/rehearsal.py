@@ -100,7 +100,8 @@ def make_data_dir(d: Path, recordings: list[Path], n: int, seed: int = 0) -> flo
     utts = [f"spk{i % 2338:04d}-{i:06d}" for i in range(n)]  # 2,338 speakers as in LibriSpeech 960 h
     order = np.argsort(utts)
     write_table(d / "wav.scp", [(f"rec{i:02d}", str(p)) for i, p in enumerate(recordings)])
-    write_table(d / "segments", [(utts[i], f"rec{recs[i]:02d} {starts[i]:.2f} {starts[i] + durs[i]:.2f}") for i in order])
+    write_table(d / "segments",
+                [(utts[i], f"rec{recs[i]:02d} {starts[i]:.2f} {starts[i] + durs[i]:.2f}") for i in order])
     write_table(d / "utt2spk", [(utts[i], utts[i].split("-")[0]) for i in order])
     write_table(d / "utt2dur", [(utts[i], f"{durs[i]:.2f}") for i in order])
     spk: dict[str, list[str]] = {}
@@ -171,7 +172,8 @@ def loader_pass(data_dir: Path, n_utts: int, batch_seconds: float, batch_size: i
     bar.close()
     pss.append(tree_pss_mb(os.getpid()))
     elapsed = time.time() - (start or t0)
-    return {"loader_utts": seen, "loader_audio_hours": round(audio / 3600, 1), "loader_setup_s": round((start or t0) - t0, 1),
+    return {"loader_utts": seen, "loader_audio_hours": round(audio / 3600, 1),
+            "loader_setup_s": round((start or t0) - t0, 1),
             "loader_pss_start_mb": round(pss[0], 0), "loader_pss_end_mb": round(pss[-1], 0),
             "loader_pss_peak_mb": round(max(pss), 0), "loader_audio_s_per_s": round(audio / max(1e-9, elapsed), 0)}
 

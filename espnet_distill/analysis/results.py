@@ -49,7 +49,8 @@ def exp_table(exp: Path) -> str:
 def summary(asr_dir: Path, bench: list[dict], test_sets: list[str]) -> str:
     by_ckpt = {(str(Path(r["checkpoint"]).resolve()), bool(r.get("int8_of"))): r for r in bench if r.get("checkpoint")}
     cols = [f"{x} {m}" for x in test_sets for m in ("WER", "CER")]
-    lines = ["| model | decoding | params (M, no heads) | frontend ms per audio-s (batch 1) | " + " | ".join(cols) + " |",
+    lines = ["| model | decoding | params (M, no heads) | frontend ms per audio-s (batch 1) | "
+             + " | ".join(cols) + " |",
              "|---|---|---|---|" + "---|" * len(cols)]
     for experiment in Experiment.all_in(asr_dir):
         exp = experiment.path
@@ -85,7 +86,8 @@ def seed_wers(runs: dict[int | None, Path], kind: str, x: str) -> dict[int | Non
             if (p := exp / f"decode_{kind}_{x}" / "scores.json").is_file()}
 
 
-def mapsswe_counts(runs: dict[int | None, Path], other: dict[int | None, Path], kind: str, x: str) -> tuple[int, int, int]:
+def mapsswe_counts(runs: dict[int | None, Path], other: dict[int | None, Path], kind: str,
+                   x: str) -> tuple[int, int, int]:
     """sc_stats's MAPSSWE test of a model against another, seed by seed (the same seed of each):
     (seeds where the model is significantly better, significantly worse, seeds tested), p < 0.05."""
     from espnet_distill.asr.significance import compare
@@ -185,7 +187,8 @@ def onnx_table(asr_dir: Path, test_sets: list[str]) -> str:
             dirs = [exp / f"decode_{kind}_{x}" for x in test_sets]
             if not any((d / "stats.json").is_file() for d in dirs):
                 continue
-            cells, stats = [], [json.loads((d / "stats.json").read_text()) for d in dirs if (d / "stats.json").is_file()]
+            cells = []
+            stats = [json.loads((d / "stats.json").read_text()) for d in dirs if (d / "stats.json").is_file()]
             for x, d in zip(test_sets, dirs):
                 sc = json.loads((d / "scores.json").read_text()) if (d / "scores.json").is_file() else None
                 same = same_hyps(exp / f"decode_ctc_greedy_{x}" / "text", d / "text")
@@ -291,7 +294,8 @@ def environments() -> str:
         return r.stdout.strip() if r.returncode == 0 else "unknown"
 
     commit = git("rev-parse", "HEAD")
-    dirty = " (with uncommitted changes)" if commit != "unknown" and git("status", "--porcelain", "--untracked-files=no") else ""
+    changed = commit != "unknown" and git("status", "--porcelain", "--untracked-files=no")
+    dirty = " (with uncommitted changes)" if changed else ""
     return "\n".join([
         "## Environments",
         f"- date: `{datetime.datetime.now().astimezone().strftime('%a %b %d %H:%M:%S %Z %Y')}`",

@@ -206,7 +206,8 @@ class DistilledFrontend(AbsFrontend):
         """Load the checkpoint's weights into the upstream again (ESPnet calls this after ``init:``
         has re-initialised every parameter)."""
         if not Path(self.checkpoint).is_file():
-            logger.warning("distilled frontend: %s is not there; nothing to reload after initialisation", self.checkpoint)
+            logger.warning("distilled frontend: %s is not there; nothing to reload after initialisation",
+                           self.checkpoint)
             return
         fresh, _, _, _ = load_upstream(self.checkpoint)
         self.upstream.load_state_dict(fresh.state_dict())

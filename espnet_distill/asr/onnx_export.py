@@ -288,12 +288,15 @@ def model_card(exp: Experiment, info: dict) -> str:
                "sets them. Text: tokens joined, `▁` is a space.")
         need = "pip install sherpa-onnx soundfile numpy"
     else:
-        run = ("No sherpa-onnx model type takes this graph as it is (its waveform type, Omnilingual-ASR CTC, normalises "
-               "each utterance first, which this model was not trained with): run it with ONNX Runtime, as "
+        run = ("No sherpa-onnx model type takes this graph as it is (its waveform type, Omnilingual-ASR CTC, "
+               "normalises each utterance first, which this model was not trained with): run it with ONNX Runtime, as "
                "`transcribe.py` does (inputs `wav` (N, L) float32 16 kHz in [-1, 1], `wav_lens` int64; CTC greedy "
                "over `log_probs`, blank id 0).")
         need = "pip install onnxruntime soundfile numpy"
-    decoder = "\nThe model also has an attention decoder; this export is its CTC branch.\n" if info["has_decoder"] else ""
+    decoder = ("\nThe model also has an attention decoder; this export is its CTC branch.\n"
+               if info["has_decoder"] else "")
+    rows = "\n".join(f"| {f} | {mb[f]} | {check[f]['max_abs_diff']:.2e} | {check[f]['same_best_path']} |"
+                     for f in ("model.onnx", "model.int8.onnx"))
     return f"""# {exp.name}: CTC ASR for on-device use
 
 Exported by `python -m espnet_distill.bin.export --to sherpa-onnx {info['source']} OUT` from `{info['model_file']}`.
@@ -302,8 +305,7 @@ blank id {info['blank_id']}); 20 ms output frames; at least {info['min_samples']
 {decoder}
 | file | size | largest log-prob difference from PyTorch | same greedy path |
 |---|---|---|---|
-| model.onnx | {mb['model.onnx']} | {check['model.onnx']['max_abs_diff']:.2e} | {check['model.onnx']['same_best_path']} |
-| model.int8.onnx | {mb['model.int8.onnx']} | {check['model.int8.onnx']['max_abs_diff']:.2e} | {check['model.int8.onnx']['same_best_path']} |
+{rows}
 
 (checked on the export's check audio, with our own features for the fbank kind.)
 

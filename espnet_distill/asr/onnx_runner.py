@@ -120,7 +120,8 @@ def sherpa_fbank(rec: Recognizer, threads: int):
             sampling_rate=SAMPLE_RATE, feature_dim=int(feats["num_mel_bins"]), low_freq=float(feats["low_freq"]),
             high_freq=float(feats["high_freq"]), dither=0.0, snip_edges=bool(feats["snip_edges"])),
         model_config=sherpa_onnx.OfflineModelConfig(
-            wenet_ctc=sherpa_onnx.OfflineWenetCtcModelConfig(model=str(rec.model)), tokens=str(rec.folder / "tokens.txt"),
+            wenet_ctc=sherpa_onnx.OfflineWenetCtcModelConfig(model=str(rec.model)),
+            tokens=str(rec.folder / "tokens.txt"),
             num_threads=threads, model_type="wenet_ctc"),
         decoding_method="greedy_search")
     recognizer = OfflineRecognizer(config)
@@ -158,7 +159,8 @@ def read_scp(path: str) -> list[tuple[str, str]]:
     for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
         parts = line.split(maxsplit=1)
         if len(parts) != 2 or parts[1].rstrip().endswith("|") or ".ark:" in parts[1]:
-            raise ValueError(f"{path}:{n}: expected 'utt audio_file' (a plain file, not a pipe or an ark), got {line!r}")
+            raise ValueError(f"{path}:{n}: expected 'utt audio_file' (a plain file, not a pipe or an ark), "
+                             f"got {line!r}")
         items.append((parts[0], parts[1].strip()))
     return items
 

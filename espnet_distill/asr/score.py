@@ -110,7 +110,8 @@ def run_sclite(ref_trn: Path, hyp_trn: Path, result: Path) -> Counts | None:
 def parse_sclite_counts(report: str) -> Counts | None:
     """The counts of sclite's '-o sum' table: '| Sum | snt wrd | corr sub del ins err s.err |'."""
     for line in report.splitlines():
-        m = re.match(r"^\s*\|\s*Sum\s*\|\s*(\d+)\s+(\d+)\s*\|\s*(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s*\|", line)
+        m = re.match(r"^\s*\|\s*Sum\s*\|\s*(\d+)\s+(\d+)\s*\|\s*(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s*\|",
+                     line)
         if m:
             snt, wrd, corr, sub, dele, ins, err, serr = map(int, m.groups())
             return Counts(snt, wrd, corr, sub, dele, ins, serr)
@@ -152,7 +153,8 @@ def score_dir(ref: dict[str, str], hyp: dict[str, str], utt2spk: dict[str, str],
         for r, h in pairs:
             ours = ours.add(align_counts(r, h))
     elif cross_check == "auto":
-        logger.info("%s: %d alignment cells: cross-check with our alignment skipped (sclite's counts stand)", out, cells)
+        logger.info("%s: %d alignment cells: cross-check with our alignment skipped (sclite's counts stand)", out,
+                    cells)
     if sc is not None and ours is not None and (cost(sc), sc.ref) != (cost(ours), ours.ref):
         raise RuntimeError(f"{out}: sclite's alignment ({sc}) and ours ({ours}) have different costs "
                            f"({cost(sc)} vs {cost(ours)}): one of the scorers is wrong")

@@ -53,7 +53,8 @@ def exported_folder(model: Path, runtime: str = "torch") -> Path | None:
         if found:
             return found[0].parent
         raise ValueError(f"--model {model}: the pack holds no exported folder (pack it with pack_model --onnx DIR)")
-    raise ValueError(f"--runtime onnx: {model} is neither a folder of bin/export --to sherpa-onnx nor a pack holding one")
+    raise ValueError(f"--runtime onnx: {model} is neither a folder of bin/export --to sherpa-onnx "
+                     "nor a pack holding one")
 
 
 def resolve_model(model: Path, model_file: str | None) -> tuple[Path, Path | None, Path | None]:

@@ -1,4 +1,5 @@
 """Entry points: ``python -m espnet_distill.bin.<name> --help``."""
+import argparse
 import logging
 
 LOG_FORMAT = "%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s"
@@ -7,6 +8,11 @@ LOG_FORMAT = "%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s"
 def setup_logging(level: int = logging.INFO) -> None:
     """The one log format of every entry point (as ESPnet's)."""
     logging.basicConfig(level=level, format=LOG_FORMAT)
+
+
+def new_parser(prog: str, doc: str | None) -> argparse.ArgumentParser:
+    """The parser of an entry point: its module docstring, laid out as written, is the ``--help`` text."""
+    return argparse.ArgumentParser(prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
 def add_text_norm_args(parser, what: str = "text") -> None:

@@ -13,13 +13,12 @@ fine-tuning moved each layer. Frames: the valid frames of the first ``--max-utts
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 from pathlib import Path
 
 from espnet_distill.analysis.cka import asr_student, compare_models, teacher_encode
-from espnet_distill.bin import setup_logging
+from espnet_distill.bin import new_parser, setup_logging
 from espnet_distill.checkpoint_io import CheckpointError
 from espnet_distill.config import ConfigError, read_yaml
 from espnet_distill.data.audio import FRAME_WINDOW
@@ -30,10 +29,11 @@ from espnet_distill.teacher.teacher import TeacherError, build_teacher
 
 def main(argv: list[str] | None = None) -> int:
     setup_logging()
-    p = argparse.ArgumentParser(prog="analyze", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = new_parser("analyze", __doc__)
     p.add_argument("--teacher", help="teacher YAML (exp/teacher/teacher.yaml); needed with --checkpoint")
     p.add_argument("--checkpoint", nargs="*", default=[], help="students of ours to compare with the teacher")
-    p.add_argument("--asr-exp", nargs="*", default=[], help="ESPnet experiments to compare with their distilled student")
+    p.add_argument("--asr-exp", nargs="*", default=[],
+                   help="ESPnet experiments to compare with their distilled student")
     p.add_argument("--data-dir", required=True, help="Kaldi data dir whose audio is analysed (e.g. data/dev)")
     p.add_argument("--outdir", required=True, help="where <name>.cka.json and <name>.cka.png go")
     p.add_argument("--max-utts", type=int, default=100, help="utterances read from the data dir (default 100)")

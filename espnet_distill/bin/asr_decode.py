@@ -1,6 +1,7 @@
 """CTC decoding (greedy, or restricted to a grammar) of an ESPnet ASR model trained through our entry points.
 
-    python -m espnet_distill.bin.asr_decode --asr-config exp/asr/x/config.yaml --asr-model exp/asr/x/valid.loss.ave.pth \\
+    python -m espnet_distill.bin.asr_decode --asr-config exp/asr/x/config.yaml \\
+        --asr-model exp/asr/x/valid.loss.ave.pth \\
         --data-dir data/dev data/test --out exp/asr/x/decode_ctc_greedy_{dev,test}/text [--bpe-model ...] \\
         [--batch-seconds 60] [--shard J --num-shards N] [--device cuda] [--quantize int8] [--grammar FILE]
 
@@ -17,20 +18,19 @@ Attention beam search runs through ``espnet_distill.bin.asr_inference`` (espnet2
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 
 from espnet_distill.asr.decode import check_token_list, decode_shard, read_grammar, write_hyps
 from espnet_distill.asr.task import load_model
-from espnet_distill.bin import setup_logging
+from espnet_distill.bin import new_parser, setup_logging
 from espnet_distill.data.audio import AudioError
 from espnet_distill.data.tables import DataDirError
 
 
 def main(argv: list[str] | None = None) -> int:
     setup_logging()
-    p = argparse.ArgumentParser(prog="asr_decode", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = new_parser("asr_decode", __doc__)
     p.add_argument("--asr-config", required=True, help="the config.yaml ESPnet wrote next to the model")
     p.add_argument("--asr-model", required=True, help="model .pth (e.g. valid.loss.best.pth)")
     p.add_argument("--data-dir", required=True, nargs="+", help="Kaldi data dir(s) to decode (text is not needed)")

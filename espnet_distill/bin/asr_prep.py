@@ -14,15 +14,16 @@ import sys
 from pathlib import Path
 
 from espnet_distill.asr.prep import write_shapes, write_token_list
-from espnet_distill.bin import setup_logging
+from espnet_distill.bin import new_parser, setup_logging
 from espnet_distill.data.tables import read_table
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="asr_prep", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = new_parser("asr_prep", __doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("tokens", help="write tokens.txt (and bpe.model for bpe)")
-    t.add_argument("--token-type", choices=["char", "bpe"], default="char", help="character or sentencepiece BPE tokens")
+    t.add_argument("--token-type", choices=["char", "bpe"], default="char",
+                   help="character or sentencepiece BPE tokens")
     t.add_argument("--bpe-size", type=int, default=100, help="BPE vocabulary size")
     t.add_argument("--text", nargs="+", required=True, help="Kaldi text files to build the list from")
     t.add_argument("--out", required=True, help="output folder (tokens.txt, bpe.model)")

@@ -30,7 +30,6 @@ data dir: the teacher of ``--checkpoint``, or a HuBERT Base with random weights.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -38,18 +37,19 @@ from pathlib import Path
 import torch
 
 from espnet_distill.analysis.benchmark import forward_table, precision_table, train_step_table
-from espnet_distill.bin import setup_logging
+from espnet_distill.bin import new_parser, setup_logging
 
 
 def main(argv: list[str] | None = None) -> int:
     setup_logging()
-    p = argparse.ArgumentParser(prog="benchmark", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = new_parser("benchmark", __doc__)
     p.add_argument("--paper", action="store_true", help="include the paper-size teacher and students (random weights)")
     p.add_argument("--checkpoint", nargs="*", default=[], help="our teacher or student checkpoints to include")
-    p.add_argument("--teacher-name", default=None, help="row name of the teacher for speed-ups (default: the first teacher row)")
+    p.add_argument("--teacher-name", help="teacher row for the speed-ups (default: the first teacher row)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
-    p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8], help="batch sizes to time (the first one gives the speed-ups)")
-    p.add_argument("--seconds", type=float, default=8.0, help="utterance length for batch 1 (half of it for larger batches)")
+    p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8],
+                   help="batch sizes to time (the first one gives the speed-ups)")
+    p.add_argument("--seconds", type=float, default=8.0, help="utterance seconds at batch 1 (half at larger batches)")
     p.add_argument("--repeats", type=int, default=5, help="timed repetitions (median reported)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("--int8", action="store_true", help="also time each model with int8 linear layers (PyTorch, CPU)")

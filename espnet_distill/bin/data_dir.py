@@ -17,7 +17,7 @@ import argparse
 import logging
 import sys
 
-from espnet_distill.bin import setup_logging
+from espnet_distill.bin import new_parser, setup_logging
 from espnet_distill.data.audio import AudioError
 from espnet_distill.data.fingerprint import TABLES, data_key
 from espnet_distill.data.kaldi_dir import fix_data_dir, utt2spk_to_spk2utt, validate_data_dir, write_utt2dur
@@ -25,7 +25,7 @@ from espnet_distill.data.tables import DataDirError, read_table, write_table
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="data_dir", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = new_parser("data_dir", __doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
 
     v = sub.add_parser("validate", help="check a data dir; print the first problem and exit 1")

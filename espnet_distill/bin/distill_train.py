@@ -32,20 +32,20 @@ student.pt is the pruned student).
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 from pathlib import Path
 
-from espnet_distill.bin import input_errors, setup_logging
+from espnet_distill.bin import input_errors, new_parser, setup_logging
 from espnet_distill.config import ConfigError
 from espnet_distill.train.distill import DistillRunConfig, distill
 
 
 def main(argv: list[str] | None = None) -> int:
     setup_logging()
-    p = argparse.ArgumentParser(prog="distill_train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", required=True, help="student/distillation YAML (sections: student, init, distill, train, prune)")
+    p = new_parser("distill_train", __doc__)
+    p.add_argument("--config", required=True,
+                   help="student/distillation YAML (sections: student, init, distill, train, prune)")
     p.add_argument("--teacher", required=True, help="teacher YAML (exp/teacher/teacher.yaml after stage 2)")
     p.add_argument("--train-dir", required=True, help="Kaldi data dir of the (unlabelled) training audio")
     p.add_argument("--valid-dir", required=True, help="Kaldi data dir for validation")

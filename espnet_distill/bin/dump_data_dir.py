@@ -12,13 +12,12 @@ inside words (--punctuation remove), whitespace collapsed.
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 
 from espnet2.utils.types import str2bool
 
-from espnet_distill.bin import add_text_norm_args, setup_logging
+from espnet_distill.bin import add_text_norm_args, new_parser, setup_logging
 from espnet_distill.data.audio import SAMPLE_RATE, AudioError
 from espnet_distill.data.dump import FORMATS, finish, write_shard
 from espnet_distill.data.tables import DataDirError
@@ -26,8 +25,7 @@ from espnet_distill.data.tables import DataDirError
 
 def main(argv: list[str] | None = None) -> int:
     setup_logging()
-    p = argparse.ArgumentParser(prog="dump_data_dir", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = new_parser("dump_data_dir", __doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
     for name, help_ in (("audio", "write the audio of one shard"), ("finish", "write the dumped data dir")):
         s = sub.add_parser(name, help=help_)

@@ -9,15 +9,15 @@ Errors (no config.yaml, no such model file: the ones it has are listed) exit 1 w
 """
 from __future__ import annotations
 
-import argparse
 import sys
 
 from espnet_distill.asr.experiment import Experiment
+from espnet_distill.bin import new_parser
 from espnet_distill.config import ConfigError
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="experiment", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = new_parser("experiment", __doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
     m = sub.add_parser("model-file", help="print the path of the model file to use")
     m.add_argument("exp", help="experiment folder (exp/asr/<model>)")

@@ -36,7 +36,7 @@ import json
 import sys
 from pathlib import Path
 
-from espnet_distill.bin import setup_logging
+from espnet_distill.bin import new_parser, setup_logging
 from espnet_distill.checkpoint_io import CheckpointError
 from espnet_distill.data.audio import AudioError
 from espnet_distill.student.export import ExportError
@@ -45,9 +45,9 @@ from espnet_distill.student.export_check import TARGETS, export_checked
 
 def main(argv: list[str] | None = None) -> int:
     setup_logging()
-    p = argparse.ArgumentParser(prog="export", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = new_parser("export", __doc__)
     p.add_argument("--to", required=True, choices=sorted([*TARGETS, "sherpa-onnx"]), help="target format (see above)")
-    p.add_argument("--model-file", default=None, help="sherpa-onnx: the model file in the experiment (default: averaged)")
+    p.add_argument("--model-file", help="sherpa-onnx: the experiment's model file (default: the averaged one)")
     p.add_argument("--quantize", choices=["none", "int8"], default="none",
                    help="int8: dynamic int8 quantization of the linear layers (onnx only; default none)")
     p.add_argument("--check-audio", action="append", default=[], metavar="AUDIO",

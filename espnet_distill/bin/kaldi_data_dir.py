@@ -1,7 +1,8 @@
 """New Kaldi data dirs from others, under Kaldi's signatures (the engines behind utils/copy_data_dir.sh,
 combine_data_dir.sh, split_data.sh, split_scp.sh and perturb_data_dir_speed.sh).
 
-    python -m espnet_distill.bin.kaldi_data_dir copy [--utt-prefix P] [--utt-suffix S] [--spk-prefix P] [--spk-suffix S] SRC DST
+    python -m espnet_distill.bin.kaldi_data_dir copy [--utt-prefix P] [--utt-suffix S] [--spk-prefix P] \\
+        [--spk-suffix S] SRC DST
     python -m espnet_distill.bin.kaldi_data_dir combine DST SRC1 SRC2 ...
     python -m espnet_distill.bin.kaldi_data_dir split-scp [--utt2spk FILE] SCP OUT1 OUT2 ...
     python -m espnet_distill.bin.kaldi_data_dir split [--per-utt] DIR N
@@ -15,7 +16,7 @@ import argparse
 import logging
 import sys
 
-from espnet_distill.bin import setup_logging
+from espnet_distill.bin import new_parser, setup_logging
 from espnet_distill.data.audio import AudioError
 from espnet_distill.data.kaldi_compat import copy_renamed, perturb_speed, split_data
 from espnet_distill.data.kaldi_dir import combine_data_dirs, split_scp
@@ -46,8 +47,7 @@ COMMANDS = {  # each returns a line to log, or None
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="kaldi_data_dir", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = new_parser("kaldi_data_dir", __doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
     c = sub.add_parser("combine", help="concatenate data dirs (ids must be unique)")
     c.add_argument("dst", help="destination data dir (created)")
@@ -58,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("outputs", nargs="+", help="output files (their number is the number of parts)")
     cp = sub.add_parser("copy", help="Kaldi's copy_data_dir.sh: a copy with prefixed/suffixed ids")
     for opt in ("--utt-prefix", "--utt-suffix", "--spk-prefix", "--spk-suffix"):
-        cp.add_argument(opt, default="", help=f"{opt[2:].replace('-', ' ')} added to the ids (--{opt[2:]}=-x for a leading dash)")
+        cp.add_argument(opt, default="",
+                        help=f"{opt[2:].replace('-', ' ')} added to the ids (--{opt[2:]}=-x for a leading dash)")
     cp.add_argument("src", help="source data dir")
     cp.add_argument("dst", help="destination data dir")
     sd = sub.add_parser("split", help="Kaldi's split_data.sh: DIR/splitN/{1..N}, speakers kept whole")

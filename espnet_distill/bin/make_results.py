@@ -4,7 +4,8 @@
     python -m espnet_distill.bin.make_results summary --asr-dir exp/asr --benchmark exp/asr/benchmark.json \\
         --test-sets dev test --out RESULTS.md
 
-    python -m espnet_distill.bin.make_results claims --asr-dir exp/claims/asr --benchmark exp/claims/asr/benchmark.json \\
+    python -m espnet_distill.bin.make_results claims --asr-dir exp/claims/asr \\
+        --benchmark exp/claims/asr/benchmark.json \\
         --finetune-set train_10min --test-sets dev test --out CLAIMS.md
 
 exp-table: ESPnet-style |dataset|Snt|Wrd|Corr|Sub|Del|Ins|Err|S.Err| tables (WER and CER) for
@@ -16,17 +17,16 @@ claims (:data:`CLAIMS`) as run by ``local/claims.sh``, each a comparison of two 
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
-from espnet_distill.analysis.results import (CLAIMS, claims_document, claims_table, exp_table, results_document,
-                                             summary)
+from espnet_distill.analysis.results import CLAIMS, claims_document, claims_table, exp_table, results_document, summary
+from espnet_distill.bin import new_parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="make_results", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = new_parser("make_results", __doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
     e = sub.add_parser("exp-table", help="RESULTS.md of one ASR experiment")
     e.add_argument("--exp", required=True, help="ASR experiment folder (with decode_*/scores.json)")

@@ -1,22 +1,22 @@
 """Speaker-independent Kaldi dirs from the Free Spoken Digit Dataset (wav.scp names the 8 kHz
 originals; they are resampled to 16 kHz when read).
 
-    python -m espnet_distill.bin.prepare_fsdd --recordings downloads/free-spoken-digit-dataset/recordings --data-root data \\
+    python -m espnet_distill.bin.prepare_fsdd --recordings downloads/free-spoken-digit-dataset/recordings \\
+        --data-root data \\
         --set fsdd_train=jackson,theo,nicolas,yweweler --set fsdd_dev=lucas --set fsdd_test=george
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 
-from espnet_distill.bin import setup_logging
+from espnet_distill.bin import new_parser, setup_logging
 from espnet_distill.corpora.fsdd import FSDDError, prepare
 
 
 def main(argv: list[str] | None = None) -> int:
     setup_logging()
-    p = argparse.ArgumentParser(prog="prepare_fsdd", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = new_parser("prepare_fsdd", __doc__)
     p.add_argument("--recordings", required=True, help="FSDD's recordings/ folder")
     p.add_argument("--data-root", required=True, help="where the Kaldi dirs go")
     p.add_argument("--set", action="append", required=True, metavar="NAME=SPK1,SPK2",

@@ -1,26 +1,26 @@
 """Kaldi dirs from LibriSpeech splits and Libri-light fine-tuning subsets.
 
-    python -m espnet_distill.bin.prepare_librispeech split --root /data/LibriSpeech --split dev-clean --out data/dev_clean
-    python -m espnet_distill.bin.prepare_librispeech librilight --root /data/librispeech_finetuning --subset 1h --out data/train_1h
+    python -m espnet_distill.bin.prepare_librispeech split --root /data/LibriSpeech --split dev-clean \\
+        --out data/dev_clean
+    python -m espnet_distill.bin.prepare_librispeech librilight --root /data/librispeech_finetuning --subset 1h \\
+        --out data/train_1h
 
 A missing transcript file, a chapter without audio or a transcript line without its flac
 stops with a message naming the path.
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 from pathlib import Path
 
-from espnet_distill.bin import setup_logging
+from espnet_distill.bin import new_parser, setup_logging
 from espnet_distill.corpora.librispeech import LIBRILIGHT_SUBSETS, LibriSpeechError, librilight_sources, prepare_dirs
 
 
 def main(argv: list[str] | None = None) -> int:
     setup_logging()
-    p = argparse.ArgumentParser(prog="prepare_librispeech", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = new_parser("prepare_librispeech", __doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("split", help="one LibriSpeech split (train-clean-100, dev-other, ...)")
     s.add_argument("--root", required=True, help="the LibriSpeech folder (holding train-clean-100/, dev-clean/, ...)")

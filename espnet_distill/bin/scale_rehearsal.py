@@ -2,18 +2,16 @@
 espnet_distill.analysis.rehearsal (its docstring, shown by --help, says what is measured)."""
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 from espnet_distill.analysis import rehearsal
-from espnet_distill.bin import setup_logging
+from espnet_distill.bin import new_parser, setup_logging
 
 
 def main(argv: list[str] | None = None) -> int:
     setup_logging()
-    p = argparse.ArgumentParser(prog="scale_rehearsal", description=rehearsal.__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = new_parser("scale_rehearsal", rehearsal.__doc__)
     p.add_argument("--workdir", default="exp/scale_rehearsal", help="where the data dir, models and figures go")
     p.add_argument("--utts", type=int, default=281_241, help="utterances in the data dir (LibriSpeech 960 h: 281,241)")
     p.add_argument("--recordings", type=int, default=8, help="40 s recordings the segments point into")
@@ -30,7 +28,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="MALLOC_TRIM_THRESHOLD_ for the trainer (bytes; 0: glibc's default)")
     a = p.parse_args(argv)
 
-    result = rehearsal.run_rehearsal(a.workdir, a.utts, a.recordings, a.recordings_from, a.frontend, a.steps, a.batch_seconds,
+    result = rehearsal.run_rehearsal(a.workdir, a.utts, a.recordings, a.recordings_from, a.frontend, a.steps,
+                                     a.batch_seconds,
                                      a.batch_size, a.workers, a.valid_utts, a.loader_utts, a.malloc_trim_threshold)
     for k, v in result.items():
         print(f"{k:32s} {v}")

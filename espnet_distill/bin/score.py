@@ -10,7 +10,6 @@ has no transcripts: hypotheses are kept and scoring is skipped with a message.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import sys
@@ -18,14 +17,14 @@ from dataclasses import asdict
 from pathlib import Path
 
 from espnet_distill.asr.score import score_dir
-from espnet_distill.bin import add_text_norm_args, setup_logging
+from espnet_distill.bin import add_text_norm_args, new_parser, setup_logging
 from espnet_distill.data.tables import read_table
 from espnet_distill.data.text import normalize_text
 
 
 def main(argv: list[str] | None = None) -> int:
     setup_logging()
-    p = argparse.ArgumentParser(prog="score", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = new_parser("score", __doc__)
     p.add_argument("--ref", required=True, help="Kaldi text with the reference transcripts")
     p.add_argument("--hyp", required=True, help="Kaldi text with the hypotheses (empty lines allowed)")
     p.add_argument("--utt2spk", default=None, help="utt2spk for sclite's per-speaker table")
@@ -36,7 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     add_text_norm_args(p, "both texts before scoring")
     a = p.parse_args(argv)
     if not Path(a.ref).is_file():
-        logging.warning("%s not found: this set has no transcripts; hypotheses are in %s, scoring skipped", a.ref, a.hyp)
+        logging.warning("%s not found: this set has no transcripts; hypotheses are in %s, scoring skipped", a.ref,
+                        a.hyp)
         return 0
     norm = lambda t: normalize_text(t, a.case, a.punctuation)  # noqa: E731
     ref = {k: norm(v) for k, v in read_table(a.ref).items}

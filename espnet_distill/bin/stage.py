@@ -8,12 +8,11 @@ declares but the environment lacks, or a file system error, exits 1 with one lin
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import sys
 
-from espnet_distill.bin import setup_logging
+from espnet_distill.bin import new_parser, setup_logging
 from espnet_distill.stages import STAGES, begin, end
 
 COMMANDS = {"begin": lambda num: print("run" if begin(num, os.environ) else "skip"),
@@ -22,7 +21,7 @@ COMMANDS = {"begin": lambda num: print("run" if begin(num, os.environ) else "ski
 
 def main(argv: list[str] | None = None) -> int:
     setup_logging()
-    p = argparse.ArgumentParser(prog="stage", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = new_parser("stage", __doc__)
     p.add_argument("cmd", choices=sorted(COMMANDS), help="begin: run or skip the stage; end: mark it finished")
     p.add_argument("num", type=int, choices=sorted(STAGES), help="stage number")
     a = p.parse_args(argv)

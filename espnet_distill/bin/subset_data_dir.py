@@ -10,11 +10,10 @@ names the file, the line and what is wrong, and exits with status 1.
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 
-from espnet_distill.bin import setup_logging
+from espnet_distill.bin import new_parser, setup_logging
 from espnet_distill.data.audio import AudioError
 from espnet_distill.data.kaldi_compat import SUBSET_MODES, subset_kaldi, subset_lists
 from espnet_distill.data.kaldi_dir import subset_data_dir
@@ -22,8 +21,7 @@ from espnet_distill.data.tables import DataDirError
 
 
 def kaldi_form(argv: list[str]) -> int:
-    k = argparse.ArgumentParser(prog="subset_data_dir --kaldi", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    k = new_parser("subset_data_dir --kaldi", __doc__)
     k.add_argument("mode", choices=list(SUBSET_MODES), help="how the N utterances are chosen")
     k.add_argument("src", help="source data dir")
     k.add_argument("n", type=int, help="number of utterances (per speaker with per-spk)")
@@ -39,8 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if argv[:1] == ["--kaldi"]:
             return kaldi_form(argv[1:])
-        p = argparse.ArgumentParser(prog="subset_data_dir", description=__doc__,
-                                    formatter_class=argparse.RawDescriptionHelpFormatter)
+        p = new_parser("subset_data_dir", __doc__)
         g = p.add_mutually_exclusive_group(required=True)
         g.add_argument("--first", type=int, help="the first N utterances (sorted order)")
         g.add_argument("--random", type=int, help="N utterances drawn at random with --seed")

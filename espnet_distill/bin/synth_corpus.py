@@ -12,12 +12,12 @@ import json
 import logging
 import sys
 
-from espnet_distill.bin import setup_logging
+from espnet_distill.bin import new_parser, setup_logging
 from espnet_distill.corpora import synth_en
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="synth_corpus", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = new_parser("synth_corpus", __doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
 
     pl = sub.add_parser("plan", help="draw sentences and speakers; write OUT/{train,dev,test}/spec.scp")
@@ -28,10 +28,12 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--test-utts", type=int, default=200, help="utterances in test")
     pl.add_argument("--train-speakers", type=int, default=12, help="number of training speakers")
     pl.add_argument("--dev-speakers", type=int, default=2, help="number of dev speakers (disjoint from train)")
-    pl.add_argument("--test-speakers", type=int, default=2, help="number of test speakers (disjoint from train and dev)")
+    pl.add_argument("--test-speakers", type=int, default=2,
+                    help="number of test speakers (disjoint from train and dev)")
     pl.add_argument("--reverb-prob", type=float, default=0.0, help="fraction of utterances with sox reverb")
     pl.add_argument("--noise-prob", type=float, default=0.0, help="fraction of utterances with additive white noise")
-    pl.add_argument("--snr-range", type=float, nargs=2, default=(10.0, 30.0), metavar=("LO", "HI"), help="SNR range in dB")
+    pl.add_argument("--snr-range", type=float, nargs=2, default=(10.0, 30.0), metavar=("LO", "HI"),
+                    help="SNR range in dB")
 
     sy = sub.add_parser("synth", help="render the utterances of one spec shard to wavs (resumable)")
     sy.add_argument("--spec", required=True, help="spec.scp (or a shard of it)")
@@ -73,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         for name, v in s["sets"].items():
             oov = f"{100 * v['oov_rate']:.2f}%" if "oov_rate" in v else "-"
             print(f"{name:<16}{v['utts']:>7}{v['hours']:>8.3f}{v['speakers']:>5}{v['words']:>8}{oov:>8}")
-        print(f"vocabulary: {s['vocab_train']} words in train, {s['vocab_all']} in all sets, {s['grammar_vocab']} in the grammar")
+        print(f"vocabulary: {s['vocab_train']} words in train, {s['vocab_all']} in all sets, "
+              f"{s['grammar_vocab']} in the grammar")
         if a.json:
             with open(a.json, "w") as f:
                 json.dump(s, f, indent=2)

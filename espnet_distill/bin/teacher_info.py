@@ -22,7 +22,6 @@ nothing was exported, the given config.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import shutil
@@ -30,7 +29,7 @@ import sys
 
 import torch
 
-from espnet_distill.bin import input_errors, setup_logging
+from espnet_distill.bin import input_errors, new_parser, setup_logging
 from espnet_distill.config import read_yaml
 from espnet_distill.data.audio import SAMPLE_RATE
 from espnet_distill.teacher.checkpoints import FORMATS, save_hubert
@@ -39,10 +38,11 @@ from espnet_distill.teacher.teacher import TeacherError, build_teacher, local_te
 
 def main(argv: list[str] | None = None) -> int:
     setup_logging()
-    p = argparse.ArgumentParser(prog="teacher_info", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = new_parser("teacher_info", __doc__)
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--config", help="teacher YAML (backend: local | s3prl, path / name, ...)")
-    src.add_argument("--checkpoint", help="a local HuBERT checkpoint file or Hugging Face folder, any format (see above)")
+    src.add_argument("--checkpoint",
+                     help="a local HuBERT checkpoint file or Hugging Face folder, any format (see above)")
     p.add_argument("--format", default="auto", choices=["auto", *sorted(FORMATS)],
                    help="format of --checkpoint (default: detected from its keys)")
     p.add_argument("--json", help="also write the description to this file")
@@ -56,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     except input_errors() as e:
         logging.error("%s: %s", a.config or a.checkpoint, e)
         return 1
-    info = {"name": t.name, "layout": t.layout, "num_layers": t.num_layers, "dim": t.dim, "has_codebook": t.has_codebook,
+    info = {"name": t.name, "layout": t.layout, "num_layers": t.num_layers, "dim": t.dim,
+            "has_codebook": t.has_codebook,
             "num_classes": None if out.logits is None else out.logits.shape[-1],
             "params": sum(p.numel() for p in t.parameters()), "frames_per_second": out.hidden[0].shape[1]}
     if a.export:

@@ -17,18 +17,17 @@ import logging
 import sys
 from pathlib import Path
 
-from espnet_distill.bin import input_errors, setup_logging
+from espnet_distill.bin import input_errors, new_parser, setup_logging
 from espnet_distill.config import ConfigError
 from espnet_distill.teacher import kmeans
 from espnet_distill.train.pretrain import KMeansConfig, PretrainConfig, pretrain
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="teacher_pretrain", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = new_parser("teacher_pretrain", __doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
     d = sub.add_parser("dump", help="dump features of one shard of a data dir")
-    d.add_argument("--config", default=None, help="teacher YAML (backend: pretrain): iter2_layer, the layer of --source")
+    d.add_argument("--config", help="teacher YAML (backend: pretrain): iter2_layer, the layer of --source")
     d.add_argument("--data-dir", required=True, help="Kaldi data dir")
     d.add_argument("--out", required=True, help="output .pt file for this shard")
     d.add_argument("--shard", type=int, default=1, help="1-based shard index (the launcher's JOB)")
@@ -50,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--train-dir", required=True, help="Kaldi dir of the training audio")
     t.add_argument("--valid-dir", required=True, help="Kaldi dir for validation (masked-frame accuracy)")
     t.add_argument("--labels-dir", required=True, help="folder with labels.train and labels.valid and kmeans.json")
-    t.add_argument("--outdir", required=True, help="experiment folder (checkpoint.pt, teacher.pt, curves, summary.json)")
+    t.add_argument("--outdir", required=True, help="experiment folder: checkpoint.pt, teacher.pt, curves, summary.json")
     t.add_argument("--init", default=None, help="optional HuBERT checkpoint to start from (iteration 2)")
     t.add_argument("--no-resume", action="store_true", help="start over even if OUTDIR/checkpoint.pt exists")
     return p

@@ -25,7 +25,6 @@ model was trained with (config.yaml's ``best_model_criterion``: ``valid.acc.ave.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import sys
@@ -36,13 +35,13 @@ import torch
 
 from espnet_distill.asr.decode import read_grammar
 from espnet_distill.asr.transcribe import MIN_SAMPLES, Transcriber, exported_folder, resolve_model
-from espnet_distill.bin import setup_logging
+from espnet_distill.bin import new_parser, setup_logging
 from espnet_distill.data.audio import SAMPLE_RATE, AudioError, load_audio_file
 
 
 def main(argv: list[str] | None = None) -> int:
     setup_logging(logging.WARNING)
-    p = argparse.ArgumentParser(prog="transcribe", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = new_parser("transcribe", __doc__)
     p.add_argument("--model", required=True,
                    help="ESPnet experiment folder (exp/asr/<model>, or a copy of it), or an archive of bin/pack_model")
     p.add_argument("--model-file", default=None, help="model file inside it (default: the averaged one)")

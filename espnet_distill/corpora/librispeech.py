@@ -31,7 +31,8 @@ class LibriSpeechError(ValueError):
 def chapters(split_dir: Path) -> list[Path]:
     """Every ``<speaker>/<chapter>`` folder below ``split_dir`` (any depth, e.g. Libri-light's clean/other)."""
     out = []
-    for trans_dir in sorted({p.parent for p in split_dir.rglob("*.flac")} | {p.parent for p in split_dir.rglob("*.trans.txt")}):
+    chapters = {p.parent for p in split_dir.rglob("*.flac")} | {p.parent for p in split_dir.rglob("*.trans.txt")}
+    for trans_dir in sorted(chapters):
         out.append(trans_dir)
     return out
 

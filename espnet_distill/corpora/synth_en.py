@@ -256,7 +256,8 @@ def wav_path(wav_dir: str | os.PathLike, spec: UttSpec, seed: int) -> Path:
     return Path(wav_dir) / spec.spk / f"{spec.utt}.{h:08x}.wav"
 
 
-def synthesize_specs(spec_scp: str | os.PathLike, wav_dir: str | os.PathLike, seed: int = 0, progress: bool = True) -> int:
+def synthesize_specs(spec_scp: str | os.PathLike, wav_dir: str | os.PathLike, seed: int = 0,
+                     progress: bool = True) -> int:
     """Render every utterance of a spec.scp shard to :func:`wav_path`.
 
     Existing wavs of the same spec are kept (a killed job resumes); each file is written
@@ -267,7 +268,7 @@ def synthesize_specs(spec_scp: str | os.PathLike, wav_dir: str | os.PathLike, se
 
     table = read_table(spec_scp)
     written = 0
-    for utt, js in tqdm(table.items, desc=f"synth {Path(spec_scp).name}", disable=not progress, unit="utt"):
+    for _utt, js in tqdm(table.items, desc=f"synth {Path(spec_scp).name}", disable=not progress, unit="utt"):
         spec = UttSpec(**json.loads(js))
         out = wav_path(wav_dir, spec, seed)
         if out.is_file():

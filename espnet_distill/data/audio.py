@@ -120,7 +120,8 @@ def read_entry(utt: str, entry: str) -> tuple[np.ndarray, int]:
         raise AudioError(f"utterance '{utt}': cannot read audio file {entry!r}: {e}") from None
     missing = wav_missing_bytes(entry)
     if missing > 0:
-        raise AudioError(f"utterance '{utt}': audio file {entry!r} is truncated: {missing} bytes of its data chunk are missing")
+        raise AudioError(f"utterance '{utt}': audio file {entry!r} is truncated: {missing} bytes of its data chunk "
+                         "are missing")
     return x, rate
 
 

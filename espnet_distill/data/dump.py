@@ -148,7 +148,8 @@ def finish(src: str | os.PathLike, out: str | os.PathLike, num_shards: int = 1, 
                         f"rerun the audio jobs with --num-shards {num_shards}")
     text = None
     if (src / "text").is_file():
-        text = {u: normalize_text(t, case, punctuation) for u, t in read_table(src / "text", allow_empty_value=True).items}
+        table = read_table(src / "text", allow_empty_value=True)
+        text = {u: normalize_text(t, case, punctuation) for u, t in table.items}
     stats, kept, dropped = DumpStats(total=len(utt2spk)), [], []
     for utt, spk in utt2spk:
         reason = drop_reason(samples[utt] / rate, text.get(utt) if text else None, min_seconds, max_seconds) \

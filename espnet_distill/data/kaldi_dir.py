@@ -69,7 +69,8 @@ def _parse_segment(table: Table, key: str, value: str, lineno: int) -> tuple[str
     except ValueError:
         raise DataDirError(f"{table.path}:{lineno}: start/end of '{key}' are not numbers: {value!r}") from None
     if start < 0 or end <= start:
-        raise DataDirError(f"{table.path}:{lineno}: segment '{key}' has start {start} and end {end} (need 0 <= start < end)")
+        raise DataDirError(f"{table.path}:{lineno}: segment '{key}' has start {start} and end {end} "
+                           "(need 0 <= start < end)")
     return parts[0], start, end
 
 
@@ -135,7 +136,8 @@ def validate_data_dir(
         for (utt, value), lineno in zip(segments.items, segments.lines):
             reco, start, end = _parse_segment(segments, utt, value, lineno)
             if reco not in wav_keys:
-                raise DataDirError(f"{segments.path}:{lineno}: recording '{reco}' of utterance '{utt}' is not in {wav.path}")
+                raise DataDirError(f"{segments.path}:{lineno}: recording '{reco}' of utterance '{utt}' "
+                                   f"is not in {wav.path}")
             if reco in reco2dur and end > float(reco2dur[reco]) + 0.02:
                 raise DataDirError(
                     f"{segments.path}:{lineno}: segment '{utt}' ends at {end} s, after the end of recording "

@@ -356,7 +356,8 @@ class SelfAttention(nn.Module):
         if pos_bias is not None:
             bias = self._gated(x, pos_bias).to(q.dtype)
             attn_mask = bias if mask is None else bias.masked_fill(~attn_mask, float("-inf"))
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask,
+                                           dropout_p=self.dropout if self.training else 0.0)
         return self.out_proj(y.transpose(1, 2).reshape(b, t, h * self.head_dim))
 
 
@@ -435,7 +436,7 @@ class TransformerEncoder(nn.Module):
         keys = None if unpadded(mask.sum(1), mask.shape[1]) else mask  # no padding: flash attention
         layers = self.layers if num_layers is None else self.layers[:num_layers]
         pos_bias = None if self.rel_pos is None else self.layers[0].self_attn.position_bias(x.shape[1], x.device)
-        for i, layer in enumerate(layers):
+        for layer in layers:
             if self.training and self.layerdrop > 0 and torch.rand(()) < self.layerdrop:
                 hiddens.append(x)
                 continue

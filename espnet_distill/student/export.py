@@ -26,8 +26,14 @@ from pathlib import Path
 
 import torch
 
-from espnet_distill.checkpoint_io import (CheckpointError, atomic_path, atomic_save, new_file_mode, require_keys,
-                                         safe_load)
+from espnet_distill.checkpoint_io import (
+    CheckpointError,
+    atomic_path,
+    atomic_save,
+    new_file_mode,
+    require_keys,
+    safe_load,
+)
 from espnet_distill.data.audio import FRAME_WINDOW, SAMPLE_RATE
 from espnet_distill.student.model import Student, StudentConfig
 
@@ -40,7 +46,8 @@ class ExportError(CheckpointError):
 
 def save_student(path: str | os.PathLike, student: Student, meta: dict | None = None) -> None:
     atomic_save({"format": STUDENT_FORMAT, "version": 1, "config": student.cfg.to_dict(),
-                 "state_dict": {k: v.detach().cpu() for k, v in student.state_dict().items()}, "meta": meta or {}}, path)
+                 "state_dict": {k: v.detach().cpu() for k, v in student.state_dict().items()}, "meta": meta or {}},
+                 path)
 
 
 def load_student(path: str | os.PathLike) -> tuple[Student, dict]:

@@ -24,8 +24,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from espnet_distill.data.audio import FRAME_HOP, FRAME_WINDOW, SAMPLE_RATE, cnn_frames
-from espnet_distill.nn.hubert import (DEFAULT_CONV, ConvFeatureExtractor, check_grad_scale, lengths_to_mask,
-                                     scaled_gradient)
+from espnet_distill.nn.hubert import (
+    DEFAULT_CONV,
+    ConvFeatureExtractor,
+    check_grad_scale,
+    lengths_to_mask,
+    scaled_gradient,
+)
 
 FBANK_WINDOW, FBANK_SHIFT = 400, 160  # 25 ms, 10 ms at 16 kHz
 FLOAT_EPS = torch.finfo(torch.float32).eps
@@ -69,7 +74,8 @@ def povey_window(n: int) -> torch.Tensor:
     return (0.5 - 0.5 * torch.cos(2 * math.pi * torch.arange(n) / (n - 1))).pow(0.85)
 
 
-def kaldi_mel_banks(num_bins: int, n_fft: int = 512, rate: int = SAMPLE_RATE, low: float = 20.0, high: float = 0.0) -> torch.Tensor:
+def kaldi_mel_banks(num_bins: int, n_fft: int = 512, rate: int = SAMPLE_RATE, low: float = 20.0,
+                    high: float = 0.0) -> torch.Tensor:
     """(num_bins, n_fft // 2 + 1) Kaldi mel filterbank (triangles on the mel scale)."""
     from torchaudio.compliance.kaldi import get_mel_banks
 
@@ -84,7 +90,8 @@ def dft_matrix(n_fft: int = 512, frame: int = FBANK_WINDOW) -> torch.Tensor:
     return torch.cat([angle.cos(), -angle.sin()], dim=1).float()
 
 
-def kaldi_fbank(wav: torch.Tensor, lengths: torch.Tensor, mel: torch.Tensor, window: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def kaldi_fbank(wav: torch.Tensor, lengths: torch.Tensor, mel: torch.Tensor,
+                window: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Batched Kaldi fbank (as ``torchaudio.compliance.kaldi.fbank`` with dither 0, snip_edges):
     wav (B, L) in [-1, 1] -> log-mel (B, T_fb, M), valid frames (B,) = floor((L - 400) / 160) + 1.
 

@@ -67,7 +67,8 @@ class LayerWiseHeads(nn.Module):
         self.layer_map = {int(s): int(t) for s, t in layer_map.items()}
         for s in self.layer_map:
             if not 1 <= s <= num_student_layers:
-                raise ValueError(f"layer_map names student layer {s}, but the student has layers 1..{num_student_layers}")
+                raise ValueError(f"layer_map names student layer {s}, "
+                                 f"but the student has layers 1..{num_student_layers}")
         self.heads = nn.ModuleDict({str(s): nn.Linear(dim, teacher_dim) for s in self.layer_map})
 
     def forward(self, hidden: list[torch.Tensor]) -> dict[int, torch.Tensor]:

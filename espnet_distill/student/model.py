@@ -29,7 +29,8 @@ logger = logging.getLogger(__name__)
 @dataclass
 class StudentConfig:
     frontend: str = "cnn"  # FRONTENDS key: cnn | fbank
-    frontend_conf: dict = field(default_factory=dict)  # cnn: conv_layers, extractor_mode, layer_norm; fbank: num_mel_bins, dropout
+    # cnn: conv_layers, extractor_mode, layer_norm; fbank: num_mel_bins, dropout
+    frontend_conf: dict = field(default_factory=dict)
     dim: int = 480
     ffn_dim: int = 480
     num_layers: int = 12
@@ -130,7 +131,8 @@ class Student(nn.Module):
     def frontend_adapt(self, wav: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Front-end adaptation: Linear(front-end output) -> (B, T, D_T), to match the teacher's hidden[0]."""
         if self.fe_head is None:
-            raise ValueError(f"front-end adaptation is for the fbank front-end; this student uses '{self.cfg.frontend}'")
+            raise ValueError("front-end adaptation is for the fbank front-end; "
+                             f"this student uses '{self.cfg.frontend}'")
         x, mask = self.frontend(wav, lengths)
         return self.fe_head(x), mask
 

@@ -31,8 +31,14 @@ from typing import Callable
 
 import torch
 
-from espnet_distill.checkpoint_io import (CheckpointError, FairseqDictionary, OmegaConfData, atomic_save, plain_config,
-                                         require_keys)
+from espnet_distill.checkpoint_io import (
+    CheckpointError,
+    FairseqDictionary,
+    OmegaConfData,
+    atomic_save,
+    plain_config,
+    require_keys,
+)
 from espnet_distill.data.audio import SAMPLE_RATE
 from espnet_distill.nn.hubert import HubertConfig, HubertModel, parse_conv_spec
 from espnet_distill.teacher import huggingface as hf
@@ -96,7 +102,8 @@ def config_from_fairseq(model_cfg: dict, task_cfg: dict, state: dict, what: str)
     return HubertConfig(**kw)
 
 
-_REQUIRED_WEIGHTS = ["feature_extractor.conv_layers.0.0.weight", "encoder.pos_conv.0.weight_v", "encoder.layers.0.fc1.weight"]
+_REQUIRED_WEIGHTS = ["feature_extractor.conv_layers.0.0.weight", "encoder.pos_conv.0.weight_v",
+                     "encoder.layers.0.fc1.weight"]
 
 
 def fairseq_model_cfg(cfg: HubertConfig) -> dict:
@@ -112,7 +119,8 @@ def save_s3prl_hubert_local(path: str | os.PathLike, model: HubertModel) -> None
     k = model.cfg.num_classes
     atomic_save(
         {
-            "task_cfg": {"normalize": model.cfg.normalize, "sample_rate": SAMPLE_RATE, "label_rate": 50, "labels": ["km"]},
+            "task_cfg": {"normalize": model.cfg.normalize, "sample_rate": SAMPLE_RATE, "label_rate": 50,
+                         "labels": ["km"]},
             "model_cfg": fairseq_model_cfg(model.cfg),
             "model_weight": {k_: v.detach().cpu() for k_, v in model.state_dict().items()},
             "dictionaries_symbols": [[str(i) for i in range(k)]],
@@ -122,7 +130,8 @@ def save_s3prl_hubert_local(path: str | os.PathLike, model: HubertModel) -> None
 
 
 def _from_s3prl(ckpt: dict, path: Path, hints: dict) -> tuple[HubertConfig, dict, dict]:
-    require_keys(ckpt, ["task_cfg", "model_cfg", "model_weight", "dictionaries_symbols"], f"{path} (s3prl hubert_local)")
+    require_keys(ckpt, ["task_cfg", "model_cfg", "model_weight", "dictionaries_symbols"],
+                 f"{path} (s3prl hubert_local)")
     state = ckpt["model_weight"]
     require_keys(state, _REQUIRED_WEIGHTS, f"{path} model_weight")
     cfg = config_from_fairseq(ckpt["model_cfg"], ckpt["task_cfg"], state, str(path))
@@ -172,14 +181,20 @@ _TA_RULES: list[tuple[str, str]] = [
     (r"^wav2vec2\.feature_extractor\.conv_layers\.(\d+)\.conv\.", r"feature_extractor.conv_layers.\1.0."),
     (r"^wav2vec2\.encoder\.feature_projection\.layer_norm\.", "layer_norm."),
     (r"^wav2vec2\.encoder\.feature_projection\.projection\.", "post_extract_proj."),
-    (r"^wav2vec2\.encoder\.transformer\.pos_conv_embed\.conv\.parametrizations\.weight\.original0$", "encoder.pos_conv.0.weight_g"),
-    (r"^wav2vec2\.encoder\.transformer\.pos_conv_embed\.conv\.parametrizations\.weight\.original1$", "encoder.pos_conv.0.weight_v"),
+    (r"^wav2vec2\.encoder\.transformer\.pos_conv_embed\.conv\.parametrizations\.weight\.original0$",
+     "encoder.pos_conv.0.weight_g"),
+    (r"^wav2vec2\.encoder\.transformer\.pos_conv_embed\.conv\.parametrizations\.weight\.original1$",
+     "encoder.pos_conv.0.weight_v"),
     (r"^wav2vec2\.encoder\.transformer\.pos_conv_embed\.conv\.", "encoder.pos_conv.0."),
     (r"^wav2vec2\.encoder\.transformer\.layer_norm\.", "encoder.layer_norm."),
-    (r"^wav2vec2\.encoder\.transformer\.layers\.(\d+)\.attention\.attention\.out_proj\.", r"encoder.layers.\1.self_attn.out_proj."),
-    (r"^wav2vec2\.encoder\.transformer\.layers\.(\d+)\.attention\.rel_attn_embed\.", r"encoder.layers.\1.self_attn.relative_attention_bias."),
-    (r"^wav2vec2\.encoder\.transformer\.layers\.(\d+)\.attention\.gru_rel_pos_linear\.", r"encoder.layers.\1.self_attn.grep_linear."),
-    (r"^wav2vec2\.encoder\.transformer\.layers\.(\d+)\.attention\.gru_rel_pos_const$", r"encoder.layers.\1.self_attn.grep_a"),
+    (r"^wav2vec2\.encoder\.transformer\.layers\.(\d+)\.attention\.attention\.out_proj\.",
+     r"encoder.layers.\1.self_attn.out_proj."),
+    (r"^wav2vec2\.encoder\.transformer\.layers\.(\d+)\.attention\.rel_attn_embed\.",
+     r"encoder.layers.\1.self_attn.relative_attention_bias."),
+    (r"^wav2vec2\.encoder\.transformer\.layers\.(\d+)\.attention\.gru_rel_pos_linear\.",
+     r"encoder.layers.\1.self_attn.grep_linear."),
+    (r"^wav2vec2\.encoder\.transformer\.layers\.(\d+)\.attention\.gru_rel_pos_const$",
+     r"encoder.layers.\1.self_attn.grep_a"),
     (r"^wav2vec2\.encoder\.transformer\.layers\.(\d+)\.attention\.", r"encoder.layers.\1.self_attn."),
     (r"^wav2vec2\.encoder\.transformer\.layers\.(\d+)\.layer_norm\.", r"encoder.layers.\1.self_attn_layer_norm."),
     (r"^wav2vec2\.encoder\.transformer\.layers\.(\d+)\.feed_forward\.intermediate_dense\.", r"encoder.layers.\1.fc1."),

@@ -60,7 +60,8 @@ def weights_file(folder: Path) -> Path:
     for name in WEIGHT_FILES + INDEX_FILES:
         if (folder / name).is_file():
             return folder / name
-    raise CheckpointError(f"{folder}: a Hugging Face folder without weights (none of {list(WEIGHT_FILES + INDEX_FILES)})")
+    raise CheckpointError(f"{folder}: a Hugging Face folder without weights "
+                          f"(none of {list(WEIGHT_FILES + INDEX_FILES)})")
 
 
 def read_weights(path: Path) -> dict[str, torch.Tensor]:
@@ -93,13 +94,16 @@ def config_from_hf(conf: dict, what: str, normalize: bool) -> dict:
     """HubertConfig fields of a transformers ``HubertConfig`` / ``WavLMConfig`` (its config.json)."""
     model_type = conf.get("model_type")
     if model_type not in MODEL_TYPES:
-        raise CheckpointError(f"{what}: model_type {model_type!r} is not a teacher we read (supported: {list(MODEL_TYPES)})")
+        raise CheckpointError(f"{what}: model_type {model_type!r} is not a teacher we read "
+                              f"(supported: {list(MODEL_TYPES)})")
     if conf.get("hidden_act", "gelu") != "gelu":
         raise CheckpointError(f"{what}: hidden_act {conf['hidden_act']!r} is not supported (only gelu)")
     if conf.get("conv_pos_batch_norm"):
-        raise CheckpointError(f"{what}: conv_pos_batch_norm (a BatchNorm in the positional convolution) is not supported")
+        raise CheckpointError(f"{what}: conv_pos_batch_norm (a BatchNorm in the positional convolution) "
+                              "is not supported")
     if not conf.get("feat_proj_layer_norm", True):
-        raise CheckpointError(f"{what}: feat_proj_layer_norm false (no LayerNorm before the projection) is not supported")
+        raise CheckpointError(f"{what}: feat_proj_layer_norm false (no LayerNorm before the projection) "
+                              "is not supported")
     try:
         conv = [[int(d), int(k), int(s)] for d, k, s in zip(conf["conv_dim"], conf["conv_kernel"], conf["conv_stride"],
                                                           strict=True)]

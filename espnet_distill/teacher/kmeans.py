@@ -62,7 +62,8 @@ def dump_features(data_dir: str | os.PathLike, out: str | os.PathLike, shard: in
         if layer is None or not 0 <= layer <= model.cfg.num_layers:
             raise ValueError(f"feature layer must be in 0..{model.cfg.num_layers} for {source}, got {layer}")
     names, lengths, feats = [], [], []
-    for utt, wav in tqdm(iter_data_dir_audio(data_dir, utts=utts), total=len(utts), desc=f"features {shard}/{num_shards}"):
+    for utt, wav in tqdm(iter_data_dir_audio(data_dir, utts=utts), total=len(utts),
+                         desc=f"features {shard}/{num_shards}"):
         x = torch.from_numpy(wav)
         if model is None:
             f = mfcc_frames(x)

@@ -15,8 +15,8 @@ import abc
 import contextlib
 import difflib
 import logging
-import pickle
 import os
+import pickle
 import re
 from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
@@ -209,7 +209,8 @@ class S3PRLTeacher(Teacher):
                                        "normalize", False))
         rebuildable = all(hasattr(inner, a) for a in ("encoder", "feature_extractor"))
         self._model = inner if rebuildable and hasattr(inner.encoder, "layers") else None
-        self._head = inner if inner is not None and hasattr(inner, "final_proj") and hasattr(inner, "label_embs_concat") else None
+        has_head = inner is not None and hasattr(inner, "final_proj") and hasattr(inner, "label_embs_concat")
+        self._head = inner if has_head else None
         self._freeze()
         with torch.no_grad():
             hs, _ = self.upstream(torch.zeros(1, SAMPLE_RATE), torch.tensor([SAMPLE_RATE]))
@@ -389,7 +390,8 @@ def teacher_config(conf: dict) -> LocalTeacherConfig | S3PRLTeacherConfig:
     unknown = sorted(set(conf) - set(names))
     if unknown:
         raise TeacherError(f"unknown keys {unknown} for backend '{backend}'; valid: {sorted(names)}")
-    missing = [f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING and f.name not in conf]
+    missing = [f.name for f in fields(cls)
+               if f.default is MISSING and f.default_factory is MISSING and f.name not in conf]
     if missing:
         raise TeacherError(f"teacher config with backend '{backend}' needs '{missing[0]}'")
     try:

@@ -387,7 +387,8 @@ def distill(conf: DistillRunConfig, config_path: str, teacher_yaml: str, train_d
     if dist_info()[0] != 0:
         return None
     student.cpu()
-    save_student(out / "student.pt", student, {"params": counts, "steps": trainer.step, "valid": valid, "teacher": tconf})
+    save_student(out / "student.pt", student,
+                 {"params": counts, "steps": trainer.step, "valid": valid, "teacher": tconf})
     exported = None
     try:
         export_distiller_local(student, out / "student.distiller_local.pt")
@@ -396,7 +397,8 @@ def distill(conf: DistillRunConfig, config_path: str, teacher_yaml: str, train_d
         logger.info("not exported to distiller_local: %s", e)
     per_layer = {k: v for k, v in valid.items() if k.startswith(("l1_", "cos_"))}
     summary = {"params": counts, "steps": trainer.step, "alpha": dconf.alpha,
-               "init_copied": len(init_report["copied"]), "valid": valid, "valid_per_layer": per_layer, "distiller_local": exported}
+               "init_copied": len(init_report["copied"]), "valid": valid, "valid_per_layer": per_layer,
+               "distiller_local": exported}
     if conf.prune.enabled:
         summary["prune"] = {"target_params": conf.prune.target_params, "steps": conf.prune.steps,
                             "off_target": counts["total_without_heads"] / conf.prune.target_params - 1}

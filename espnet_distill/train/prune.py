@@ -79,13 +79,15 @@ def prune(task, prune_cfg: PruneConfig, train_set, valid_set, train_cfg, outdir:
     done = outdir / "student.pt"
     if done.is_file():
         pruned, meta = load_student(done)
-        logger.info("pruning finished earlier: %s (%d parameters)", done, meta.get("params", {}).get("total_without_heads", -1))
+        logger.info("pruning finished earlier: %s (%d parameters)", done,
+                    meta.get("params", {}).get("total_without_heads", -1))
         return pruned.train()
     student = task.model
     gates = attach_gates(student, prune_cfg)
     logger.info("pruning from %d to %d parameters over %d updates (gates: %d groups)",
                 int(gates.fixed_params + gates.full), int(prune_cfg.target_params), prune_cfg.steps, len(gates.groups))
-    trainer = Trainer(PruneTask(task, gates), train_set, valid_set, dataclasses.replace(train_cfg, max_steps=prune_cfg.steps), outdir,
+    trainer = Trainer(PruneTask(task, gates), train_set, valid_set,
+                      dataclasses.replace(train_cfg, max_steps=prune_cfg.steps), outdir,
                       {**resolved, "prune": prune_cfg.to_dict()})
     valid = trainer.fit(resume=resume)
     student.cpu().eval()

@@ -37,7 +37,10 @@ make_dir() {  # make_dir NAME SPEAKER TAKES WITH_TEXT
         echo "$utt $2" >> "$d/utt2spk"
         echo "$utt $(basename "$f" | cut -c1)" >> "$d/text.tmp"
     done
-    if $4; then sed -e 's/ 0$/ zero/;s/ 1$/ one/;s/ 2$/ two/;s/ 3$/ three/;s/ 4$/ four/;s/ 5$/ five/;s/ 6$/ six/;s/ 7$/ seven/;s/ 8$/ eight/;s/ 9$/ nine/' "$d/text.tmp" > "$d/text"; fi
+    if $4; then
+        sed -e 's/ 0$/ zero/;s/ 1$/ one/;s/ 2$/ two/;s/ 3$/ three/;s/ 4$/ four/' \\
+            -e 's/ 5$/ five/;s/ 6$/ six/;s/ 7$/ seven/;s/ 8$/ eight/;s/ 9$/ nine/' "$d/text.tmp" > "$d/text"
+    fi
     rm "$d/text.tmp"
     utils/fix_data_dir.sh "$d"
 }

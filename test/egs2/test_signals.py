@@ -115,7 +115,8 @@ def test_a_signal_during_training_stops_the_trainer(tmp_path, sig):
     teacher.pop("iter2_layer")
     (r / "conf/teacher/tiny.yaml").write_text(yaml.safe_dump(teacher))
     token = uuid.uuid4().hex
-    proc = subprocess.Popen([*STAGE1[:4], "2", *STAGE1[5:], "--teacher_config", "conf/teacher/tiny.yaml", "--nj", "1"], cwd=r, env=recipe_env(SIGNAL_TEST=token),
+    proc = subprocess.Popen([*STAGE1[:4], "2", *STAGE1[5:], "--teacher_config", "conf/teacher/tiny.yaml", "--nj", "1"],
+                            cwd=r, env=recipe_env(SIGNAL_TEST=token),
                             stderr=subprocess.PIPE, text=True)
     log = r / "exp/teacher/iter1/train.log"
     wait_until(lambda: log.is_file() and "step" in log.read_text(), 180, "training to log a step")

@@ -128,9 +128,10 @@ def test_unlabelled_training_set_passes_stage_1(tmp_path):
     for name in ("train", "dev", "test"):
         make_data_dir(src, {f"s{i}-{name}{i}": (f"s{i}", "a b") for i in range(3)}, name)
     (src / "train/text").unlink()
-    (r / "local/data.sh").write_text(f"#!/usr/bin/env bash\nset -euo pipefail\nmkdir -p data\ncp -r {src}/train {src}/dev "
-                                     f"{src}/test data/\n")
-    p = subprocess.run(["./run.sh", "--stage", "1", "--stop_stage", "1", "--local_data_opts", "", "--finetune_sets", "dev"],
+    (r / "local/data.sh").write_text("#!/usr/bin/env bash\nset -euo pipefail\nmkdir -p data\n"
+                                     f"cp -r {src}/train {src}/dev {src}/test data/\n")
+    p = subprocess.run(["./run.sh", "--stage", "1", "--stop_stage", "1", "--local_data_opts", "",
+                        "--finetune_sets", "dev"],
                        cwd=r, env=recipe_env(), capture_output=True, text=True)
     assert p.returncode == 0, p.stderr[-3000:]
     assert (r / "data/train/utt2dur").is_file()

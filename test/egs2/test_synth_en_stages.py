@@ -39,7 +39,8 @@ def student(frontend: str) -> dict:
 
 ASR = {
     "frontend": "distilled", "frontend_conf": {"layer": "last"}, "encoder": "passthrough",
-    "model_conf": {"ctc_weight": 1.0, "report_cer": False, "report_wer": False}, "optim": "adamw", "optim_conf": {"lr": 0.002},
+    "model_conf": {"ctc_weight": 1.0, "report_cer": False, "report_wer": False}, "optim": "adamw",
+    "optim_conf": {"lr": 0.002},
     "batch_type": "numel", "batch_bins": 200000, "max_epoch": 2, "num_workers": 0,
     "best_model_criterion": [["valid", "loss", "min"]], "keep_nbest_models": 1, "seed": 0,
 }
@@ -72,7 +73,8 @@ def test_stages_1_to_6_tiny(tmp_path):
     (r / "conf/distill/fbank_tiny.yaml").write_text(yaml.safe_dump(student("fbank")))
     (r / "conf/asr/tiny.yaml").write_text(yaml.safe_dump(ASR))
     stage1 = ["--nj", "2", "--local_data_opts", "--train_hours 0.02 --dev_utts 6 --test_utts 6 --lowres 1min:60 --nj 2"]
-    p = subprocess.run(["./run.sh", "--stage", "1", "--stop_stage", "1", *stage1, "--finetune_sets", "train_1min"], cwd=r, env=recipe_env(),
+    p = subprocess.run(["./run.sh", "--stage", "1", "--stop_stage", "1", *stage1, "--finetune_sets", "train_1min"],
+                       cwd=r, env=recipe_env(),
                        capture_output=True, text=True)
     assert p.returncode == 0, p.stderr[-4000:]
     # fine-tuning on a set in the form users bring (pipes, 8 kHz stereo, segments, punctuation)
@@ -147,7 +149,8 @@ def test_stage2_gives_the_same_teacher_however_its_jobs_are_scheduled(tmp_path):
     need("espeak-ng")
     r = synth_recipe(tmp_path / "recipe")
     (r / "conf/teacher/tiny.yaml").write_text(yaml.safe_dump(TEACHER))
-    args = ["./run.sh", "--stage", "1", "--stop_stage", "2", "--teacher_config", "conf/teacher/tiny.yaml", "--finetune_sets", "train_1min",
+    args = ["./run.sh", "--stage", "1", "--stop_stage", "2", "--teacher_config", "conf/teacher/tiny.yaml",
+            "--finetune_sets", "train_1min",
             "--local_data_opts", "--train_hours 0.02 --dev_utts 6 --test_utts 6 --lowres 1min:60 --nj 2"]
     # the same thread count in both runs (the default, the free cores, may change between them)
     p = subprocess.run([*args, "--nj", "2"], cwd=r, env=recipe_env(train_threads="1"), capture_output=True, text=True)

@@ -70,7 +70,8 @@ def test_distill_train_reports_config_errors_in_one_line(tmp_path):
     ]
     for i, (conf, teacher, message) in enumerate(cases):
         (tmp_path / f"c{i}.yaml").write_text(yaml.safe_dump(conf))
-        r = subprocess.run([sys.executable, "-m", "espnet_distill.bin.distill_train", "--config", str(tmp_path / f"c{i}.yaml"),
+        r = subprocess.run([sys.executable, "-m", "espnet_distill.bin.distill_train", "--config",
+                            str(tmp_path / f"c{i}.yaml"),
                             "--teacher", str(tmp_path / teacher), "--train-dir", str(tmp_path), "--valid-dir",
                             str(tmp_path), "--outdir", str(tmp_path / "out")], capture_output=True, text=True)
         assert r.returncode == 1, (message, r.stderr[-1500:])

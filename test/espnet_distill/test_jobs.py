@@ -102,7 +102,8 @@ def test_slurm_multi_node_starts_one_process_per_gpu(tmp_path):
                SLURM_JOB_NODELIST="node[07-08]")
     r = run([str(ROOT / "utils/slurm.sh"), "--gpu", "2", "--num-nodes", "2", "log/train.log",
              *("echo rank $RANK of $WORLD_SIZE local $LOCAL_RANK of $LOCAL_WORLD_SIZE node $GROUP_RANK"
-               " role $ROLE_RANK of $ROLE_WORLD_SIZE threads $OMP_NUM_THREADS master $MASTER_ADDR:$MASTER_PORT").split()],
+               " role $ROLE_RANK of $ROLE_WORLD_SIZE threads $OMP_NUM_THREADS"
+               " master $MASTER_ADDR:$MASTER_PORT").split()],
             tmp_path, {k: v for k, v in env.items() if k != "OMP_NUM_THREADS"})
     assert r.returncode == 0, r.stderr
     calls = (tmp_path / "calls").read_text()
@@ -162,7 +163,8 @@ def test_slurm_pl_with_kaldis_options_and_conf(tmp_path):
     env = fake_slurm(tmp_path)
     (tmp_path / "slurm.conf").write_text(KALDI_SLURM_CONF)
     r = run([str(ROOT / "utils/slurm.pl"), "--config", "slurm.conf", "--mem", "4G", "--num-threads", "2", "--gpu", "1",
-             "--time", "2:00:00", "--account", "speech", "JOB=1:2", "log/k.JOB.log", "echo", "ok", "JOB"], tmp_path, env)
+             "--time", "2:00:00", "--account", "speech", "JOB=1:2", "log/k.JOB.log", "echo", "ok", "JOB"], tmp_path,
+             env)
     assert r.returncode == 0, r.stderr
     call = (tmp_path / "calls").read_text().splitlines()[0]
     for want in ("--export=PATH", "--ntasks-per-node=1", "--mem-per-cpu 4G", "--cpus-per-task 2", "-p gpu",

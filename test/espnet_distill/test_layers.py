@@ -81,8 +81,15 @@ def test_no_import_cycle():
 
 def test_the_layering_test_sees_imports_inside_functions(tmp_path):
     src = tmp_path / "m.py"
-    src.write_text("def f():\n    from espnet_distill.bin import setup_logging\n    import espnet_distill.train.trainer\n")
+    src.write_text("def f():\n    from espnet_distill.bin import setup_logging\n    import "
+                   "espnet_distill.train.trainer\n")
     assert imports(src) == {"bin", "bin.setup_logging", "train.trainer"}
     assert floor("data.tables") == 1
     assert floor("bin.export") == 5
     assert floor("checkpoint_io") == 0
+
+
+def test_entry_points_stay_thin():
+    """bin/ parses arguments and calls one function below (docs/design.md): at most 100 lines a file."""
+    long = {p.name: n for p in sorted((PACKAGE / "bin").glob("*.py")) if (n := len(p.read_text().splitlines())) > 100}
+    assert not long, f"entry points over 100 lines (move the work into a room below): {long}"

@@ -13,6 +13,7 @@ COVERED_BY = {  # module (package-relative path) -> the test file that runs it
     "analysis/plots.py": "test/espnet_distill/analysis/test_benchmark.py",  # curves; heatmaps in test_cka
     "analysis/onnx_bench.py": "test/espnet_distill/analysis/test_benchmark.py",  # the deployment benchmark
     "analysis/results.py": "test/espnet_distill/bin/test_make_results.py",
+    "asr/model_card.py": "test/espnet_distill/asr/test_asr_train_decode.py",  # packed by bin/pack_model
     "asr/prep.py": "test/espnet_distill/asr/test_asr_train_decode.py",  # tokens and shapes before training
     "asr/significance.py": "test/espnet_distill/asr/test_score.py",
     "asr/task.py": "test/espnet_distill/asr/test_asr_train_decode.py",

@@ -65,7 +65,8 @@ def test_out_of_range_unfinished_forced_and_missing_options(env, caplog):
 
 
 def test_a_rerun_of_scoring_keeps_the_earlier_summary(env):
-    env6 = {**env, "stage": "6", "stop_stage": "6", "int8_inference": "true", "export_onnx": "false", "test_sets": "dev",
+    env6 = {**env, "stage": "6", "stop_stage": "6", "int8_inference": "true", "export_onnx": "false",
+            "test_sets": "dev",
             "inference_asr_model": "auto", "inference_args": "", "inference_config": "conf/s.yaml", "grammar": ""}
     assert begin(6, env6)
     end(6, env6)
@@ -76,7 +77,8 @@ def test_a_rerun_of_scoring_keeps_the_earlier_summary(env):
 
 def test_distill_sh_exports_every_option_a_stage_reads():
     text = DISTILL_SH.read_text()
-    exported = set(re.search(r"\nexport stage (.*?)\n(?!\s)", text, re.S).group(0).replace("\\", " ").split()) - {"export"}
+    exported = set(re.search(r"\nexport stage (.*?)\n(?!\s)", text, re.S).group(0).replace("\\",
+                                                                                           " ").split()) - {"export"}
     declared = {n for s in STAGES.values() for n in (*s.values, *s.data, *(f for f in s.files if isinstance(f, str)))}
     declared |= {"stage", "stop_stage", "force", "expdir", "datadir", "results_md", "asr_config", "asr_set_configs",
                  "finetune_sets"}

@@ -32,9 +32,11 @@ def test_wheel_holds_every_module(tmp_path):
     r = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(tmp_path / "site"),
                         str(wheel)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
-    probe = ("import sys; sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in repr(f)]; "  # not the checkout
+    # the installed wheel, not the checkout
+    probe = ("import sys; sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in repr(f)]; "
              "import espnet_distill, espnet_distill.student.model as m; from espnet_distill.analysis.benchmark "
-             "import PAPER_CONFS; print(espnet_distill.__file__); print(sorted(p.name for p in PAPER_CONFS.glob('*.yaml')))")
+             "import PAPER_CONFS; print(espnet_distill.__file__); print(sorted(p.name for p in "
+             "PAPER_CONFS.glob('*.yaml')))")
     r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path,
                        env=dict(os.environ, PYTHONPATH=str(tmp_path / "site")))
     assert r.returncode == 0, r.stderr[-2000:]

@@ -31,7 +31,8 @@ def test_subset_kaldi_forms(corpus, tmp_path):
     assert sh(U / "subset_data_dir.sh", "--last", corpus, 2, tmp_path / "last").returncode == 0
     assert [x.split()[0] for x in lines(tmp_path / "last/utt2spk")] == ["s2-05", "s2-08"]
     assert sh(U / "subset_data_dir.sh", "--shortest", corpus, 2, tmp_path / "short").returncode == 0
-    assert {x.split()[0] for x in lines(tmp_path / "short/utt2spk")} == {"s0-00", "s0-03"}  # 0.3 s and 0.4 s (the first two in sorted order)
+    assert {x.split()[0] for x in lines(tmp_path / "short/utt2spk")} == {"s0-00",
+            "s0-03"}  # 0.3 s and 0.4 s (the first two in sorted order)
     assert sh(U / "subset_data_dir.sh", "--per-spk", corpus, 1, tmp_path / "perspk").returncode == 0
     assert len(lines(tmp_path / "perspk/utt2spk")) == 3
     assert sh(U / "subset_data_dir.sh", "--speakers", corpus, 4, tmp_path / "spk").returncode == 0
@@ -52,7 +53,8 @@ def test_subset_kaldi_forms(corpus, tmp_path):
 
 @pytest.mark.slow
 def test_copy_combine_split_validate(corpus, tmp_path):
-    assert sh(U / "copy_data_dir.sh", "--utt-prefix", "a-", "--spk-prefix", "a-", corpus, tmp_path / "a").returncode == 0
+    assert sh(U / "copy_data_dir.sh", "--utt-prefix", "a-", "--spk-prefix", "a-", corpus,
+              tmp_path / "a").returncode == 0
     assert lines(tmp_path / "a/utt2spk")[0] == "a-s0-00 a-s0"
     assert lines(tmp_path / "a/text")[0] == "a-s0-00 word0"
     assert lines(tmp_path / "a/wav.scp")[0].startswith("a-s0-00 ")

@@ -8,7 +8,6 @@ import sys
 import pytest
 import torch
 
-
 from espnet_distill.analysis.benchmark import bench_from_hubert, bench_from_student, macs_per_second
 from espnet_distill.analysis.plots import curves
 from espnet_distill.nn.hubert import HubertConfig, HubertModel
@@ -62,13 +61,13 @@ def test_cli_table_with_speedups(models, tmp_path):
                         str(paths["cnn"]), str(paths["fbank"]), "--batch-sizes", "1", "2", "--seconds", "1",
                         "--repeats", "1", "--json", str(tmp_path / "b.json")], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
-    lines = [l for l in r.stdout.splitlines() if l.startswith("| ")]
+    lines = [line for line in r.stdout.splitlines() if line.startswith("| ")]
     assert len(lines) == 4  # header and three models
     rows = json.loads((tmp_path / "b.json").read_text())
     fb = next(x for x in rows if x["name"] == "fbank")
     assert fb["time"]["1"]["total"] > 0
     assert fb["checkpoint"] == str(paths["fbank"])
-    fb_line = next(l for l in lines if l.startswith("| fbank "))
+    fb_line = next(line for line in lines if line.startswith("| fbank "))
     assert fb_line.rstrip(" |").split("|")[-1].strip().endswith("x")  # speed-up against the CNN student
 
 
@@ -131,7 +130,8 @@ def test_train_step_projects_each_paper_config_against_the_authors_update(tmp_pa
 
 
 def test_curves_keep_the_last_record_of_a_resumed_step():
-    recs = [{"step": 1, "loss": 3.0}, {"step": 2, "loss": 2.0}, {"step": 2, "loss": 2.5}, {"step": 2, "split": "valid", "loss": 9}]
+    recs = [{"step": 1, "loss": 3.0}, {"step": 2, "loss": 2.0}, {"step": 2, "loss": 2.5},
+            {"step": 2, "split": "valid", "loss": 9}]
     c = curves(recs, ["loss"])
     assert c["train"] == {"step": [1, 2], "loss": [3.0, 2.5]}
     assert c["valid"]["loss"] == [9]
@@ -141,7 +141,8 @@ def test_attention_flops_are_counted_analytically():
     from espnet_distill.analysis.benchmark import attention_flops
     from espnet_distill.nn.hubert import HubertConfig, HubertModel
 
-    model = HubertModel(HubertConfig(num_layers=3, embed_dim=64, ffn_dim=64, num_heads=4, conv_pos=8, conv_pos_groups=4))
+    model = HubertModel(HubertConfig(num_layers=3, embed_dim=64, ffn_dim=64, num_heads=4, conv_pos=8,
+                                     conv_pos_groups=4))
     assert attention_flops(model, 2, 50, backward=False) == 3 * 4 * 2 * 50 * 50 * 64
     assert attention_flops(model, 2, 50, backward=True) == 3 * attention_flops(model, 2, 50, backward=False)
 

@@ -24,7 +24,8 @@ def ckpts(tmp_path_factory):
                                        conv_pos=8, conv_pos_groups=4, final_dim=8, num_classes=6))
     save_hubert(d / "teacher.pt", teacher)
     conf = {"student": {"frontend": "fbank", "dim": 24, "ffn_dim": 24, "num_layers": 3, "num_heads": 2, "conv_pos": 8,
-                        "conv_pos_groups": 4, "pred_head": "layer-wise", "layer_map": {1: 1, 3: 2}, "disc_head": "type2"}}
+                        "conv_pos_groups": 4, "pred_head": "layer-wise", "layer_map": {1: 1, 3: 2},
+                        "disc_head": "type2"}}
     student, _ = build_student(conf, HubertTeacher(teacher))
     save_student(d / "student.pt", student)
     return d
@@ -125,7 +126,7 @@ def test_masks_hit_the_transformer_input_in_training_only(ckpts):
             {"mask_channel_prob": 0.3, "mask_channel_length": 4}
         fe = DistilledFrontend(str(ckpts / "student.pt"), **opts)
         seen = []
-        fe.upstream.encoder.register_forward_pre_hook(lambda m, args: seen.append(args[0].detach().clone()))
+        fe.upstream.encoder.register_forward_pre_hook(lambda m, args, seen=seen: seen.append(args[0].detach().clone()))
         fe.eval()
         fe(x, n)
         feats, mask = fe.upstream.features(x, n)
@@ -149,7 +150,7 @@ def test_random_equalisation_colours_the_training_input_only(ckpts):
     x, n = wav()
     fe = DistilledFrontend(str(ckpts / "student.pt"), eq_max_db=12.0)
     seen = []
-    fe.upstream.frontend.register_forward_pre_hook(lambda m, args: seen.append(args[0].detach().clone()))
+    fe.upstream.frontend.register_forward_pre_hook(lambda m, args, seen=seen: seen.append(args[0].detach().clone()))
     fe.eval()
     fe(x, n)
     torch.testing.assert_close(seen[0], x)  # decoding hears the audio as it is
@@ -186,7 +187,7 @@ def test_onset_trim_starts_training_utterances_at_their_voicing(ckpts):
     n = torch.tensor([11200])
     fe = DistilledFrontend(str(ckpts / "student.pt"), onset_trim_prob=1.0)
     seen = []
-    fe.upstream.frontend.register_forward_pre_hook(lambda m, args: seen.append(args[0].detach().clone()))
+    fe.upstream.frontend.register_forward_pre_hook(lambda m, args, seen=seen: seen.append(args[0].detach().clone()))
     fe.eval()
     fe(x, n)
     torch.testing.assert_close(seen[0], x)

@@ -27,7 +27,8 @@ pytestmark = pytest.mark.slow  # ESPnet training and decoding, under torchrun to
 
 ASR = {
     "frontend": "distilled", "frontend_conf": {"layer": "weighted", "freeze_steps": 2, "mask_time_prob": 0.1,
-                                              "mask_time_length": 2, "mask_channel_prob": 0.1, "mask_channel_length": 4},
+                                              "mask_time_length": 2, "mask_channel_prob": 0.1,
+                                              "mask_channel_length": 4},
     "encoder": "passthrough", "decoder": "transformer",
     "decoder_conf": {"attention_heads": 2, "linear_units": 32, "num_blocks": 1},
     "model_conf": {"ctc_weight": 0.3, "lsm_weight": 0.1}, "optim": "adamw", "optim_conf": {"lr": 0.002},
@@ -61,7 +62,8 @@ def prepare(tmp_path, token_type: str) -> list[str]:
          str(tmp_path / "data/train/text"), "--out", str(tok)], tmp_path)
     bpe = ["--bpe-model", str(tok / "bpe.model")] if token_type == "bpe" else []
     for s in ("train", "dev"):
-        run(["espnet_distill.bin.asr_prep", "shapes", "--data-dir", str(tmp_path / "data" / s), "--token-type", token_type,
+        run(["espnet_distill.bin.asr_prep", "shapes", "--data-dir", str(tmp_path / "data" / s), "--token-type",
+             token_type,
              *bpe, "--out", str(tmp_path / "shapes" / s)], tmp_path)
     return ["--frontend_conf", f"checkpoint={tmp_path / 'student.pt'}", "--token_type", token_type,
             *(["--bpemodel", str(tok / "bpe.model")] if token_type == "bpe" else []),
@@ -265,7 +267,8 @@ def test_ctc_attention_bpe_train_and_beam_search(tmp_path, caplog, capsys):
     (tmp_path / "far").mkdir()
     shutil.copy(tmp_path / "model.zip", tmp_path / "far/model.zip")
     shutil.rmtree(tmp_path / "elsewhere")
-    r = subprocess.run([sys.executable, "-m", "espnet_distill.bin.transcribe", "--model", str(tmp_path / "far/model.zip"),
+    r = subprocess.run([sys.executable, "-m", "espnet_distill.bin.transcribe", "--model",
+                        str(tmp_path / "far/model.zip"),
                         "--decoding", "ctc", wavs[0]], cwd=tmp_path, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-3000:]
     assert r.stdout.split("\t", 1)[1].strip() == out[wavs[0]].strip()
@@ -286,7 +289,8 @@ def test_two_processes_under_torchrun_as_the_recipe_launches_them(tmp_path):
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
                         "espnet_distill.bin.asr_train", "--config", str(tmp_path / "ctc.yaml"), "--output_dir",
                         str(exp), "--ngpu", "0", "--multiprocessing_distributed", "false", "--dist_backend", "gloo",
-                        "--unused_parameters", "true", *data_opts], cwd=tmp_path, capture_output=True, text=True, env=env)
+                        "--unused_parameters", "true", *data_opts], cwd=tmp_path, capture_output=True, text=True,
+                        env=env)
     assert r.returncode == 0, r.stderr[-3000:]
     # the frozen frontend got no gradient at all in its 2 frozen steps: AdamW's step count of its
     # parameters starts when it is unfrozen (zero gradients would have advanced it, and the first

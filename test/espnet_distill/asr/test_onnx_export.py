@@ -13,9 +13,9 @@ import pytest
 import torch
 from conftest import FSDD_RECORDINGS, tiny_student_conf, tiny_teacher
 
+from espnet_distill.analysis.onnx_bench import random_experiment
 from espnet_distill.asr import onnx_runner
 from espnet_distill.asr.onnx_export import export_asr, torch_log_probs
-from espnet_distill.analysis.onnx_bench import random_experiment
 from espnet_distill.asr.task import load_model
 from espnet_distill.bin import export as export_bin
 from espnet_distill.bin import transcribe as transcribe_bin
@@ -117,7 +117,8 @@ def test_transcribe_takes_the_folder(exported, tmp_path, capsys):
     wav = speech(1)[0]
     sf.write(tmp_path / "a.wav", wav, 16000, subtype="FLOAT")
     (tmp_path / "empty.wav").write_bytes(b"")
-    assert transcribe_bin.main(["--model", str(out), "--json", str(tmp_path / "a.wav"), str(tmp_path / "empty.wav")]) == 1
+    assert transcribe_bin.main(["--model", str(out), "--json", str(tmp_path / "a.wav"),
+                                str(tmp_path / "empty.wav")]) == 1
     captured = capsys.readouterr()
     row = json.loads(captured.out.splitlines()[0])
     assert row["text"] == torch_texts(exp, [wav])[0]

@@ -13,7 +13,6 @@ from espnet_distill.data.kaldi_dir import validate_data_dir
 from espnet_distill.data.tables import read_table
 
 
-
 @pytest.fixture
 def small_fsdd(tmp_path):
     d = tmp_path / "recordings"

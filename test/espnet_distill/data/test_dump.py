@@ -157,7 +157,8 @@ def test_killed_audio_job_resumes_and_keeps_finished_files(mixed, tmp_path):
 @pytest.mark.slow
 def test_missing_shard_and_bad_audio_are_named(mixed, tmp_path):
     out = tmp_path / "dump/mixed"
-    assert cli("audio", "--data-dir", str(mixed), "--out", str(out), "--shard", "1", "--num-shards", "2").returncode == 0
+    assert cli("audio", "--data-dir", str(mixed), "--out", str(out), "--shard", "1", "--num-shards",
+               "2").returncode == 0
     r = cli("finish", "--data-dir", str(mixed), "--out", str(out), "--num-shards", "2")
     assert r.returncode == 1
     assert "parts/utt2num_samples.2 is missing" in r.stderr

@@ -85,7 +85,7 @@ def test_unsorted(data_dir):
 
 def test_utterance_in_text_not_in_wav_scp(data_dir):
     w = data_dir / "wav.scp"
-    w.write_text("".join(l for l in w.read_text().splitlines(keepends=True) if not l.startswith("spkB-002")))
+    w.write_text("".join(x for x in w.read_text().splitlines(keepends=True) if not x.startswith("spkB-002")))
     with pytest.raises(DataDirError, match=r"utt2spk:4: utterance 'spkB-002' is not in .*wav.scp"):
         validate_data_dir(data_dir, check_audio=False)
 
@@ -116,7 +116,8 @@ def test_segments_and_reco2dur(tmp_path):
     s = validate_data_dir(d)
     assert s["seconds"] == pytest.approx(1.9, abs=1e-3)
     (d / "segments").write_text("spk1-a rec1 0.00 0.80\nspk1-b rec1 0.80 2.50\n")
-    with pytest.raises(DataDirError, match=r"segments:2: segment 'spk1-b' ends at 2.5 s, after the end of recording 'rec1'"):
+    with pytest.raises(DataDirError,
+                       match=r"segments:2: segment 'spk1-b' ends at 2.5 s, after the end of recording 'rec1'"):
         validate_data_dir(d)
     (d / "segments").write_text("spk1-a rec1 0.00 0.80\nspk1-b rec2 0.80 1.50\n")
     with pytest.raises(DataDirError, match=r"segments:2: recording 'rec2' of utterance 'spk1-b' is not in"):

@@ -19,7 +19,7 @@ def test_unpadded_batches_skip_the_masks_and_match_the_masked_path(monkeypatch):
         seen = []
         orig = torch.nn.functional.scaled_dot_product_attention
         monkeypatch.setattr(hubert.F, "scaled_dot_product_attention",
-                            lambda *a, **k: seen.append(k.get("attn_mask")) or orig(*a, **k))
+                            lambda *a, seen=seen, orig=orig, **k: seen.append(k.get("attn_mask")) or orig(*a, **k))
         fast, mask = model(wav, lengths)
         assert mask.all()
         assert seen

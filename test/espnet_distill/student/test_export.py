@@ -5,12 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from conftest import FSDD_RECORDINGS
+
 from espnet_distill.bin import export as export_cli
 from espnet_distill.data.audio import load_audio_file
 from espnet_distill.student.export import (
-    ExportError, export_hf, export_onnx, quantize_int8, quantize_onnx_int8, save_student,
+    ExportError,
+    export_hf,
+    export_onnx,
+    quantize_int8,
+    quantize_onnx_int8,
+    save_student,
 )
 from espnet_distill.student.model import Student, StudentConfig
 
@@ -28,7 +33,7 @@ def student(frontend: str = "cnn", dim: int = 48, **kw) -> Student:
     torch.manual_seed(0)
     s = Student(cfg)
     with torch.no_grad():
-        for name, p in s.named_parameters():
+        for p in s.parameters():
             p.add_(0.1 * torch.randn_like(p))
         if frontend == "fbank":
             s.frontend.set_cmvn(torch.full((40,), 8.0), torch.full((40,), 3.0))
@@ -59,7 +64,8 @@ def test_hf_export_gives_our_hidden_states_on_speech(tmp_path, variant):
 
     s = student(**variant)
     export_hf(s, tmp_path / "hf")
-    assert {"config.json", "model.safetensors", "preprocessor_config.json"} <= {p.name for p in (tmp_path / "hf").iterdir()}
+    assert {"config.json", "model.safetensors",
+            "preprocessor_config.json"} <= {p.name for p in (tmp_path / "hf").iterdir()}
     hf = HubertModel.from_pretrained(tmp_path / "hf").eval()
     for wav in speech("0_george_0.wav", "7_jackson_3.wav"):
         with torch.no_grad():

@@ -44,7 +44,8 @@ def test_sw_init_copies_cnn_and_first_layers(base_teacher):
     student, report = build_student(conf, base_teacher)
     t = base_teacher.model.state_dict()
     s = student.state_dict()
-    assert torch.equal(s["frontend.feature_extractor.conv_layers.3.0.weight"], t["feature_extractor.conv_layers.3.0.weight"])
+    assert torch.equal(s["frontend.feature_extractor.conv_layers.3.0.weight"],
+                       t["feature_extractor.conv_layers.3.0.weight"])
     assert torch.equal(s["encoder.layers.1.fc1.weight"], t["encoder.layers.1.fc1.weight"])
     assert torch.equal(s["encoder.pos_conv.0.weight_v"], t["encoder.pos_conv.0.weight_v"])
     assert "frontend.post_extract_proj.weight" in report["copied"]
@@ -122,7 +123,8 @@ def test_bad_student_configs():
         Student(StudentConfig(frontend="mfcc"))
     with pytest.raises(ValueError, match="unknown student config keys \\['widht'\\]"):
         StudentConfig.from_dict({"widht": 3})
-    with pytest.raises(ValueError, match=r"unknown prediction head 'bogus'; choose one of \['expand-last', 'layer-wise'\]"):
+    with pytest.raises(ValueError,
+                       match=r"unknown prediction head 'bogus'; choose one of \['expand-last', 'layer-wise'\]"):
         build_student({"student": dict(tiny_student_conf()["student"], pred_head="bogus")}, tiny_teacher())
     with pytest.raises(ValueError, match=r"unknown L_disc head 'type9'; choose one of \['type1', 'type2', 'type3'\]"):
         build_student({"student": dict(tiny_student_conf()["student"], disc_head="type9")}, tiny_teacher())

@@ -27,7 +27,7 @@ def close_some(gates) -> None:
     """Fixed gates with closed channels, heads, units, one whole attention and one whole FFN."""
     torch.manual_seed(7)
     with torch.no_grad():
-        for name, g in gates.groups.items():
+        for g in gates.groups.values():
             g.log_alpha.copy_(torch.randn(g.n) * 3)
         gates.groups["attn1"].log_alpha.fill_(-10)
         gates.groups["block2"].log_alpha.fill_(-10)

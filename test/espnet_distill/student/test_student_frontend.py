@@ -4,8 +4,8 @@ from __future__ import annotations
 import torch
 import torchaudio
 
-from espnet_distill.nn.hubert import DEFAULT_CONV, conv_output_lengths
 from espnet_distill.data.audio import cnn_frames
+from espnet_distill.nn.hubert import DEFAULT_CONV, conv_output_lengths
 from espnet_distill.student.frontend import CNNFrontend, FbankFrontend, estimate_cmvn
 
 
@@ -38,7 +38,8 @@ def test_fbank_frames_equal_cnn_frames_for_every_length():
 
 def test_frontends_are_padding_invariant():
     torch.manual_seed(1)
-    for fe in (FbankFrontend(dim=8, dropout=0.0), CNNFrontend(dim=8, conv_layers=[[8, 10, 5]] + [[8, 3, 2]] * 4 + [[8, 2, 2]] * 2)):
+    for fe in (FbankFrontend(dim=8, dropout=0.0),
+               CNNFrontend(dim=8, conv_layers=[[8, 10, 5]] + [[8, 3, 2]] * 4 + [[8, 2, 2]] * 2)):
         fe.eval()
         a = torch.randn(1, 5000) * 0.1
         batch = torch.randn(2, 7000) * 0.1

@@ -39,7 +39,8 @@ def test_kmeans_input_streams_shard_by_shard(tmp_path):
     for i in range(3):
         lengths = torch.randint(5, 40, (4,))
         feats = torch.randn(int(lengths.sum()), 6) * (i + 1) + i
-        atomic_save({"utts": [f"s{i}-u{j}" for j in range(4)], "lengths": lengths, "feats": feats}, tmp_path / f"f{i}.pt")
+        atomic_save({"utts": [f"s{i}-u{j}" for j in range(4)], "lengths": lengths, "feats": feats},
+                    tmp_path / f"f{i}.pt")
         paths.append(tmp_path / f"f{i}.pt")
         all_feats.append(feats)
     everything = torch.cat(all_feats)

@@ -53,7 +53,8 @@ def wav():
 
 def test_torchaudio_format_matches_torchaudio_forward(tmp_path, ta_model, wav):
     torch.save(ta_model.state_dict(), tmp_path / "ta.pt")  # a bare state dict: heads come from the config
-    teacher = build_teacher({"backend": "local", "path": str(tmp_path / "ta.pt"), "torchaudio_config": {"encoder_num_heads": 4}})
+    teacher = build_teacher({"backend": "local", "path": str(tmp_path / "ta.pt"),
+                             "torchaudio_config": {"encoder_num_heads": 4}})
     x, n = wav
     out = teacher(x, n)
     assert len(out.hidden) == 3
@@ -84,7 +85,8 @@ def test_same_weights_through_every_format(tmp_path, ta_model, wav):
                 "model": base.state_dict()}, tmp_path / "fairseq.pt")
     espnet_dir = tmp_path / "espnet"
     espnet_dir.mkdir()
-    torch.save({"encoder.hubert_pretrain_model." + k: v for k, v in ta_model.state_dict().items()}, espnet_dir / "model.pth")
+    torch.save({"encoder.hubert_pretrain_model." + k: v for k, v in ta_model.state_dict().items()},
+               espnet_dir / "model.pth")
     (espnet_dir / "config.yaml").write_text(yaml.safe_dump({"encoder_conf": {"encoder_num_heads": 4}}))
     convert_to_ours(tmp_path / "fairseq.pt", tmp_path / "from_fairseq.pt")
 
@@ -133,7 +135,8 @@ def test_teacher_info_converts_a_checkpoint_and_names_it_in_a_yaml(tmp_path, ta_
     from espnet_distill.bin import teacher_info
 
     base = HubertModel(HubertConfig(**TINY)).eval()
-    torch.save({"cfg": {"model": fairseq_model_cfg(base.cfg), "task": {"normalize": False}}, "model": base.state_dict()},
+    torch.save({"cfg": {"model": fairseq_model_cfg(base.cfg), "task": {"normalize": False}},
+                "model": base.state_dict()},
                tmp_path / "fairseq.pt")
     assert teacher_info.main(["--checkpoint", str(tmp_path / "fairseq.pt"), "--export", str(tmp_path / "ours.pt"),
                               "--write-yaml", str(tmp_path / "teacher.yaml")]) == 0
@@ -143,7 +146,8 @@ def test_teacher_info_converts_a_checkpoint_and_names_it_in_a_yaml(tmp_path, ta_
     assert model.cfg.num_classes == 12
     assert yaml.safe_load((tmp_path / "teacher.yaml").read_text()) == {"backend": "local",
                                                                      "path": str(tmp_path / "ours.pt")}
-    torch.save({"cfg": {"model": {}, "task": {}}, "model": {"final_proj.weight": torch.zeros(2, 2)}}, tmp_path / "bad.pt")
+    torch.save({"cfg": {"model": {}, "task": {}}, "model": {"final_proj.weight": torch.zeros(2, 2)}},
+               tmp_path / "bad.pt")
     assert teacher_info.main(["--checkpoint", str(tmp_path / "bad.pt"), "--export", str(tmp_path / "x.pt")]) == 1
     assert "missing keys ['feature_extractor.conv_layers.0.0.weight'" in caplog.text
     assert not (tmp_path / "x.pt").exists()
@@ -183,7 +187,8 @@ def test_bad_checkpoints_get_clear_errors(tmp_path):
     with pytest.raises(CheckpointError, match=r"odd.pt: unknown checkpoint format .*supported"):
         load_hubert(tmp_path / "odd.pt")
     torch.save({"task_cfg": {}, "model_cfg": {}, "model_weight": {}}, tmp_path / "partial.pt")
-    with pytest.raises(CheckpointError, match=r"partial.pt \(s3prl hubert_local\): missing keys \['dictionaries_symbols'\]"):
+    with pytest.raises(CheckpointError,
+                       match=r"partial.pt \(s3prl hubert_local\): missing keys \['dictionaries_symbols'\]"):
         load_hubert(tmp_path / "partial.pt")
     model = HubertModel(HubertConfig(**TINY))
     sd = model.state_dict()
@@ -269,7 +274,8 @@ def test_teacher_info_exports_local_and_s3prl_teachers(tmp_path):
     for i, conf in enumerate([{"backend": "local", "path": str(tmp_path / "s3prl.pt")},
                               {"backend": "s3prl", "name": "hubert_local", "path_or_url": str(tmp_path / "s3prl.pt")}]):
         (tmp_path / f"t{i}.yaml").write_text(yaml.safe_dump(conf))
-        r = subprocess.run([sys.executable, "-m", "espnet_distill.bin.teacher_info", "--config", str(tmp_path / f"t{i}.yaml"),
+        r = subprocess.run([sys.executable, "-m", "espnet_distill.bin.teacher_info", "--config",
+                            str(tmp_path / f"t{i}.yaml"),
                             "--json", str(tmp_path / f"info{i}.json"), "--export", str(tmp_path / f"out{i}.pt")],
                            capture_output=True, text=True)
         assert r.returncode == 0, r.stderr[-2000:]

@@ -271,7 +271,8 @@ def test_resume_refuses_a_checkpoint_of_another_config(pretrain_corpus, tmp_path
 def test_two_process_ddp_on_cpu(pretrain_corpus, tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
-    r = subprocess.run(pretrain_cmd(pretrain_corpus, tmp_path / "ddp", launcher), capture_output=True, text=True, env=env)
+    r = subprocess.run(pretrain_cmd(pretrain_corpus, tmp_path / "ddp", launcher), capture_output=True, text=True,
+                       env=env)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "rank 0/2: weights identical on all ranks" in r.stderr
     assert "rank 1/2: weights identical on all ranks" in r.stderr
@@ -284,16 +285,19 @@ def test_two_process_run_killed_resumes_exactly(pretrain_corpus, tmp_path):
     resumed ends bit-identical to an uninterrupted 2-process run."""
     env = dict(os.environ, OMP_NUM_THREADS="1")
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
-    ref = subprocess.run(pretrain_cmd(pretrain_corpus, tmp_path / "ref", launcher), capture_output=True, text=True, env=env)
+    ref = subprocess.run(pretrain_cmd(pretrain_corpus, tmp_path / "ref", launcher), capture_output=True, text=True,
+                         env=env)
     assert ref.returncode == 0, ref.stderr[-3000:]
-    killed = subprocess.run(pretrain_cmd(pretrain_corpus, tmp_path / "killed", launcher), capture_output=True, text=True,
+    killed = subprocess.run(pretrain_cmd(pretrain_corpus, tmp_path / "killed", launcher), capture_output=True,
+                            text=True,
                             env=dict(env, ESPNET_DISTILL_KILL_AT_STEP="5"))
     assert killed.returncode != 0
     state = safe_load(tmp_path / "killed/checkpoint.pt")
     assert state["step"] == 4
     assert len(state["rng_per_rank"]) == 2
     assert not torch.equal(state["rng_per_rank"][0]["torch"], state["rng_per_rank"][1]["torch"])
-    r = subprocess.run(pretrain_cmd(pretrain_corpus, tmp_path / "killed", launcher), capture_output=True, text=True, env=env)
+    r = subprocess.run(pretrain_cmd(pretrain_corpus, tmp_path / "killed", launcher), capture_output=True, text=True,
+                       env=env)
     assert r.returncode == 0, r.stderr[-3000:]
     a = safe_load(tmp_path / "ref/teacher.pt")["state_dict"]
     b = safe_load(tmp_path / "killed/teacher.pt")["state_dict"]
