@@ -96,9 +96,13 @@ def run_sclite(ref_trn: Path, hyp_trn: Path, result: Path) -> Counts | None:
     reports = []
     # the alignments with per-speaker counts, the percentage summary, and the SGML alignment that
     # sc_stats's significance tests read (result.sgml beside result.txt)
+    # sclite titles its tables with the hypothesis path and widens them to fit it, and a long one
+    # breaks the per-speaker table: run it beside the files so that the title is the file name
+    where = hyp_trn.parent
+    ref = ref_trn.name if ref_trn.parent == where else str(ref_trn.resolve())
     for fmt in ("all", "sum", "sgml"):
-        cmd = exe + ["-r", str(ref_trn), "trn", "-h", str(hyp_trn), "trn", "-i", "rm", "-o", fmt, "stdout"]
-        p = subprocess.run(cmd, capture_output=True, text=True)
+        cmd = exe + ["-r", ref, "trn", "-h", hyp_trn.name, "trn", "-i", "rm", "-o", fmt, "stdout"]
+        p = subprocess.run(cmd, capture_output=True, text=True, cwd=where)
         if p.returncode != 0:
             raise RuntimeError(f"sclite failed ({p.returncode}): {p.stderr[-500:]}")
         reports.append(p.stdout)
