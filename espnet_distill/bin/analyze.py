@@ -18,13 +18,13 @@ import sys
 from pathlib import Path
 
 from espnet_distill.analysis.cka import asr_student, compare_models, teacher_encode
-from espnet_distill.bin import new_parser, setup_logging
-from espnet_distill.checkpoint_io import CheckpointError
+from espnet_distill.bin import input_errors, new_parser, setup_logging
 from espnet_distill.config import ConfigError, read_yaml
 from espnet_distill.data.audio import FRAME_WINDOW
 from espnet_distill.data.dataset import AudioDataset
+from espnet_distill.data.tables import read_table
 from espnet_distill.student.export import load_student
-from espnet_distill.teacher.teacher import TeacherError, build_teacher
+from espnet_distill.teacher.teacher import build_teacher
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,11 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     out = Path(a.outdir)
     out.mkdir(parents=True, exist_ok=True)
-    from espnet_distill.data.tables import read_table
-
-    utts = read_table(Path(a.data_dir) / "utt2spk").keys()[: a.max_utts]
-    ds = AudioDataset(a.data_dir, max_seconds=None, min_samples=FRAME_WINDOW, utts=utts)
     try:
+        utts = read_table(Path(a.data_dir) / "utt2spk").keys()[: a.max_utts]
+        ds = AudioDataset(a.data_dir, max_seconds=None, min_samples=FRAME_WINDOW, utts=utts)
         jobs = []  # (name, reference encode, reference label, other encode, other label)
         if a.checkpoint:
             if not a.teacher:
@@ -59,10 +57,10 @@ def main(argv: list[str] | None = None) -> int:
             tuned, ckpt = asr_student(Path(e))
             student, _ = load_student(ckpt)
             jobs.append((f"{Path(e).name}.finetuned", student.encode, "distilled", tuned.encode, "fine-tuned"))
-    except (ConfigError, CheckpointError, TeacherError, FileNotFoundError) as e:
+        compare_models(jobs, ds, out, a.data_dir, a.seed, a.max_frames)
+    except (*input_errors(), FileNotFoundError) as e:  # a data dir, an audio file, the teacher, a checkpoint
         logging.error("%s", e)
         return 1
-    compare_models(jobs, ds, out, a.data_dir, a.seed, a.max_frames)
     return 0
 
 

@@ -33,7 +33,7 @@ import torch
 
 from espnet_distill.data.audio import FRAME_HOP, FRAME_WINDOW, SAMPLE_RATE, AudioError
 from espnet_distill.data.kaldi_dir import utt_durations
-from espnet_distill.data.tables import read_table
+from espnet_distill.data.tables import DataDirError, read_table
 from espnet_distill.data.utterances import DataDirAudio
 
 logger = logging.getLogger(__name__)
@@ -60,7 +60,9 @@ class AudioDataset(torch.utils.data.Dataset):
     ):
         """``utts``: only these utterances of the dir (one job's shard), in this order. ``long_utts``:
         ``drop`` or ``crop`` utterances over ``max_seconds`` (crops are drawn with ``seed`` and
-        :attr:`epoch`, which the trainer sets before each epoch's loader)."""
+        :attr:`epoch`, which the trainer sets before each epoch's loader). The defaults are the strict
+        ones that decoding and analysis need (no utterance lost or cut without being asked); training
+        passes TrainConfig's (``skip_bad_audio`` and ``crop``). A malformed dir raises DataDirError."""
         if long_utts not in LONG_UTTS:
             raise ValueError(f"long_utts {long_utts!r}: expected {' or '.join(LONG_UTTS)}")
         crop = long_utts == "crop" and max_seconds is not None
@@ -73,8 +75,8 @@ class AudioDataset(torch.utils.data.Dataset):
         keep, too_long, too_short, no_target = [], 0, 0, 0
         for u in utts:
             if u not in durs:
-                raise ValueError(f"{d / 'utt2dur'}: no duration for utterance '{u}' (stale file? rerun "
-                                 f"utils/data/get_utt2dur.sh {d})")
+                raise DataDirError(f"{d / 'utt2dur'}: no duration for utterance '{u}' (stale file? rerun "
+                                   f"utils/data/get_utt2dur.sh {d})")
             if max_seconds is not None and durs[u] > max_seconds and not crop:
                 too_long += 1
             elif durs[u] * SAMPLE_RATE < min_samples:
@@ -90,7 +92,7 @@ class AudioDataset(torch.utils.data.Dataset):
         if no_target:
             logger.warning("%s: dropped %d utterances without targets", d, no_target)
         if not keep:
-            raise ValueError(f"{d}: no utterance left after filtering ({len(utts)} in the dir)")
+            raise DataDirError(f"{d}: no utterance left after filtering ({len(utts)} in the dir)")
         self.utts = keep
         self.samples = [int(round(durs[u] * SAMPLE_RATE)) for u in keep]
         self.crop_to = int(max_seconds * SAMPLE_RATE) if crop else None

@@ -64,3 +64,12 @@ def test_analyze_teacher_against_student(tmp_path):
     for layer in range(3):  # the copied layers are the teacher's own
         assert m[layer][layer] == pytest.approx(1.0, abs=1e-5)
     assert (tmp_path / "out/dt.cka.png").stat().st_size > 1000
+
+
+def test_analyze_names_a_bad_data_dir_in_one_line(tmp_path, caplog):
+    from espnet_distill.bin import analyze
+
+    d = make_data_dir(tmp_path, {"s0-00": ("s0", "a"), "s0-01": ("s0", "a")})
+    (d / "utt2dur").write_text("s0-00 0.5\n")  # stale: s0-01 missing
+    assert analyze.main(["--data-dir", str(d), "--outdir", str(tmp_path / "out")]) == 1
+    assert f"{d / 'utt2dur'}: no duration for utterance 's0-01'" in caplog.text

@@ -58,3 +58,15 @@ def test_frame_targets_follow_the_crop(dirs):
         whole = full[full.utts.index("s-7")]["wav"]
         start = next(s for s in range(0, len(whole), FRAME_HOP) if np.array_equal(whole[s:s + 8000], item["wav"]))
         assert item["km"][0] == start // FRAME_HOP
+
+
+def test_a_stale_utt2dur_is_a_data_dir_error_naming_the_file(dirs):
+    from espnet_distill.data.tables import DataDirError
+
+    utt2dur = dirs / "utt2dur"
+    AudioDataset(dirs)  # writes utt2dur where it is missing
+    utt2dur.write_text("".join(x for x in utt2dur.read_text().splitlines(keepends=True) if not x.startswith("s-3 ")))
+    with pytest.raises(DataDirError, match=r"utt2dur: no duration for utterance 's-3' \(stale file\? rerun "):
+        AudioDataset(dirs)
+    with pytest.raises(DataDirError, match=r"no utterance left after filtering \(3 in the dir\)"):
+        AudioDataset(dirs, max_seconds=0.1, utts=["s-0", "s-1", "s-2"])
