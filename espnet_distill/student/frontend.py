@@ -124,11 +124,25 @@ def kaldi_fbank(wav: torch.Tensor, lengths: torch.Tensor, mel: torch.Tensor,
     return fb, n
 
 
-class FbankFrontend(nn.Module):
-    """Fbank -> CMVN -> Conv1d(80, 2D, 5, stride 2, pad 2) + GLU -> Linear(D, D) -> dropout."""
+def _xavier_normal_zero_bias(linear: nn.Linear) -> None:
+    nn.init.xavier_normal_(linear.weight)
+    nn.init.zeros_(linear.bias)
 
-    def __init__(self, dim: int, num_mel_bins: int = 80, dropout: float = 0.1, feature_grad_mult: float = 1.0):
+
+# FbankFrontend's proj_init: how Linear(D, D) starts ("pytorch": nn.Linear's own uniform init)
+PROJ_INITS = {"pytorch": lambda linear: None, "xavier_normal": _xavier_normal_zero_bias}
+
+
+class FbankFrontend(nn.Module):
+    """Fbank -> CMVN -> Conv1d(80, 2D, 5, stride 2, pad 2) + GLU -> Linear(D, D) -> dropout.
+    ``proj_init`` (:data:`PROJ_INITS`) starts the Linear as nn.Linear does or Xavier-normal with a
+    zero bias (the authors' FbankExtractor, docs/fidelity.md)."""
+
+    def __init__(self, dim: int, num_mel_bins: int = 80, dropout: float = 0.1, feature_grad_mult: float = 1.0,
+                 proj_init: str = "pytorch"):
         super().__init__()
+        if proj_init not in PROJ_INITS:
+            raise ValueError(f"proj_init {proj_init!r}: expected one of {sorted(PROJ_INITS)}")
         self.grad_mult = check_grad_scale(feature_grad_mult)
         self.dim, self.num_mel_bins = dim, num_mel_bins
         self.register_buffer("mel", kaldi_mel_banks(num_mel_bins), persistent=False)
@@ -137,6 +151,7 @@ class FbankFrontend(nn.Module):
         self.register_buffer("cmvn_std", torch.ones(num_mel_bins))
         self.conv = nn.Conv1d(num_mel_bins, 2 * dim, kernel_size=5, stride=2, padding=2)
         self.proj = nn.Linear(dim, dim)
+        PROJ_INITS[proj_init](self.proj)
         self.dropout = dropout
 
     def fbank(self, wav: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

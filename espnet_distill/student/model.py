@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 @dataclass
 class StudentConfig:
     frontend: str = "cnn"  # FRONTENDS key: cnn | fbank
-    # cnn: conv_layers, extractor_mode, layer_norm; fbank: num_mel_bins, dropout
+    # cnn: conv_layers, extractor_mode, layer_norm; fbank: num_mel_bins, dropout, proj_init
     frontend_conf: dict = field(default_factory=dict)
     dim: int = 480
     ffn_dim: int = 480
@@ -97,7 +97,7 @@ class Student(nn.Module):
         self.cfg = cfg
         try:
             self.frontend = FRONTENDS[cfg.frontend](dim=cfg.dim, **cfg.frontend_conf)
-        except TypeError as e:  # an unknown key: say which front-end's options were expected
+        except (TypeError, ValueError) as e:  # an unknown key or value: say which front-end's options
             raise ValueError(f"student.frontend_conf: {e} (the options of the '{cfg.frontend}' front-end)") from None
         self.encoder = TransformerEncoder(cfg.dim, cfg.layer_ffn_dims or cfg.ffn_dim, cfg.num_layers,
                                           cfg.layer_heads or cfg.num_heads, cfg.conv_pos, cfg.conv_pos_groups,

@@ -1,6 +1,7 @@
 """Front-ends: Kaldi-exact fbank, CNN-exact frame counts, padding invariance."""
 from __future__ import annotations
 
+import pytest
 import torch
 import torchaudio
 
@@ -93,3 +94,18 @@ def test_feature_grad_mult_scales_the_feature_extractor_alone():
         assert grads[0.0][1] is not None
     with pytest.raises(ValueError, match=r"feature_grad_mult = 1.5: expected a gradient scale in \[0, 1\]"):
         CNNFrontend(24, conv, feature_grad_mult=1.5)
+
+
+def test_proj_init_is_the_authors_xavier_normal_when_asked():
+    from espnet_distill.student.model import Student, StudentConfig
+
+    torch.manual_seed(0)
+    fork = FbankFrontend(dim=256, proj_init="xavier_normal").proj
+    assert torch.equal(fork.bias, torch.zeros(256))
+    assert fork.weight.std().item() == pytest.approx((2 / (256 + 256)) ** 0.5, rel=0.05)  # N(0, 2 / (in + out))
+    default = FbankFrontend(dim=256).proj  # nn.Linear's U(-1/sqrt(in), 1/sqrt(in)), bias too
+    assert default.weight.abs().max().item() <= 1 / 16 and default.bias.abs().sum().item() > 0
+    with pytest.raises(ValueError, match=r"student.frontend_conf: proj_init 'normal': expected one of "
+                                         r"\['pytorch', 'xavier_normal'\]"):
+        Student(StudentConfig(frontend="fbank", frontend_conf={"proj_init": "normal"}, dim=8, ffn_dim=8,
+                              num_layers=1, num_heads=2, conv_pos=4, conv_pos_groups=2))
