@@ -12,7 +12,10 @@ L_disc heads map the last student layer to cluster logits (registry ``DISC_HEADS
 
 - ``type1``: Linear(D -> F), cosine against the teacher's frozen label embeddings / tau;
 - ``type2``: Linear(D -> C) logits;
-- ``type3``: Linear(D -> C) logits, trained with cross-entropy on the teacher's argmax.
+- ``type3``: Linear(D -> C) logits, trained with cross-entropy on the teacher's argmax;
+- ``type3_cosine``: the authors' type 3 (TCL606/s3prl): type1's cosine head trained with
+  cross-entropy on the teacher's argmax (their softmax over [positive; all embeddings], the
+  positive's duplicate masked, is this softmax over the embeddings).
 """
 from __future__ import annotations
 
@@ -100,12 +103,12 @@ PRED_HEADS = {"expand-last": ExpandLastHead, "layer-wise": LayerWiseHeads}
 
 
 class CosineDiscHead(nn.Module):
-    """type1: cos(Linear(h), e_c) / tau against the teacher's frozen label embeddings (a buffer)."""
+    """type1 (KL to p_T) and type3_cosine (cross-entropy on argmax p_T): cos(Linear(h), e_c) / tau
+    against the teacher's frozen label embeddings (a buffer)."""
 
-    loss = "kl"
-
-    def __init__(self, dim: int, label_embs: torch.Tensor, tau: float):
+    def __init__(self, dim: int, label_embs: torch.Tensor, tau: float, loss: str = "kl"):
         super().__init__()
+        self.loss = loss
         self.proj = nn.Linear(dim, label_embs.shape[1])
         self.register_buffer("label_embs", label_embs.detach().clone())
         self.tau = tau
@@ -137,4 +140,5 @@ DISC_HEADS = {
     "type1": lambda dim, embs, tau: CosineDiscHead(dim, embs, tau),
     "type2": lambda dim, embs, tau: LinearDiscHead(dim, embs.shape[0], "kl"),
     "type3": lambda dim, embs, tau: LinearDiscHead(dim, embs.shape[0], "ce"),
+    "type3_cosine": lambda dim, embs, tau: CosineDiscHead(dim, embs, tau, "ce"),
 }

@@ -45,7 +45,7 @@ class StudentConfig:
     pred_targets: list | None = None  # expand-last: teacher layers, e.g. [4, 8, 12]
     layer_map: dict | None = None  # layer-wise: {student layer: teacher layer}; default i -> i
     pred_inter_dim: int = 0  # expand-last hidden size (0 = dim)
-    disc_head: str | None = "type2"  # type1 | type2 | type3 | None (no L_disc)
+    disc_head: str | None = "type2"  # a DISC_HEADS key (type1 | type2 | type3 | type3_cosine) or None: no L_disc
     teacher_dim: int = 768
     teacher_layers: int = 12
     num_classes: int = 504

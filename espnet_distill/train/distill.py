@@ -240,7 +240,7 @@ class DistillTask:
         if alpha > 0:
             teacher.require_codebook("L_disc (alpha > 0)")
             if student.disc_head is None:
-                raise ValueError("alpha > 0 needs a student with a disc_head (type1, type2 or type3)")
+                raise ValueError("alpha > 0 needs a student with a disc_head (type1, type2, type3 or type3_cosine)")
         if fe_adapt_steps > 0 and student.fe_head is None:
             raise ValueError("fe_adapt_steps > 0 needs a student with the fbank front-end")
         layers = [0] + list(student.pred_head(self._dummy_hidden()).keys()) if cache_teacher else []

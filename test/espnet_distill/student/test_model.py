@@ -126,9 +126,33 @@ def test_bad_student_configs():
     with pytest.raises(ValueError,
                        match=r"unknown prediction head 'bogus'; choose one of \['expand-last', 'layer-wise'\]"):
         build_student({"student": dict(tiny_student_conf()["student"], pred_head="bogus")}, tiny_teacher())
-    with pytest.raises(ValueError, match=r"unknown L_disc head 'type9'; choose one of \['type1', 'type2', 'type3'\]"):
+    with pytest.raises(ValueError, match=r"unknown L_disc head 'type9'; choose one of "
+                                         r"\['type1', 'type2', 'type3', 'type3_cosine'\]"):
         build_student({"student": dict(tiny_student_conf()["student"], disc_head="type9")}, tiny_teacher())
     with pytest.raises(ValueError, match="layer_map names student layer 5, but the student has layers 1..2"):
         build_student({"student": dict(tiny_student_conf()["student"], layer_map={5: 1})}, tiny_teacher())
     with pytest.raises(ValueError, match="layer_map targets \\[9\\] are not teacher layers 0..4"):
         build_student({"student": dict(tiny_student_conf()["student"], layer_map={1: 9})}, tiny_teacher())
+
+
+def test_type3_cosine_is_the_authors_type3():
+    """The fork's type 3 (TCL606/s3prl pretrain/distillFBANK/pretrain_expert.py, compute_loss): cosine of
+    Linear(D, 256) to [the argmax's embedding; all embeddings] / T, the duplicate masked, cross-entropy on 0."""
+    import torch.nn.functional as F
+
+    from espnet_distill.losses import disc_loss, mean
+    from espnet_distill.student.heads import build_disc_head
+
+    torch.manual_seed(0)
+    embs, tau = torch.randn(6, 4), 0.1
+    head = build_disc_head("type3_cosine", 8, embs, tau)
+    h, teacher_logits = torch.randn(2, 5, 8), torch.randn(2, 5, 6)
+    ours = mean(disc_loss(head(h), teacher_logits, torch.ones(2, 5, dtype=torch.bool), head.loss))
+
+    z = head.proj(h).reshape(10, 4)
+    pos = embs[teacher_logits.reshape(10, 6).argmax(-1)]  # (BT, F)
+    negs = embs[:, None].expand(-1, 10, -1)  # (C, BT, F)
+    logits = F.cosine_similarity(z, torch.cat([pos[None], negs]), dim=-1) / tau  # (1 + C, BT)
+    logits[1:][(pos == negs).all(-1)] = float("-inf")
+    fork = F.cross_entropy(logits.T, torch.zeros(10, dtype=torch.long))
+    assert float(ours) == pytest.approx(float(fork), rel=1e-5)
