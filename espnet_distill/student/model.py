@@ -163,11 +163,13 @@ _TEACHER_TO_STUDENT = [
 
 
 def init_from_teacher(student: Student, teacher_state: dict[str, torch.Tensor], frontend: bool = True,
-                      pos_conv: bool = True, layers: dict[int, int] | None = None) -> dict[str, list[str]]:
+                      pos_conv: bool = True, layers: dict[int, int] | None = None,
+                      encoder_layer_norm: bool = True) -> dict[str, list[str]]:
     """Copy teacher weights (fairseq names) into the student wherever the shapes match.
 
-    ``frontend``: CNN, its LayerNorm and projection; ``pos_conv``: positional conv and encoder LayerNorm;
-    ``layers``: {student layer: teacher layer} (1-based). Returns what was copied and skipped.
+    ``frontend``: CNN, its LayerNorm and projection; ``pos_conv``: positional conv, and the encoder
+    LayerNorm unless ``encoder_layer_norm`` is false; ``layers``: {student layer: teacher layer}
+    (1-based). Returns what was copied and skipped.
     """
     own = student.state_dict()
     copied, skipped = [], []
@@ -176,6 +178,8 @@ def init_from_teacher(student: Student, teacher_state: dict[str, torch.Tensor], 
         for pat, rep in _TEACHER_TO_STUDENT:
             if re.match(pat, k):
                 is_fe = not k.startswith("encoder.")
+                if k.startswith("encoder.layer_norm.") and not encoder_layer_norm:
+                    continue
                 if (is_fe and frontend) or (not is_fe and pos_conv):
                     wanted[re.sub(pat, rep, k)] = k
         m = re.match(r"^encoder\.layers\.(\d+)\.(.*)$", k)

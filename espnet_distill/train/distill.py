@@ -65,7 +65,10 @@ class InitConfig:
     """The ``init:`` section: what a student copies from the teacher before distillation."""
 
     frontend: bool = False  # the waveform CNN (CNN students of the same shape)
-    pos_conv: bool = False  # the positional convolution
+    pos_conv: bool = False  # the positional convolution (and, with encoder_layer_norm, the encoder's LayerNorm)
+    # the LayerNorm between the positional conv and the layers: the copied layers were trained on its
+    # output, so it is copied with them by default; the authors' fork leaves it out (docs/fidelity.md)
+    encoder_layer_norm: bool = True
     layers: dict = field(default_factory=dict)  # {student layer: teacher layer}, 1-based
 
     def __post_init__(self) -> None:
@@ -158,7 +161,8 @@ def build_student(conf: DistillRunConfig | dict, teacher: Teacher) -> tuple[Stud
     wanted = init.frontend or init.pos_conv or init.layers
     state = teacher.hubert_state_dict()
     if wanted and state is not None:
-        report = init_from_teacher(student, state, init.frontend, init.pos_conv, init.layers)
+        report = init_from_teacher(student, state, init.frontend, init.pos_conv, init.layers,
+                                   encoder_layer_norm=init.encoder_layer_norm)
         if init.frontend and not any(k.startswith("frontend.") for k in report["copied"]):
             raise ConfigError(f"init.frontend = True: expected a front-end with tensors of the teacher's shapes; "
                               f"none matched (skipped {report['skipped'][:3]}): set init.frontend: false, or give "

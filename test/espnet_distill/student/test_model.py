@@ -49,12 +49,15 @@ def test_sw_init_copies_cnn_and_first_layers(base_teacher):
     assert torch.equal(s["encoder.layers.1.fc1.weight"], t["encoder.layers.1.fc1.weight"])
     assert torch.equal(s["encoder.pos_conv.0.weight_v"], t["encoder.pos_conv.0.weight_v"])
     assert "frontend.post_extract_proj.weight" in report["copied"]
+    assert "encoder.layer_norm.weight" not in report["copied"]  # as the authors' fork: a fresh LayerNorm
     # what the copy is for: before any distillation a student whose front-end is HuBERT's (with the
     # LayerNorm after the CNN, which the paper's DistilHuBERT-style config leaves out so that it
-    # exports to distiller_local) reproduces the teacher's first layers
+    # exports to distiller_local, and with the encoder's LayerNorm, which init.encoder_layer_norm
+    # copies with the layers) reproduces the teacher's first layers
     conf["student"]["frontend_conf"] = dict(conf["student"].get("frontend_conf") or {}, layer_norm=True)
+    conf["init"]["encoder_layer_norm"] = True
     student, report = build_student(conf, base_teacher)
-    assert "frontend.layer_norm.weight" in report["copied"]
+    assert {"frontend.layer_norm.weight", "encoder.layer_norm.weight"} <= set(report["copied"])
     student.eval()
     torch.manual_seed(3)
     wav, n = torch.randn(2, 16000) * 0.1, torch.tensor([16000, 12000])
