@@ -1,6 +1,7 @@
 """Kaldi's data-dir operations under Kaldi's names and semantics, so that a ``local/data.sh``
-pasted from a Kaldi or ESPnet recipe runs here (the engines behind ``utils/subset_data_dir.sh SRC
-N DST``, ``utils/copy_data_dir.sh``, ``utils/split_data.sh``, ``utils/perturb_data_dir_speed.sh``).
+pasted from a Kaldi or ESPnet recipe runs here (the engines behind ``utils/copy_data_dir.sh``,
+``utils/split_data.sh``, ``utils/perturb_data_dir_speed.sh``; Kaldi's subset forms are selectors of
+data/subset.py).
 Every function writes a new dir (never into its source) and returns the number of utterances."""
 from __future__ import annotations
 
@@ -12,92 +13,21 @@ from pathlib import Path
 from espnet_distill.data.audio import entry_kind
 from espnet_distill.data.kaldi_dir import (
     ALL_TABLES,
-    _same_dir,
     copy_subset,
     drop_stale_tables,
+    same_dir,
     utt2spk_to_spk2utt,
-    utt_durations,
 )
 from espnet_distill.data.tables import DataDirError, read_table, shard_utts, write_table
 
 logger = logging.getLogger(__name__)
-
-SUBSET_MODES = ("evenly", "first", "last", "shortest", "speakers", "per-spk")
-
-
-def subset_kaldi(src: str | os.PathLike, n: int, dst: str | os.PathLike, mode: str = "evenly") -> int:
-    """Kaldi's ``subset_data_dir.sh [--MODE] SRC N DST``:
-
-    - ``evenly`` (no flag): N utterances spread evenly over the sorted list;
-    - ``first`` / ``last``: the first / last N utterances;
-    - ``shortest``: the N shortest utterances (by ``utt2dur`` or segments);
-    - ``speakers``: whole speakers, spread evenly over the sorted speakers, until at least N utterances;
-    - ``per-spk``: the first N utterances of every speaker.
-    """
-    if mode not in SUBSET_MODES:
-        raise DataDirError(f"subset: unknown mode '{mode}'; choose one of {list(SUBSET_MODES)}")
-    if n < 1:
-        raise DataDirError(f"subset: {n} utterances: expected at least 1")
-    if _same_dir(src, dst):
-        raise DataDirError(f"subset: the destination {dst} is the source; write the subset to another dir")
-    s = Path(src)
-    u2s = read_table(s / "utt2spk")
-    utts = u2s.keys()
-    if mode in ("evenly", "first", "last", "shortest") and n > len(utts):
-        raise DataDirError(f"{s}: asked for {n} utterances but it has only {len(utts)}")
-    if mode == "evenly":
-        sel = [utts[i * len(utts) // n] for i in range(n)]
-    elif mode == "first":
-        sel = utts[:n]
-    elif mode == "last":
-        sel = utts[-n:]
-    elif mode == "shortest":
-        dur = utt_durations(s, write=False)
-        sel = sorted(utts, key=lambda u: (dur[u], u))[:n]
-    elif mode == "per-spk":
-        by_spk: dict[str, list[str]] = {}
-        for u, spk in u2s.items:
-            by_spk.setdefault(spk, []).append(u)
-        sel = [u for us in by_spk.values() for u in us[:n]]
-    else:  # speakers
-        by_spk = {}
-        for u, spk in u2s.items:
-            by_spk.setdefault(spk, []).append(u)
-        spks = sorted(by_spk)
-        m = min(len(spks), max(1, round(n * len(spks) / len(utts))))  # speakers for about n utterances
-        order = [spks[i * len(spks) // m] for i in range(m)] + spks  # evenly spread first, then the rest
-        sel = []
-        for spk in dict.fromkeys(order):
-            if len(sel) >= n:
-                break
-            sel += by_spk[spk]
-    return copy_subset(s, dst, sel)
-
-
-def subset_lists(src: str | os.PathLike, dst: str | os.PathLike, utt_list: str | None = None,
-                 spk_list: str | None = None) -> int:
-    """``subset_data_dir.sh --utt-list FILE`` / ``--spk-list FILE`` (the first field of each line)."""
-    if _same_dir(src, dst):
-        raise DataDirError(f"subset: the destination {dst} is the source; write the subset to another dir")
-    s = Path(src)
-    u2s = read_table(s / "utt2spk")
-    path = utt_list or spk_list
-    wanted = {line.split()[0] for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()}
-    if utt_list:
-        sel = [u for u in u2s.keys() if u in wanted]
-    else:
-        sel = [u for u, spk in u2s.items if spk in wanted]
-    if not sel:
-        raise DataDirError(f"{path}: none of its {'utterances' if utt_list else 'speakers'} is in {s}")
-    return copy_subset(s, dst, sel)
-
 
 def copy_renamed(src: str | os.PathLike, dst: str | os.PathLike, utt_prefix: str = "", utt_suffix: str = "",
                  spk_prefix: str = "", spk_suffix: str = "") -> int:
     """Kaldi's ``copy_data_dir.sh [--utt-prefix P] [--utt-suffix S] [--spk-prefix P] [--spk-suffix S]``:
     a copy with utterance and speaker ids renamed (recording ids stay; without ``segments``,
     wav.scp is keyed by utterance and renamed with them)."""
-    if _same_dir(src, dst):
+    if same_dir(src, dst):
         raise DataDirError(f"copy: the destination {dst} is the source")
     s, t = Path(src), Path(dst)
 
@@ -160,7 +90,7 @@ def perturb_speed(src: str | os.PathLike, dst: str | os.PathLike, factor: float)
     wav.scp), segment times and durations are divided by the factor."""
     if factor <= 0:
         raise DataDirError(f"perturb_speed: factor {factor}: expected a positive number")
-    if _same_dir(src, dst):
+    if same_dir(src, dst):
         raise DataDirError(f"perturb_speed: the destination {dst} is the source")
     s, t = Path(src), Path(dst)
     p = f"sp{factor:g}-"

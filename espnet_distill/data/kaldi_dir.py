@@ -1,4 +1,4 @@
-"""Kaldi data directories: reading, writing, validating, fixing, subsetting.
+"""Kaldi data directories: reading, writing, validating, fixing, combining (subsets: data/subset.py).
 
 A data directory holds plain-text tables, one ``<key> <value>`` per line,
 sorted by key in byte order (``LC_ALL=C sort``) with unique keys:
@@ -18,12 +18,21 @@ from __future__ import annotations
 
 import logging
 import os
-import random
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 from espnet_distill.data.audio import SAMPLE_RATE, entry_kind, entry_seconds
-from espnet_distill.data.tables import DataDirError, Table, check_sorted, read_table, table_lines, write_table
+from espnet_distill.data.tables import (
+    DataDirError,
+    Segment,
+    Table,
+    check_sorted,
+    parse_segment,
+    read_segments,
+    read_table,
+    table_lines,
+    write_table,
+)
 from espnet_distill.data.utterances import iter_data_dir_audio
 
 logger = logging.getLogger(__name__)
@@ -45,7 +54,7 @@ def drop_stale_tables(dst: Path, keep: set[str], why: str) -> None:
             (dst / name).unlink()
 
 
-def _same_dir(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+def same_dir(a: str | os.PathLike, b: str | os.PathLike) -> bool:
     return Path(a).resolve() == Path(b).resolve()
 
 
@@ -58,20 +67,6 @@ def utt2spk_to_spk2utt(utt2spk: Iterable[tuple[str, str]]) -> list[tuple[str, st
 
 
 # ----------------------------------------------------------------------------- validation
-
-
-def _parse_segment(table: Table, key: str, value: str, lineno: int) -> tuple[str, float, float]:
-    parts = value.split()
-    if len(parts) != 3:
-        raise DataDirError(f"{table.path}:{lineno}: expected '<utt> <reco> <start> <end>', got '{key} {value}'")
-    try:
-        start, end = float(parts[1]), float(parts[2])
-    except ValueError:
-        raise DataDirError(f"{table.path}:{lineno}: start/end of '{key}' are not numbers: {value!r}") from None
-    if start < 0 or end <= start:
-        raise DataDirError(f"{table.path}:{lineno}: segment '{key}' has start {start} and end {end} "
-                           "(need 0 <= start < end)")
-    return parts[0], start, end
 
 
 def _float_value(table: Table, key: str, value: str, lineno: int) -> float:
@@ -134,14 +129,14 @@ def validate_data_dir(
     if segments is not None:
         reco2dur = tables["reco2dur"].as_dict() if "reco2dur" in tables else {}
         for (utt, value), lineno in zip(segments.items, segments.lines):
-            reco, start, end = _parse_segment(segments, utt, value, lineno)
-            if reco not in wav_keys:
-                raise DataDirError(f"{segments.path}:{lineno}: recording '{reco}' of utterance '{utt}' "
+            seg = parse_segment(segments, utt, value, lineno)
+            if seg.reco not in wav_keys:
+                raise DataDirError(f"{segments.path}:{lineno}: recording '{seg.reco}' of utterance '{utt}' "
                                    f"is not in {wav.path}")
-            if reco in reco2dur and end > float(reco2dur[reco]) + 0.02:
+            if seg.reco in reco2dur and seg.end > float(reco2dur[seg.reco]) + 0.02:
                 raise DataDirError(
-                    f"{segments.path}:{lineno}: segment '{utt}' ends at {end} s, after the end of recording "
-                    f"'{reco}' ({reco2dur[reco]} s in reco2dur)"
+                    f"{segments.path}:{lineno}: segment '{utt}' ends at {seg.end} s, after the end of recording "
+                    f"'{seg.reco}' ({reco2dur[seg.reco]} s in reco2dur)"
                 )
         audio_utts = set(segments.keys())
         audio_src: Table = segments
@@ -210,37 +205,56 @@ def fix_data_dir(data_dir: str | os.PathLike) -> dict[str, dict[str, int]]:
     tables = {name: read_table(d / name, allow_empty_value=True) for name in ALL_TABLES if (d / name).is_file()}
     if "utt2spk" not in tables or "wav.scp" not in tables:
         raise DataDirError(f"{d}: fix_data_dir needs at least wav.scp and utt2spk")
-    seg = tables.get("segments")
+    keep, reason_for, used_recos = _what_fix_keeps(tables)
+    backup = _new_backup_dir(d)
+    dropped: dict[str, dict[str, int]] = {}
+    for name, table in tables.items():
+        (backup / name).write_bytes(table.path.read_bytes())
+        if name in RECO_TABLES and used_recos is not None:  # recordings: keep those still used
+            kept = [(k, v) for k, v in table.items if k in used_recos]
+            if len(kept) < len(table.items):
+                dropped.setdefault(name, {})["recording without kept segments"] = len(table.items) - len(kept)
+        else:
+            kept = [(k, v) for k, v in table.items if k in keep]
+            for k, _ in table.items:
+                if k not in keep:
+                    counts = dropped.setdefault(name, {})
+                    counts[reason_for(name, k)] = counts.get(reason_for(name, k), 0) + 1
+        write_table(d / name, kept)
+    write_table(d / "spk2utt", utt2spk_to_spk2utt(read_table(d / "utt2spk").items))
+    for name, reasons in dropped.items():
+        for why, count in reasons.items():
+            logger.info("%s: dropped %d line(s) of %s: %s", d, count, name, why)
+    logger.info("%s: kept %d utterances (originals in %s)", d, len(keep), backup)
+    return dropped
 
-    # plain paths that are not there (pipes and ark offsets are not checked)
-    missing_audio = {k for k, v in tables["wav.scp"].items if entry_kind(v) == "file" and not os.path.isfile(v.strip())}
-    wav_keys = set(tables["wav.scp"].keys()) - missing_audio
 
-    # utterances that have audio (segments: a known recording and start < end)
+def _what_fix_keeps(tables: dict[str, Table]) -> tuple[set[str], Callable[[str, str], str], set[str] | None]:
+    """``(utterances kept, reason_for(table, key) of a dropped line, recordings still used or None
+    without segments)``: an utterance is kept when it is in utt2spk, in text with a transcript (when
+    there is text), in utt2dur (when there is one) and has audio: a plain file that exists (pipes and
+    ark offsets are not checked), or a well-formed segment of such a recording."""
+    wav = tables["wav.scp"]
+    missing_audio = {k for k, v in wav.items if entry_kind(v) == "file" and not os.path.isfile(v.strip())}
+    wav_keys = set(wav.keys()) - missing_audio
+    seg_table = tables.get("segments")
+    segs: dict[str, Segment] | None = None
     bad_segments: set[str] = set()
-    seg_reco = {u: v.split()[0] for u, v in seg.items if v.split()} if seg is not None else None
-    if seg is not None:
-        audio = set()
-        for utt, v in seg.items:
-            f = v.split()
+    if seg_table is not None:
+        segs = {}
+        for (utt, value), lineno in zip(seg_table.items, seg_table.lines):
             try:
-                ok = len(f) == 3 and float(f[1]) >= 0 and float(f[2]) > float(f[1])
-            except ValueError:
-                ok = False
-            if not ok:
+                segs[utt] = parse_segment(seg_table, utt, value, lineno)
+            except DataDirError:
                 bad_segments.add(utt)
-            elif f[0] in wav_keys:
-                audio.add(utt)
+        audio = {u for u, x in segs.items() if x.reco in wav_keys}
     else:
         audio = wav_keys
     keep = set(tables["utt2spk"].keys()) & audio
     if "text" in tables:
         keep &= {k for k, v in tables["text"].items if v.strip()}
-    for name in ("utt2dur",):
-        if name in tables:
-            keep &= set(tables[name].keys())
-
-    dropped: dict[str, dict[str, int]] = {}
+    if "utt2dur" in tables:
+        keep &= set(tables["utt2dur"].keys())
     utt2spk = tables["utt2spk"].as_dict()
     text = tables["text"].as_dict() if "text" in tables else None
 
@@ -253,39 +267,24 @@ def fix_data_dir(data_dir: str | os.PathLike) -> dict[str, dict[str, int]]:
             return "not in text"
         if key in bad_segments:
             return "segment end not after its start (or not '<reco> <start> <end>')"
-        if key in missing_audio or (seg_reco is not None and seg_reco.get(key) in missing_audio):
+        if key in missing_audio or (segs is not None and key in segs and segs[key].reco in missing_audio):
             return "audio file missing"
         if key not in audio:
-            return "no audio (not in wav.scp)" if seg is None else "no audio (recording not in wav.scp)"
+            return "no audio (not in wav.scp)" if segs is None else "no audio (recording not in wav.scp)"
         return "not in every table"
 
-    used_recos = {seg.as_dict()[u].split()[0] for u in keep} if seg is not None else None
-    backup = d / ".backup"  # the first fix keeps the originals here; later fixes in .backup.1, .backup.2, ...
-    n = 0
+    used_recos = {segs[u].reco for u in keep} if segs is not None else None
+    return keep, reason_for, used_recos
+
+
+def _new_backup_dir(d: Path) -> Path:
+    """``d/.backup`` for the first fix, ``.backup.1``, ``.backup.2``, ... for later ones (never reused)."""
+    backup, n = d / ".backup", 0
     while backup.exists():
         n += 1
         backup = d / f".backup.{n}"
     backup.mkdir()
-    for name, table in tables.items():
-        (backup / name).write_bytes(table.path.read_bytes())
-        if name in RECO_TABLES and used_recos is not None:  # recordings: keep those still used
-            kept = [(k, v) for k, v in table.items if k in used_recos]
-            if len(kept) < len(table.items):
-                dropped.setdefault(name, {})["recording without kept segments"] = len(table.items) - len(kept)
-        else:
-            kept = [(k, v) for k, v in table.items if k in keep]
-            for k, _ in table.items:
-                if k not in keep:
-                    r = reason_for(name, k)
-                    dropped.setdefault(name, {}).setdefault(r, 0)
-                    dropped[name][r] += 1
-        write_table(d / name, kept)
-    write_table(d / "spk2utt", utt2spk_to_spk2utt(read_table(d / "utt2spk").items))
-    for name, reasons in dropped.items():
-        for r, n in reasons.items():
-            logger.info("%s: dropped %d line(s) of %s: %s", d, n, name, r)
-    logger.info("%s: kept %d utterances (originals in %s)", d, len(keep), backup)
-    return dropped
+    return backup
 
 
 # ----------------------------------------------------------------------------- subsetting
@@ -299,8 +298,7 @@ def copy_subset(src: str | os.PathLike, dst: str | os.PathLike, utts: Iterable[s
     seg_path = s / "segments"
     recos = None
     if seg_path.is_file():
-        seg = read_table(seg_path)
-        recos = {v.split()[0] for k, v in seg.items if k in keep}
+        recos = {x.reco for k, x in read_segments(read_table(seg_path)).items() if k in keep}
     drop_stale_tables(t, {name for name in ALL_TABLES if (s / name).is_file()}, "subset")
     for name in ALL_TABLES:
         if not (s / name).is_file():
@@ -325,14 +323,11 @@ def compute_utt2dur(data_dir: str | os.PathLike, nj: int = 1) -> dict[str, float
     d = Path(data_dir)
     utts = read_table(d / "utt2spk").keys()
     if (d / "segments").is_file():
-        seg = read_table(d / "segments").as_dict()
-        out = {}
-        for u in utts:
-            if u not in seg:
-                raise DataDirError(f"{d / 'segments'}: no line for utterance '{u}' of utt2spk")
-            _, a, b = seg[u].split()
-            out[u] = float(b) - float(a)
-        return out
+        seg = read_segments(read_table(d / "segments"))
+        missing = [u for u in utts if u not in seg]
+        if missing:
+            raise DataDirError(f"{d / 'segments'}: no line for utterance '{missing[0]}' of utt2spk")
+        return {u: seg[u].seconds for u in utts}
     wav = read_table(d / "wav.scp").as_dict()
     missing = [u for u in utts if u not in wav]
     if missing:
@@ -377,74 +372,11 @@ def utt_durations(data_dir: str | os.PathLike, write: bool = True) -> dict[str, 
     return write_utt2dur(d)
 
 
-def subset_data_dir(
-    src: str | os.PathLike,
-    dst: str | os.PathLike,
-    first: int | None = None,
-    random_n: int | None = None,
-    speakers: Iterable[str] | None = None,
-    seconds: float | None = None,
-    seed: int = 0,
-) -> int:
-    """Write a subset of ``src`` to ``dst``; exactly one selector must be given.
-
-    - ``first``: the first N utterances in sorted order;
-    - ``random_n``: N utterances drawn with ``seed``;
-    - ``speakers``: every utterance of the listed speakers;
-    - ``seconds``: utterances drawn in a ``seed``-shuffled order until their total
-      duration reaches ``seconds`` (the last one may overshoot).
-    Returns the number of utterances written.
-    """
-    chosen = [x is not None for x in (first, random_n, speakers, seconds)]
-    if sum(chosen) != 1:
-        raise ValueError("subset_data_dir: give exactly one of first, random_n, speakers, seconds")
-    if _same_dir(src, dst):
-        raise DataDirError(f"subset: the destination {dst} is the source: that would replace it by a part of "
-                           "itself; write the subset to another dir")
-    for name, v in (("first", first), ("random", random_n)):
-        if v is not None and v < 1:
-            raise DataDirError(f"subset: --{name} {v}: expected at least 1 utterance")
-    if seconds is not None and not seconds > 0:
-        raise DataDirError(f"subset: --seconds {seconds}: expected a positive duration")
-    s = Path(src)
-    utt2spk = read_table(s / "utt2spk")
-    utts = utt2spk.keys()
-    if first is not None:
-        if first > len(utts):
-            logger.warning("%s: asked for the first %d utterances but it has only %d: taking all %d",
-                           s, first, len(utts), len(utts))
-        sel = utts[:first]
-    elif random_n is not None:
-        if random_n > len(utts):
-            raise DataDirError(f"{s}: asked for {random_n} random utterances but it has only {len(utts)}")
-        sel = random.Random(seed).sample(utts, random_n)
-    elif speakers is not None:
-        wanted = set(speakers)
-        have = set(utt2spk.as_dict().values())
-        unknown = wanted - have
-        if unknown:
-            raise DataDirError(f"{s}: unknown speaker(s) {sorted(unknown)} (known: {sorted(have)})")
-        sel = [u for u, spk in utt2spk.items if spk in wanted]
-    else:
-        dur = utt_durations(s, write=False)
-        order = list(utts)
-        random.Random(seed).shuffle(order)
-        sel, total = [], 0.0
-        for u in order:
-            if total >= seconds:
-                break
-            sel.append(u)
-            total += dur[u]
-        if total < seconds:
-            logger.warning("%s: has only %.1f s of audio; asked for %.1f s, taking all", s, total, seconds)
-    return copy_subset(s, dst, sel)
-
-
 def combine_data_dirs(dst: str | os.PathLike, srcs: Iterable[str | os.PathLike]) -> int:
     """Concatenate data dirs into ``dst``; ids must be unique across the sources."""
     t = Path(dst)
     srcs = [Path(s) for s in srcs]
-    if any(_same_dir(t, s) for s in srcs):
+    if any(same_dir(t, s) for s in srcs):
         raise DataDirError(f"combine: the destination {t} is also a source; write the combination to another dir")
     merged: dict[str, list[tuple[str, str]]] = {}
     origin: dict[tuple[str, str], Path] = {}

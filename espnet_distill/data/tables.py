@@ -97,6 +97,40 @@ def write_table(path: str | os.PathLike, items: Iterable[tuple[str, str]], sort:
 
 
 
+@dataclass(frozen=True)
+class Segment:
+    """One line of ``segments``: ``<utt> <reco> <start-s> <end-s>``."""
+
+    reco: str
+    start: float
+    end: float
+
+    @property
+    def seconds(self) -> float:
+        return self.end - self.start
+
+
+def parse_segment(table: Table, key: str, value: str, lineno: int) -> Segment:
+    """The one reading of a ``segments`` value; a malformed one raises :class:`DataDirError` naming
+    the file and line (three fields, numbers, ``0 <= start < end``)."""
+    parts = value.split()
+    if len(parts) != 3:
+        raise DataDirError(f"{table.path}:{lineno}: expected '<utt> <reco> <start> <end>', got '{key} {value}'")
+    try:
+        start, end = float(parts[1]), float(parts[2])
+    except ValueError:
+        raise DataDirError(f"{table.path}:{lineno}: start/end of '{key}' are not numbers: {value!r}") from None
+    if start < 0 or end <= start:
+        raise DataDirError(f"{table.path}:{lineno}: segment '{key}' has start {start} and end {end} "
+                           "(need 0 <= start < end)")
+    return Segment(parts[0], start, end)
+
+
+def read_segments(table: Table) -> dict[str, Segment]:
+    """utt -> :class:`Segment` of a ``segments`` table, every line checked by :func:`parse_segment`."""
+    return {k: parse_segment(table, k, v, n) for (k, v), n in zip(table.items, table.lines)}
+
+
 def table_lines(table: Table) -> dict[str, str]:
     """``{key: "path:line"}`` of a table, for error messages that point at the line."""
     return {k: f"{table.path}:{n}" for (k, _), n in zip(table.items, table.lines)}

@@ -13,7 +13,7 @@ from typing import Iterator
 import numpy as np
 
 from espnet_distill.data.audio import AudioError, read_entry, segment_audio
-from espnet_distill.data.tables import read_table, table_lines
+from espnet_distill.data.tables import Segment, read_segments, read_table, table_lines
 
 
 class DataDirAudio:
@@ -25,10 +25,10 @@ class DataDirAudio:
         wav = read_table(d / "wav.scp")
         self.wav = wav.as_dict()
         self._wav_where = table_lines(wav)
-        self.segments: dict[str, str] | None = None
+        self.segments: dict[str, Segment] | None = None
         if (d / "segments").is_file():
             seg = read_table(d / "segments")
-            self.segments = seg.as_dict()
+            self.segments = read_segments(seg)
             self._seg_where = table_lines(seg)
 
     def utts(self) -> list[str]:
@@ -39,8 +39,8 @@ class DataDirAudio:
         """``(recording key, segment or None, "[file:line, ...]")`` of an utterance."""
         if self.segments is None:
             return utt, None, f"[{self._wav_where[utt]}]"
-        reco, a, b = self.segments[utt].split()
-        return reco, (float(a), float(b)), f"[{self._wav_where[reco]}, {self._seg_where[utt]}]"
+        seg = self.segments[utt]
+        return seg.reco, (seg.start, seg.end), f"[{self._wav_where[seg.reco]}, {self._seg_where[utt]}]"
 
     def _read(self, utt: str, last: tuple | None = None) -> tuple[np.ndarray, tuple]:
         """``(waveform, recording)`` of ``utt``; ``last``, the recording of the previous call

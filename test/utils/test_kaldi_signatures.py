@@ -48,7 +48,7 @@ def test_subset_kaldi_forms(corpus, tmp_path):
     assert sh(U / "subset_data_dir.sh", "--first", 2, corpus, tmp_path / "ours").returncode == 0  # our form still works
     r = sh(U / "subset_data_dir.sh", corpus, 50, tmp_path / "x")
     assert r.returncode != 0
-    assert "asked for 50 utterances but it has only 9" in r.stderr
+    assert "asked for 50 utterances (evenly) but it has only 9" in r.stderr
 
 
 @pytest.mark.slow
@@ -124,10 +124,12 @@ def test_subset_by_duration_leaves_the_source_as_it_was(corpus, tmp_path):
     assert sorted(p.name for p in corpus.iterdir()) == before  # no utt2dur written into it
 
 
-def test_first_n_of_fewer_says_so(corpus, tmp_path):
-    r = sh(U / "subset_data_dir.sh", "--first", "100", corpus, tmp_path / "all")
-    assert r.returncode == 0
-    assert "asked for the first 100 utterances but it has only 9: taking all 9" in r.stderr
+def test_first_n_of_fewer_is_an_error_in_both_forms(corpus, tmp_path):
+    for form in (["--first", "100", corpus], ["--first", corpus, "100"]):
+        r = sh(U / "subset_data_dir.sh", *form, tmp_path / "all")
+        assert r.returncode == 1
+        assert "asked for 100 utterances (first) but it has only 9" in r.stderr
+        assert not (tmp_path / "all").exists()
 
 
 @pytest.mark.slow

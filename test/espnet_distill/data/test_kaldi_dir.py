@@ -9,10 +9,8 @@ from conftest import make_data_dir, write_wav
 
 from espnet_distill.data.kaldi_dir import (
     combine_data_dirs,
-    compute_utt2dur,
     fix_data_dir,
     split_scp,
-    subset_data_dir,
     utt2spk_to_spk2utt,
     validate_data_dir,
 )
@@ -137,26 +135,6 @@ def test_fix_keeps_intersection_and_backup(data_dir):
     validate_data_dir(data_dir, check_audio=False)
 
 
-def test_subset_modes(data_dir, tmp_path):
-    assert subset_data_dir(data_dir, tmp_path / "first", first=2) == 2
-    assert read_table(tmp_path / "first" / "text").keys() == ["spkA-001", "spkA-002"]
-    subset_data_dir(data_dir, tmp_path / "r1", random_n=3, seed=3)
-    subset_data_dir(data_dir, tmp_path / "r2", random_n=3, seed=3)
-    assert (tmp_path / "r1" / "text").read_text() == (tmp_path / "r2" / "text").read_text()
-    subset_data_dir(data_dir, tmp_path / "spk", speakers=["spkB"])
-    assert read_table(tmp_path / "spk" / "utt2spk").keys() == ["spkB-001", "spkB-002"]
-    with pytest.raises(DataDirError, match=r"unknown speaker\(s\) \['nobody'\]"):
-        subset_data_dir(data_dir, tmp_path / "x", speakers=["nobody"])
-    n = subset_data_dir(data_dir, tmp_path / "dur", seconds=0.9, seed=0)
-    assert not (data_dir / "utt2dur").exists()  # the source is only read
-    durs = compute_utt2dur(data_dir)
-    kept = read_table(tmp_path / "dur" / "utt2spk").keys()
-    assert sum(durs[k] for k in kept) >= 0.9
-    assert n < 4
-    for name in ("first", "r1", "spk", "dur"):
-        validate_data_dir(tmp_path / name)
-
-
 def test_combine_and_duplicate_across_dirs(tmp_path):
     a = make_data_dir(tmp_path / "a", {"s1-1": ("s1", "one"), "s1-2": ("s1", "two")})
     b = make_data_dir(tmp_path / "b", {"s2-1": ("s2", "three")})
@@ -202,15 +180,9 @@ def test_tools_never_overwrite_their_inputs_and_keep_modes(data_dir, tmp_path):
     from espnet_distill.data import kaldi_dir as kd
 
     os.chmod(data_dir / "text", 0o644)
-    for call in (lambda: kd.subset_data_dir(data_dir, data_dir, first=1),
-                 lambda: kd.subset_data_dir(data_dir, tmp_path / "data/../data", first=1),
-                 lambda: kd.combine_data_dirs(data_dir, [data_dir, tmp_path / "other"])):
-        with pytest.raises(kd.DataDirError, match="destination .* (is the source|is also a source)"):
-            call()
+    with pytest.raises(kd.DataDirError, match="destination .* is also a source"):
+        kd.combine_data_dirs(data_dir, [data_dir, tmp_path / "other"])
     assert len((data_dir / "utt2spk").read_text().splitlines()) == 4  # untouched
-    for kw in ({"first": 0}, {"first": -1}, {"random_n": 0}, {"seconds": -5.0}):
-        with pytest.raises(kd.DataDirError, match="expected"):
-            kd.subset_data_dir(data_dir, tmp_path / "sub", **kw)
     kd.fix_data_dir(data_dir)
     assert stat.S_IMODE((data_dir / "text").stat().st_mode) == 0o644  # rewritten, same mode
     original = (data_dir / ".backup/text").read_text()
@@ -218,26 +190,6 @@ def test_tools_never_overwrite_their_inputs_and_keep_modes(data_dir, tmp_path):
     kd.fix_data_dir(data_dir)
     assert (data_dir / ".backup/text").read_text() == original  # the first backup survives
     assert (data_dir / ".backup.1/text").read_text() == "spkA-001 hello world\n"
-
-
-def test_fix_drops_backwards_segments_and_subset_drops_stale_tables(tmp_path):
-    from conftest import segmented_dir, write_wav
-
-    from espnet_distill.data import kaldi_dir as kd
-
-    d = segmented_dir(tmp_path, {"u1": (0.0, 1.0), "u2": (2.0, 1.5)}, texts={"u1": "a", "u2": "b"})
-    rec = write_wav(tmp_path / "rec.wav", 3.0)
-    dropped = kd.fix_data_dir(d)
-    assert (d / "utt2spk").read_text() == "u1 s\n"
-    assert any("segment end not after its start" in r for r in dropped["segments"])
-    plain = tmp_path / "plain"
-    plain.mkdir()
-    (plain / "wav.scp").write_text(f"u9 {rec}\n")
-    (plain / "utt2spk").write_text("u9 s\n")
-    kd.subset_data_dir(d, tmp_path / "out", first=1)
-    assert (tmp_path / "out/segments").is_file()
-    kd.subset_data_dir(plain, tmp_path / "out", first=1)  # the old segments would now be stale
-    assert not (tmp_path / "out/segments").exists()
 
 
 def test_fix_drops_utterances_whose_audio_file_is_missing(data_dir, tmp_path):
