@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 from dataclasses import asdict, dataclass, field
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -41,6 +41,25 @@ logger = logging.getLogger(__name__)
 STRETCH = (-0.1, 1.1)  # the HardConcrete's (l, r)
 TEMPERATURE = 2.0 / 3.0  # its beta
 STRUCTURES = ("conv", "heads", "ffn", "layers")
+
+
+class Group(NamedTuple):
+    """One group of gates: its ``kind`` (``conv`` channels of CNN layer ``index``; ``heads`` or
+    ``ffn`` units of encoder layer ``index``; ``attn`` or ``block``, the one gate of that layer's
+    whole attention or FFN). Its :attr:`name` (``heads3``) keys ``Gates.groups``, the gates' state
+    dict and the decided gates; nothing parses a name back."""
+
+    kind: str
+    index: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.kind}{self.index}"
+
+    @property
+    def whole(self) -> bool:
+        """One gate for a whole block (``attn``, ``block``), not units within it."""
+        return self.kind in ("attn", "block")
 
 
 @dataclass
@@ -117,9 +136,10 @@ class HardConcrete(nn.Module):
 class Gates(nn.Module):
     """The gates of one student of the teacher's shape, its expected size and the Lagrangian.
 
-    Groups (keys of ``self.groups``): ``conv{i}`` (channels of CNN layer i, all but the last),
-    ``heads{l}``, ``ffn{l}`` (units of layer l's FFN), ``attn{l}`` and ``block{l}`` (one gate for the
-    whole attention, the whole FFN of layer l). ``lambdas`` (2,) are the Lagrange multipliers."""
+    Groups (:class:`Group`, by name in ``self.groups``; ``group_of`` maps a name back): ``conv`` i
+    (channels of CNN layer i, all but the last), ``heads`` l, ``ffn`` l (units of layer l's FFN),
+    ``attn`` l and ``block`` l (one gate for the whole attention, the whole FFN of layer l).
+    ``lambdas`` (2,) are the Lagrange multipliers."""
 
     def __init__(self, student: Student, cfg: PruneConfig):
         super().__init__()
@@ -129,23 +149,24 @@ class Gates(nn.Module):
         self.mode = student.frontend.feature_extractor.mode
         self.dim, self.layers, self.heads, self.ffn = scfg.dim, scfg.num_layers, scfg.num_heads, scfg.ffn_dim
         self.head_dim = scfg.dim // scfg.num_heads
-        groups: dict[str, HardConcrete] = {}
+        groups: dict[Group, HardConcrete] = {}
         want = set(cfg.structures)
         if "conv" in want:
             if self.mode != "default":
                 raise ValueError("prune.structures: 'conv' needs the 'default' CNN (GroupNorm on the first layer "
                                  "only); a LayerNorm over channels in every layer cannot lose channels exactly")
             for i in range(len(self.conv) - 1):
-                groups[f"conv{i}"] = HardConcrete(self.conv[i][0], cfg.init_keep)
+                groups[Group("conv", i)] = HardConcrete(self.conv[i][0], cfg.init_keep)
         for layer in range(self.layers):
             if "heads" in want:
-                groups[f"heads{layer}"] = HardConcrete(self.heads, cfg.init_keep)
+                groups[Group("heads", layer)] = HardConcrete(self.heads, cfg.init_keep)
             if "ffn" in want:
-                groups[f"ffn{layer}"] = HardConcrete(self.ffn, cfg.init_keep)
+                groups[Group("ffn", layer)] = HardConcrete(self.ffn, cfg.init_keep)
             if "layers" in want:
-                groups[f"attn{layer}"] = HardConcrete(1, cfg.init_keep)
-                groups[f"block{layer}"] = HardConcrete(1, cfg.init_keep)
-        self.groups = nn.ModuleDict(groups)
+                groups[Group("attn", layer)] = HardConcrete(1, cfg.init_keep)
+                groups[Group("block", layer)] = HardConcrete(1, cfg.init_keep)
+        self.group_of = {g.name: g for g in groups}
+        self.groups = nn.ModuleDict({g.name: hc for g, hc in groups.items()})
         self.lambdas = nn.Parameter(torch.zeros(2))
         self.lambdas.register_hook(lambda g: -g)  # the multipliers ascend: max over lambda, min over the rest
         self.current: dict[str, torch.Tensor] = {}
@@ -162,7 +183,8 @@ class Gates(nn.Module):
         ``gates`` (decided gates of every group), the size removal leaves."""
         d, hd = self.dim, self.head_dim
 
-        def open_(name: str, n: int):
+        def open_(group: Group, n: int):
+            name = group.name
             if ones or name not in self.groups:
                 return float(n)
             if gates is not None:
@@ -172,28 +194,26 @@ class Gates(nn.Module):
         total = 0.0
         prev = 1.0  # the waveform: one input channel
         for i, (c, k, _) in enumerate(self.conv):
-            out = open_(f"conv{i}", c) if i < len(self.conv) - 1 else float(c)
+            out = open_(Group("conv", i), c) if i < len(self.conv) - 1 else float(c)
             total = total + out * prev * k + (2 * out if i == 0 and self.mode == "default" else 0)
             prev = out
         for layer in range(self.layers):
-            attn = open_(f"attn{layer}", 1) * open_(f"heads{layer}", self.heads)
-            ffn = open_(f"block{layer}", 1) * open_(f"ffn{layer}", self.ffn)
+            attn = open_(Group("attn", layer), 1) * open_(Group("heads", layer), self.heads)
+            ffn = open_(Group("block", layer), 1) * open_(Group("ffn", layer), self.ffn)
             total = total + attn * (4 * d * hd + 3 * hd) + ffn * (2 * d + 1)
         return total
 
-    def _unit_cost(self, name: str, n_open: dict[str, int]) -> float:
-        """Parameters that closing one more open gate of group ``name`` removes, given the number of
-        open gates of every group (``n_open``)."""
-        d, hd = self.dim, self.head_dim
-        if name.startswith("conv"):
-            i = int(name[4:])
-            before = n_open.get(f"conv{i - 1}", self.conv[i - 1][0]) if i > 0 else 1
-            after = n_open.get(f"conv{i + 1}", self.conv[i + 1][0])
+    def _unit_cost(self, group: Group, n_open: dict[str, int]) -> float:
+        """Parameters that closing one more open gate of ``group`` (channels, heads or FFN units)
+        removes, given the number of open gates of every group by name (``n_open``)."""
+        d, hd, i = self.dim, self.head_dim, group.index
+        if group.kind == "conv":
+            before = n_open.get(Group("conv", i - 1).name, self.conv[i - 1][0]) if i > 0 else 1
+            after = n_open.get(Group("conv", i + 1).name, self.conv[i + 1][0])
             return before * self.conv[i][1] + after * self.conv[i + 1][1] + (2 if i == 0 else 0)
-        layer = int(re.sub(r"\D", "", name))
-        if name.startswith("heads"):
-            return n_open.get(f"attn{layer}", 1) * (4 * d * hd + 3 * hd)
-        return n_open.get(f"block{layer}", 1) * (2 * d + 1)
+        if group.kind == "heads":
+            return n_open.get(Group("attn", i).name, 1) * (4 * d * hd + 3 * hd)
+        return n_open.get(Group("block", i).name, 1) * (2 * d + 1)
 
     @torch.no_grad()
     def decide(self, target: float | None = None) -> dict[str, torch.Tensor]:
@@ -206,13 +226,13 @@ class Gates(nn.Module):
             return z
         n_open = {name: int((v > 0).sum()) for name, v in z.items()}
         units = sorted((float(g.log_alpha[j]), name, j) for name, g in self.groups.items()
-                       if not name.startswith(("attn", "block")) for j in range(g.n) if z[name][j] > 0)
+                       if not self.group_of[name].whole for j in range(g.n) if z[name][j] > 0)
         for _, name, j in units:
             if size <= target:
                 break
-            if n_open[name] == 1 and name.startswith("conv"):
+            if n_open[name] == 1 and self.group_of[name].kind == "conv":
                 continue  # a CNN layer keeps one channel
-            size -= self._unit_cost(name, n_open)
+            size -= self._unit_cost(self.group_of[name], n_open)
             z[name][j] = 0
             n_open[name] -= 1
         return z
@@ -248,9 +268,9 @@ class Gates(nn.Module):
         self._decided = None  # entering or leaving eval mode: the next eval forward decides again
         return super().train(mode)
 
-    def scale(self, name: str, x: torch.Tensor, dim: int) -> torch.Tensor:
-        """x times the gates of ``name`` along ``dim`` (each gate repeated over equal slices)."""
-        z = self.current.get(name)
+    def scale(self, group: Group, x: torch.Tensor, dim: int) -> torch.Tensor:
+        """x times the gates of ``group`` along ``dim`` (each gate repeated over equal slices)."""
+        z = self.current.get(group.name)
         if z is None:
             return x
         z = z.to(x.dtype).repeat_interleave(x.shape[dim] // z.numel())
@@ -269,13 +289,13 @@ def attach_gates(student: Student, cfg: PruneConfig) -> Gates:
     student.register_forward_pre_hook(lambda module, args: gates.draw())
     convs = student.frontend.feature_extractor.conv_layers
     for i in range(len(convs) - 1):
-        convs[i][-1].register_forward_hook(lambda m, a, out, i=i: gates.scale(f"conv{i}", out, 1))
+        convs[i][-1].register_forward_hook(lambda m, a, out, i=i: gates.scale(Group("conv", i), out, 1))
     for layer, block in enumerate(student.encoder.layers):
         attn = block.self_attn.out_proj
-        attn.register_forward_pre_hook(lambda m, a, layer=layer: (gates.scale(f"heads{layer}", a[0], -1),))
-        attn.register_forward_hook(lambda m, a, out, layer=layer: gates.scale(f"attn{layer}", out, -1))
-        block.fc2.register_forward_pre_hook(lambda m, a, layer=layer: (gates.scale(f"ffn{layer}", a[0], -1),))
-        block.fc2.register_forward_hook(lambda m, a, out, layer=layer: gates.scale(f"block{layer}", out, -1))
+        attn.register_forward_pre_hook(lambda m, a, layer=layer: (gates.scale(Group("heads", layer), a[0], -1),))
+        attn.register_forward_hook(lambda m, a, out, layer=layer: gates.scale(Group("attn", layer), out, -1))
+        block.fc2.register_forward_pre_hook(lambda m, a, layer=layer: (gates.scale(Group("ffn", layer), a[0], -1),))
+        block.fc2.register_forward_hook(lambda m, a, out, layer=layer: gates.scale(Group("block", layer), out, -1))
     return gates
 
 
@@ -297,9 +317,13 @@ def prune_student(student: Student) -> Student:
     z = gates.decide()
     cfg = student.cfg
     hd = gates.head_dim
-    conv_keep = [_kept(z.get(f"conv{i}"), c) for i, (c, _, _) in enumerate(gates.conv)]
-    head_keep = [_kept(z.get(f"heads{i}"), gates.heads, z.get(f"attn{i}")) for i in range(gates.layers)]
-    ffn_keep = [_kept(z.get(f"ffn{i}"), gates.ffn, z.get(f"block{i}")) for i in range(gates.layers)]
+
+    def at(kind: str, index: int) -> torch.Tensor | None:
+        return z.get(Group(kind, index).name)
+
+    conv_keep = [_kept(at("conv", i), c) for i, (c, _, _) in enumerate(gates.conv)]
+    head_keep = [_kept(at("heads", i), gates.heads, at("attn", i)) for i in range(gates.layers)]
+    ffn_keep = [_kept(at("ffn", i), gates.ffn, at("block", i)) for i in range(gates.layers)]
     heads, ffns = [len(idx) for idx, _ in head_keep], [len(idx) for idx, _ in ffn_keep]
     new_cfg = StudentConfig.from_dict({
         **cfg.to_dict(),
@@ -321,7 +345,7 @@ def prune_student(student: Student) -> Student:
         prev_idx, prev_z = idx, zi
     for layer in range(gates.layers):
         key = f"encoder.layers.{layer}"
-        a = z.get(f"attn{layer}", torch.ones(1))[0]
+        a = z.get(Group("attn", layer).name, torch.ones(1))[0]
         h_idx, h_z = head_keep[layer]
         cols = (h_idx[:, None] * hd + torch.arange(hd)[None]).flatten()
         for proj in ("q_proj", "k_proj", "v_proj"):
@@ -330,7 +354,7 @@ def prune_student(student: Student) -> Student:
         out[f"{key}.self_attn.out_proj.weight"] = state[f"{key}.self_attn.out_proj.weight"][:, cols] * (
             h_z.repeat_interleave(hd)[None] * a)
         out[f"{key}.self_attn.out_proj.bias"] = state[f"{key}.self_attn.out_proj.bias"] * a
-        b = z.get(f"block{layer}", torch.ones(1))[0]
+        b = z.get(Group("block", layer).name, torch.ones(1))[0]
         f_idx, f_z = ffn_keep[layer]
         out[f"{key}.fc1.weight"] = state[f"{key}.fc1.weight"][f_idx]
         out[f"{key}.fc1.bias"] = state[f"{key}.fc1.bias"][f_idx]
