@@ -276,8 +276,7 @@ def train_step_table(device: str, batch_seconds: float, utt_seconds: float, repe
              "| s3prl / ours | updates (config) | projected hours |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     peer_times: dict[int, float] = {}
     for name, _, conf, student in paper_students(teacher):
-        d = conf.distill  # the teacher is not cached: every update times its forward
-        task = DistillTask(student, teacher, d.alpha, d.lam, d.fe_adapt_steps, False, d.teacher_precision)
+        task = DistillTask(student, teacher, conf.distill, cache_teacher=False)  # every update times its forward
         seconds, utts = conf.train.update_budget(1)
         t = time_train_step(task, batch_seconds or seconds, utt_seconds, repeats, device, amp,
                             None if batch_seconds else utts, peak_tflops, compile)

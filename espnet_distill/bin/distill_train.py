@@ -70,8 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     if a.check_config:
         return 0
     try:
-        summary = distill(conf, a.config, a.teacher, a.train_dir, a.valid_dir, a.outdir, not a.no_resume,
-                          a.init_only)
+        summary = distill(conf, a.config, a.teacher, a.train_dir, a.valid_dir, a.outdir, resume=not a.no_resume,
+                          init_only=a.init_only)
     except input_errors() as e:  # a config, the teacher, a data dir, an audio file, a checkpoint, a full disk
         logging.error("%s", e)
         return 1

@@ -17,6 +17,7 @@ Select one with ``FRONTENDS[name](**conf)``.
 """
 from __future__ import annotations
 
+import logging
 import math
 
 import torch
@@ -31,6 +32,8 @@ from espnet_distill.nn.hubert import (
     lengths_to_mask,
     scaled_gradient,
 )
+
+logger = logging.getLogger(__name__)
 
 FBANK_WINDOW, FBANK_SHIFT = 400, 160  # 25 ms, 10 ms at 16 kHz
 FLOAT_EPS = torch.finfo(torch.float32).eps
@@ -184,6 +187,29 @@ class FbankFrontend(nn.Module):
 
 
 FRONTENDS: dict[str, type[nn.Module]] = {"cnn": CNNFrontend, "fbank": FbankFrontend}
+
+
+CMVN_BATCH_UTTS = 16  # utterances per fbank batch while estimating the CMVN
+
+
+def cmvn_sample(num_utts: int, max_utts: int) -> list[int]:
+    """Indices of at most ``max_utts`` utterances spread evenly over a set of ``num_utts``: the
+    sample :func:`fit_cmvn` estimates the global CMVN on."""
+    return list(range(0, num_utts, max(1, num_utts // max_utts)))[:max_utts]
+
+
+def fit_cmvn(frontend: FbankFrontend, dataset, max_utts: int) -> int:
+    """Estimate (:func:`estimate_cmvn`) and set the fbank front-end's global CMVN from the
+    :func:`cmvn_sample` of ``dataset`` (items as ``data.dataset.AudioDataset`` gives them); returns
+    the frames it used."""
+    from espnet_distill.data.dataset import collate
+
+    idx = cmvn_sample(len(dataset), max_utts)
+    batches = (collate([dataset[i] for i in idx[j:j + CMVN_BATCH_UTTS]]) for j in range(0, len(idx), CMVN_BATCH_UTTS))
+    mean, std, frames = estimate_cmvn(frontend, batches)
+    frontend.set_cmvn(mean, std)
+    logger.info("fbank CMVN from %d frames of %d utterances", frames, len(idx))
+    return frames
 
 
 @torch.no_grad()

@@ -93,13 +93,6 @@ class Teacher(nn.Module, metaclass=abc.ABCMeta):
         the teacher is not a HuBERT we can express."""
         raise TeacherError(f"teacher '{self.name}' is not a HuBERT model this toolkit can rebuild")
 
-    def require_codebook(self, why: str = "L_disc") -> None:
-        if not self.has_codebook:
-            raise TeacherError(
-                f"{why} needs a teacher with a codebook head (final_proj + label embeddings), "
-                f"but teacher '{self.name}' has none; set alpha to 0 or use a HuBERT pretraining checkpoint"
-            )
-
     def check_lengths(self, lengths: torch.Tensor, utt_ids: list[str] | None = None) -> None:
         short = (lengths < self.receptive_field).nonzero().flatten().tolist()
         if short:

@@ -232,27 +232,29 @@ def aligned(out: StudentOutput, t: TeacherOutput) -> tuple[dict, dict, torch.Ten
 
 
 class DistillTask:
-    def __init__(self, student: Student, teacher: Teacher, alpha: float = 0.0, lam: float = 1.0,
-                 fe_adapt_steps: int = 0, cache_teacher: bool = False, teacher_precision: str = "fp32"):
-        if teacher_precision not in TEACHER_PRECISIONS:
-            raise ValueError(f"teacher_precision {teacher_precision!r}: expected {' or '.join(TEACHER_PRECISIONS)}")
+    """L_reg + alpha * L_disc of ``student`` against the frozen ``teacher``, as ``conf`` (the
+    ``distill:`` section, checked there; keyword ``overrides`` replace its fields) says. Without a
+    codebook head on the teacher, alpha is taken as 0 (:func:`l_disc_weight`)."""
+
+    def __init__(self, student: Student, teacher: Teacher, conf: DistillConfig | None = None, **overrides):
+        conf = replace(conf or DistillConfig(), **overrides)
+        self.conf = conf = replace(conf, alpha=l_disc_weight(conf.alpha, teacher))
         self.model = student
         self.teacher = teacher
-        self.teacher_precision = teacher_precision
+        self.teacher_precision = conf.teacher_precision
         self._teacher_dtype = torch.float32
-        self.alpha, self.lam, self.fe_adapt_steps = alpha, lam, fe_adapt_steps
-        if alpha > 0:
-            teacher.require_codebook("L_disc (alpha > 0)")
-            if student.disc_head is None:
-                raise ValueError("alpha > 0 needs a student with a disc_head (type1, type2, type3 or type3_cosine)")
-        if fe_adapt_steps > 0 and student.fe_head is None:
-            raise ValueError("fe_adapt_steps > 0 needs a student with the fbank front-end")
-        layers = [0] + list(student.pred_head(self._dummy_hidden()).keys()) if cache_teacher else []
-        self.cache = TeacherCache(layers) if cache_teacher else None
+        self.alpha, self.lam, self.fe_adapt_steps = conf.alpha, conf.lam, conf.fe_adapt_steps
+        if self.alpha > 0 and student.disc_head is None:
+            raise ConfigError("distill.alpha > 0 needs a student with a disc_head "
+                              "(type1, type2, type3 or type3_cosine)")
+        if self.fe_adapt_steps > 0 and student.fe_head is None:
+            raise ConfigError("distill.fe_adapt_steps > 0 needs a student with the fbank front-end")
+        layers = [0] + list(student.pred_head(self._dummy_hidden()).keys()) if conf.cache_teacher else []
+        self.cache = TeacherCache(layers) if conf.cache_teacher else None
         # the trainer's phases: front-end adaptation, then the whole student, each with its own
         # optimizer and warm-up + decay schedule (a randomly initialised transformer must not start
         # at the full learning rate because the front-end had the warm-up)
-        self.phase_starts = [0, fe_adapt_steps] if fe_adapt_steps > 0 else [0]
+        self.phase_starts = [0, self.fe_adapt_steps] if self.fe_adapt_steps > 0 else [0]
 
     def trainable_parameters(self, phase: int) -> list[torch.nn.Parameter]:
         """Front-end adaptation: the front-end and its Linear head. Distillation: everything the
@@ -329,56 +331,54 @@ class DistillTask:
         return {name: (float(s), float(c)) for name, (s, c) in res.items()}
 
 
-def distill(conf: DistillRunConfig, config_path: str, teacher_yaml: str, train_dir: str, valid_dir: str, outdir: str,
-            resume: bool = True, init_only: bool = False) -> dict | None:
-    """Distil the student of ``conf`` from the teacher of ``teacher_yaml`` on the Kaldi dirs: builds
-    both, estimates an fbank student's CMVN, trains (resuming from ``outdir``'s checkpoint), then
-    writes ``student.pt`` (and ``student.distiller_local.pt`` where s3prl's distiller can hold it)
-    and ``summary.json``; returns the summary (None on ranks other than 0). ``init_only``: writes
-    the initialised, undistilled student and stops. Errors name the file they come from."""
-    import json
-    from pathlib import Path
-
+def load_teacher(teacher_yaml: str) -> tuple[Teacher, dict]:
+    """The teacher of a teacher YAML (``exp/teacher/teacher.yaml``) and that YAML's mapping; errors
+    name the file."""
     from espnet_distill.checkpoint_io import CheckpointError
-    from espnet_distill.data.audio import FRAME_WINDOW
-    from espnet_distill.data.dataset import collate
-    from espnet_distill.student.export import export_distiller_local, save_student
-    from espnet_distill.student.frontend import FbankFrontend, estimate_cmvn
     from espnet_distill.teacher.teacher import TeacherError, build_teacher
-    from espnet_distill.train.trainer import Trainer, dist_info
 
-    dconf, train_cfg = conf.distill, conf.train
     try:
         tconf = read_yaml(teacher_yaml)
-        teacher = build_teacher(tconf)
+        return build_teacher(tconf), tconf
     except (TeacherError, CheckpointError, ConfigError) as e:
         raise type(e)(f"{teacher_yaml}: {e}") from None
-    dconf = replace(dconf, alpha=l_disc_weight(dconf.alpha, teacher))
-    torch.manual_seed(train_cfg.seed)
+
+
+def distill(conf: DistillRunConfig, config_path: str, teacher_yaml: str, train_dir: str, valid_dir: str, outdir: str,
+            *, resume: bool = True, init_only: bool = False) -> dict | None:
+    """Distil the student of ``conf`` (read from ``config_path``) from the teacher of ``teacher_yaml``
+    on the Kaldi dirs, resuming from ``outdir``'s checkpoint; writes ``student.pt`` (and
+    ``student.distiller_local.pt`` where s3prl's distiller can hold it) and ``summary.json``, and
+    returns the summary (None on ranks other than 0). ``init_only``: writes the initialised,
+    undistilled student (its CMVN estimated) and stops. Errors name the file they come from."""
+    from pathlib import Path
+
+    from espnet_distill.data.audio import FRAME_WINDOW
+    from espnet_distill.student.export import save_student
+    from espnet_distill.student.frontend import FbankFrontend, fit_cmvn
+    from espnet_distill.train.trainer import Trainer, dist_info
+
+    teacher, tconf = load_teacher(teacher_yaml)
+    torch.manual_seed(conf.train.seed)
     try:
         student, init_report = build_student(conf, teacher)
     except (ValueError, TypeError) as e:  # a front-end or head name, a layer map, a shape the teacher cannot feed
         raise ConfigError(f"{config_path}: {e}") from None
-    train_set, valid_set = train_cfg.datasets(train_dir, valid_dir,
-                                              min_samples=max(teacher.receptive_field, FRAME_WINDOW))
-    task_args = dict(alpha=dconf.alpha, lam=dconf.lam, fe_adapt_steps=dconf.fe_adapt_steps,
-                     cache_teacher=dconf.cache_teacher, teacher_precision=dconf.teacher_precision)
+    train_set, valid_set = conf.train.datasets(train_dir, valid_dir,
+                                               min_samples=max(teacher.receptive_field, FRAME_WINDOW))
+    task = DistillTask(student, teacher, conf.distill)
+    dconf = task.conf  # alpha as the teacher allows it
     resolved = {"student": student.cfg.to_dict(), "init": conf.init.to_dict(), "distill": dconf.to_dict(),
                 "teacher": tconf, "data": {"train": train_dir, "valid": valid_dir}}
     out = Path(outdir)
     if conf.prune.enabled and not init_only:
         from espnet_distill.train.prune import prune
 
-        student = prune(DistillTask(student, teacher, **task_args), conf.prune, train_set, valid_set, train_cfg,
-                        out / "prune", resolved, resume)
+        student = prune(task, conf.prune, train_set, valid_set, conf.train, out / "prune", resolved, resume)
         resolved["student"] = student.cfg.to_dict()
-    task = DistillTask(student, teacher, **task_args)
+        task = DistillTask(student, teacher, dconf)
     if isinstance(student.frontend, FbankFrontend):
-        idx = list(range(0, len(train_set), max(1, len(train_set) // dconf.cmvn_utts)))[: dconf.cmvn_utts]
-        batches = (collate([train_set[i] for i in idx[j:j + 16]]) for j in range(0, len(idx), 16))
-        mean, std, frames = estimate_cmvn(student.frontend, batches)
-        student.frontend.set_cmvn(mean, std)
-        logger.info("fbank CMVN from %d frames of %d utterances", frames, len(idx))
+        fit_cmvn(student.frontend, train_set, dconf.cmvn_utts)
     counts = student.param_counts()
     logger.info("student: %s", counts)
     if init_only:
@@ -386,13 +386,24 @@ def distill(conf: DistillRunConfig, config_path: str, teacher_yaml: str, train_d
         save_student(out / "student.pt", student.cpu(), {"params": counts, "steps": 0, "init_only": True})
         logger.info("wrote the undistilled student to %s", out / "student.pt")
         return None
-    trainer = Trainer(task, train_set, valid_set, train_cfg, out, resolved)
+    trainer = Trainer(task, train_set, valid_set, conf.train, out, resolved)
     valid = trainer.fit(resume=resume)
     if dist_info()[0] != 0:
         return None
-    student.cpu()
-    save_student(out / "student.pt", student,
-                 {"params": counts, "steps": trainer.step, "valid": valid, "teacher": tconf})
+    return write_results(out, student.cpu(), trainer.step, valid, conf, dconf, tconf, init_report)
+
+
+def write_results(out, student: Student, steps: int, valid: dict, conf: DistillRunConfig, dconf: DistillConfig,
+                  tconf: dict, init_report: dict) -> dict:
+    """``out/student.pt``, ``out/student.distiller_local.pt`` (where s3prl's distiller can hold the
+    student) and ``out/summary.json`` of a finished distillation; returns the summary."""
+    import json
+
+    from espnet_distill.checkpoint_io import CheckpointError
+    from espnet_distill.student.export import export_distiller_local, save_student
+
+    counts = student.param_counts()
+    save_student(out / "student.pt", student, {"params": counts, "steps": steps, "valid": valid, "teacher": tconf})
     exported = None
     try:
         export_distiller_local(student, out / "student.distiller_local.pt")
@@ -400,7 +411,7 @@ def distill(conf: DistillRunConfig, config_path: str, teacher_yaml: str, train_d
     except CheckpointError as e:
         logger.info("not exported to distiller_local: %s", e)
     per_layer = {k: v for k, v in valid.items() if k.startswith(("l1_", "cos_"))}
-    summary = {"params": counts, "steps": trainer.step, "alpha": dconf.alpha,
+    summary = {"params": counts, "steps": steps, "alpha": dconf.alpha,
                "init_copied": len(init_report["copied"]), "valid": valid, "valid_per_layer": per_layer,
                "distiller_local": exported}
     if conf.prune.enabled:
@@ -409,4 +420,3 @@ def distill(conf: DistillRunConfig, config_path: str, teacher_yaml: str, train_d
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     logger.info("summary: %s", json.dumps(summary))
     return summary
-

@@ -52,7 +52,7 @@ def test_student_configs_take_a_step(teacher, name):
     conf["init"]["frontend"] = False  # the tiny teacher's 32-channel CNN cannot feed the paper's 512 (refused)
     student, _ = build_student(conf, teacher)
     d = conf["distill"]
-    task = DistillTask(student, teacher, d["alpha"], d["lam"], d["fe_adapt_steps"])
+    task = DistillTask(student, teacher, alpha=d["alpha"], lam=d["lam"], fe_adapt_steps=d["fe_adapt_steps"])
     opt = torch.optim.AdamW(student.parameters(), lr=1e-4)
     for step in sorted({0, d["fe_adapt_steps"]}):  # a front-end adaptation step (fbank) and a full step
         terms = task.training_step(batch(), step)
@@ -145,7 +145,7 @@ def test_pruned_config_takes_a_step_and_lands_within_one_percent_at_paper_size(t
     TrainConfig.from_dict(conf["train"])
     student, _ = build_student(conf, teacher)
     gates = attach_gates(student, PruneConfig.from_dict(conf["prune"]))
-    task = PruneTask(DistillTask(student, teacher, conf["distill"]["alpha"]), gates)
+    task = PruneTask(DistillTask(student, teacher, alpha=conf["distill"]["alpha"]), gates)
     terms = task.training_step(batch(), 0)
     mean(terms["loss"]).backward()
     assert torch.isfinite(mean(terms["loss"]))

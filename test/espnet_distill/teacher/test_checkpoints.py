@@ -114,12 +114,16 @@ def test_wavlm_padding_does_not_change_an_utterance(tmp_path):
         torch.testing.assert_close(a[0], b[0, :n], atol=2e-5, rtol=1e-4)
 
 
-def test_wavlm_teacher_refuses_l_disc_in_one_line(tmp_path):
+def test_wavlm_teacher_turns_l_disc_off_in_one_line(tmp_path, caplog):
+    from espnet_distill.train.distill import l_disc_weight
+
     unilm_checkpoint(tiny_wavlm(), tmp_path / "wavlm.pt")
     teacher = build_teacher({"backend": "local", "path": str(tmp_path / "wavlm.pt")})
-    with pytest.raises(TeacherError, match=r"L_disc .* has none; set alpha to 0") as e:
-        teacher.require_codebook("L_disc (distill.alpha > 0)")
-    assert "\n" not in str(e.value)
+    with caplog.at_level("WARNING"):
+        assert l_disc_weight(0.4, teacher) == 0.0
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert "has no codebook head" in warning
+    assert "\n" not in warning
 
 
 WAVLM_BASE_PLUS_URL = "https://huggingface.co/s3prl/converted_ckpts/resolve/main/wavlm_base_plus.pt"

@@ -6,6 +6,7 @@ import pytest
 import torch
 from conftest import tiny_student_conf, tiny_teacher, toy_batch
 
+from espnet_distill.config import ConfigError
 from espnet_distill.losses import mean
 from espnet_distill.train.distill import DistillTask, build_student, l_disc_weight
 
@@ -51,12 +52,19 @@ def test_front_end_adaptation_touches_only_the_front_end():
     assert "disc" in terms
 
 
-def test_alpha_needs_a_codebook():
+def test_alpha_needs_a_codebook(caplog):
+    """Without a codebook the task trains with L_reg alone, said once; a student without an L_disc
+    head cannot take alpha > 0 from a teacher that has one."""
     teacher = tiny_teacher(num_classes=0)
     student, _ = build_student(tiny_student_conf(), teacher)
     assert student.disc_head is None
-    with pytest.raises(Exception, match="L_disc .* needs a teacher with a codebook head"):
-        DistillTask(student, teacher, alpha=0.4)
+    with caplog.at_level("WARNING"):
+        task = DistillTask(student, teacher, alpha=0.4)
+    assert task.alpha == task.conf.alpha == 0.0
+    assert [r.getMessage()[:12] for r in caplog.records if r.levelname == "WARNING"] == ["L_disc off: "]
+    assert "disc" not in task.training_step(toy_batch(), 0)
+    with pytest.raises(ConfigError, match="distill.alpha > 0 needs a student with a disc_head"):
+        DistillTask(build_student(tiny_student_conf(disc=None), tiny_teacher())[0], tiny_teacher(), alpha=0.4)
 
 
 def test_l_disc_is_off_in_one_warning_without_a_codebook(caplog):
@@ -91,7 +99,7 @@ def test_teacher_precision_under_autocast():
             assert 0 < float(rel) < 0.05
         mean(terms["loss"]).backward()  # low-precision targets enter the student's backward
         assert torch.isfinite(mean(terms["loss"]))
-    with pytest.raises(ValueError, match="teacher_precision 'fp16': expected fp32 or amp"):
+    with pytest.raises(ConfigError, match="distill.teacher_precision"):
         DistillTask(*_student_and_teacher(), teacher_precision="fp16")
 
 
