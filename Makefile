@@ -8,7 +8,8 @@ VENV ?= $(CURDIR)/tools/venv
 export ESPNET_DISTILL_VENV := $(VENV)
 DEMO_STAGES ?= --stage 1 --stop_stage 6
 PYTEST_ARGS ?=
-# pytest-xdist workers: the tests run single-threaded (OMP_NUM_THREADS=1), so one per core
+# pytest-xdist workers: the tests run single-threaded (OMP_NUM_THREADS=1), so one per core; one test
+# handed out at a time, in the order of test/conftest.py (the longest first)
 TEST_JOBS ?= 2
 
 .PHONY: setup demo test test-fast lint clean-demo
@@ -20,10 +21,10 @@ demo: setup
 	cd egs2/synth_en/distill1 && ./run.sh $(DEMO_STAGES)
 
 test: setup
-	$(VENV)/bin/python -m pytest test -n $(TEST_JOBS) --dist worksteal $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest test -n $(TEST_JOBS) --dist load --maxschedchunk 1 $(PYTEST_ARGS)
 
 test-fast: setup
-	$(VENV)/bin/python -m pytest test -m "not slow" -n $(TEST_JOBS) --dist worksteal $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest test -m "not slow" -n $(TEST_JOBS) --dist load --maxschedchunk 1 $(PYTEST_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check .

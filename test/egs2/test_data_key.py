@@ -7,7 +7,7 @@ import subprocess
 import pytest
 import torch
 import yaml
-from conftest import recipe_env, released_fairseq_file, write_wav
+from helpers import recipe_env, released_fairseq_file, write_wav
 from test_signals import STAGE1, data_sh, make_sets
 from test_synth_en_stage1 import synth_recipe
 from test_synth_en_stages import TEACHER

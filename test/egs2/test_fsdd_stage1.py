@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import soundfile as sf
-from conftest import FSDD_RECORDINGS, copy_recipe, need, recipe_env
+from helpers import FSDD_RECORDINGS, copy_recipe, need, recipe_env
 
 pytestmark = pytest.mark.slow  # a recipe run
 

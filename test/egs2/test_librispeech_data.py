@@ -9,8 +9,8 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from conftest import copy_recipe, recipe_env
-from conftest import librispeech_chapter as chapter
+from helpers import copy_recipe, recipe_env
+from helpers import librispeech_chapter as chapter
 
 pytestmark = pytest.mark.slow  # a recipe run
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import make_data_dir, recipe_env
+from helpers import make_data_dir, recipe_env
 from test_synth_en_stage1 import synth_recipe
 from test_synth_en_stages import TEACHER
 

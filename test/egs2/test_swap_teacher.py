@@ -1,6 +1,7 @@
 """Swapping the teacher in conf/ (the toolkit's main use): a released-fairseq-format local
-checkpoint and an s3prl HuBERT upstream each go through stage 2 as exp/teacher/teacher.pt, and a
-local teacher goes through every stage, the teacher-as-frontend ASR model of stage 5 included."""
+checkpoint goes through every stage with a CNN student, the teacher-as-frontend ASR model of
+stage 5 included; an s3prl HuBERT upstream and a Hugging Face folder each go through stage 2 as
+exp/teacher/teacher.pt."""
 from __future__ import annotations
 
 import json
@@ -9,8 +10,7 @@ import subprocess
 import pytest
 import torch
 import yaml
-from conftest import need, recipe_env, released_fairseq_file, tiny_hf
-from test_synth_en_stage1 import synth_recipe
+from helpers import SYNTH_TINY_DATA, need, recipe_env, released_fairseq_file, tiny_hf
 from test_synth_en_stages import ASR, TEACHER, student
 
 from espnet_distill.nn.hubert import HubertConfig, HubertModel
@@ -23,20 +23,23 @@ ASR_ATT = dict(ASR, decoder="transformer", decoder_conf={"attention_heads": 2, "
                best_model_criterion=[["valid", "acc", "max"]], num_att_plot=0)  # no attention plots (seconds each)
 
 
-def test_local_teacher_through_stage_6_and_s3prl_teacher_stage_2(tmp_path):
-    need("espeak-ng")
-    need("sox")
-    r = synth_recipe(tmp_path / "recipe")
+def tiny_model() -> HubertModel:
     torch.manual_seed(0)
-    model = HubertModel(HubertConfig(**TEACHER["model"], num_classes=12)).eval()
+    return HubertModel(HubertConfig(**TEACHER["model"], num_classes=12)).eval()
+
+
+def test_local_teacher_and_cnn_student_through_stage_6(copy_stage1):
+    need("sox")
+    r = copy_stage1  # stage 1 done with SYNTH_TINY_DATA
+    model = tiny_model()
     # the layout of the oldest released checkpoints: an argparse.Namespace args, no cfg, untied final_proj
     released_fairseq_file(r / "hubert_tiny.pt", model, [str(i) for i in range(8)], "args_namespace", True)
     (r / "conf/teacher/local.yaml").write_text(yaml.safe_dump({"backend": "local", "path": "hubert_tiny.pt"}))
     (r / "conf/distill/cnn_tiny.yaml").write_text(yaml.safe_dump(student("cnn")))
     (r / "conf/asr/tiny.yaml").write_text(yaml.safe_dump(ASR_ATT))  # CTC/attention: both decoders
     args = ["./run.sh", "--stage", "1", "--stop_stage", "6", "--nj", "2",
-            "--local_data_opts", "--train_hours 0.02 --dev_utts 6 --test_utts 6 --lowres 1min:60 --nj 2",
-            "--finetune_sets", "train_1min", "--test_sets", "test", "--teacher_config", "conf/teacher/local.yaml",
+            "--local_data_opts", SYNTH_TINY_DATA, "--finetune_sets", "train_1min", "--test_sets", "test",
+            "--teacher_config", "conf/teacher/local.yaml",
             "--distill_configs", "conf/distill/cnn_tiny.yaml", "--fbank_configs", "", "--asr_scratch_config", "",
             "--asr_config", "conf/asr/tiny.yaml", "--inference_nj", "2", "--distill_args", "--set train.max_steps=6"]
     p = subprocess.run(args, cwd=r, env=recipe_env(), capture_output=True, text=True)
@@ -76,7 +79,13 @@ def test_local_teacher_through_stage_6_and_s3prl_teacher_stage_2(tmp_path):
     assert sorted(b["name"].endswith(" int8") for b in bench) == [False] * 2 + [True] * 2
     assert "## Environments" in results
     assert "- pytorch version: `pytorch 2.11" in results
-    assert json.loads((r / "exp/distill/cnn_tiny/summary.json").read_text())["steps"] == 6  # --distill_args
+    s = json.loads((r / "exp/distill/cnn_tiny/summary.json").read_text())
+    assert s["steps"] == 6  # --distill_args
+    assert "l1_1" in s["valid_per_layer"]
+    assert "cos_2" in s["valid_per_layer"]
+    assert s["init_copied"] > 0  # init.frontend: the teacher's CNN
+    assert s["distiller_local"].endswith("exp/distill/cnn_tiny/student.distiller_local.pt")
+    assert (r / "exp/distill/cnn_tiny/student.distiller_local.pt").is_file()
     assert "Decoding test with teacher_train_1min (attention beam search, 2 jobs, cpu)" in p.stderr
 
     # layer similarity: the student against the teacher, and the fine-tuned model against the student
@@ -112,9 +121,10 @@ def test_local_teacher_through_stage_6_and_s3prl_teacher_stage_2(tmp_path):
     assert len(kept) == 1
     assert kept[0].read_text() == results != (r / "RESULTS.md").read_text()  # the new one has its own date
     # ESPnet's speed perturbation of the fine-tuning set (factors 0.9 and 1.0): stage 5 reruns on
-    # train_1min_sp, twice the utterances, read through sox pipes
+    # train_1min_sp, twice the utterances, read through sox pipes (the student's model only)
     n_ft = len((r / "data/train_1min/utt2spk").read_text().splitlines())
-    p = subprocess.run([*args[:2], "5", "--stop_stage", "5", *args[5:], "--speed_perturb_factors", "0.9 1.0"],
+    p = subprocess.run([*args[:2], "5", "--stop_stage", "5", *args[5:], "--speed_perturb_factors", "0.9 1.0",
+                        "--asr_teacher", "false"],
                        cwd=r, env=recipe_env(), capture_output=True, text=True)
     assert p.returncode == 0, p.stderr[-4000:]
     assert "ASR fine-tuning cnn_tiny on train_1min_sp" in p.stderr
@@ -141,24 +151,30 @@ def test_local_teacher_through_stage_6_and_s3prl_teacher_stage_2(tmp_path):
         assert f"Stage {n} ({name}): options changed since the last run" in p.stderr, name
     assert (r / "exp/distill/cnn_tiny/train.log.1").is_file() or list(r.glob("exp/distill.*/cnn_tiny/train.log"))
 
-    # an s3prl HuBERT upstream: stage 2 checks it against s3prl's forward and writes it as ours
+
+
+def test_s3prl_and_hugging_face_teachers_through_stage_2(copy_stage1):
+    """An s3prl HuBERT upstream: stage 2 checks it against s3prl's forward and writes it as ours;
+    then a Hugging Face folder (transformers' HubertModel, no codebook) in its place."""
+    r = copy_stage1  # stage 1 done with SYNTH_TINY_DATA
+    model = tiny_model()
+    args = ["./run.sh", "--stage", "2", "--stop_stage", "2", "--nj", "2", "--local_data_opts", SYNTH_TINY_DATA]
     save_s3prl_hubert_local(r / "s3prl_tiny.pt", model)
     (r / "conf/teacher/s3prl.yaml").write_text(yaml.safe_dump(
         {"backend": "s3prl", "name": "hubert_local", "path_or_url": "s3prl_tiny.pt"}))
-    p = subprocess.run([*args[:2], "2", "--stop_stage", "2", *args[5:], "--teacher_config", "conf/teacher/s3prl.yaml"],
-                       cwd=r, env=recipe_env(), capture_output=True, text=True)
+    p = subprocess.run([*args, "--teacher_config", "conf/teacher/s3prl.yaml"], cwd=r, env=recipe_env(),
+                       capture_output=True, text=True)
     assert p.returncode == 0, p.stderr[-4000:]
-    assert "options changed since the last run" in p.stderr
     loaded, _ = load_hubert(r / "exp/teacher/teacher.pt")
     for a, b in zip(loaded.state_dict().values(), model.state_dict().values()):
         assert torch.equal(a, b)
 
-    # a Hugging Face folder (transformers' HubertModel, no codebook): stage 2 writes it as ours
     tiny_hf().save_pretrained(r / "hf_tiny")
     (r / "conf/teacher/hf.yaml").write_text(yaml.safe_dump({"backend": "local", "path": "hf_tiny"}))
-    p = subprocess.run([*args[:2], "2", "--stop_stage", "2", *args[5:], "--teacher_config", "conf/teacher/hf.yaml"],
-                       cwd=r, env=recipe_env(), capture_output=True, text=True)
+    p = subprocess.run([*args, "--teacher_config", "conf/teacher/hf.yaml"], cwd=r, env=recipe_env(),
+                       capture_output=True, text=True)
     assert p.returncode == 0, p.stderr[-4000:]
+    assert "Stage 2 (teacher): options changed since the last run" in p.stderr
     info = json.loads((r / "exp/teacher/info.json").read_text())
     assert info["layout"] == "Hugging Face hubert (model.safetensors + config.json)"
     assert not info["has_codebook"]

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import copy_recipe, need, recipe_env
+from helpers import copy_recipe, need, recipe_env
 
 pytestmark = pytest.mark.slow  # a recipe run
 
@@ -80,7 +80,7 @@ def test_older_option_names_set_the_options_they_name(tmp_path):
 
 def test_template_help_runs_in_its_own_folder():
     """``./distill.sh --help`` in egs2/TEMPLATE/distill1 (its utils/ is there, as in every recipe)."""
-    from conftest import ROOT
+    from helpers import ROOT
 
     p = subprocess.run(["./distill.sh", "--help"], cwd=ROOT / "egs2/TEMPLATE/distill1", capture_output=True, text=True)
     assert p.returncode == 0, p.stderr[-500:]
@@ -121,7 +121,7 @@ def test_ngpu_without_cuda_is_an_error(tmp_path):
 def test_unlabelled_training_set_passes_stage_1(tmp_path):
     """Distillation needs audio only: a training set without transcripts is a valid stage-1 output
     when it is not also a fine-tuning set."""
-    from conftest import make_data_dir
+    from helpers import make_data_dir
 
     r = synth_recipe(tmp_path / "recipe")
     src = tmp_path / "src"

@@ -1,5 +1,6 @@
-"""Stages 1-6 of the embedded recipe at tiny sizes: corpus, teacher, CNN and Fbank students,
-ESPnet fine-tuning of each and of the from-scratch baseline with two seeds, decoding, scoring."""
+"""Stages 1-6 of the embedded recipe at tiny sizes: corpus, teacher, the Fbank student, ESPnet
+fine-tuning of it and of the from-scratch baseline with two seeds, decoding, scoring (the CNN
+student goes through every stage in test_swap_teacher.py)."""
 from __future__ import annotations
 
 import json
@@ -8,8 +9,7 @@ import subprocess
 
 import pytest
 import yaml
-from conftest import need, recipe_env
-from test_synth_en_stage1 import synth_recipe
+from helpers import SYNTH_TINY_DATA, need, recipe_env
 
 pytestmark = pytest.mark.slow  # a recipe run
 
@@ -64,32 +64,27 @@ def make_messy_copy(src, dst) -> float:
     return round((longest + second) / 2, 2)
 
 
-def test_stages_1_to_6_tiny(tmp_path):
+def test_stages_1_to_6_tiny(copy_stage1):
     need("espeak-ng")
     need("sox")
-    r = synth_recipe(tmp_path / "recipe")
+    r = copy_stage1  # stage 1 done with SYNTH_TINY_DATA
     (r / "conf/teacher/tiny.yaml").write_text(yaml.safe_dump(TEACHER))
-    (r / "conf/distill/cnn_tiny.yaml").write_text(yaml.safe_dump(student("cnn")))
     (r / "conf/distill/fbank_tiny.yaml").write_text(yaml.safe_dump(student("fbank")))
     (r / "conf/asr/tiny.yaml").write_text(yaml.safe_dump(ASR))
-    stage1 = ["--nj", "2", "--local_data_opts", "--train_hours 0.02 --dev_utts 6 --test_utts 6 --lowres 1min:60 --nj 2"]
-    p = subprocess.run(["./run.sh", "--stage", "1", "--stop_stage", "1", *stage1, "--finetune_sets", "train_1min"],
-                       cwd=r, env=recipe_env(),
-                       capture_output=True, text=True)
-    assert p.returncode == 0, p.stderr[-4000:]
+    stage1 = ["--nj", "2", "--local_data_opts", SYNTH_TINY_DATA]
     # fine-tuning on a set in the form users bring (pipes, 8 kHz stereo, segments, punctuation)
     limit = make_messy_copy(r / "data/train_1min", r / "data/train_1min_messy")
     args = ["./run.sh", "--stage", "1", "--stop_stage", "6", *stage1, "--asr_config", "conf/asr/ctc.yaml",
             "--asr_set_configs", "train_1min_messy=conf/asr/tiny.yaml",
             "--asr_scratch_config", "conf/distill/fbank_tiny.yaml", "--max_wav_duration", str(limit),
             "--finetune_sets", "train_1min_messy", "--teacher_config", "conf/teacher/tiny.yaml",
-            "--distill_configs", "conf/distill/cnn_tiny.yaml", "--fbank_configs", "conf/distill/fbank_tiny.yaml",
+            "--distill_configs", "", "--fbank_configs", "conf/distill/fbank_tiny.yaml",
             "--asr_seeds", "0 1", "--int8_inference", "false",  # int8, the exports and the teacher's fine-
             "--export_onnx", "false", "--asr_teacher", "false"]   # tuning: test_swap_teacher.py, test_new_recipe.py
     p = subprocess.run(args, cwd=r, env=recipe_env(), capture_output=True, text=True)
     assert p.returncode == 0, p.stderr[-4000:]
     assert f"dropped 1 longer than {limit:g} s" in p.stderr
-    assert "ASR fine-tuning cnn_tiny on train_1min_messy (conf/asr/tiny.yaml, seed 1)" in p.stderr
+    assert "ASR fine-tuning fbank_tiny on train_1min_messy (conf/asr/tiny.yaml, seed 1)" in p.stderr
     dumped = r / "dump/raw/train_1min_messy"
     assert len((dumped / "dropped").read_text().splitlines()) == 1
     assert [line.split(maxsplit=1)[1] for line in (dumped / "text").read_text().splitlines()][0].endswith(" she said")
@@ -102,19 +97,17 @@ def test_stages_1_to_6_tiny(tmp_path):
     info = json.loads((r / "exp/teacher/info.json").read_text())
     assert info["has_codebook"]
     assert info["num_layers"] == 2
-    for name in ("cnn_tiny", "fbank_tiny"):
-        s = json.loads((r / f"exp/distill/{name}/summary.json").read_text())
-        assert s["steps"] == 10
-        assert "l1_1" in s["valid_per_layer"]
-        assert "cos_2" in s["valid_per_layer"]
-        assert (r / f"exp/distill/{name}/student.pt").is_file()
-        assert (r / f"exp/distill/{name}/curves.png").is_file()
-    assert (r / "exp/distill/cnn_tiny/student.distiller_local.pt").is_file()
+    s = json.loads((r / "exp/distill/fbank_tiny/summary.json").read_text())
+    assert s["steps"] == 10
+    assert "l1_1" in s["valid_per_layer"]
+    assert "cos_2" in s["valid_per_layer"]
+    assert (r / "exp/distill/fbank_tiny/student.pt").is_file()
+    assert (r / "exp/distill/fbank_tiny/curves.png").is_file()
     log = (r / "exp/distill/fbank_tiny/train_log.jsonl").read_text().splitlines()
     assert "fe_l1" in json.loads(log[0])
     assert "reg" in json.loads(log[-2] if "valid" in log[-1] else log[-1])
-    # stages 5-6: three ASR models, two fine-tuning seeds each, each decoded and scored on dev and test
-    for name in [f"{m}_train_1min_messy_seed{seed}" for m in ("cnn_tiny", "fbank_tiny", "scratch")
+    # stages 5-6: two ASR models, two fine-tuning seeds each, each decoded and scored on dev and test
+    for name in [f"{m}_train_1min_messy_seed{seed}" for m in ("fbank_tiny", "scratch")
                  for seed in (0, 1)]:
         d = r / "exp/asr" / name
         assert (d / "valid.loss.best.pth").is_file(), name
@@ -126,12 +119,13 @@ def test_stages_1_to_6_tiny(tmp_path):
         assert "|decode_ctc_greedy_test|6|" in (d / "RESULTS.md").read_text()
     assert "%WER" in p.stdout
     summary = (r / "RESULTS.md").read_text()
-    for name in ("cnn_tiny", "fbank_tiny", "scratch"):
+    for name in ("fbank_tiny", "scratch"):
         assert f"| {name}_train_1min_messy_seed1 | ctc greedy |" in summary
-    assert len(json.loads((r / "exp/asr/benchmark.json").read_text())) == 3
+    assert len(json.loads((r / "exp/asr/benchmark.json").read_text())) == 2
     # seeds and significance: mean and spread over the two seeds; sc_stats against the baseline
     seeds = summary.split("## Seeds and significance")[1]
-    row = next(line for line in seeds.splitlines() if line.startswith("| cnn_tiny_train_1min_messy | ctc greedy | 2 |"))
+    row = next(line for line in seeds.splitlines()
+               if line.startswith("| fbank_tiny_train_1min_messy | ctc greedy | 2 |"))
     assert " ± " in row
     assert "/2, worse in " in row
     assert "| scratch_train_1min_messy | ctc greedy | 2 |" in seeds
@@ -141,17 +135,16 @@ def test_stages_1_to_6_tiny(tmp_path):
     assert p2.stderr.count("already done") == 6, p2.stderr[-2000:]
 
 
-def test_stage2_gives_the_same_teacher_however_its_jobs_are_scheduled(tmp_path):
+def test_stage2_gives_the_same_teacher_however_its_jobs_are_scheduled(copy_stage1):
     """Two runs of stage 2 with the same options give identical k-means labels and bit-identical
     teachers, whatever the number of feature-dump jobs and how many run at once."""
     import torch
 
-    need("espeak-ng")
-    r = synth_recipe(tmp_path / "recipe")
+    r = copy_stage1  # stage 1 done with SYNTH_TINY_DATA
     (r / "conf/teacher/tiny.yaml").write_text(yaml.safe_dump(TEACHER))
     args = ["./run.sh", "--stage", "1", "--stop_stage", "2", "--teacher_config", "conf/teacher/tiny.yaml",
             "--finetune_sets", "train_1min",
-            "--local_data_opts", "--train_hours 0.02 --dev_utts 6 --test_utts 6 --lowres 1min:60 --nj 2"]
+            "--local_data_opts", SYNTH_TINY_DATA]
     # the same thread count in both runs (the default, the free cores, may change between them)
     p = subprocess.run([*args, "--nj", "2"], cwd=r, env=recipe_env(train_threads="1"), capture_output=True, text=True)
     assert p.returncode == 0, p.stderr[-3000:]

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import make_data_dir, write_wav
+from helpers import make_data_dir, write_wav
 
 from espnet_distill.stages import STAGES, begin, end, stage_key
 

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import FSDD_RECORDINGS, ROOT
+from helpers import FSDD_RECORDINGS, ROOT
 
 OUTSIDE = re.compile(r"\.\./shared|parents\[\d\]\.parent|ROOT\.parent|MAIN_ROOT}/\.\./")
 

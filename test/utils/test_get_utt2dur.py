@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 import soundfile as sf
-from conftest import ROOT, segmented_dir, tone, write_wav
+from helpers import ROOT, segmented_dir, tone, write_wav
 
 SCRIPT = ROOT / "utils/data/get_utt2dur.sh"
 

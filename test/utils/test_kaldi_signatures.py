@@ -4,7 +4,7 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from conftest import ROOT, make_data_dir, segmented_dir
+from helpers import ROOT, make_data_dir, segmented_dir
 
 U = ROOT / "utils"
 
@@ -73,7 +73,7 @@ def test_copy_combine_split_validate(corpus, tmp_path):
 
 @pytest.mark.slow
 def test_perturb_speed(tmp_path):
-    from conftest import need
+    from helpers import need
 
     need("sox")
     d = segmented_dir(tmp_path, {"u1": (0.0, 1.0), "u2": (1.0, 2.0)}, rec_seconds=2.0, texts={"u1": "a", "u2": "b"})
@@ -96,7 +96,7 @@ def test_run_pl_is_kaldis_launcher(tmp_path):
 
 def test_perturb_speed_of_a_piped_wav_scp(tmp_path):
     """A piped entry is chained into sox with a '|' (it was glued on, failing at stage 5)."""
-    from conftest import need
+    from helpers import need
 
     from espnet_distill.data.audio import read_entry
 

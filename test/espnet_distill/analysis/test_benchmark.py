@@ -151,7 +151,7 @@ def test_attention_flops_are_counted_analytically():
 def test_deployment_benchmark_runs_each_export_in_its_runtime(tmp_path):
     """``benchmark --runtime onnx`` on tiny models: one row per model and graph, from the exported
     folder's own stats (sherpa-onnx for the Fbank student, ONNX Runtime for the teacher)."""
-    from conftest import tiny_student_conf, tiny_teacher
+    from helpers import tiny_student_conf, tiny_teacher
 
     from espnet_distill.analysis.onnx_bench import onnx_table
     from espnet_distill.student.export import save_student

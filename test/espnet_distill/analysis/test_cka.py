@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 import yaml
-from conftest import make_data_dir
+from helpers import make_data_dir
 
 from espnet_distill.analysis.cka import cka_matrix, linear_cka
 

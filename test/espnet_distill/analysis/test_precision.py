@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import torch
-from conftest import tiny_teacher, toy_batch
+from helpers import tiny_teacher, toy_batch
 
 from espnet_distill.analysis.precision import drift_table, target_drift
 

@@ -12,7 +12,7 @@ import sys
 import pytest
 import torch
 import yaml
-from conftest import need
+from helpers import need
 
 from espnet_distill.corpora.synth_en import plan_corpus, synthesize_specs, write_data_dir
 from espnet_distill.data.tables import read_table

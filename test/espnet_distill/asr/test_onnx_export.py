@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import FSDD_RECORDINGS, tiny_student_conf, tiny_teacher
+from helpers import FSDD_RECORDINGS, tiny_student_conf, tiny_teacher
 
 from espnet_distill.analysis.onnx_bench import random_experiment
 from espnet_distill.asr import onnx_runner

@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import need
+from helpers import need
 
 from espnet_distill.asr.decode import ctc_collapse, tokens_to_text
 from espnet_distill.asr.score import Counts, align_counts, score_dir

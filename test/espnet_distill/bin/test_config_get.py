@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from conftest import TINY_PRETRAIN_CONF
+from helpers import TINY_PRETRAIN_CONF
 
 from espnet_distill.bin import config_get
 

@@ -7,7 +7,7 @@ import logging
 import pytest
 import torch
 import yaml
-from conftest import make_data_dir, tiny_student_conf, tiny_teacher
+from helpers import make_data_dir, tiny_student_conf, tiny_teacher
 
 from espnet_distill.bin import distill_train
 from espnet_distill.teacher.checkpoints import save_hubert

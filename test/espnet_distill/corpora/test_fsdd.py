@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 import soundfile as sf
-from conftest import FSDD_RECORDINGS
+from helpers import FSDD_RECORDINGS
 
 from espnet_distill.corpora.fsdd import FSDDError, prepare
 from espnet_distill.data.dataset import AudioDataset

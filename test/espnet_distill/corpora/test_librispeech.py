@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import librispeech_chapter as chapter
+from helpers import librispeech_chapter as chapter
 
 from espnet_distill.corpora.librispeech import LibriSpeechError, librilight_sources, prepare_dirs
 from espnet_distill.data.kaldi_dir import validate_data_dir

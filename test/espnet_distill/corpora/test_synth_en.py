@@ -6,7 +6,7 @@ import random
 
 import numpy as np
 import soundfile as sf
-from conftest import need
+from helpers import need
 
 from espnet_distill.corpora.synth_en import (
     Grammar,

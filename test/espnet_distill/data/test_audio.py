@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import need, tone, write_wav
+from helpers import need, tone, write_wav
 
 from espnet_distill.data.audio import AudioError, load_utterance
 

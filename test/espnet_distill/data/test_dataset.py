@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import make_data_dir
+from helpers import make_data_dir
 
 from espnet_distill.data.audio import FRAME_HOP
 from espnet_distill.data.dataset import AudioDataset, collate

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import FSDD_RECORDINGS, need, tone, write_wav
+from helpers import FSDD_RECORDINGS, need, tone, write_wav
 
 from espnet_distill.data import dump
 from espnet_distill.data.audio import load_utterance

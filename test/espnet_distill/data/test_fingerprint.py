@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 
-from conftest import make_data_dir, write_wav
+from helpers import make_data_dir, write_wav
 
 from espnet_distill.data.fingerprint import audio_files, data_key
 

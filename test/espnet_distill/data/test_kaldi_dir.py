@@ -5,7 +5,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import make_data_dir, write_wav
+from helpers import make_data_dir, write_wav
 
 from espnet_distill.data.kaldi_dir import (
     combine_data_dirs,

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import make_data_dir, segmented_dir, write_wav
+from helpers import make_data_dir, segmented_dir, write_wav
 
 from espnet_distill.data.kaldi_dir import compute_utt2dur, fix_data_dir, validate_data_dir
 from espnet_distill.data.subset import SELECTORS, subset_data_dir

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import segmented_dir
+from helpers import segmented_dir
 
 from espnet_distill.data.audio import AudioError, load_utterance
 from espnet_distill.data.dataset import AudioDataset

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import FSDD_RECORDINGS
+from helpers import FSDD_RECORDINGS
 
 from espnet_distill.bin import export as export_cli
 from espnet_distill.data.audio import load_audio_file

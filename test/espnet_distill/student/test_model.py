@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import tiny_student_conf, tiny_teacher, toy_batch
+from helpers import tiny_student_conf, tiny_teacher, toy_batch
 
 from espnet_distill.checkpoint_io import CheckpointError
 from espnet_distill.nn.hubert import HubertConfig, HubertModel

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_teacher, toy_batch
+from helpers import tiny_teacher, toy_batch
 
 from espnet_distill.config import ConfigError
 from espnet_distill.student.export import export_onnx, load_student, quantize_int8, save_student

@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from conftest import tiny_hf
+from helpers import tiny_hf
 
 from espnet_distill.checkpoint_io import CheckpointError
 from espnet_distill.teacher.checkpoints import load_hubert

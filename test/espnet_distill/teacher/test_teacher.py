@@ -4,7 +4,7 @@ import pytest
 import torch
 import torchaudio
 import yaml
-from conftest import FAIRSEQ_LAYOUTS, released_fairseq_file
+from helpers import FAIRSEQ_LAYOUTS, released_fairseq_file
 
 from espnet_distill.checkpoint_io import CheckpointError
 from espnet_distill.nn.hubert import HubertConfig, HubertModel

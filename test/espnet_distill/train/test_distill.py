@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import tiny_student_conf, tiny_teacher, toy_batch
+from helpers import tiny_student_conf, tiny_teacher, toy_batch
 
 from espnet_distill.config import ConfigError
 from espnet_distill.losses import mean

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 import yaml
-from conftest import TINY_PRETRAIN_CONF, pretrain_cmd
+from helpers import TINY_PRETRAIN_CONF, pretrain_cmd
 
 from espnet_distill.config import ConfigError
 from espnet_distill.losses import masked_prediction_loss, mean

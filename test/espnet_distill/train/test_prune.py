@@ -11,7 +11,7 @@ import sys
 import pytest
 import torch
 import yaml
-from conftest import make_data_dir, tiny_teacher
+from helpers import make_data_dir, tiny_teacher
 
 from espnet_distill.bin import distill_train
 from espnet_distill.checkpoint_io import safe_load

@@ -14,7 +14,7 @@ import sys
 import pytest
 import torch
 import yaml
-from conftest import TINY_PRETRAIN_CONF, make_data_dir, pretrain_cmd
+from helpers import TINY_PRETRAIN_CONF, make_data_dir, pretrain_cmd
 from torch import nn
 
 from espnet_distill.checkpoint_io import safe_load
@@ -162,7 +162,7 @@ def test_stale_durations_are_cropped_not_trusted(toy_dir, tmp_path):
     assert durs["spk0-000"] == pytest.approx(0.3)
     assert durs["spk1-005"] == pytest.approx(0.8)
     # the audio of spk0-000 is replaced by a 6 s file: utt2dur is now stale
-    from conftest import write_wav
+    from helpers import write_wav
 
     write_wav(tmp_path / "wav" / "spk0-000.wav", 6.0)
     ds = AudioDataset(toy_dir)
@@ -310,7 +310,7 @@ def test_compiled_student_trains_the_same_losses(toy_dir, tmp_path, monkeypatch)
     """train.compile: the student's forward through torch.compile (here the quick aot_eager backend,
     which runs the same captured graphs, forward and backward, as inductor compiles) gives the
     losses of the eager run, and its checkpoint keeps the eager names."""
-    from conftest import tiny_student_conf, tiny_teacher
+    from helpers import tiny_student_conf, tiny_teacher
 
     from espnet_distill.train import trainer as trainer_module
     from espnet_distill.train.distill import DistillTask, build_student

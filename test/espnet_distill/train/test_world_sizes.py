@@ -12,7 +12,7 @@ import sys
 import pytest
 import torch
 import yaml
-from conftest import make_data_dir, tiny_student_conf, tiny_teacher
+from helpers import make_data_dir, tiny_student_conf, tiny_teacher
 
 from espnet_distill.checkpoint_io import safe_load
 from espnet_distill.teacher.checkpoints import save_hubert
