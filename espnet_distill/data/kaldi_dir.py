@@ -218,8 +218,8 @@ def fix_data_dir(data_dir: str | os.PathLike) -> dict[str, dict[str, int]]:
             kept = [(k, v) for k, v in table.items if k in keep]
             for k, _ in table.items:
                 if k not in keep:
-                    counts = dropped.setdefault(name, {})
-                    counts[reason_for(name, k)] = counts.get(reason_for(name, k), 0) + 1
+                    counts, why = dropped.setdefault(name, {}), reason_for(name, k)
+                    counts[why] = counts.get(why, 0) + 1
         write_table(d / name, kept)
     write_table(d / "spk2utt", utt2spk_to_spk2utt(read_table(d / "utt2spk").items))
     for name, reasons in dropped.items():

@@ -26,6 +26,7 @@ import logging
 import os
 import random
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Callable
 
@@ -40,9 +41,12 @@ class Pool:
     """What the selectors choose from: the source dir, its sorted utterances and their speakers."""
 
     src: Path
-    utts: list[str]
     utt2spk: list[tuple[str, str]]
     seed: int = 0
+
+    @cached_property
+    def utts(self) -> list[str]:
+        return [u for u, _ in self.utt2spk]
 
     def by_speaker(self) -> dict[str, list[str]]:
         """Speaker -> utterances, both in the dir's sorted order."""
@@ -189,6 +193,5 @@ def subset_data_dir(src: str | os.PathLike, dst: str | os.PathLike, how: str, va
         raise DataDirError(f"subset: the destination {dst} is the source: that would replace it by a part of "
                            "itself; write the subset to another dir")
     s = Path(src)
-    utt2spk = read_table(s / "utt2spk")
-    pool = Pool(s, utt2spk.keys(), list(utt2spk.items), seed)
+    pool = Pool(s, read_table(s / "utt2spk").items, seed)
     return copy_subset(s, dst, SELECTORS[how](pool, str(value)))

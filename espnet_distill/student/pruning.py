@@ -318,8 +318,8 @@ def prune_student(student: Student) -> Student:
     cfg = student.cfg
     hd = gates.head_dim
 
-    def at(kind: str, index: int) -> torch.Tensor | None:
-        return z.get(Group(kind, index).name)
+    def at(kind: str, index: int, default: torch.Tensor | None = None) -> torch.Tensor | None:
+        return z.get(Group(kind, index).name, default)
 
     conv_keep = [_kept(at("conv", i), c) for i, (c, _, _) in enumerate(gates.conv)]
     head_keep = [_kept(at("heads", i), gates.heads, at("attn", i)) for i in range(gates.layers)]
@@ -345,7 +345,7 @@ def prune_student(student: Student) -> Student:
         prev_idx, prev_z = idx, zi
     for layer in range(gates.layers):
         key = f"encoder.layers.{layer}"
-        a = z.get(Group("attn", layer).name, torch.ones(1))[0]
+        a = at("attn", layer, torch.ones(1))[0]
         h_idx, h_z = head_keep[layer]
         cols = (h_idx[:, None] * hd + torch.arange(hd)[None]).flatten()
         for proj in ("q_proj", "k_proj", "v_proj"):
@@ -354,7 +354,7 @@ def prune_student(student: Student) -> Student:
         out[f"{key}.self_attn.out_proj.weight"] = state[f"{key}.self_attn.out_proj.weight"][:, cols] * (
             h_z.repeat_interleave(hd)[None] * a)
         out[f"{key}.self_attn.out_proj.bias"] = state[f"{key}.self_attn.out_proj.bias"] * a
-        b = z.get(Group("block", layer).name, torch.ones(1))[0]
+        b = at("block", layer, torch.ones(1))[0]
         f_idx, f_z = ffn_keep[layer]
         out[f"{key}.fc1.weight"] = state[f"{key}.fc1.weight"][f_idx]
         out[f"{key}.fc1.bias"] = state[f"{key}.fc1.bias"][f_idx]
