@@ -16,6 +16,7 @@ from helpers import FSDD_RECORDINGS, tiny_student_conf, tiny_teacher
 from espnet_distill.analysis.onnx_bench import random_experiment
 from espnet_distill.asr import onnx_runner
 from espnet_distill.asr.onnx_export import export_asr, torch_log_probs
+from espnet_distill.asr.score import Counts, align_counts
 from espnet_distill.asr.task import load_model
 from espnet_distill.bin import export as export_bin
 from espnet_distill.bin import transcribe as transcribe_bin
@@ -76,16 +77,23 @@ def test_the_folder_decodes_as_pytorch_does(exported, kind):
     assert sorted(p.name for p in out.iterdir()) == ["README.md", "export.json", "model.int8.onnx", "model.onnx",
                                                      "tokens.txt", "transcribe.py"]
     assert (out / "tokens.txt").read_text().splitlines()[:3] == ["<blank> 0", "<unk> 1", "\u2581 2"]
-    wavs = speech()
+    wavs = speech(24)
     ref = torch_texts(exp, wavs)
     rec = onnx_runner.Recognizer(out)
     assert rec.runtime.__module__ == onnx_runner.__name__
     got = [rec(w) for w in wavs]
-    same = sum(a == b for a, b in zip(got, ref))
-    # sherpa-onnx's own fbank (kaldi-native-fbank) rounds differently from ours: on a random model a
-    # near tie may flip; features that were wrong would leave few of the 12 the same
-    assert same >= (len(wavs) - 1 if kind == "fbank" else len(wavs)), (got, ref)
-    assert any(got)  # not all empty: the comparison says something
+    if kind == "waveform":  # the features are in the graph: the same greedy paths
+        assert got == ref
+    else:
+        # sherpa-onnx computes its own fbank (kaldi-native-fbank), which rounds differently from
+        # ours, and how differently depends on the CPU's FFT path: on a random model a near tie may
+        # flip a character. Features that were wrong flip many: the input shifted by 5 ms alone
+        # gives a CER of about 40 % against the PyTorch texts.
+        errors = Counts()
+        for hyp, truth in zip(got, ref):
+            errors = errors.add(align_counts(list(truth), list(hyp)))
+        assert errors.rate() < 5.0, (errors.kaldi_line("CER"), got, ref)
+    assert sum(map(len, ref)) > 2 * len(ref)  # not all empty: the comparison says something
     assert "sherpa-onnx" in info["runtime"] if kind == "fbank" else info["runtime"] == "onnxruntime"
 
 
