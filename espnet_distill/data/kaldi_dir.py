@@ -102,93 +102,115 @@ def validate_data_dir(
     Returns a summary dict: ``{"utts", "spks", "seconds" (when audio was read)}``.
     """
     d = Path(data_dir)
+    tables = _read_checked_tables(d, need_text)
+    _check_utt2spk(tables["utt2spk"])
+    audio_src = _check_recordings(tables)
+    utt2dur = _check_coverage(tables, audio_src, need_text)
+    spks = _check_spk2utt(d, tables)
+    summary = {"utts": len(tables["utt2spk"].keys()), "spks": spks}
+    if check_audio:
+        summary["seconds"] = _check_audio(d, tables, utt2dur, progress)
+    return summary
+
+
+def _read_checked_tables(d: Path, need_text: bool) -> dict[str, Table]:
+    """Every table of ``d`` that is there, parsed and checked sorted; the required ones must be."""
     if not d.is_dir():
         raise DataDirError(f"{d}: not a directory")
-    for name in ("wav.scp", "utt2spk"):
+    for name in ("wav.scp", "utt2spk") + (("text",) if need_text else ()):
         if not (d / name).is_file():
             raise DataDirError(f"{d}: missing required file {name}")
-    if need_text and not (d / "text").is_file():
-        raise DataDirError(f"{d}: missing required file text")
-
     tables: dict[str, Table] = {}
     for name in ALL_TABLES + ("spk2utt",):
-        p = d / name
-        if p.is_file():
-            tables[name] = read_table(p)
+        if (d / name).is_file():
+            tables[name] = read_table(d / name)
             check_sorted(tables[name])
+    return tables
 
-    utt2spk = tables["utt2spk"]
-    utts = set(utt2spk.keys())
+
+def _check_utt2spk(utt2spk: Table) -> None:
     for (utt, spk), lineno in zip(utt2spk.items, utt2spk.lines):
         if len(spk.split()) != 1:
             raise DataDirError(f"{utt2spk.path}:{lineno}: utterance '{utt}' has more than one speaker field: {spk!r}")
 
-    segments = tables.get("segments")
+
+def _check_recordings(tables: dict[str, Table]) -> Table:
+    """Segments (when there) point into wav.scp within reco2dur, whose values are numbers. Returns the
+    table whose keys are the utterances with audio: segments, else wav.scp."""
     wav = tables["wav.scp"]
     wav_keys = set(wav.keys())
-    if segments is not None:
-        reco2dur = tables["reco2dur"].as_dict() if "reco2dur" in tables else {}
-        for (utt, value), lineno in zip(segments.items, segments.lines):
-            seg = parse_segment(segments, utt, value, lineno)
-            if seg.reco not in wav_keys:
-                raise DataDirError(f"{segments.path}:{lineno}: recording '{seg.reco}' of utterance '{utt}' "
-                                   f"is not in {wav.path}")
-            if seg.reco in reco2dur and seg.end > float(reco2dur[seg.reco]) + 0.02:
-                raise DataDirError(
-                    f"{segments.path}:{lineno}: segment '{utt}' ends at {seg.end} s, after the end of recording "
-                    f"'{seg.reco}' ({reco2dur[seg.reco]} s in reco2dur)"
-                )
-        audio_utts = set(segments.keys())
-        audio_src: Table = segments
-    else:
-        audio_utts = wav_keys
-        audio_src = wav
-        if "reco2dur" in tables:
-            _first_missing(tables["reco2dur"], wav_keys, "recording", wav.path)
-    if "reco2dur" in tables:
-        for (k, v), lineno in zip(tables["reco2dur"].items, tables["reco2dur"].lines):
-            _float_value(tables["reco2dur"], k, v, lineno)
+    reco2dur = tables.get("reco2dur")
+    if reco2dur is not None:
+        for (k, v), lineno in zip(reco2dur.items, reco2dur.lines):
+            _float_value(reco2dur, k, v, lineno)
+    segments = tables.get("segments")
+    if segments is None:
+        if reco2dur is not None:
+            _first_missing(reco2dur, wav_keys, "recording", wav.path)
+        return wav
+    durations = reco2dur.as_dict() if reco2dur is not None else {}
+    for (utt, value), lineno in zip(segments.items, segments.lines):
+        seg = parse_segment(segments, utt, value, lineno)
+        if seg.reco not in wav_keys:
+            raise DataDirError(f"{segments.path}:{lineno}: recording '{seg.reco}' of utterance '{utt}' "
+                               f"is not in {wav.path}")
+        if seg.reco in durations and seg.end > float(durations[seg.reco]) + 0.02:
+            raise DataDirError(
+                f"{segments.path}:{lineno}: segment '{utt}' ends at {seg.end} s, after the end of recording "
+                f"'{seg.reco}' ({durations[seg.reco]} s in reco2dur)"
+            )
+    return segments
 
-    # utterance coverage, both ways
-    _first_missing(utt2spk, audio_utts, "utterance", audio_src.path)
+
+def _check_coverage(tables: dict[str, Table], audio_src: Table, need_text: bool) -> dict[str, float]:
+    """utt2spk, the audio table, text and utt2dur name the same utterances (both ways). Returns
+    utt2dur's durations (empty without it)."""
+    utt2spk = tables["utt2spk"]
+    utts = set(utt2spk.keys())
+    _first_missing(utt2spk, set(audio_src.keys()), "utterance", audio_src.path)
     _first_missing(audio_src, utts, "utterance", utt2spk.path)
     if need_text or "text" in tables:
-        text = tables["text"]
-        _first_missing(text, utts, "utterance", utt2spk.path)
-        _first_missing(utt2spk, set(text.keys()), "utterance", text.path)
+        _first_missing(tables["text"], utts, "utterance", utt2spk.path)
+        _first_missing(utt2spk, set(tables["text"].keys()), "utterance", tables["text"].path)
     utt2dur: dict[str, float] = {}
     if "utt2dur" in tables:
-        _first_missing(tables["utt2dur"], utts, "utterance", utt2spk.path)
-        _first_missing(utt2spk, set(tables["utt2dur"].keys()), "utterance", tables["utt2dur"].path)
-        for (k, v), lineno in zip(tables["utt2dur"].items, tables["utt2dur"].lines):
-            utt2dur[k] = _float_value(tables["utt2dur"], k, v, lineno)
+        durs = tables["utt2dur"]
+        _first_missing(durs, utts, "utterance", utt2spk.path)
+        _first_missing(utt2spk, set(durs.keys()), "utterance", durs.path)
+        for (k, v), lineno in zip(durs.items, durs.lines):
+            utt2dur[k] = _float_value(durs, k, v, lineno)
+    return utt2dur
 
-    expected = dict(utt2spk_to_spk2utt(utt2spk.items))
-    if "spk2utt" in tables:
-        s2u = tables["spk2utt"]
-        for (spk, us), lineno in zip(s2u.items, s2u.lines):
-            if spk not in expected:
-                raise DataDirError(f"{s2u.path}:{lineno}: speaker '{spk}' has no utterance in {utt2spk.path}")
-            if sorted(us.split()) != sorted(expected[spk].split()):
-                raise DataDirError(f"{s2u.path}:{lineno}: utterances of speaker '{spk}' disagree with {utt2spk.path}")
-        missing = set(expected) - set(s2u.keys())
-        if missing:
-            raise DataDirError(f"{s2u.path}: speaker '{sorted(missing)[0]}' of {utt2spk.path} is missing")
-    else:
+
+def _check_spk2utt(d: Path, tables: dict[str, Table]) -> int:
+    """spk2utt is utt2spk inverted. Returns the number of speakers."""
+    utt2spk = tables["utt2spk"]
+    if "spk2utt" not in tables:
         raise DataDirError(f"{d}: missing spk2utt (create it with utils/utt2spk_to_spk2utt.sh)")
+    expected = dict(utt2spk_to_spk2utt(utt2spk.items))
+    s2u = tables["spk2utt"]
+    for (spk, us), lineno in zip(s2u.items, s2u.lines):
+        if spk not in expected:
+            raise DataDirError(f"{s2u.path}:{lineno}: speaker '{spk}' has no utterance in {utt2spk.path}")
+        if sorted(us.split()) != sorted(expected[spk].split()):
+            raise DataDirError(f"{s2u.path}:{lineno}: utterances of speaker '{spk}' disagree with {utt2spk.path}")
+    missing = set(expected) - set(s2u.keys())
+    if missing:
+        raise DataDirError(f"{s2u.path}: speaker '{sorted(missing)[0]}' of {utt2spk.path} is missing")
+    return len(expected)
 
-    summary = {"utts": len(utts), "spks": len(expected)}
-    if check_audio:
-        seconds = 0.0
-        where = table_lines(tables["utt2dur"]) if utt2dur else {}
-        for utt, wav_arr in iter_data_dir_audio(d, progress=progress):
-            seconds += len(wav_arr) / SAMPLE_RATE
-            if utt in utt2dur and abs(len(wav_arr) / SAMPLE_RATE - utt2dur[utt]) > UTT2DUR_TOLERANCE:
-                raise DataDirError(
-                    f"{where[utt]}: utterance '{utt}' lasts {len(wav_arr) / SAMPLE_RATE:.3f} s, not the "
-                    f"{utt2dur[utt]} s of utt2dur (remove utt2dur and rerun utils/data/get_utt2dur.sh)")
-        summary["seconds"] = seconds
-    return summary
+
+def _check_audio(d: Path, tables: dict[str, Table], utt2dur: dict[str, float], progress: bool) -> float:
+    """Every utterance's audio reads, and lasts what utt2dur says. Returns the total in seconds."""
+    seconds = 0.0
+    where = table_lines(tables["utt2dur"]) if utt2dur else {}
+    for utt, wav_arr in iter_data_dir_audio(d, progress=progress):
+        seconds += len(wav_arr) / SAMPLE_RATE
+        if utt in utt2dur and abs(len(wav_arr) / SAMPLE_RATE - utt2dur[utt]) > UTT2DUR_TOLERANCE:
+            raise DataDirError(
+                f"{where[utt]}: utterance '{utt}' lasts {len(wav_arr) / SAMPLE_RATE:.3f} s, not the "
+                f"{utt2dur[utt]} s of utt2dur (remove utt2dur and rerun utils/data/get_utt2dur.sh)")
+    return seconds
 
 
 # ----------------------------------------------------------------------------- fixing
