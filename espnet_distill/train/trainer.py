@@ -41,9 +41,10 @@ does (the run stops after ``max_nonfinite_steps`` in a row), decisions to stop t
 together, tqdm progress, every loss term of the whole update per step in ``train_log.jsonl`` (and
 TensorBoard when installed), and the resolved config beside the checkpoint.
 
-Fault injection for tests: with ``ESPNET_DISTILL_KILL_AT_STEP=N`` in the environment the
-process SIGKILLs itself right after the update of step N and before that step's checkpoint
-is written, as a crash or an out-of-memory kill would; the next run must resume exactly.
+``Trainer.update_hooks`` are called with the step number after each update. Fault injection for
+tests is one: with ``ESPNET_DISTILL_KILL_AT_STEP=N`` in the environment the process SIGKILLs
+itself right after the update of step N and before that step's checkpoint is written, as a crash
+or an out-of-memory kill would; the next run must resume exactly.
 """
 from __future__ import annotations
 
@@ -56,7 +57,7 @@ import signal
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Callable, Protocol
 
 import torch
 import torch.distributed as dist
@@ -171,10 +172,19 @@ class Task(Protocol):
     def validation_step(self, batch: dict) -> dict[str, tuple[float, float]]: ...
 
 
-def _kill_at_step() -> int:
-    """The step named by ``ESPNET_DISTILL_KILL_AT_STEP`` (fault injection for tests), or -1."""
-    value = os.environ.get("ESPNET_DISTILL_KILL_AT_STEP", "")
-    return int(value) if value.strip() else -1
+def fault_injection_hooks() -> list[Callable[[int], None]]:
+    """The update hook ``ESPNET_DISTILL_KILL_AT_STEP=N`` asks for (see the module's docstring), if any."""
+    value = os.environ.get("ESPNET_DISTILL_KILL_AT_STEP", "").strip()
+    if not value:
+        return []
+    kill_at = int(value)
+
+    def kill(step: int) -> None:
+        if step == kill_at:
+            logger.warning("ESPNET_DISTILL_KILL_AT_STEP=%d: killing this process", step)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return [kill]
 
 
 def warmup_linear(step: int, total: int, warmup: int, min_ratio: float = 0.0) -> float:
@@ -269,6 +279,8 @@ class Trainer:
         self.nonfinite_in_a_row = 0
         self.resolved_config = resolved_config or {}
         self._tb = None
+        # called with the step number after each update, before its validation and checkpoint
+        self.update_hooks: list[Callable[[int], None]] = fault_injection_hooks()
         self._enter_phase(0)
 
     # ------------------------------------------------------------------ phases
@@ -452,7 +464,34 @@ class Trainer:
             stale.unlink(missing_ok=True)
 
     def fit(self, resume: bool = True) -> dict:
-        """Train to ``max_steps``. Returns the last validation stats."""
+        """Train to ``max_steps`` (or ``max_minutes``). Returns the last validation stats."""
+        self._start(resume)
+        self.model.train()
+        start_time = time.time()
+        bar = tqdm(total=self.cfg.max_steps, initial=self.step, desc=self.outdir.name, disable=self.rank != 0,
+                   unit="step", dynamic_ncols=True)
+        stop = False
+        while self.step < self.cfg.max_steps and not stop:
+            self.sampler.set_epoch(self.epoch, self.batch_in_epoch)
+            self.train_set.epoch = self.epoch  # this epoch's crops (loader workers copy the dataset)
+            shares = iter(self._loader(self.train_set, self.sampler))
+            for update in zip(*[shares] * self.cfg.accum_grad):  # this process's shares of one update
+                if self._update(list(update), bar) is None:  # not one readable utterance in the whole update
+                    continue
+                for hook in self.update_hooks:
+                    hook(self.step)
+                stop = self._after_update(start_time)
+                if self.step >= self.cfg.max_steps or stop:
+                    break
+            else:
+                self.epoch += 1
+                self.batch_in_epoch = 0
+        bar.close()
+        return self._finish()
+
+    def _start(self, resume: bool) -> None:
+        """The output folder locked, the checkpoint resumed (or the stale one removed), the resolved
+        config written, and a fresh run's random streams seeded (each rank its own)."""
         self.outdir.mkdir(parents=True, exist_ok=True)
         if self.rank == 0:
             self._lock_outdir()
@@ -466,60 +505,50 @@ class Trainer:
 
             with open(self.outdir / "config.yaml", "w") as f:
                 yaml.safe_dump({"train": asdict(self.cfg), **self.resolved_config}, f, sort_keys=False)
-        if self.step == 0:  # each rank its own random stream (dropout, masks); rank 0 as a single process
+        if self.step == 0:  # dropout, masks: rank 0 draws as a single process would
             torch.manual_seed(self.cfg.seed + 1000 * self.rank)
             random.seed(self.cfg.seed + 1000 * self.rank)
-        self.model.train()
-        start_time = time.time()
-        kill_at = _kill_at_step()
-        bar = tqdm(total=self.cfg.max_steps, initial=self.step, desc=self.outdir.name, disable=self.rank != 0,
-                   unit="step", dynamic_ncols=True)
-        last_valid: dict = {}
-        stop = False
-        while self.step < self.cfg.max_steps and not stop:
-            self.sampler.set_epoch(self.epoch, self.batch_in_epoch)
-            self.train_set.epoch = self.epoch  # this epoch's crops (loader workers copy the dataset)
-            shares = iter(self._loader(self.train_set, self.sampler))
-            for update in zip(*[shares] * self.cfg.accum_grad):  # this process's shares of one update
-                t0 = time.time()
-                phase = self.phase_of(self.step)
-                if phase != self.phase:
-                    self._enter_phase(phase)
-                whole = [self.train_set.samples[i] for i in self.sampler.update_batch(self.epoch, self.batch_in_epoch)]
-                lr = self.scheduler.get_last_lr()[0]  # the rate this update uses
-                stats = self._train_step(list(update), whole)
-                self.batch_in_epoch += 1
-                if stats is None:  # not one readable utterance in the whole update: nothing to learn from
-                    continue
-                self.step += 1
-                bar.update(1)
-                if self.step % self.cfg.log_every == 0 or self.step == 1:
-                    bar.set_postfix({k: f"{v:.3g}" for k, v in stats.items() if k in ("loss", "acc")})
-                self._log({"step": self.step, "split": "train", "epoch": self.epoch, "phase": self.phase, "lr": lr,
-                           "world": self.world, "accum_grad": self.cfg.accum_grad,
-                           "padded_seconds": len(whole) * max(whole) / SAMPLE_RATE, "step_time": time.time() - t0,
-                           **stats, **self.counts})
-                if self.cfg.valid_every and self.step % self.cfg.valid_every == 0 and self.step < self.cfg.max_steps:
-                    last_valid = self.validate()
-                    self._log({"step": self.step, "split": "valid", **last_valid})
-                if self.step == kill_at:
-                    logger.warning("ESPNET_DISTILL_KILL_AT_STEP=%d: killing this process", self.step)
-                    os.kill(os.getpid(), signal.SIGKILL)
-                over_time = False
-                if self.cfg.max_minutes > 0 and (self.step % self.cfg.log_every == 0 or self.world == 1):
-                    # all ranks stop at the same step, or the others would wait for it forever
-                    over_time = self._all_agree(time.time() - start_time > 60 * self.cfg.max_minutes)
-                if self.step % self.cfg.ckpt_every == 0 or self.step >= self.cfg.max_steps or over_time:
-                    self.save_checkpoint()
-                if over_time:
-                    logger.warning("stopping at step %d: max_minutes=%.1f reached", self.step, self.cfg.max_minutes)
-                    stop = True
-                if self.step >= self.cfg.max_steps or stop:
-                    break
-            else:
-                self.epoch += 1
-                self.batch_in_epoch = 0
-        bar.close()
+
+    def _update(self, shares: list[dict], bar: tqdm) -> dict[str, float] | None:
+        """One update from this process's ``shares``, logged; None (and no step) when the whole
+        update had no readable utterance."""
+        t0 = time.time()
+        phase = self.phase_of(self.step)
+        if phase != self.phase:
+            self._enter_phase(phase)
+        whole = [self.train_set.samples[i] for i in self.sampler.update_batch(self.epoch, self.batch_in_epoch)]
+        lr = self.scheduler.get_last_lr()[0]  # the rate this update uses
+        stats = self._train_step(shares, whole)
+        self.batch_in_epoch += 1
+        if stats is None:
+            return None
+        self.step += 1
+        bar.update(1)
+        if self.step % self.cfg.log_every == 0 or self.step == 1:
+            bar.set_postfix({k: f"{v:.3g}" for k, v in stats.items() if k in ("loss", "acc")})
+        self._log({"step": self.step, "split": "train", "epoch": self.epoch, "phase": self.phase, "lr": lr,
+                   "world": self.world, "accum_grad": self.cfg.accum_grad,
+                   "padded_seconds": len(whole) * max(whole) / SAMPLE_RATE, "step_time": time.time() - t0,
+                   **stats, **self.counts})
+        return stats
+
+    def _after_update(self, start_time: float) -> bool:
+        """Validation and checkpoint when due; whether to stop (``max_minutes`` reached)."""
+        cfg = self.cfg
+        if cfg.valid_every and self.step % cfg.valid_every == 0 and self.step < cfg.max_steps:
+            self._log({"step": self.step, "split": "valid", **self.validate()})
+        over_time = False
+        if cfg.max_minutes > 0 and (self.step % cfg.log_every == 0 or self.world == 1):
+            # all ranks stop at the same step, or the others would wait for it forever
+            over_time = self._all_agree(time.time() - start_time > 60 * cfg.max_minutes)
+        if self.step % cfg.ckpt_every == 0 or self.step >= cfg.max_steps or over_time:
+            self.save_checkpoint()
+        if over_time:
+            logger.warning("stopping at step %d: max_minutes=%.1f reached", self.step, cfg.max_minutes)
+        return over_time
+
+    def _finish(self) -> dict:
+        """The ranks checked equal, the last validation logged, the folder released. Returns it."""
         if self.world > 1:
             self.check_ranks_agree()
         last_valid = self.validate()
