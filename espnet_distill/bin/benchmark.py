@@ -24,9 +24,10 @@ code base: DIR/peer_step.py) on the same batch in the same run and prints the ra
 ONNX Runtime; ``--threads``, default 1; batch 1; ``--repeats`` utterances of ``--seconds``): ms per
 audio-second, size and peak memory, fp32 and int8 (analysis/onnx_bench.py).
 
-``--teacher-precision DATA_DIR`` measures instead how far the teacher's targets move when it runs in bf16 and
-fp16 rather than fp32 (``distill.teacher_precision: amp``), on the first ``--max-utts`` utterances of a Kaldi
-data dir: the teacher of ``--checkpoint``, or a HuBERT Base with random weights.
+``--target-drift DATA_DIR`` measures instead how far the teacher's targets move when it runs in bf16 and fp16
+rather than fp32 (what ``distill.teacher_precision: amp`` trades for speed), on the first ``--max-utts``
+utterances of a Kaldi data dir: the teacher of ``--checkpoint``, or a HuBERT Base with random weights.
+(``--teacher-precision`` is its older name.)
 """
 from __future__ import annotations
 
@@ -64,8 +65,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="--train-step: also time s3prl's DistillerForPretrain on the same batch, with DIR/peer_step.py "
                         "(the peer folder, e.g. ../shared/peers/s3prl_distiller), and print ours against it")
     p.add_argument("--compile", action="store_true", help="--train-step: the students through torch.compile")
-    p.add_argument("--teacher-precision", metavar="DATA_DIR", help="the teacher's target drift in bf16 and fp16 here")
-    p.add_argument("--max-utts", type=int, default=40, help="--teacher-precision: utterances to use")
+    p.add_argument("--target-drift", "--teacher-precision", dest="target_drift", metavar="DATA_DIR",
+                   help="how far the teacher's targets move in bf16 and fp16, on this data dir")
+    p.add_argument("--max-utts", type=int, default=40, help="--target-drift: utterances to use")
     p.add_argument("--runtime", choices=["torch", "onnx"], default="torch", help="onnx: the deployment benchmark")
     p.add_argument("--json", help="write the measured rows to this JSON file")
     p.add_argument("--markdown", help="write the table to this file")
@@ -77,15 +79,15 @@ def main(argv: list[str] | None = None) -> int:
     if a.runtime == "onnx":
         from espnet_distill.analysis.onnx_bench import onnx_table
         rows, table = onnx_table(a.seconds, a.repeats, a.threads or 1)
-    elif a.teacher_precision:
-        rows, table = precision_table(a.teacher_precision, a.checkpoint[0] if a.checkpoint else None, a.max_utts)
+    elif a.target_drift:
+        rows, table = precision_table(a.target_drift, a.checkpoint[0] if a.checkpoint else None, a.max_utts)
     elif a.train_step:
         rows, table = train_step_table(a.device, a.train_batch_seconds, a.utt_seconds, a.repeats, a.amp,
                                        a.peak_tflops, a.peer, a.compile)
     else:
         rows, table = forward_table(a.checkpoint, a.paper, a.device, a.int8, tuple(a.batch_sizes), a.seconds,
                                     a.repeats, a.teacher_name)
-    if not a.teacher_precision and a.runtime == "torch":
+    if not a.target_drift and a.runtime == "torch":
         print(f"device: {a.device}, torch threads: {torch.get_num_threads()}, torch {torch.__version__}"
               + (f", amp: {a.amp}" if a.train_step else "") + "\n")
     print(table)

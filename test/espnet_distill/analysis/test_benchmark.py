@@ -7,9 +7,11 @@ import sys
 
 import pytest
 import torch
+from helpers import make_data_dir
 
 from espnet_distill.analysis.benchmark import bench_from_hubert, bench_from_student, macs_per_second
 from espnet_distill.analysis.plots import curves
+from espnet_distill.bin import benchmark as benchmark_bin
 from espnet_distill.nn.hubert import HubertConfig, HubertModel
 from espnet_distill.student.export import save_student
 from espnet_distill.teacher.checkpoints import save_hubert
@@ -174,3 +176,16 @@ def test_deployment_benchmark_runs_each_export_in_its_runtime(tmp_path):
         assert r["mb"] > 0
     assert rows[0]["speedup_vs_teacher_fp32"] == 1.0
     assert "| tiny fbank | int8 | sherpa-onnx (WeNet CTC) |" in table
+
+
+def test_cli_target_drift_of_a_teacher_checkpoint(models, tmp_path, capsys):
+    paths, _ = models
+    data = make_data_dir(tmp_path, {f"s1-u{i}": ("s1", "a") for i in range(3)})
+    out = tmp_path / "drift.json"
+    assert benchmark_bin.main(["--target-drift", str(data), "--checkpoint", str(paths["teacher"]), "--max-utts", "2",
+                               "--json", str(out)]) == 0
+    assert f"teacher: {paths['teacher']}; 2 utterances of {data}" in capsys.readouterr().out
+    drift = json.loads(out.read_text())
+    assert sorted(drift) == ["bfloat16", "float16"]
+    assert sorted(map(int, drift["bfloat16"])) == [0, 4]  # every 4th layer and the last of the 4
+    assert 0 < drift["bfloat16"]["4"]["rel_l1"] < 0.05
