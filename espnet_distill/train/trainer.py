@@ -57,7 +57,7 @@ import signal
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Callable, Protocol, Sequence
 
 import torch
 import torch.distributed as dist
@@ -82,6 +82,7 @@ class TrainConfig:
     betas: tuple[float, float] = (0.9, 0.98)
     eps: float = 1e-8  # AdamW's epsilon (torch's default; s3prl's distiller runs 1e-6)
     weight_decay: float = 1e-6
+    no_decay: tuple[str, ...] = ()  # parameters whose name holds one of these take no weight decay (s3prl: bias)
     warmup_ratio: float = 0.07
     min_lr_ratio: float = 0.0
     grad_clip: float = 5.0
@@ -133,6 +134,8 @@ class TrainConfig:
                     "0 (off) or positive seconds")
         check_range(w, "max_nonfinite_steps", self.max_nonfinite_steps, self.max_nonfinite_steps >= 1, "at least 1")
         check_range(w, "betas", self.betas, all(0 <= b < 1 for b in self.betas), "two numbers in [0, 1)")
+        check_range(w, "no_decay", self.no_decay, all(isinstance(n, str) and n for n in self.no_decay),
+                    "a list of parameter-name substrings, e.g. [bias]")
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
@@ -185,6 +188,20 @@ def fault_injection_hooks() -> list[Callable[[int], None]]:
             os.kill(os.getpid(), signal.SIGKILL)
 
     return [kill]
+
+
+def no_decay_groups(groups: list[dict], names: dict[int, str], no_decay: Sequence[str]) -> list[dict]:
+    """Optimizer ``groups`` with each split in two, as s3prl's ``get_grouped_parameters`` does: its
+    parameters whose name (``names``: id -> name) contains one of the ``no_decay`` substrings get
+    ``weight_decay`` 0, the others keep the group's settings. Empty groups are left out."""
+    out = []
+    for g in groups:
+        params = list(g["params"])
+        kept = [p for p in params if not any(s in names[id(p)] for s in no_decay)]
+        free = [p for p in params if any(s in names[id(p)] for s in no_decay)]
+        out += [{**g, "params": kept}] if kept else []
+        out += [{**g, "params": free, "weight_decay": 0.0}] if free else []
+    return out
 
 
 def warmup_linear(step: int, total: int, warmup: int, min_ratio: float = 0.0) -> float:
@@ -302,6 +319,8 @@ class Trainer:
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         fused = {"fused": True} if self.device.type == "cuda" else {}
         groups = self.task.param_groups(phase) if hasattr(self.task, "param_groups") else [{"params": self.params}]
+        if cfg.no_decay:
+            groups = no_decay_groups(groups, {id(p): n for n, p in self.model.named_parameters()}, cfg.no_decay)
         self.optimizer = torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps,
                                            weight_decay=cfg.weight_decay, **fused)
         length = self.phase_length(phase)

@@ -20,7 +20,7 @@ from torch import nn
 from espnet_distill.checkpoint_io import safe_load
 from espnet_distill.data.audio import AudioError
 from espnet_distill.data.dataset import AudioDataset, BucketBatches, split_shares
-from espnet_distill.train.trainer import TrainConfig, Trainer
+from espnet_distill.train.trainer import TrainConfig, Trainer, no_decay_groups
 
 
 class ToyTask:
@@ -329,3 +329,30 @@ def test_compiled_student_trains_the_same_losses(toy_dir, tmp_path, monkeypatch)
     assert losses[True] == pytest.approx(losses[False], rel=1e-5)
     state = safe_load(tmp_path / "cTrue/checkpoint.pt")["model"]
     assert not any("_orig_mod" in k for k in state)
+
+
+def s3prl_grouped(named: list[tuple[str, nn.Parameter]]) -> list[dict]:
+    """s3prl's get_grouped_parameters (s3prl/optimizers.py), written out for one model: weight decay
+    0.01 unless the name holds bias, LayerNorm.bias or LayerNorm.weight."""
+    no_decay = ["bias", "LayerNorm.bias", "LayerNorm.weight"]
+    return [{"params": [p for n, p in named if not any(nd in n for nd in no_decay)], "weight_decay": 0.01},
+            {"params": [p for n, p in named if any(nd in n for nd in no_decay)], "weight_decay": 0.0}]
+
+
+def test_no_decay_groups_are_s3prls_and_leave_biases_undecayed(toy_dir, tmp_path):
+    model = nn.ModuleDict({"proj": nn.Linear(3, 2), "layer_norm": nn.LayerNorm(2)})
+    names = {id(p): n for n, p in model.named_parameters()}
+    ours = no_decay_groups([{"params": list(model.parameters()), "weight_decay": 0.01}], names, ["bias"])
+    theirs = s3prl_grouped(list(model.named_parameters()))
+    assert [([names[id(p)] for p in g["params"]], g["weight_decay"]) for g in ours] == \
+        [([names[id(p)] for p in g["params"]], g["weight_decay"]) for g in theirs]
+    assert [names[id(p)] for p in ours[0]["params"]] == ["proj.weight", "layer_norm.weight"]  # fairseq's names
+    # in a run: train.no_decay takes the biases out of the decay, the weights keep train.weight_decay
+    for no_decay, bias_decays in (([], True), (["bias"], False)):
+        task = ToyTask()
+        trainer, _ = run(task, toy_dir, tmp_path / f"run{len(no_decay)}", weight_decay=0.5, no_decay=no_decay,
+                         max_steps=1)
+        name_of = {id(p): n for n, p in task.model.named_parameters()}
+        decays = {name_of[id(p)]: g["weight_decay"] for g in trainer.optimizer.param_groups for p in g["params"]}
+        assert decays["first.weight"] == 0.5
+        assert (decays["first.bias"] == 0.5) == bias_decays
