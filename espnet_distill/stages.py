@@ -29,15 +29,27 @@ from espnet_distill.data.fingerprint import data_key
 logger = logging.getLogger(__name__)
 
 
+def option(env: Mapping[str, str], name: str) -> str:
+    """The recipe option ``name`` from ``env``; a clear KeyError when the recipe did not pass it."""
+    if name not in env:
+        raise KeyError(f"option {name} is not in the environment (the recipe exports it)")
+    return env[name]
+
+
 def words(env: Mapping[str, str], name: str) -> list[str]:
-    return env[name].split()
+    return option(env, name).split()
+
+
+def asr_config_for(env: Mapping[str, str], finetune_set: str) -> str:
+    """The ESPnet config for fine-tuning on ``finetune_set``: its ``asr_set_configs`` entry
+    (``SET=CONFIG ...``), else ``asr_config``."""
+    per_set = dict(pair.split("=", 1) for pair in words(env, "asr_set_configs") if "=" in pair)
+    return per_set.get(finetune_set, option(env, "asr_config"))
 
 
 def asr_configs(env: Mapping[str, str]) -> list[str]:
-    """The fine-tuning configs: per set of ``finetune_sets`` its ``asr_set_configs`` entry
-    (``SET=CONFIG``), else ``asr_config``; each once."""
-    per_set = dict(pair.split("=", 1) for pair in words(env, "asr_set_configs") if "=" in pair)
-    return list(dict.fromkeys(per_set.get(s, env["asr_config"]) for s in words(env, "finetune_sets")))
+    """The fine-tuning configs of all ``finetune_sets``, each once."""
+    return list(dict.fromkeys(asr_config_for(env, s) for s in words(env, "finetune_sets")))
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """The bookkeeping of distill.sh's stages (espnet_distill/stages.py says what each stage reads).
 
-    python -m espnet_distill.bin.stage begin NUM   # prints run or skip; moves or resumes earlier results
-    python -m espnet_distill.bin.stage end NUM     # writes EXPDIR/<stage>/.done
+    python -m espnet_distill.bin.stage begin NUM       # prints run or skip; moves or resumes earlier results
+    python -m espnet_distill.bin.stage end NUM         # writes EXPDIR/<stage>/.done
+    python -m espnet_distill.bin.stage asr-config SET  # prints the ESPnet config that fine-tunes on SET
 
 The recipe's options come from the environment (distill.sh exports them). An option a stage
 declares but the environment lacks, or a file system error, exits 1 with one line.
@@ -13,22 +14,30 @@ import os
 import sys
 
 from espnet_distill.bin import new_parser, setup_logging
-from espnet_distill.stages import STAGES, begin, end
+from espnet_distill.stages import STAGES, asr_config_for, begin, end
 
 COMMANDS = {"begin": lambda num: print("run" if begin(num, os.environ) else "skip"),
-            "end": lambda num: end(num, os.environ)}
+            "end": lambda num: end(num, os.environ),
+            "asr-config": lambda finetune_set: print(asr_config_for(os.environ, finetune_set))}
 
 
 def main(argv: list[str] | None = None) -> int:
     setup_logging()
     p = new_parser("stage", __doc__)
-    p.add_argument("cmd", choices=sorted(COMMANDS), help="begin: run or skip the stage; end: mark it finished")
-    p.add_argument("num", type=int, choices=sorted(STAGES), help="stage number")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    for cmd, what in (("begin", "run or skip the stage"), ("end", "mark the stage finished")):
+        sub.add_parser(cmd, help=what).add_argument("arg", type=int, choices=sorted(STAGES), metavar="NUM",
+                                                    help=f"stage number ({min(STAGES)}-{max(STAGES)})")
+    sub.add_parser("asr-config", help="the fine-tuning config of a set (asr_set_configs, else asr_config)") \
+        .add_argument("arg", metavar="SET", help="a set of finetune_sets")
     a = p.parse_args(argv)
     try:
-        COMMANDS[a.cmd](a.num)
-    except (KeyError, OSError) as e:
-        logging.error("stage %d: %s", a.num, e)
+        COMMANDS[a.cmd](a.arg)
+    except KeyError as e:  # str() of a KeyError quotes its message
+        logging.error("stage %s %s: %s", a.cmd, a.arg, e.args[0])
+        return 1
+    except OSError as e:
+        logging.error("stage %s %s: %s", a.cmd, a.arg, e)
         return 1
     return 0
 

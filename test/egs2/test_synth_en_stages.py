@@ -84,7 +84,8 @@ def test_stages_1_to_6_tiny(copy_stage1):
     p = subprocess.run(args, cwd=r, env=recipe_env(), capture_output=True, text=True)
     assert p.returncode == 0, p.stderr[-4000:]
     assert f"dropped 1 longer than {limit:g} s" in p.stderr
-    assert "ASR fine-tuning fbank_tiny on train_1min_messy (conf/asr/tiny.yaml, seed 1)" in p.stderr
+    tuned = yaml.safe_load((r / "exp/asr/fbank_tiny_train_1min_messy_seed1/config.yaml").read_text())
+    assert (tuned["seed"], tuned["optim_conf"]["lr"]) == (1, ASR["optim_conf"]["lr"])  # --asr_set_configs' config
     dumped = r / "dump/raw/train_1min_messy"
     assert len((dumped / "dropped").read_text().splitlines()) == 1
     assert [line.split(maxsplit=1)[1] for line in (dumped / "text").read_text().splitlines()][0].endswith(" she said")

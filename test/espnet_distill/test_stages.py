@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from helpers import make_data_dir, write_wav
 
-from espnet_distill.stages import STAGES, begin, end, stage_key
+from espnet_distill.bin import stage as stage_bin
+from espnet_distill.stages import STAGES, asr_config_for, asr_configs, begin, end, stage_key
 
 DISTILL_SH = Path(__file__).resolve().parents[2] / "egs2/TEMPLATE/distill1/distill.sh"
 
@@ -83,3 +84,18 @@ def test_distill_sh_exports_every_option_a_stage_reads():
     declared |= {"stage", "stop_stage", "force", "expdir", "datadir", "results_md", "asr_config", "asr_set_configs",
                  "finetune_sets"}
     assert declared <= exported, declared - exported
+
+
+def test_each_fine_tuning_set_has_one_config(capsys, caplog, monkeypatch):
+    env = {"asr_config": "conf/asr/ctc.yaml", "asr_set_configs": "clean=conf/asr/a.yaml other=conf/asr/b.yaml",
+           "finetune_sets": "clean noisy other noisy2"}
+    assert [asr_config_for(env, s) for s in ("clean", "noisy", "other")] == \
+        ["conf/asr/a.yaml", "conf/asr/ctc.yaml", "conf/asr/b.yaml"]
+    assert asr_configs(env) == ["conf/asr/a.yaml", "conf/asr/ctc.yaml", "conf/asr/b.yaml"]  # the stage-5 key's
+    for name, value in env.items():  # what distill.sh's asr_config_for prints
+        monkeypatch.setenv(name, value)
+    assert stage_bin.main(["asr-config", "other"]) == 0
+    assert capsys.readouterr().out == "conf/asr/b.yaml\n"
+    monkeypatch.delenv("asr_set_configs")
+    assert stage_bin.main(["asr-config", "other"]) == 1
+    assert "option asr_set_configs is not in the environment" in caplog.text

@@ -176,14 +176,18 @@ else
     espnet_dist_opts="--ngpu ${ngpu}"
 fi
 
-# asr_config_for SET: the ESPnet config for fine-tuning on SET (asr_set_configs, else asr_config).
-asr_config_for() {
-    local pair
-    for pair in ${asr_set_configs}; do
-        if [ "${pair%%=*}" = "$1" ]; then echo "${pair#*=}"; return 0; fi
-    done
-    echo "${asr_config}"
-}
+# The stages' bookkeeping is bin/stage's (espnet_distill/stages.py: what each stage's key reads,
+# the .done markers, moving finished results aside, reproduce.sh). It reads these options:
+export stage stop_stage force expdir datadir results_md local_data_opts teacher_config distill_configs \
+    fbank_configs distill_args asr_config asr_set_configs asr_scratch_config asr_teacher asr_args asr_seeds \
+    token_type nbpe speed_perturb_factors text_norm_opts min_wav_duration max_wav_duration inference_config \
+    inference_args int8_inference export_onnx grammar inference_asr_model train_set valid_set test_sets finetune_sets
+export run_args=${_run_args}
+# asr_config_for SET: the ESPnet config for fine-tuning on SET (asr_set_configs, else asr_config)
+asr_config_for() { python -m espnet_distill.bin.stage asr-config "$1"; }
+# The students of stages 3 and 4, and the options that name them
+declare -A stage_configs=([3]="${distill_configs}" [4]="${fbank_configs}")
+declare -A stage_configs_option=([3]=--distill_configs [4]=--fbank_configs)
 
 # Every option and config a stage in range reads is checked here, before any stage moves earlier
 # results aside: a mistyped name fails at once and leaves exp/ as it was.
@@ -198,11 +202,10 @@ if in_range 2; then
         || { log "Error: --teacher_config ${teacher_config} is not a valid teacher config (see above)"; exit 2; }
 fi
 for num in 3 4; do
-    if [ "${num}" = 3 ]; then configs=${distill_configs}; else configs=${fbank_configs}; fi
     in_range "${num}" || continue
     # shellcheck disable=SC2086
-    check_file "--$([ "${num}" = 3 ] && echo distill || echo fbank)_configs" ${configs}
-    for config in ${configs}; do  # the config with the --set overrides of --distill_args
+    check_file "${stage_configs_option[${num}]}" ${stage_configs[${num}]}
+    for config in ${stage_configs[${num}]}; do  # the config with the --set overrides of --distill_args
         # shellcheck disable=SC2086
         python -m espnet_distill.bin.distill_train --config "${config}" --teacher - --train-dir - --valid-dir - \
             --outdir - ${distill_args} --check-config \
@@ -228,13 +231,6 @@ if in_range 6; then
     [ -z "${grammar}" ] || check_file --grammar "${grammar}"
 fi
 
-# The stages' bookkeeping is bin/stage's (espnet_distill/stages.py: what each stage's key reads,
-# the .done markers, moving finished results aside, reproduce.sh). It reads these options:
-export stage stop_stage force expdir datadir results_md local_data_opts teacher_config distill_configs \
-    fbank_configs distill_args asr_config asr_set_configs asr_scratch_config asr_teacher asr_args asr_seeds \
-    token_type nbpe speed_perturb_factors text_norm_opts min_wav_duration max_wav_duration inference_config \
-    inference_args int8_inference export_onnx grammar inference_asr_model train_set valid_set test_sets finetune_sets
-export run_args=${_run_args}
 # stage_begin NUM: 0 (run) when stage NUM is in range and not finished with the same key, else 1
 stage_begin() {
     local said
@@ -374,10 +370,9 @@ distill_one() {
 }
 
 for num in 3 4; do
-    if [ "${num}" = 3 ]; then configs=${distill_configs}; else configs=${fbank_configs}; fi
     if stage_begin "${num}"; then
         [ -f "${teacher_dir}/teacher.yaml" ] || { log "Error: no ${teacher_dir}/teacher.yaml: run stage 2 first"; exit 1; }
-        for config in ${configs}; do
+        for config in ${stage_configs[${num}]}; do
             distill_one "$(basename "${config}" .yaml)" "${config}"
         done
         stage_end "${num}"
@@ -530,42 +525,43 @@ if stage_begin 5; then
 fi
 
 # ---------------------------------------------------------------------------- 6. score
-# score_hyps OUT: score OUT/text against set ${x} (sclite WER and CER into OUT)
+# score_hyps OUT SET: score OUT/text against SET (sclite WER and CER into OUT)
 score_hyps() {
     # shellcheck disable=SC2086
-    python -m espnet_distill.bin.score --ref "${raw}/${x}/text" --hyp "$1/text" \
-        --utt2spk "${raw}/${x}/utt2spk" --outdir "$1" ${text_norm_opts}
+    python -m espnet_distill.bin.score --ref "${raw}/$2/text" --hyp "$1/text" \
+        --utt2spk "${raw}/$2/utt2spk" --outdir "$1" ${text_norm_opts}
 }
 
-# ctc_decode KIND LAUNCHER WHAT [asr_decode options]: CTC decoding of every test set with
-# ${model} of ${d}, merged into ${d}/decode_KIND_<set>/text and scored. Each of the ${ctc_nj}
-# jobs decodes its part of every set in one process (ESPnet's start-up is seconds per process).
+# ctc_decode EXP MODEL KIND LAUNCHER WHAT [asr_decode options]: CTC decoding of every test set with
+# the model file MODEL of the experiment EXP, merged into EXP/decode_KIND_<set>/text and scored. Each
+# of the ${ctc_nj} jobs decodes its part of every set in one process (ESPnet's start-up is seconds
+# per process).
 ctc_decode() {
-    local kind=$1 launcher=$2 what=$3 n x out dirs="" outs=""
-    shift 3
+    local exp=$1 model=$2 kind=$3 launcher=$4 what=$5 n x out dirs="" outs=""
+    shift 5
     for x in ${test_sets}; do
-        rm -rf "${d}/decode_${kind}_${x}/split"
-        mkdir -p "${d}/decode_${kind}_${x}/split"
+        rm -rf "${exp}/decode_${kind}_${x}/split"
+        mkdir -p "${exp}/decode_${kind}_${x}/split"
         dirs+=" ${raw}/${x}"
-        outs+=" ${d}/decode_${kind}_${x}/split/text.JOB"
+        outs+=" ${exp}/decode_${kind}_${x}/split/text.JOB"
     done
-    log "Decoding ${test_sets} with ${name}_${ft} (${what}, ${ctc_nj} jobs)"
+    log "Decoding ${test_sets} with ${exp##*/} (${what}, ${ctc_nj} jobs)"
     # shellcheck disable=SC2086
-    in_group ${launcher} JOB=1:"${ctc_nj}" "${d}/decode_log/${kind}.JOB.log" \
-        python -m espnet_distill.bin.asr_decode --asr-config "${d}/config.yaml" --asr-model "${model}" \
+    in_group ${launcher} JOB=1:"${ctc_nj}" "${exp}/decode_log/${kind}.JOB.log" \
+        python -m espnet_distill.bin.asr_decode --asr-config "${exp}/config.yaml" --asr-model "${model}" \
         --data-dir ${dirs} --out ${outs} --shard JOB --num-shards "${ctc_nj}" "$@" ${bpe_opt}
     for x in ${test_sets}; do
-        out=${d}/decode_${kind}_${x}
+        out=${exp}/decode_${kind}_${x}
         for n in $(seq "${ctc_nj}"); do cat "${out}/split/text.${n}"; done | sort > "${out}/text"
-        score_hyps "${out}"
+        score_hyps "${out}" "${x}"
     done
 }
 
-# att_decode SET: attention beam search (espnet2's asr_inference) of SET with ${model} of ${d} in
-# ${set_nj[SET]} jobs, merged into ${d}/decode_att_beam_SET/text and scored
+# att_decode EXP MODEL SET: attention beam search (espnet2's asr_inference) of SET with the model
+# file MODEL of EXP in ${set_nj[SET]} jobs, merged into EXP/decode_att_beam_SET/text and scored
 att_decode() {
-    local x=$1 n out=${d}/decode_att_beam_$1 x_nj=${set_nj[$1]}
-    log "Decoding ${x} with ${name}_${ft} (attention beam search, ${x_nj} jobs, ${infer_device})"
+    local exp=$1 model=$2 x=$3 n out=$1/decode_att_beam_$3 x_nj=${set_nj[$3]}
+    log "Decoding ${x} with ${exp##*/} (attention beam search, ${x_nj} jobs, ${infer_device})"
     rm -rf "${out}/split"
     mkdir -p "${out}/split"
     # shellcheck disable=SC2046
@@ -573,51 +569,53 @@ att_decode() {
     # shellcheck disable=SC2086
     in_group ${infer_cmd} JOB=1:"${x_nj}" "${out}/log/decode.JOB.log" \
         python -m espnet_distill.bin.asr_inference --config "${inference_config}" \
-        --asr_train_config "${d}/config.yaml" --asr_model_file "${model}" \
+        --asr_train_config "${exp}/config.yaml" --asr_model_file "${model}" \
         --data_path_and_name_and_type "${raw}/${x}/wav.scp,speech,sound" \
         --key_file "${out}/split/keys.JOB" --output_dir "${out}/split/output.JOB" --ngpu "${infer_ngpu}" \
         ${inference_args}
     for n in $(seq "${x_nj}"); do cat "${out}/split/output.${n}/1best_recog/text"; done | sort > "${out}/text"
-    score_hyps "${out}"
+    score_hyps "${out}" "${x}"
 }
 
-# decode_model: every decoding of the model in ${d} (globals: d, name, ft), then its RESULTS.md
-# onnx_decode: ${d} exported to ${asr_dir}/onnx/<model> (bin/export --to sherpa-onnx) and every test
-# set decoded by the folder's own transcribe.py (no torch), fp32 and int8, one thread, one utterance
-# at a time: decode_onnx_{fp32,int8}_<set>/{text,stats.json} (stats: real-time factor, peak memory).
+# onnx_decode EXP MODEL: EXP with its model file MODEL exported to ${asr_dir}/onnx/<EXP's name>
+# (bin/export --to sherpa-onnx) and every test set decoded by the folder's own transcribe.py (no
+# torch), fp32 and int8, one thread, one utterance at a time: EXP/decode_onnx_{fp32,int8}_<set>/
+# {text,stats.json} (stats: real-time factor, peak memory).
 onnx_decode() {
-    local out=${asr_dir}/onnx/${d##*/} kind x dir
-    log "Exporting ${d##*/} for sherpa-onnx / ONNX Runtime: ${out}"
-    python -m espnet_distill.bin.export --to sherpa-onnx "${d}" "${out}" --model-file "${model}" --overwrite
+    local exp=$1 model=$2 out=${asr_dir}/onnx/${1##*/} kind x dir
+    log "Exporting ${exp##*/} for sherpa-onnx / ONNX Runtime: ${out}"
+    python -m espnet_distill.bin.export --to sherpa-onnx "${exp}" "${out}" --model-file "${model}" --overwrite
     for kind in fp32 int8; do
         for x in ${test_sets}; do
-            dir=${d}/decode_onnx_${kind}_${x}
+            dir=${exp}/decode_onnx_${kind}_${x}
             mkdir -p "${dir}"
             log "Decoding ${x} with ${out} (${kind}, ${out}/transcribe.py)"
             python "${out}/transcribe.py" --scp "${raw}/${x}/wav.scp" --out "${dir}/text" --stats "${dir}/stats.json" \
                 --threads 1 $([ "${kind}" = fp32 ] || echo --int8)
-            score_hyps "${dir}"
+            score_hyps "${dir}" "${x}"
         done
     done
 }
 
+# decode_model EXP: every decoding of the fine-tuned experiment EXP, then EXP/RESULTS.md
 decode_model() {
-    local x has_decoder
-    model=$(python -m espnet_distill.bin.experiment model-file "${d}" --name "${inference_asr_model}")
-    has_decoder=$(python -m espnet_distill.bin.experiment has-decoder "${d}")
-    ctc_decode ctc_greedy "${infer_cmd}" "CTC greedy, ${infer_device}" --device "${infer_device}"
+    local exp=$1 x model has_decoder
+    model=$(python -m espnet_distill.bin.experiment model-file "${exp}" --name "${inference_asr_model}")
+    has_decoder=$(python -m espnet_distill.bin.experiment has-decoder "${exp}")
+    ctc_decode "${exp}" "${model}" ctc_greedy "${infer_cmd}" "CTC greedy, ${infer_device}" --device "${infer_device}"
     if [ -n "${grammar}" ]; then  # the transcript of the grammar of highest CTC likelihood
-        ctc_decode ctc_grammar "${infer_cmd}" "CTC, grammar ${grammar}, ${infer_device}" \
+        ctc_decode "${exp}" "${model}" ctc_grammar "${infer_cmd}" "CTC, grammar ${grammar}, ${infer_device}" \
             --device "${infer_device}" --grammar "${grammar}"
     fi
     if ${int8_inference}; then  # as a CPU deployment runs it: int8 linear layers
-        ctc_decode ctc_greedy_int8 "${decode_cmd}" "CTC greedy, int8 linear layers, cpu" --device cpu --quantize int8
+        ctc_decode "${exp}" "${model}" ctc_greedy_int8 "${decode_cmd}" "CTC greedy, int8 linear layers, cpu" \
+            --device cpu --quantize int8
     fi
     if ${has_decoder}; then  # CTC-only models have no decoder
-        for x in ${test_sets}; do att_decode "${x}"; done
+        for x in ${test_sets}; do att_decode "${exp}" "${model}" "${x}"; done
     fi
-    if ${export_onnx}; then onnx_decode; fi
-    python -m espnet_distill.bin.make_results exp-table --exp "${d}" --out "${d}/RESULTS.md"
+    if ${export_onnx}; then onnx_decode "${exp}" "${model}"; fi
+    python -m espnet_distill.bin.make_results exp-table --exp "${exp}" --out "${exp}/RESULTS.md"
 }
 
 if stage_begin 6; then
@@ -640,8 +638,7 @@ if stage_begin 6; then
     while read -r name ckpt <&3; do
         frontend_ckpts+=" ${ckpt}"
         for ft in ${finetune_sets}; do for seed in ${asr_seeds}; do
-            d=${asr_dir}/${name}_${ft}$(seed_suffix "${seed}")
-            decode_model
+            decode_model "${asr_dir}/${name}_${ft}$(seed_suffix "${seed}")"
         done; done
     done 3< <(asr_frontends)
     log "Benchmarking the frontends (forward time per second of audio)"
