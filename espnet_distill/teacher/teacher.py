@@ -6,7 +6,9 @@
     out.mask     # (B, T) bool, True on valid frames
     out.logits   # (B, T, C) cos(final_proj(h_L), e_c) / tau, or None without a codebook head
 
-A teacher is frozen, always in eval mode (dropout and layer drop off) and runs under no_grad.
+A teacher is frozen, in eval mode (dropout and layer drop off) and runs under no_grad; inside
+``with teacher.dropout_on():`` its dropouts act (layer drop stays off), as s3prl's distiller
+runs its teacher (``distill.teacher_mode: train``).
 Backends are chosen by the ``backend`` key of ``conf/teacher/*.yaml`` (registry ``BACKENDS``).
 """
 from __future__ import annotations
@@ -56,10 +58,23 @@ class Teacher(nn.Module, metaclass=abc.ABCMeta):
     def _freeze(self) -> None:
         for p in self.parameters():
             p.requires_grad_(False)
+        for m in self.modules():  # layer drop off for good (HuBERT's encoder, s3prl's and fairseq's too)
+            if isinstance(getattr(m, "layerdrop", None), float):
+                m.layerdrop = 0.0
         super().train(False)
 
-    def train(self, mode: bool = True) -> "Teacher":  # a teacher never leaves eval mode
+    def train(self, mode: bool = True) -> "Teacher":  # a teacher leaves eval mode only in dropout_on()
         return super().train(False)
+
+    @contextlib.contextmanager
+    def dropout_on(self) -> Iterator[None]:
+        """The teacher in train mode for the block (its dropouts act; layer drop stays off), then back
+        in eval mode."""
+        nn.Module.train(self, True)
+        try:
+            yield
+        finally:
+            nn.Module.train(self, False)
 
     @property
     @abc.abstractmethod

@@ -12,6 +12,7 @@ epochs, which is exact because the teacher is deterministic and pad-invariant.
 from __future__ import annotations
 
 import logging
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, replace
 
 import torch
@@ -31,6 +32,10 @@ logger = logging.getLogger(__name__)
 #   fp32: outside autocast, in fp32, as s3prl's distiller runs its teacher (the authors' choice);
 #   amp:  its weights cast once to the autocast dtype (faster; targets rounded).
 TEACHER_PRECISIONS = ("fp32", "amp")
+# How the teacher makes the training targets (validation always runs it in eval mode):
+#   eval:  dropouts off, the same targets every time (they can be cached; our default);
+#   train: its dropouts on (layer drop off), as s3prl's runner leaves it (upstream.train()).
+TEACHER_MODES = ("eval", "train")
 
 
 @dataclass
@@ -42,6 +47,7 @@ class DistillConfig:
     fe_adapt_steps: int = 0  # front-end adaptation updates before distillation (fbank students)
     cache_teacher: bool = False  # keep the teacher's outputs per utterance (corpora that fit in memory)
     teacher_precision: str = "fp32"  # TEACHER_PRECISIONS key: fp32 (the authors' choice) | amp
+    teacher_mode: str = "eval"  # TEACHER_MODES key: eval | train (the authors' code: dropouts on the targets)
     cmvn_utts: int = 500  # utterances for the fbank front-end's global CMVN
 
     def __post_init__(self) -> None:
@@ -51,6 +57,11 @@ class DistillConfig:
         check_range("distill", "cmvn_utts", self.cmvn_utts, self.cmvn_utts >= 1, "at least 1")
         check_range("distill", "teacher_precision", self.teacher_precision,
                     self.teacher_precision in TEACHER_PRECISIONS, " or ".join(TEACHER_PRECISIONS))
+        check_range("distill", "teacher_mode", self.teacher_mode, self.teacher_mode in TEACHER_MODES,
+                    " or ".join(TEACHER_MODES))
+        if self.teacher_mode == "train" and self.cache_teacher:
+            raise ConfigError("distill.cache_teacher: true needs distill.teacher_mode: eval (cached targets would "
+                              "keep one draw of the teacher's dropouts)")
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "DistillConfig":
@@ -272,9 +283,10 @@ class DistillTask:
         self.teacher.to(device)
         return self
 
-    def teacher_outputs(self, batch: dict, num_layers: int | None = None) -> TeacherOutput:
+    def teacher_outputs(self, batch: dict, num_layers: int | None = None, training: bool = False) -> TeacherOutput:
         """The teacher's outputs for a batch (from the cache when there is one); ``num_layers=0``:
-        its layer-0 input only (front-end adaptation needs nothing else)."""
+        its layer-0 input only (front-end adaptation needs nothing else); ``training``: targets of
+        an update, made with the teacher's dropouts on under ``teacher_mode: train``."""
         device = batch["wav"].device.type
         dtype = torch.float32
         if self.teacher_precision == "amp" and torch.is_autocast_enabled(device):
@@ -285,14 +297,15 @@ class DistillTask:
             if dtype != self._teacher_dtype:  # cast once, not on every step
                 self.teacher.to(dtype)
                 self._teacher_dtype = dtype
-            with torch.no_grad():  # not inference mode: the targets enter the student's autograd graph
+            dropout = self.teacher.dropout_on() if training and self.conf.teacher_mode == "train" else nullcontext()
+            with torch.no_grad(), dropout:  # not inference mode: the targets enter the student's autograd graph
                 return self.teacher(batch["wav"].to(dtype), batch["lengths"], utt_ids=batch["utt"],
                                     num_layers=num_layers, lengths_cpu=batch.get("lengths_cpu"))
 
     def training_step(self, batch: dict, step: int) -> dict[str, Sum]:
         """The update's terms as Sums over this batch's valid frames: ``loss`` (differentiable) and
         detached statistics (``reg``, ``l1_<n>``, ``cos_<n>``, ``disc``; ``fe_l1`` while adapting)."""
-        t = self.teacher_outputs(batch, num_layers=0 if step < self.fe_adapt_steps else None)
+        t = self.teacher_outputs(batch, num_layers=0 if step < self.fe_adapt_steps else None, training=True)
         if step < self.fe_adapt_steps:
             pred, mask = self.model.frontend_adapt(batch["wav"], batch["lengths"])
             n = min(pred.shape[1], t.mask.shape[1])

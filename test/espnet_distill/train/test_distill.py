@@ -8,7 +8,7 @@ from helpers import tiny_student_conf, tiny_teacher, toy_batch
 
 from espnet_distill.config import ConfigError
 from espnet_distill.losses import mean
-from espnet_distill.train.distill import DistillTask, build_student, l_disc_weight
+from espnet_distill.train.distill import DistillConfig, DistillTask, build_student, l_disc_weight
 
 
 @pytest.mark.parametrize("disc", ["type1", "type2", "type3"])
@@ -101,6 +101,33 @@ def test_teacher_precision_under_autocast():
         assert torch.isfinite(mean(terms["loss"]))
     with pytest.raises(ConfigError, match="distill.teacher_precision"):
         DistillTask(*_student_and_teacher(), teacher_precision="fp16")
+
+
+def test_teacher_mode_train_puts_its_dropouts_on_the_training_targets_only():
+    """train: as s3prl's runner, which calls upstream.train() on the distiller and its frozen teacher
+    (layer drop zeroed): the update's targets are the teacher's train-mode forward with the same
+    random draws; validation, and teacher_mode eval, see the eval-mode targets."""
+    batch = toy_batch()
+    task = DistillTask(*_student_and_teacher(), teacher_mode="train")
+    model = task.teacher.model
+    assert model.encoder.layerdrop == 0.0 and model.cfg.dropout > 0
+    ref = task.teacher_outputs(batch)  # validation
+    torch.manual_seed(1)
+    noisy = task.teacher_outputs(batch, training=True)
+    assert not any(m.training for m in task.teacher.modules())  # back in eval mode
+    torch.manual_seed(1)
+    with torch.no_grad():
+        model.train()
+        theirs, _ = model(batch["wav"], batch["lengths"])
+        model.eval()
+    m = ref.mask
+    assert torch.equal(noisy.hidden[4][m], theirs[4][m])
+    assert not torch.allclose(noisy.hidden[4][m], ref.hidden[4][m])
+    assert torch.equal(task.teacher_outputs(batch).hidden[4][m], ref.hidden[4][m])
+    plain = DistillTask(*_student_and_teacher())  # eval (the default)
+    assert torch.equal(plain.teacher_outputs(batch, training=True).hidden[4][m], ref.hidden[4][m])
+    with pytest.raises(ConfigError, match="cache_teacher: true needs distill.teacher_mode: eval"):
+        DistillConfig.from_dict({"teacher_mode": "train", "cache_teacher": True})
 
 
 def _student_and_teacher():
