@@ -19,11 +19,32 @@ import torch
 from torch import nn
 
 from espnet_distill.config import check_range, from_dict
-from espnet_distill.nn.hubert import TransformerEncoder
+from espnet_distill.nn.hubert import SelfAttention, TransformerEncoder
 from espnet_distill.student.frontend import FRONTENDS
 from espnet_distill.student.heads import build_disc_head, build_pred_head
 
 logger = logging.getLogger(__name__)
+
+
+def bert_init(encoder: nn.Module) -> None:
+    """fairseq's ``init_bert_params`` over ``encoder`` (what the authors' fork applies to its
+    TransformerEncoder, docs/fidelity.md): every Linear N(0, 0.02) with a zero bias, then each
+    attention block's q, k and v weights drawn again from N(0, 0.02), in ``nn.Module.apply`` order."""
+    def init(module: nn.Module) -> None:
+        if isinstance(module, nn.Linear):
+            module.weight.data.normal_(0.0, 0.02)
+            if module.bias is not None:
+                module.bias.data.zero_()
+        if isinstance(module, SelfAttention):
+            for proj in (module.q_proj, module.k_proj, module.v_proj):
+                proj.weight.data.normal_(0.0, 0.02)
+
+    encoder.apply(init)
+
+
+# StudentConfig.encoder_init: how the transformer's layers start before init: copies any ("pytorch":
+# nn.Linear's own uniform init)
+ENCODER_INITS = {"pytorch": lambda encoder: None, "bert": bert_init}
 
 
 @dataclass
@@ -41,6 +62,7 @@ class StudentConfig:
     dropout: float = 0.1
     attention_dropout: float = 0.1
     activation_dropout: float = 0.1
+    encoder_init: str = "pytorch"  # ENCODER_INITS key: pytorch | bert (the authors' fork: init_bert_params)
     pred_head: str = "layer-wise"  # expand-last | layer-wise
     pred_targets: list | None = None  # expand-last: teacher layers, e.g. [4, 8, 12]
     layer_map: dict | None = None  # layer-wise: {student layer: teacher layer}; default i -> i
@@ -59,6 +81,8 @@ class StudentConfig:
     def __post_init__(self) -> None:
         w = "student"
         check_range(w, "frontend", self.frontend, self.frontend in FRONTENDS, " or ".join(sorted(FRONTENDS)))
+        check_range(w, "encoder_init", self.encoder_init, self.encoder_init in ENCODER_INITS,
+                    " or ".join(sorted(ENCODER_INITS)))
         for key in ("dim", "ffn_dim", "num_layers", "num_heads"):
             check_range(w, key, getattr(self, key), getattr(self, key) >= 1, "at least 1")
         if self.head_dim == 0:
@@ -103,6 +127,7 @@ class Student(nn.Module):
                                           cfg.layer_heads or cfg.num_heads, cfg.conv_pos, cfg.conv_pos_groups,
                                           cfg.dropout, cfg.attention_dropout, cfg.activation_dropout,
                                           cfg.layer_norm_first, head_dim=cfg.head_dim or None)
+        ENCODER_INITS[cfg.encoder_init](self.encoder)
         self.pred_head = build_pred_head(cfg.pred_head, cfg.dim, cfg.teacher_dim, cfg.num_layers, cfg.teacher_layers,
                                          cfg.pred_targets, cfg.layer_map, cfg.pred_inter_dim)
         self.disc_head = None

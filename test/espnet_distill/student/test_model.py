@@ -9,7 +9,8 @@ import yaml
 from helpers import tiny_student_conf, tiny_teacher, toy_batch
 
 from espnet_distill.checkpoint_io import CheckpointError
-from espnet_distill.nn.hubert import HubertConfig, HubertModel
+from espnet_distill.nn.hubert import HubertConfig, HubertModel, SelfAttention
+from espnet_distill.student import model as student_model
 from espnet_distill.student.export import export_distiller_local, load_student, save_student
 from espnet_distill.student.model import Student, StudentConfig
 from espnet_distill.teacher.teacher import HubertTeacher
@@ -159,3 +160,33 @@ def test_type3_cosine_is_the_authors_type3():
     logits[1:][(pos == negs).all(-1)] = float("-inf")
     fork = F.cross_entropy(logits.T, torch.zeros(10, dtype=torch.long))
     assert float(ours) == pytest.approx(float(fork), rel=1e-5)
+
+
+def fork_init_bert_params(module: torch.nn.Module) -> None:
+    """The fork's init_bert_params (TCL606/s3prl, upstream/distiller_fbank/module.py), written out for
+    our attention block, which plays fairseq's MultiheadAttention."""
+    if isinstance(module, torch.nn.Linear):
+        module.weight.data.normal_(mean=0.0, std=0.02)
+        if module.bias is not None:
+            module.bias.data.zero_()
+    if isinstance(module, SelfAttention):
+        for proj in (module.q_proj, module.k_proj, module.v_proj):
+            proj.weight.data.normal_(mean=0.0, std=0.02)
+
+
+def test_bert_encoder_init_is_the_forks_init_bert_params(monkeypatch):
+    conf = {**tiny_student_conf("fbank")["student"], "dim": 64, "ffn_dim": 128, "num_heads": 4,
+            "encoder_init": "bert"}
+    torch.manual_seed(0)
+    ours = Student(StudentConfig.from_dict(conf)).state_dict()
+    monkeypatch.setitem(student_model.ENCODER_INITS, "bert", lambda enc: enc.apply(fork_init_bert_params))
+    torch.manual_seed(0)
+    theirs = Student(StudentConfig.from_dict(conf)).state_dict()
+    assert list(ours) == list(theirs)
+    for name in ours:
+        assert torch.equal(ours[name], theirs[name]), name
+    linear = [k for k in ours if k.startswith("encoder.layers.") and k.endswith(("fc1.weight", "q_proj.weight"))]
+    assert abs(float(torch.cat([ours[k].flatten() for k in linear]).std()) - 0.02) < 0.002
+    assert all(float(ours[k.replace("weight", "bias")].abs().max()) == 0 for k in linear)
+    with pytest.raises(Exception, match="student.encoder_init"):
+        StudentConfig.from_dict({**conf, "encoder_init": "xavier"})
