@@ -24,10 +24,9 @@ code base: DIR/peer_step.py) on the same batch in the same run and prints the ra
 ONNX Runtime; ``--threads``, default 1; batch 1; ``--repeats`` utterances of ``--seconds``): ms per
 audio-second, size and peak memory, fp32 and int8 (analysis/onnx_bench.py).
 
-``--target-drift DATA_DIR`` measures instead how far the teacher's targets move when it runs in bf16 and fp16
-rather than fp32 (what ``distill.teacher_precision: amp`` trades for speed), on the first ``--max-utts``
-utterances of a Kaldi data dir: the teacher of ``--checkpoint``, or a HuBERT Base with random weights.
-(``--teacher-precision`` is its older name.)
+``--target-drift DATA_DIR`` (older name: ``--teacher-precision``) measures instead how far the teacher's targets
+move in bf16 and fp16 rather than fp32 (what ``distill.teacher_precision: amp`` trades for speed), on the first
+``--max-utts`` utterances of a data dir: the teacher of ``--checkpoint``, or a HuBERT Base with random weights.
 """
 from __future__ import annotations
 
@@ -65,8 +64,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="--train-step: also time s3prl's DistillerForPretrain on the same batch, with DIR/peer_step.py "
                         "(the peer folder, e.g. ../shared/peers/s3prl_distiller), and print ours against it")
     p.add_argument("--compile", action="store_true", help="--train-step: the students through torch.compile")
-    p.add_argument("--target-drift", "--teacher-precision", dest="target_drift", metavar="DATA_DIR",
-                   help="how far the teacher's targets move in bf16 and fp16, on this data dir")
+    p.add_argument("--target-drift", "--teacher-precision", metavar="DATA_DIR", help="the targets' drift in bf16/fp16")
     p.add_argument("--max-utts", type=int, default=40, help="--target-drift: utterances to use")
     p.add_argument("--runtime", choices=["torch", "onnx"], default="torch", help="onnx: the deployment benchmark")
     p.add_argument("--json", help="write the measured rows to this JSON file")
