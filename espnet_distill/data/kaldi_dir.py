@@ -140,21 +140,19 @@ def _check_recordings(tables: dict[str, Table]) -> Table:
     wav = tables["wav.scp"]
     wav_keys = set(wav.keys())
     reco2dur = tables.get("reco2dur")
-    if reco2dur is not None:
-        for (k, v), lineno in zip(reco2dur.items, reco2dur.lines):
-            _float_value(reco2dur, k, v, lineno)
+    durations = {k: _float_value(reco2dur, k, v, lineno)
+                 for (k, v), lineno in zip(reco2dur.items, reco2dur.lines)} if reco2dur is not None else {}
     segments = tables.get("segments")
     if segments is None:
         if reco2dur is not None:
             _first_missing(reco2dur, wav_keys, "recording", wav.path)
         return wav
-    durations = reco2dur.as_dict() if reco2dur is not None else {}
     for (utt, value), lineno in zip(segments.items, segments.lines):
         seg = parse_segment(segments, utt, value, lineno)
         if seg.reco not in wav_keys:
             raise DataDirError(f"{segments.path}:{lineno}: recording '{seg.reco}' of utterance '{utt}' "
                                f"is not in {wav.path}")
-        if seg.reco in durations and seg.end > float(durations[seg.reco]) + 0.02:
+        if seg.reco in durations and seg.end > durations[seg.reco] + 0.02:
             raise DataDirError(
                 f"{segments.path}:{lineno}: segment '{utt}' ends at {seg.end} s, after the end of recording "
                 f"'{seg.reco}' ({durations[seg.reco]} s in reco2dur)"

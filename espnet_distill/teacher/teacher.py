@@ -142,7 +142,6 @@ class HubertTeacher(Teacher):
         self.name = name
         self.layout = layout
         self.receptive_field = model.cfg.receptive_field
-        model.encoder.layerdrop = 0.0
         self._freeze()
 
     @property

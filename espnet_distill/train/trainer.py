@@ -196,9 +196,9 @@ def no_decay_groups(groups: list[dict], names: dict[int, str], no_decay: Sequenc
     ``weight_decay`` 0, the others keep the group's settings. Empty groups are left out."""
     out = []
     for g in groups:
-        params = list(g["params"])
-        kept = [p for p in params if not any(s in names[id(p)] for s in no_decay)]
-        free = [p for p in params if any(s in names[id(p)] for s in no_decay)]
+        exempt = {id(p) for p in g["params"] if any(s in names[id(p)] for s in no_decay)}
+        kept = [p for p in g["params"] if id(p) not in exempt]
+        free = [p for p in g["params"] if id(p) in exempt]
         out += [{**g, "params": kept}] if kept else []
         out += [{**g, "params": free, "weight_decay": 0.0}] if free else []
     return out
