@@ -84,6 +84,12 @@ def disc_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, mask: 
     return masked_sum(per_frame, mask)
 
 
+def at_temperature(logits: torch.Tensor, divisor: float, temperature: float | None) -> torch.Tensor:
+    """Logits that were divided by ``divisor``, divided by ``temperature`` instead:
+    ``logits * divisor / temperature``. ``temperature=None``: the logits as they are."""
+    return logits if temperature is None else logits * (divisor / temperature)
+
+
 def frontend_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> Sum:
     """Front-end adaptation: L1 averaged over features, summed over valid frames. pred, target: (B, T, D)."""
     return masked_sum((pred.float() - target.float()).abs().mean(-1), mask)

@@ -11,11 +11,14 @@ Prediction heads map student hidden states to teacher layers (registry ``PRED_HE
 L_disc heads map the last student layer to cluster logits (registry ``DISC_HEADS``):
 
 - ``type1``: Linear(D -> F), cosine against the teacher's frozen label embeddings / tau;
-- ``type2``: Linear(D -> C) logits;
+- ``type2``: Linear(D -> C) logits (not divided by tau);
 - ``type3``: Linear(D -> C) logits, trained with cross-entropy on the teacher's argmax;
 - ``type3_cosine``: the authors' type 3 (TCL606/s3prl): type1's cosine head trained with
   cross-entropy on the teacher's argmax (their softmax over [positive; all embeddings], the
   positive's duplicate masked, is this softmax over the embeddings).
+
+Each head's ``divisor`` is what its logits are divided by (tau, or 1), so that the loss can put
+them at another temperature (:func:`espnet_distill.losses.at_temperature`).
 """
 from __future__ import annotations
 
@@ -111,7 +114,7 @@ class CosineDiscHead(nn.Module):
         self.loss = loss
         self.proj = nn.Linear(dim, label_embs.shape[1])
         self.register_buffer("label_embs", label_embs.detach().clone())
-        self.tau = tau
+        self.tau = self.divisor = tau
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         z = F.normalize(self.proj(h).float(), dim=-1, eps=1e-8)
@@ -125,6 +128,7 @@ class LinearDiscHead(nn.Module):
         super().__init__()
         self.proj = nn.Linear(dim, num_classes)
         self.loss = loss
+        self.divisor = 1.0
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         return self.proj(h).float()

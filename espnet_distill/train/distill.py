@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field, replace
 import torch
 
 from espnet_distill.config import ConfigError, apply_overrides, check_range, from_dict, read_yaml
-from espnet_distill.losses import Sum, disc_loss, frontend_loss, reg_loss
+from espnet_distill.losses import Sum, at_temperature, disc_loss, frontend_loss, reg_loss
 from espnet_distill.student.model import Student, StudentConfig, StudentOutput, init_from_teacher
 from espnet_distill.student.pruning import PruneConfig, check_no_sizes, identity_heads, teacher_copy_config
 from espnet_distill.teacher.teacher import Teacher, TeacherOutput
@@ -49,12 +49,18 @@ class DistillConfig:
     teacher_precision: str = "fp32"  # TEACHER_PRECISIONS key: fp32 (the authors' choice) | amp
     teacher_mode: str = "eval"  # TEACHER_MODES key: eval | train (the authors' code: dropouts on the targets)
     cmvn_utts: int = 500  # utterances for the fbank front-end's global CMVN
+    # L_disc's temperature T: None (ours) keeps the logits as they come: the teacher's cosine over its
+    # own logit_temp (HuBERT: 0.1), the cosine heads' over the same tau, type 2/3's Linear logits
+    # undivided; a number: the authors' rule, every one of them (teacher's and student's) over T
+    temperature: float | None = None
 
     def __post_init__(self) -> None:
         check_range("distill", "alpha", self.alpha, self.alpha >= 0, "0 or more")
         check_range("distill", "lam", self.lam, self.lam >= 0, "0 or more")
         check_range("distill", "fe_adapt_steps", self.fe_adapt_steps, self.fe_adapt_steps >= 0, "0 or more")
         check_range("distill", "cmvn_utts", self.cmvn_utts, self.cmvn_utts >= 1, "at least 1")
+        check_range("distill", "temperature", self.temperature, self.temperature is None or self.temperature > 0,
+                    "positive, or null (the teacher's logit_temp)")
         check_range("distill", "teacher_precision", self.teacher_precision,
                     self.teacher_precision in TEACHER_PRECISIONS, " or ".join(TEACHER_PRECISIONS))
         check_range("distill", "teacher_mode", self.teacher_mode, self.teacher_mode in TEACHER_MODES,
@@ -302,6 +308,13 @@ class DistillTask:
                 return self.teacher(batch["wav"].to(dtype), batch["lengths"], utt_ids=batch["utt"],
                                     num_layers=num_layers, lengths_cpu=batch.get("lengths_cpu"))
 
+    def _disc_loss(self, student_logits: torch.Tensor, teacher_logits: torch.Tensor, mask: torch.Tensor) -> Sum:
+        """L_disc of the student's head logits against the teacher's (B, T, C), both at
+        ``distill.temperature`` (as they come when it is null)."""
+        head, temperature = self.model.disc_head, self.conf.temperature
+        return disc_loss(at_temperature(student_logits, head.divisor, temperature),
+                         at_temperature(teacher_logits, self.teacher.logit_temp, temperature), mask, head.loss)
+
     def training_step(self, batch: dict, step: int) -> dict[str, Sum]:
         """The update's terms as Sums over this batch's valid frames: ``loss`` (differentiable) and
         detached statistics (``reg``, ``l1_<n>``, ``cos_<n>``, ``disc``; ``fe_l1`` while adapting)."""
@@ -315,7 +328,7 @@ class DistillTask:
         preds, targets, mask, n = aligned(out, t)
         loss, stats = reg_loss(preds, targets, mask, self.lam)
         if self.alpha > 0:
-            ld = disc_loss(out.disc_logits[:, :n], t.logits[:, :n], mask, self.model.disc_head.loss)
+            ld = self._disc_loss(out.disc_logits[:, :n], t.logits[:, :n], mask)
             loss = (loss[0] + self.alpha * ld[0], loss[1])  # one frame count for both terms
             stats["disc"] = (ld[0].detach(), ld[1])
         return {"loss": loss, **stats}
@@ -331,7 +344,7 @@ class DistillTask:
         res = dict(stats)
         total = loss[0]
         if out.disc_logits is not None and t.logits is not None:
-            ld = disc_loss(out.disc_logits[:, :n], t.logits[:, :n], mask, self.model.disc_head.loss)
+            ld = self._disc_loss(out.disc_logits[:, :n], t.logits[:, :n], mask)
             res["disc"] = ld
             total = total + self.alpha * ld[0]
             agree = (out.disc_logits[:, :n].argmax(-1) == t.logits[:, :n].argmax(-1))[mask].float().sum()

@@ -130,6 +130,41 @@ def test_teacher_mode_train_puts_its_dropouts_on_the_training_targets_only():
         DistillConfig.from_dict({"teacher_mode": "train", "cache_teacher": True})
 
 
+@pytest.mark.parametrize("disc", ["type1", "type2"])
+def test_temperature_is_the_forks_on_both_sides(disc):
+    """distill.temperature T as the fork (TCL606/s3prl pretrain/distillFBANK/pretrain_expert.py,
+    compute_loss, use_temperature true): the teacher's cosine of final_proj to the label embeddings / T;
+    the student's cosine (type 1) or Linear logits (type 2) / T; F.kl_div(log p_S, log p_T, log_target,
+    batchmean) over the frames (one unpadded utterance, where the fork's mean and ours agree)."""
+    import torch.nn.functional as F
+
+    batch = toy_batch(1)
+    teacher = tiny_teacher()
+    student, _ = build_student(tiny_student_conf(disc=disc), teacher)
+    student.eval()  # the same student forward here and in the task
+    task = DistillTask(student, teacher, alpha=1.0, temperature=0.5)
+    ours = mean(task.training_step(batch, step=0)["disc"])
+
+    model = teacher.model
+    with torch.no_grad():
+        hidden, _ = model(batch["wav"], batch["lengths"])
+        out = student(batch["wav"], batch["lengths"])
+    n = min(hidden[-1].shape[1], out.hidden[-1].shape[1])
+    embs = model.label_embs_concat
+    t_logits = F.cosine_similarity(model.final_proj(hidden[-1][0, :n])[:, None], embs[None], dim=-1) / 0.5
+    if disc == "type1":
+        z = student.disc_head.proj(out.hidden[-1][0, :n])
+        s_logits = F.cosine_similarity(z[:, None], embs[None], dim=-1) / 0.5
+    else:
+        s_logits = out.disc_logits[0, :n] / 0.5
+    fork = F.kl_div(F.log_softmax(s_logits, -1), F.log_softmax(t_logits, -1), log_target=True, reduction="batchmean")
+    assert float(ours) == pytest.approx(float(fork), rel=1e-4)
+    untempered = mean(DistillTask(student, teacher, alpha=1.0).training_step(batch, step=0)["disc"])
+    assert float(untempered) != pytest.approx(float(ours), rel=1e-2)  # null: the logits as they come
+    with pytest.raises(ConfigError, match=r"distill.temperature = 0.0: expected positive"):
+        DistillConfig.from_dict({"temperature": 0})
+
+
 def _student_and_teacher():
     teacher = tiny_teacher()
     student, _ = build_student(tiny_student_conf(), teacher)
