@@ -4,7 +4,8 @@ Steps ``[0, fe_adapt_steps)`` (front-end adaptation, fbank students): only the f
 its Linear(D -> D_T) head learn, with L1 to the teacher's hidden[0]; every other parameter
 gets no gradient and stays bit-identical. Later steps distill the whole student with
 L = L_reg + alpha * L_disc. The two are trainer phases: each has its own AdamW and its own
-warm-up and decay over its own steps. The teacher runs frozen under no_grad on the same device, in
+warm-up and decay over its own steps, or (``fe_adapt_schedule: shared``) one AdamW and one
+schedule span both. The teacher runs frozen under no_grad on the same device, in
 fp32 or in the AMP dtype (``teacher_precision``); with
 ``cache_teacher`` its outputs are kept per utterance (fp16 on the CPU) and reused in later
 epochs, which is exact because the teacher is deterministic and pad-invariant.
@@ -36,6 +37,11 @@ TEACHER_PRECISIONS = ("fp32", "amp")
 #   eval:  dropouts off, the same targets every time (they can be cached; our default);
 #   train: its dropouts on (layer drop off), as s3prl's runner leaves it (upstream.train()).
 TEACHER_MODES = ("eval", "train")
+# The optimizer and learning-rate schedule of front-end adaptation (fe_adapt_steps > 0) and distillation:
+#   fresh:  each phase its own AdamW and warm-up + decay (ours: the transformer starts with a warm-up);
+#   shared: one AdamW and one warm-up + decay over the whole run, the front-end keeping its moments
+#           (the authors' code: one model and optimizer, the switch is in the loss).
+FE_ADAPT_SCHEDULES = ("fresh", "shared")
 
 
 @dataclass
@@ -45,6 +51,7 @@ class DistillConfig:
     alpha: float = 0.0  # weight of L_disc (0: L_reg only)
     lam: float = 1.0  # weight of the cosine term in L_reg
     fe_adapt_steps: int = 0  # front-end adaptation updates before distillation (fbank students)
+    fe_adapt_schedule: str = "fresh"  # FE_ADAPT_SCHEDULES key: fresh | shared (the authors' code)
     cache_teacher: bool = False  # keep the teacher's outputs per utterance (corpora that fit in memory)
     teacher_precision: str = "fp32"  # TEACHER_PRECISIONS key: fp32 (the authors' choice) | amp
     teacher_mode: str = "eval"  # TEACHER_MODES key: eval | train (the authors' code: dropouts on the targets)
@@ -63,6 +70,8 @@ class DistillConfig:
                     "positive, or null (the teacher's logit_temp)")
         check_range("distill", "teacher_precision", self.teacher_precision,
                     self.teacher_precision in TEACHER_PRECISIONS, " or ".join(TEACHER_PRECISIONS))
+        check_range("distill", "fe_adapt_schedule", self.fe_adapt_schedule,
+                    self.fe_adapt_schedule in FE_ADAPT_SCHEDULES, " or ".join(FE_ADAPT_SCHEDULES))
         check_range("distill", "teacher_mode", self.teacher_mode, self.teacher_mode in TEACHER_MODES,
                     " or ".join(TEACHER_MODES))
         if self.teacher_mode == "train" and self.cache_teacher:
@@ -268,10 +277,11 @@ class DistillTask:
             raise ConfigError("distill.fe_adapt_steps > 0 needs a student with the fbank front-end")
         layers = [0] + list(student.pred_head(self._dummy_hidden()).keys()) if conf.cache_teacher else []
         self.cache = TeacherCache(layers) if conf.cache_teacher else None
-        # the trainer's phases: front-end adaptation, then the whole student, each with its own
-        # optimizer and warm-up + decay schedule (a randomly initialised transformer must not start
-        # at the full learning rate because the front-end had the warm-up)
+        # the trainer's phases: front-end adaptation, then the whole student; under fe_adapt_schedule
+        # fresh each with its own optimizer and warm-up + decay (a randomly initialised transformer
+        # then does not start at the full learning rate because the front-end had the warm-up)
         self.phase_starts = [0, self.fe_adapt_steps] if self.fe_adapt_steps > 0 else [0]
+        self.shared_schedule = conf.fe_adapt_schedule == "shared"
 
     def trainable_parameters(self, phase: int) -> list[torch.nn.Parameter]:
         """Front-end adaptation: the front-end and its Linear head. Distillation: everything the

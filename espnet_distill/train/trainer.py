@@ -10,6 +10,9 @@ The trainer owns the loop; a *task* owns the model and the loss:
         # warm-up + decay schedule (front-end adaptation, then the whole student)
         phase_starts: list[int]                           # first step of each phase, [0, ...]
         def trainable_parameters(self, phase) -> list[nn.Parameter]
+        # optional: True for one AdamW and one schedule over the whole run instead (its parameters
+        # those of every phase; a parameter keeps its moments while a phase leaves it out)
+        shared_schedule: bool
         # optional: AdamW parameter groups of the trainable parameters, with their own "lr" or
         # "weight_decay" (the schedule scales every group alike)
         def param_groups(self, phase) -> list[dict]
@@ -30,7 +33,7 @@ its utterances alone:
   ``accum_grad`` micro-batches, thus compute the update that one process computes on the same
   utterances, to float rounding.
 
-Features: AdamW (fused on CUDA) with linear warmup and linear decay (per phase), gradient
+Features: AdamW (fused on CUDA) with linear warmup and linear decay (per phase, or one over the run), gradient
 clipping, fp16/bf16 autocast and TF32 on GPU, ``torch.compile`` (``compile: true``), data
 parallelism under torchrun (nccl on GPU, gloo on CPU; only the phase's trainable parameters are
 reduced), gradient accumulation (``accum_grad``),
@@ -204,6 +207,20 @@ def no_decay_groups(groups: list[dict], names: dict[int, str], no_decay: Sequenc
     return out
 
 
+def union_groups(group_lists: list[list[dict]]) -> list[dict]:
+    """Optimizer groups holding every parameter of ``group_lists`` once: groups with the same
+    settings (every key but ``params``) merged, in the order first seen."""
+    merged: dict[tuple, dict] = {}
+    seen: set[int] = set()
+    for groups in group_lists:
+        for g in groups:
+            key = tuple(sorted((k, repr(v)) for k, v in g.items() if k != "params"))
+            out = merged.setdefault(key, {**g, "params": []})
+            out["params"] += [p for p in g["params"] if id(p) not in seen]
+            seen.update(id(p) for p in g["params"])
+    return [g for g in merged.values() if g["params"]]
+
+
 def warmup_linear(step: int, total: int, warmup: int, min_ratio: float = 0.0) -> float:
     """LR multiplier: linear 0 -> 1 over ``warmup`` steps, then linear 1 -> ``min_ratio`` at ``total``."""
     if warmup > 0 and step < warmup:
@@ -308,22 +325,39 @@ class Trainer:
         end = self.phase_starts[phase + 1] if phase + 1 < len(self.phase_starts) else self.cfg.max_steps
         return max(1, end - self.phase_starts[phase])
 
+    def _optimizer_groups(self, phases: Sequence[int]) -> list[dict]:
+        """AdamW parameter groups of the trainable parameters of ``phases`` (the task's own groups,
+        or one group in the model's order)."""
+        if hasattr(self.task, "param_groups"):
+            return union_groups([self.task.param_groups(ph) for ph in phases])
+        if not hasattr(self.task, "trainable_parameters"):
+            return [{"params": self.params}]
+        ids = {id(p) for ph in phases for p in self.task.trainable_parameters(ph)}
+        return [{"params": [p for p in self.model.parameters() if id(p) in ids]}]
+
     def _enter_phase(self, phase: int) -> None:
         """Make ``phase``'s parameters the trainable ones, with a fresh AdamW and a warm-up + decay
-        schedule over the phase's own steps."""
+        schedule over the phase's own steps; under the task's ``shared_schedule``, the one AdamW
+        (over every phase's parameters) and schedule (over ``max_steps``) of the run go on."""
         cfg = self.cfg
         if hasattr(self.task, "trainable_parameters"):
             trainable = {id(p) for p in self.task.trainable_parameters(phase)}
             for p in self.model.parameters():
                 p.requires_grad_(id(p) in trainable)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
+        shared = bool(getattr(self.task, "shared_schedule", False))
+        if shared and self.optimizer is not None:
+            logger.info("phase %d from step %d: %d trainable parameters; the run's AdamW and schedule go on",
+                        phase, self.step, sum(p.numel() for p in self.params))
+            self.phase = phase
+            return
         fused = {"fused": True} if self.device.type == "cuda" else {}
-        groups = self.task.param_groups(phase) if hasattr(self.task, "param_groups") else [{"params": self.params}]
+        groups = self._optimizer_groups(range(len(self.phase_starts)) if shared else [phase])
         if cfg.no_decay:
             groups = no_decay_groups(groups, {id(p): n for n, p in self.model.named_parameters()}, cfg.no_decay)
         self.optimizer = torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps,
                                            weight_decay=cfg.weight_decay, **fused)
-        length = self.phase_length(phase)
+        length = cfg.max_steps if shared else self.phase_length(phase)
         warmup = int(round(cfg.warmup_ratio * length))
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda s: warmup_linear(s, length, warmup, cfg.min_lr_ratio))

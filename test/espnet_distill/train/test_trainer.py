@@ -60,11 +60,15 @@ def toy_dir(tmp_path):
     return make_data_dir(tmp_path, {f"spk{i % 2}-{i:03d}": (f"spk{i % 2}", "a b") for i in range(6)})
 
 
-def run(task, data_dir, outdir, **train):
+def make_trainer(task, data_dir, outdir, **train):
     cfg = TrainConfig.from_dict({"max_steps": 8, "lr": 0.01, "warmup_ratio": 0.0, "max_batch_seconds": 1.0,
                                  "ckpt_every": 100, "log_every": 1, **train})
     ds = AudioDataset(data_dir, max_seconds=10, skip_bad_audio=cfg.skip_bad_audio)
-    trainer = Trainer(task, ds, None, cfg, outdir)
+    return Trainer(task, ds, None, cfg, outdir)
+
+
+def run(task, data_dir, outdir, **train):
+    trainer = make_trainer(task, data_dir, outdir, **train)
     trainer.fit(resume=False)
     log = [json.loads(line) for line in (outdir / "train_log.jsonl").read_text().splitlines()]
     return trainer, [r for r in log if r["split"] == "train"]
@@ -175,9 +179,8 @@ def test_stale_durations_are_cropped_not_trusted(toy_dir, tmp_path):
     assert float(read_table(toy_dir / "utt2dur").as_dict()["spk0-000"]) == pytest.approx(0.3)
 
 
-def test_fbank_student_restarts_warmup_after_front_end_adaptation(toy_dir, tmp_path):
-    """The real DistillTask through the Trainer: the transformer of an fbank student, randomly
-    initialised, starts its own warm-up after front-end adaptation instead of the full rate."""
+def fbank_distill_task(schedule):
+    """A DistillTask of a 2 x 16 fbank student with 3 front-end adaptation steps (seed 0)."""
     from espnet_distill.nn.hubert import HubertConfig, HubertModel
     from espnet_distill.teacher.teacher import HubertTeacher
     from espnet_distill.train.distill import DistillTask, build_student
@@ -190,7 +193,19 @@ def test_fbank_student_restarts_warmup_after_front_end_adaptation(toy_dir, tmp_p
     student, _ = build_student({"student": {"frontend": "fbank", "dim": 16, "ffn_dim": 16, "num_layers": 2,
                                             "num_heads": 2, "conv_pos": 8, "conv_pos_groups": 4,
                                             "pred_head": "layer-wise", "disc_head": "type2"}}, teacher)
-    task = DistillTask(student, teacher, alpha=0.4, fe_adapt_steps=3)
+    return DistillTask(student, teacher, alpha=0.4, fe_adapt_steps=3, fe_adapt_schedule=schedule)
+
+
+@pytest.mark.parametrize("schedule", ["fresh", "shared"])
+def test_fbank_student_schedule_across_front_end_adaptation(toy_dir, tmp_path, schedule):
+    """The real DistillTask through the Trainer. fresh: the transformer of an fbank student, randomly
+    initialised, starts its own warm-up after front-end adaptation instead of the full rate. shared
+    (the authors' code): one AdamW and one warm-up + decay over the run, the front-end keeping its
+    moments. Either way the transformer does not move during adaptation."""
+    from espnet_distill.train.trainer import warmup_linear
+
+    task = fbank_distill_task(schedule)
+    student = task.model
     encoder_before = {k: v.clone() for k, v in student.encoder.state_dict().items()}
     seen = {}
     orig = task.training_step
@@ -201,14 +216,46 @@ def test_fbank_student_restarts_warmup_after_front_end_adaptation(toy_dir, tmp_p
         return orig(batch, step)
 
     task.training_step = spy
-    _, log = run(task, toy_dir, tmp_path / "run", max_steps=9, warmup_ratio=0.5, lr=0.001)
+    trainer, log = run(task, toy_dir, tmp_path / "run", max_steps=9, warmup_ratio=0.5, lr=0.001)
     lrs = [r["lr"] for r in log]
-    assert lrs[:3] == pytest.approx([0.0005, 0.001, 0.001])  # adaptation: 2 warm-up steps of 3
-    assert lrs[3:6] == pytest.approx([0.001 / 3, 0.002 / 3, 0.001])  # distillation: 3 warm-up steps of 6
+    if schedule == "fresh":
+        assert lrs[:3] == pytest.approx([0.0005, 0.001, 0.001])  # adaptation: 2 warm-up steps of 3
+        assert lrs[3:6] == pytest.approx([0.001 / 3, 0.002 / 3, 0.001])  # distillation: 3 warm-up steps of 6
+    else:  # round(0.5 * 9) = 4 warm-up steps of 9, across the switch; Adam's step counts go on
+        assert lrs == pytest.approx([0.001 * warmup_linear(s, 9, 4) for s in range(9)])
+        state = trainer.optimizer.state
+        assert state[student.fe_head.weight]["step"] == 3  # trained in adaptation only
+        assert state[student.frontend.proj.weight]["step"] == 9  # the front-end: one run of moments
+        assert state[student.encoder.layers[0].fc1.weight]["step"] == 6
     assert "fe_l1" in log[2]
     assert "reg" in log[3]
     for k, v in encoder_before.items():  # the transformer did not move during adaptation
         assert torch.equal(seen[k], v), k
+
+
+def test_shared_schedule_resumes_exactly(toy_dir, tmp_path):
+    """A shared-schedule run stopped after the phase switch (checkpoint at step 4) and resumed ends
+    with the weights of the run that was not stopped: the one AdamW's moments and the schedule's
+    position come back."""
+    train = {"max_steps": 7, "warmup_ratio": 0.5, "lr": 0.001, "ckpt_every": 4}
+    whole = fbank_distill_task("shared")
+    run(whole, toy_dir, tmp_path / "whole", **train)
+
+    def crash(step):
+        if step == 6:
+            raise RuntimeError("crashed")
+
+    first = make_trainer(fbank_distill_task("shared"), toy_dir, tmp_path / "stopped", **train)
+    first.update_hooks.append(crash)
+    with pytest.raises(RuntimeError, match="crashed"):
+        first.fit(resume=False)
+    first._lock_file.close()  # the crashed process's lock, released as its exit would
+    resumed = fbank_distill_task("shared")
+    again = make_trainer(resumed, toy_dir, tmp_path / "stopped", **train)
+    again.fit(resume=True)
+    assert again.step == 7
+    for (name, a), b in zip(whole.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b), name
 
 
 def test_one_trainer_per_output_dir_and_stale_temporaries_removed(toy_dir, tmp_path):
