@@ -18,6 +18,11 @@ encoder for whole-model ("unconstrained") fine-tuning.
         mask_time_min_spans: 1 # time-mask spans each training utterance gets at least (fairseq: 2)
         feature_grad_mult: 1.0 # gradient scale of the front-end's feature extractor (0: frozen; fairseq: 0)
         layerdrop: 0.0         # probability of skipping each transformer layer in training (fairseq: 0.1)
+        dropout: null          # the dropouts for fine-tuning (null: as distilled; fairseq's HuBERT
+        attention_dropout: null  # fine-tuning: 0, 0 and 0.1); dropout also on the front-end's output
+        activation_dropout: null
+        reuse_mask_emb: false  # time masks start from the upstream's pretrained mask embedding where it
+                               # has one (a HuBERT teacher, as fairseq's fine-tuning; students have none)
     encoder: passthrough       # the frontend already is the encoder
     encoder_conf: {output_size: 0, dropout: 0.1}
 
@@ -93,6 +98,20 @@ def feature_extractor_and_transformer(upstream: nn.Module, kind: str) -> tuple[n
     return upstream.model.feature_extractor, upstream.model.encoder
 
 
+def set_input_dropout(upstream: nn.Module, kind: str, p: float) -> None:
+    """The dropout on the front-end's output (a student's front-end, a teacher's ``dropout_input``)."""
+    if kind == "student":
+        upstream.frontend.dropout = float(p)
+    else:
+        upstream.model.cfg.dropout_input = float(p)
+
+
+def pretrained_mask_emb(upstream: nn.Module) -> torch.Tensor | None:
+    """The (D,) mask embedding an upstream was pretrained with (a HuBERT teacher's), or None."""
+    model = getattr(upstream, "model", None)
+    return getattr(model, "mask_emb", None) if isinstance(model, HubertModel) else None
+
+
 def describe_upstream(checkpoint: str | Path) -> dict:
     """The architecture of a frontend checkpoint, ``{"kind": "student" | "teacher", "config": {...}}``:
     enough to rebuild the frontend without the file (the fine-tuned ESPnet model holds the weights)."""
@@ -140,7 +159,9 @@ class DistilledFrontend(AbsFrontend):
                  mask_time_prob: float = 0.0, mask_time_length: int = 10, mask_channel_prob: float = 0.0,
                  mask_channel_length: int = 10, upstream: dict | None = None, eq_max_db: float = 0.0,
                  eq_anchors: int = 6, crop_max_ms: float = 0.0, mask_time_min_spans: int = 1,
-                 onset_trim_prob: float = 0.0, feature_grad_mult: float | None = None, layerdrop: float | None = None):
+                 onset_trim_prob: float = 0.0, feature_grad_mult: float | None = None, layerdrop: float | None = None,
+                 dropout: float | None = None, attention_dropout: float | None = None,
+                 activation_dropout: float | None = None, reuse_mask_emb: bool = False):
         """``checkpoint``: the student (or teacher) to start from. ``upstream``: its architecture
         (``describe_upstream``; ``asr_train`` records it in config.yaml), used when the checkpoint
         file is not there: a fine-tuned model moved or unpacked elsewhere has its weights in its own
@@ -154,7 +175,11 @@ class DistilledFrontend(AbsFrontend):
         ``feature_grad_mult``: gradient scale of the front-end's feature extractor (the waveform CNN, or
         the fbank front-end's Conv1d + GLU; 0: frozen throughout; None: as the checkpoint was distilled).
         ``layerdrop``: each transformer layer is skipped with this probability in training (None: as
-        distilled)."""
+        distilled). ``dropout``, ``attention_dropout``, ``activation_dropout``: the transformer's
+        (:meth:`~espnet_distill.nn.hubert.TransformerEncoder.set_dropouts`; None: as distilled);
+        ``dropout`` also on the front-end's output (:func:`set_input_dropout`).
+        ``reuse_mask_emb``: the time masks' embedding starts from the upstream's pretrained
+        ``mask_emb`` where it has one (a HuBERT teacher), as fairseq's fine-tuning uses it."""
         super().__init__()
         if isinstance(fs, str):  # ESPnet style "16k"
             fs = int(float(fs[:-1]) * 1000) if fs.lower().endswith("k") else int(fs)
@@ -181,8 +206,13 @@ class DistilledFrontend(AbsFrontend):
             if not 0.0 <= layerdrop < 1.0:
                 raise ValueError(f"layerdrop = {layerdrop!r}: expected a probability in [0, 1)")
             transformer.layerdrop = float(layerdrop)
+        transformer.set_dropouts(dropout, attention_dropout, activation_dropout)
+        if dropout is not None:  # fairseq's fine-tuning sets dropout_input with the others (to 0)
+            set_input_dropout(self.upstream, self.kind, dropout)
         self.masking = FeatureMasking(self.dim, mask_time_prob, mask_time_length, mask_channel_prob,
                                       mask_channel_length, mask_time_min_spans)
+        self.reuse_mask_emb = bool(reuse_mask_emb)
+        self._reuse_mask_emb(self.upstream)
         if eq_max_db < 0 or int(eq_anchors) < 2 or crop_max_ms < 0:
             raise ValueError(f"eq_max_db and crop_max_ms must be >= 0 and eq_anchors >= 2, got {eq_max_db}, "
                              f"{crop_max_ms} and {eq_anchors}")
@@ -211,7 +241,20 @@ class DistilledFrontend(AbsFrontend):
             return
         fresh, _, _, _ = load_upstream(self.checkpoint)
         self.upstream.load_state_dict(fresh.state_dict())
+        self._reuse_mask_emb(fresh)
         logger.info("distilled frontend: reloaded the weights of %s after initialisation", self.checkpoint)
+
+    def _reuse_mask_emb(self, upstream: nn.Module) -> None:
+        """Under ``reuse_mask_emb``, copy ``upstream``'s pretrained mask embedding into the time masks'."""
+        if not self.reuse_mask_emb or self.masking.mask_emb is None:
+            return
+        pretrained = pretrained_mask_emb(upstream)
+        if pretrained is None:
+            logger.info("distilled frontend: the %s has no pretrained mask embedding; the time masks learn a new one",
+                        self.kind)
+            return
+        with torch.no_grad():
+            self.masking.mask_emb.copy_(pretrained)
 
     def _select(self, hidden: list[torch.Tensor]) -> torch.Tensor:
         if self.layer == "last":

@@ -421,6 +421,24 @@ class TransformerEncoder(nn.Module):
         self.dropout, self.layer_norm_first, self.layerdrop = dropout, layer_norm_first, layerdrop
         self.rel_pos = rel_pos
 
+    def set_dropouts(self, dropout: float | None = None, attention: float | None = None,
+                     activation: float | None = None) -> None:
+        """Replace dropout probabilities, as fairseq's fine-tuning overrides a pretrained model's (None
+        keeps one): ``dropout`` after the positional conv and on every layer's residual branches,
+        ``attention`` on the attention weights, ``activation`` after the FFN's activation."""
+        for name, p in (("dropout", dropout), ("attention_dropout", attention), ("activation_dropout", activation)):
+            if p is not None and not 0.0 <= p < 1.0:
+                raise ValueError(f"{name} = {p!r}: expected a probability in [0, 1)")
+        for layer in self.layers:
+            if dropout is not None:
+                layer.dropout = float(dropout)
+            if attention is not None:
+                layer.self_attn.dropout = float(attention)
+            if activation is not None:
+                layer.act_dropout = float(activation)
+        if dropout is not None:
+            self.dropout = float(dropout)
+
     def embed(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """(B, T, D) projected features -> the input to the first layer (hidden state 0)."""
         x = x * mask[..., None].to(x.dtype)

@@ -106,30 +106,48 @@ def test_asr_config_builds_and_steps(teacher, tmp_path, config):
     assert args.num_iters_per_epoch * args.max_epoch >= 10000
 
 
-# The values of fairseq's fine-tuning configs, as read from its repository (the file each config cites).
+# The values of fairseq's fine-tuning configs, as read from its repository (the file each config cites):
+# the masks, the frozen start in updates, the batch in seconds per update (max_tokens 3.2M samples x
+# GPUs x update_freq / 16 kHz) and the number of updates (max_update).
 FAIRSEQ_FINE_TUNING = {
     "ctc_10h.yaml": ("examples/hubert/config/finetune/base_10h.yaml",
-                     {"mask_time_prob": 0.75, "mask_channel_prob": 0.5, "freeze_steps": 10000}),
+                     {"mask_time_prob": 0.75, "mask_channel_prob": 0.5, "freeze_updates": 10000,
+                      "seconds_per_update": 200, "updates": 25000}),
     "ctc_1h.yaml": ("examples/wav2vec/config/finetuning/base_1h.yaml",
-                    {"mask_time_prob": 0.65, "mask_channel_prob": 0.25, "freeze_steps": 10000}),
+                    {"mask_time_prob": 0.65, "mask_channel_prob": 0.25, "freeze_updates": 10000,
+                     "seconds_per_update": 1600, "updates": 13000}),
     "ctc_100h.yaml": ("examples/wav2vec/config/finetuning/base_100h.yaml",
-                      {"mask_time_prob": 0.65, "mask_channel_prob": 0.5}),
+                      {"mask_time_prob": 0.65, "mask_channel_prob": 0.5, "seconds_per_update": 1600,
+                       "updates": 80000}),
 }
+# and their common values: HubertAsrConfig / Wav2Vec2AsrConfig's dropouts (0; activation 0.1 in each
+# config; final_dropout, before the CTC layer, 0), the pretrained mask embedding
 FAIRSEQ_COMMON = {"mask_time_length": 10, "mask_time_min_spans": 2, "mask_channel_length": 64, "layerdrop": 0.1,
-                  "feature_grad_mult": 0.0}
+                  "feature_grad_mult": 0.0, "dropout": 0.0, "attention_dropout": 0.0, "activation_dropout": 0.1,
+                  "reuse_mask_emb": True, "final_dropout": 0.0}
+
+
+def fine_tuning_values(conf: dict) -> dict:
+    """What a fine-tuning config sets, in fairseq's units (updates, not forward passes)."""
+    accum = conf["accum_grad"]
+    return {**conf["frontend_conf"], "final_dropout": conf["encoder_conf"]["dropout"],
+            "freeze_updates": conf["frontend_conf"]["freeze_steps"] / accum,
+            "seconds_per_update": conf["batch_bins"] * accum / 16000,
+            "updates": conf["max_epoch"] * conf["num_iters_per_epoch"] / accum}
 
 
 @pytest.mark.parametrize("name", sorted(FAIRSEQ_FINE_TUNING))
 def test_fine_tuning_configs_carry_the_fairseq_values_they_cite(name):
     """A config that cites a fairseq config holds its masks (at least 2 time spans), layer drop,
-    frozen CNN and frozen start; a deviation (100 h's frozen start) is stated in the config."""
+    dropouts, frozen CNN, frozen start, batch and number of updates; a deviation (100 h's frozen
+    start) is stated in the config."""
     text = (RECIPE / "conf/asr" / name).read_text()
     source, values = FAIRSEQ_FINE_TUNING[name]
     assert source in text
-    fc = yaml.safe_load(text)["frontend_conf"]
+    ours = fine_tuning_values(yaml.safe_load(text))
     for key, value in {**FAIRSEQ_COMMON, **values}.items():
-        assert fc[key] == value, key
-    if "freeze_steps" not in values:
+        assert ours[key] == value, key
+    if "freeze_updates" not in values:
         assert "fairseq: 0" in text
         assert "Deviations" in text
 

@@ -221,6 +221,49 @@ def test_fairseq_fine_tuning_options_freeze_the_feature_extractor_and_drop_layer
         DistilledFrontend(str(ckpts / name), layerdrop=1.0)
 
 
+@pytest.mark.parametrize("name", ["student.pt", "teacher.pt"])
+def test_fine_tuning_dropouts_replace_the_distilled_ones(ckpts, name):
+    """fairseq's HuBERT fine-tuning dropouts (0, 0, 0.1 in base_10h): with all three at 0 a training
+    forward is the evaluation forward; unset, the distilled dropouts (0.1) still act."""
+    x, n = wav()
+    quiet = DistilledFrontend(str(ckpts / name), dropout=0.0, attention_dropout=0.0, activation_dropout=0.0)
+    ref = quiet.eval()(x, n)[0]
+    assert torch.equal(quiet.train()(x, n)[0], ref)
+    layer = quiet.upstream.encoder.layers[0] if name == "student.pt" else quiet.upstream.model.encoder.layers[0]
+    assert (layer.dropout, layer.self_attn.dropout, layer.act_dropout) == (0.0, 0.0, 0.0)
+    as_distilled = DistilledFrontend(str(ckpts / name)).train()
+    assert not torch.equal(as_distilled(x, n)[0], ref)
+    only_ffn = DistilledFrontend(str(ckpts / name), dropout=0.0, attention_dropout=0.0, activation_dropout=0.1)
+    assert not torch.equal(only_ffn.train()(x, n)[0], ref)
+    with pytest.raises(ValueError, match="attention_dropout = 1.5: expected a probability"):
+        DistilledFrontend(str(ckpts / name), attention_dropout=1.5)
+
+
+def test_reuse_mask_emb_starts_the_time_masks_from_the_teachers(ckpts, tmp_path, caplog):
+    """reuse_mask_emb: the time masks' embedding is the HuBERT teacher's pretrained mask_emb, also
+    after ESPnet's init: has re-initialised every parameter; a student has none and gets a new one."""
+    import yaml
+
+    from espnet_distill.asr.task import ASRTask
+    from espnet_distill.teacher.checkpoints import load_hubert
+
+    pretrained = load_hubert(ckpts / "teacher.pt")[0].mask_emb
+    register()
+    (tmp_path / "tokens.txt").write_text("<blank>\n<unk>\na\nb\n<sos/eos>\n")
+    conf = {"frontend": "distilled", "normalize": None, "encoder": "passthrough", "model_conf": {"ctc_weight": 1.0},
+            "frontend_conf": {"checkpoint": str(ckpts / "teacher.pt"), "mask_time_prob": 0.5, "reuse_mask_emb": True},
+            "init": "xavier_uniform"}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(conf))
+    args = ASRTask.get_parser().parse_args(["--config", str(tmp_path / "c.yaml"), "--token_list",
+                                            str(tmp_path / "tokens.txt")])
+    assert torch.equal(ASRTask.build_model(args).frontend.masking.mask_emb, pretrained)
+    assert not torch.equal(DistilledFrontend(str(ckpts / "teacher.pt"), mask_time_prob=0.5).masking.mask_emb,
+                           pretrained)  # the default: a new embedding
+    with caplog.at_level("INFO"):
+        DistilledFrontend(str(ckpts / "student.pt"), mask_time_prob=0.5, reuse_mask_emb=True)
+    assert "the student has no pretrained mask embedding" in caplog.text
+
+
 def test_a_pruned_student_is_a_frontend_like_the_others(ckpts, tmp_path):
     """A pruned student (per-layer sizes, a layer without attention) fine-tunes as any student."""
     from espnet_distill.student.pruning import PruneConfig, attach_gates, prune_student
