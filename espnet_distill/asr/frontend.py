@@ -21,8 +21,8 @@ encoder for whole-model ("unconstrained") fine-tuning.
         dropout: null          # the dropouts for fine-tuning (null: as distilled; fairseq's HuBERT
         attention_dropout: null  # fine-tuning: 0, 0 and 0.1); dropout also on the front-end's output
         activation_dropout: null
-        reuse_mask_emb: false  # time masks start from the upstream's pretrained mask embedding where it
-                               # has one (a HuBERT teacher, as fairseq's fine-tuning; students have none)
+        reuse_mask_emb: false  # time masks start from the pretrained mask embedding: a HuBERT teacher's, or
+                               # for a student its teacher's (kept in student.pt), as the authors fine-tune
     encoder: passthrough       # the frontend already is the encoder
     encoder_conf: {output_size: 0, dropout: 0.1}
 
@@ -107,9 +107,12 @@ def set_input_dropout(upstream: nn.Module, kind: str, p: float) -> None:
 
 
 def pretrained_mask_emb(upstream: nn.Module) -> torch.Tensor | None:
-    """The (D,) mask embedding an upstream was pretrained with (a HuBERT teacher's), or None."""
+    """The (D,) pretrained mask embedding of an upstream, or None: a HuBERT teacher's own, a
+    student's teacher's (kept in the student file, :func:`~espnet_distill.train.distill.with_teacher_mask_emb`)."""
     model = getattr(upstream, "model", None)
-    return getattr(model, "mask_emb", None) if isinstance(model, HubertModel) else None
+    if isinstance(model, HubertModel):
+        return model.mask_emb
+    return getattr(upstream, "teacher_mask_emb", None)
 
 
 def describe_upstream(checkpoint: str | Path) -> dict:
@@ -142,7 +145,8 @@ def load_upstream(checkpoint: str | Path) -> tuple[nn.Module, int, int, str]:
         raise CheckpointError(f"frontend checkpoint {path} does not exist")
     ckpt = safe_load(path)
     if ckpt.get("format") == STUDENT_FORMAT:
-        student, _ = load_student(path)
+        student, meta = load_student(path)
+        student.teacher_mask_emb = meta.get("teacher_mask_emb")  # a plain attribute: not a weight of the model
         return _as_upstream(student, "student")
     try:
         model, _ = load_hubert(path)
@@ -178,8 +182,8 @@ class DistilledFrontend(AbsFrontend):
         distilled). ``dropout``, ``attention_dropout``, ``activation_dropout``: the transformer's
         (:meth:`~espnet_distill.nn.hubert.TransformerEncoder.set_dropouts`; None: as distilled);
         ``dropout`` also on the front-end's output (:func:`set_input_dropout`).
-        ``reuse_mask_emb``: the time masks' embedding starts from the upstream's pretrained
-        ``mask_emb`` where it has one (a HuBERT teacher), as fairseq's fine-tuning uses it."""
+        ``reuse_mask_emb``: the time masks' embedding starts from the pretrained ``mask_emb``
+        (:func:`pretrained_mask_emb`: a HuBERT teacher's, a student's teacher's) where there is one."""
         super().__init__()
         if isinstance(fs, str):  # ESPnet style "16k"
             fs = int(float(fs[:-1]) * 1000) if fs.lower().endswith("k") else int(fs)
@@ -250,7 +254,8 @@ class DistilledFrontend(AbsFrontend):
             return
         pretrained = pretrained_mask_emb(upstream)
         if pretrained is None:
-            logger.info("distilled frontend: the %s has no pretrained mask embedding; the time masks learn a new one",
+            logger.info("distilled frontend: the %s has no pretrained mask embedding (a student distilled from a "
+                        "teacher without one, or before espnet_distill kept it); the time masks learn a new one",
                         self.kind)
             return
         with torch.no_grad():

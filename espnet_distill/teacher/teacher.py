@@ -94,6 +94,10 @@ class Teacher(nn.Module, metaclass=abc.ABCMeta):
         """(C, F) frozen codebook embeddings, or None."""
         return None
 
+    def mask_embedding(self) -> torch.Tensor | None:
+        """(D,) the embedding its pretraining put in masked frames, or None."""
+        return None
+
     @property
     def logit_temp(self) -> float:
         return 0.1
@@ -154,6 +158,9 @@ class HubertTeacher(Teacher):
 
     def label_embeddings(self) -> torch.Tensor | None:
         return self.model.label_embs_concat if self.model.has_codebook else None
+
+    def mask_embedding(self) -> torch.Tensor | None:
+        return self.model.mask_emb
 
     def hubert_state_dict(self) -> dict[str, torch.Tensor]:
         return self.model.state_dict()
@@ -233,6 +240,9 @@ class S3PRLTeacher(Teacher):
 
     def label_embeddings(self):
         return None if self._head is None else self._head.label_embs_concat
+
+    def mask_embedding(self):
+        return getattr(self._model, "mask_emb", None)
 
     def hubert_state_dict(self):
         return None if self._head is None else self._head.state_dict()

@@ -426,11 +426,22 @@ def distill(conf: DistillRunConfig, config_path: str, teacher_yaml: str, train_d
     valid = trainer.fit(resume=resume)
     if dist_info()[0] != 0:
         return None
-    return write_results(out, student.cpu(), trainer.step, valid, conf, dconf, tconf, init_report)
+    return write_results(out, student.cpu(), trainer.step, valid, conf, dconf, tconf, init_report,
+                         teacher.mask_embedding())
+
+
+def with_teacher_mask_emb(meta: dict, mask_emb: torch.Tensor | None, dim: int) -> dict:
+    """A student file's ``meta`` with the teacher's pretrained mask embedding (``teacher_mask_emb``)
+    where it has one of the student's width: the authors fine-tune their students in a HuBERT
+    checkpoint whose weights the student's overwrite, so masked frames get HuBERT's embedding
+    (``frontend_conf.reuse_mask_emb``)."""
+    if mask_emb is None or mask_emb.shape != (dim,):
+        return meta
+    return {**meta, "teacher_mask_emb": mask_emb.detach().float().cpu().clone()}
 
 
 def write_results(out, student: Student, steps: int, valid: dict, conf: DistillRunConfig, dconf: DistillConfig,
-                  tconf: dict, init_report: dict) -> dict:
+                  tconf: dict, init_report: dict, teacher_mask_emb: torch.Tensor | None = None) -> dict:
     """``out/student.pt``, ``out/student.distiller_local.pt`` (where s3prl's distiller can hold the
     student) and ``out/summary.json`` of a finished distillation; returns the summary."""
     import json
@@ -439,7 +450,8 @@ def write_results(out, student: Student, steps: int, valid: dict, conf: DistillR
     from espnet_distill.student.export import export_distiller_local, save_student
 
     counts = student.param_counts()
-    save_student(out / "student.pt", student, {"params": counts, "steps": steps, "valid": valid, "teacher": tconf})
+    meta = {"params": counts, "steps": steps, "valid": valid, "teacher": tconf}
+    save_student(out / "student.pt", student, with_teacher_mask_emb(meta, teacher_mask_emb, student.cfg.dim))
     exported = None
     try:
         export_distiller_local(student, out / "student.distiller_local.pt")

@@ -259,9 +259,25 @@ def test_reuse_mask_emb_starts_the_time_masks_from_the_teachers(ckpts, tmp_path,
     assert torch.equal(ASRTask.build_model(args).frontend.masking.mask_emb, pretrained)
     assert not torch.equal(DistilledFrontend(str(ckpts / "teacher.pt"), mask_time_prob=0.5).masking.mask_emb,
                            pretrained)  # the default: a new embedding
-    with caplog.at_level("INFO"):
+    with caplog.at_level("INFO"):  # the fixture's student (24 wide) could not keep its 32-wide teacher's
         DistilledFrontend(str(ckpts / "student.pt"), mask_time_prob=0.5, reuse_mask_emb=True)
     assert "the student has no pretrained mask embedding" in caplog.text
+
+
+def test_a_student_file_carries_its_teachers_mask_emb_to_fine_tuning(ckpts, tmp_path):
+    """The authors fine-tune a student inside HuBERT's checkpoint, so masked frames get HuBERT's
+    mask_emb: distillation keeps the teacher's in student.pt where the widths agree, and
+    reuse_mask_emb starts the time masks from it."""
+    from espnet_distill.student.export import load_student
+    from espnet_distill.train.distill import with_teacher_mask_emb
+
+    student, meta = load_student(ckpts / "student.pt")
+    assert with_teacher_mask_emb(meta, torch.randn(32), 24) == meta  # another width: nothing kept
+    kept = torch.randn(24)
+    save_student(tmp_path / "s.pt", student, with_teacher_mask_emb(meta, kept, 24))
+    fe = DistilledFrontend(str(tmp_path / "s.pt"), mask_time_prob=0.5, reuse_mask_emb=True)
+    assert torch.equal(fe.masking.mask_emb.detach(), kept)
+    assert "teacher_mask_emb" not in dict(fe.named_parameters()) | dict(fe.named_buffers())  # not a weight
 
 
 def test_a_pruned_student_is_a_frontend_like_the_others(ckpts, tmp_path):
