@@ -8,6 +8,9 @@ fi
 # shellcheck disable=SC1091
 . "${ESPNET_DISTILL_VENV}/bin/activate"
 export PATH=${MAIN_ROOT}/utils:${PATH}
+# This checkout's package first: a venv shared with another checkout (its editable install) must
+# not run that checkout's code
+export PYTHONPATH=${MAIN_ROOT}${PYTHONPATH:+:${PYTHONPATH}}
 export PYTHONUNBUFFERED=1 LC_ALL=C.UTF-8
 # One thread per process: the launcher runs several jobs side by side on small machines.
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
