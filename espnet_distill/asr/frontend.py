@@ -106,13 +106,12 @@ def set_input_dropout(upstream: nn.Module, kind: str, p: float) -> None:
         upstream.model.cfg.dropout_input = float(p)
 
 
-def pretrained_mask_emb(upstream: nn.Module) -> torch.Tensor | None:
-    """The (D,) pretrained mask embedding of an upstream, or None: a HuBERT teacher's own, a
-    student's teacher's (kept in the student file, :func:`~espnet_distill.train.distill.with_teacher_mask_emb`)."""
-    model = getattr(upstream, "model", None)
-    if isinstance(model, HubertModel):
-        return model.mask_emb
-    return getattr(upstream, "teacher_mask_emb", None)
+def pretrained_mask_emb(upstream: nn.Module, kind: str) -> torch.Tensor | None:
+    """The (D,) pretrained mask embedding of an upstream of ``kind``, or None: a HuBERT teacher's own,
+    a student's teacher's (kept in the student file, :func:`~espnet_distill.train.distill.with_teacher_mask_emb`)."""
+    if kind == "student":
+        return getattr(upstream, "teacher_mask_emb", None)
+    return upstream.model.mask_emb
 
 
 def describe_upstream(checkpoint: str | Path) -> dict:
@@ -206,11 +205,7 @@ class DistilledFrontend(AbsFrontend):
         extractor, transformer = feature_extractor_and_transformer(self.upstream, self.kind)
         if feature_grad_mult is not None:
             extractor.grad_mult = check_grad_scale(feature_grad_mult)
-        if layerdrop is not None:
-            if not 0.0 <= layerdrop < 1.0:
-                raise ValueError(f"layerdrop = {layerdrop!r}: expected a probability in [0, 1)")
-            transformer.layerdrop = float(layerdrop)
-        transformer.set_dropouts(dropout, attention_dropout, activation_dropout)
+        transformer.set_dropouts(dropout, attention_dropout, activation_dropout, layerdrop)
         if dropout is not None:  # fairseq's fine-tuning sets dropout_input with the others (to 0)
             set_input_dropout(self.upstream, self.kind, dropout)
         self.masking = FeatureMasking(self.dim, mask_time_prob, mask_time_length, mask_channel_prob,
@@ -252,7 +247,7 @@ class DistilledFrontend(AbsFrontend):
         """Under ``reuse_mask_emb``, copy ``upstream``'s pretrained mask embedding into the time masks'."""
         if not self.reuse_mask_emb or self.masking.mask_emb is None:
             return
-        pretrained = pretrained_mask_emb(upstream)
+        pretrained = pretrained_mask_emb(upstream, self.kind)
         if pretrained is None:
             logger.info("distilled frontend: the %s has no pretrained mask embedding (a student distilled from a "
                         "teacher without one, or before espnet_distill kept it); the time masks learn a new one",

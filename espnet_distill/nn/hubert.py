@@ -422,13 +422,17 @@ class TransformerEncoder(nn.Module):
         self.rel_pos = rel_pos
 
     def set_dropouts(self, dropout: float | None = None, attention: float | None = None,
-                     activation: float | None = None) -> None:
+                     activation: float | None = None, layerdrop: float | None = None) -> None:
         """Replace dropout probabilities, as fairseq's fine-tuning overrides a pretrained model's (None
         keeps one): ``dropout`` after the positional conv and on every layer's residual branches,
-        ``attention`` on the attention weights, ``activation`` after the FFN's activation."""
-        for name, p in (("dropout", dropout), ("attention_dropout", attention), ("activation_dropout", activation)):
+        ``attention`` on the attention weights, ``activation`` after the FFN's activation,
+        ``layerdrop`` the chance of skipping a layer in training."""
+        for name, p in (("dropout", dropout), ("attention_dropout", attention), ("activation_dropout", activation),
+                        ("layerdrop", layerdrop)):
             if p is not None and not 0.0 <= p < 1.0:
                 raise ValueError(f"{name} = {p!r}: expected a probability in [0, 1)")
+        if layerdrop is not None:
+            self.layerdrop = float(layerdrop)
         for layer in self.layers:
             if dropout is not None:
                 layer.dropout = float(dropout)

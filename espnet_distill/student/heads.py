@@ -114,7 +114,11 @@ class CosineDiscHead(nn.Module):
         self.loss = loss
         self.proj = nn.Linear(dim, label_embs.shape[1])
         self.register_buffer("label_embs", label_embs.detach().clone())
-        self.tau = self.divisor = tau
+        self.tau = tau
+
+    @property
+    def divisor(self) -> float:
+        return self.tau
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         z = F.normalize(self.proj(h).float(), dim=-1, eps=1e-8)
