@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping
 
+from espnet_distill.asr.experiment import PROTOCOL_SUFFIX
 from espnet_distill.data.fingerprint import data_key
 
 logger = logging.getLogger(__name__)
@@ -47,9 +48,35 @@ def asr_config_for(env: Mapping[str, str], finetune_set: str) -> str:
     return per_set.get(finetune_set, option(env, "asr_config"))
 
 
+def asr_protocols(env: Mapping[str, str]) -> list[str]:
+    """The ASR protocols of ``asr_protocols`` (:data:`~espnet_distill.asr.experiment.PROTOCOL_SUFFIX`),
+    each once; a KeyError names an unknown one."""
+    names = list(dict.fromkeys(words(env, "asr_protocols")))
+    unknown = [n for n in names if n not in PROTOCOL_SUFFIX]
+    if unknown or not names:
+        raise KeyError(f"asr_protocols {option(env, 'asr_protocols')!r}: each must be one of "
+                       f"{', '.join(PROTOCOL_SUFFIX)} (at least one)")
+    return names
+
+
+def protocol_config(env: Mapping[str, str], protocol: str, finetune_set: str) -> str:
+    """The ESPnet config that trains on ``finetune_set`` under ``protocol``: the fine-tuning config of
+    the set (:func:`asr_config_for`), or ``superb_config``."""
+    return asr_config_for(env, finetune_set) if protocol == "finetune" else option(env, "superb_config")
+
+
+def asr_runs(env: Mapping[str, str], finetune_set: str) -> list[tuple[str, str, str]]:
+    """(protocol, name suffix, config) of each protocol that trains on ``finetune_set``: every one of
+    ``asr_protocols``, SUPERB's only on the sets of ``superb_sets`` when it names any (SUPERB's
+    setting is one set, train-clean-100)."""
+    superb_sets = words(env, "superb_sets")
+    return [(p, PROTOCOL_SUFFIX[p], protocol_config(env, p, finetune_set)) for p in asr_protocols(env)
+            if not (p == "superb" and superb_sets and finetune_set not in superb_sets)]
+
+
 def asr_configs(env: Mapping[str, str]) -> list[str]:
-    """The fine-tuning configs of all ``finetune_sets``, each once."""
-    return list(dict.fromkeys(asr_config_for(env, s) for s in words(env, "finetune_sets")))
+    """The ESPnet configs of every protocol on every ``finetune_sets`` entry, each once."""
+    return list(dict.fromkeys(config for s in words(env, "finetune_sets") for _, _, config in asr_runs(env, s)))
 
 
 @dataclass(frozen=True)
@@ -74,8 +101,9 @@ STAGES = {
              data=("train_set", "valid_set"), after=("teacher",), teacher_yaml=True),
     4: Stage("fbank", values=("fbank_configs", "train_set", "valid_set", "distill_args"), files=("fbank_configs",),
              data=("train_set", "valid_set"), after=("teacher",), teacher_yaml=True),
-    5: Stage("asr", values=("finetune_sets", "valid_set", "token_type", "nbpe", "asr_teacher", "asr_args", "asr_seeds",
-                            "speed_perturb_factors", "text_norm_opts", "min_wav_duration", "max_wav_duration"),
+    5: Stage("asr", values=("finetune_sets", "valid_set", "asr_protocols", "superb_sets", "token_type", "nbpe",
+                            "asr_teacher", "asr_args", "asr_seeds", "speed_perturb_factors", "text_norm_opts",
+                            "min_wav_duration", "max_wav_duration"),
              files=(asr_configs, "asr_scratch_config", "distill_configs", "fbank_configs"),
              data=("finetune_sets", "valid_set"), after=("teacher", "distill", "fbank"), teacher_yaml=True),
     6: Stage("score", values=("int8_inference", "export_onnx", "test_sets", "inference_asr_model", "inference_args"),

@@ -4,6 +4,7 @@
 - :func:`summary`: one row per ASR experiment and decoding, with the frontend's size and speed.
 - :func:`seed_table`: WER mean and spread over fine-tuning seeds, sclite's MAPSSWE against a baseline.
 - :func:`int8_table`: int8 decoding against the same model in float.
+- :func:`superb_table`: each frontend fine-tuned whole beside its SUPERB-protocol probe.
 - :func:`claims_table`: the paper's claims (:data:`CLAIMS`), each two models compared over seeds.
 
 ``espnet_distill.bin.make_results`` is the command line.
@@ -15,7 +16,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from espnet_distill.asr.experiment import Experiment
+from espnet_distill.asr.experiment import PROTOCOL_SUFFIX, Experiment
 from espnet_distill.asr.score import Counts, results_row
 
 HEADER = "|dataset|Snt|Wrd|Corr|Sub|Del|Ins|Err|S.Err|\n|---|---|---|---|---|---|---|---|---|"
@@ -165,6 +166,27 @@ def int8_table(asr_dir: Path, test_sets: list[str]) -> str:
 
 
 ONNX_KINDS = ("onnx_fp32", "onnx_int8")  # stage 6 with --export_onnx: decode_<kind>_<set>/ of the exported graphs
+
+
+def superb_table(asr_dir: Path, test_sets: list[str], kind: str = "ctc_greedy") -> str:
+    """Per frontend and fine-tuning set with a SUPERB-protocol model (``<model>_superb``): WER (mean
+    over seeds) fine-tuned whole and under SUPERB's protocol, decoded as ``kind``; "" when there is none."""
+    suffix = PROTOCOL_SUFFIX["superb"]
+    groups = seed_groups(asr_dir)
+    rows = []
+    for base, runs in groups.items():
+        if not base.endswith(suffix):
+            continue
+        model = base[: -len(suffix)]
+        cells = []
+        for x in test_sets:
+            cells.append(mean_sd(list(seed_wers(groups.get(model, {}), kind, x).values())))
+            cells.append(mean_sd(list(seed_wers(runs, kind, x).values())))
+        rows.append(f"| {model} | {len(runs)} | " + " | ".join(cells) + " |")
+    if not rows:
+        return ""
+    header = ["model", "seeds"] + [f"{x} WER {k}" for x in test_sets for k in ("fine-tuned", "SUPERB")]
+    return "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + rows)
 
 
 def same_hyps(a: Path, b: Path) -> float | None:
@@ -340,6 +362,13 @@ def results_document(asr_dir: Path, table: str, test_sets: list[str], baseline: 
                  "gap between two models may be the seed's alone. Run stage 5-6 with `--asr_seeds \"0 1 2\"` "
                  "(or, for the embedded corpus, `local/claims.sh`, which writes CLAIMS.md) to know which gaps "
                  "are real.\n")
+    superb = superb_table(asr_dir, test_sets)
+    if superb:
+        text += ("\n## SUPERB ASR\n\nEach frontend fine-tuned whole (the tables above) beside SUPERB's ASR "
+                 "protocol (`--asr_protocols superb`, `conf/asr/superb.yaml`: the frontend frozen, a learned "
+                 "weighted sum of all its hidden states, a 2-layer BLSTM and character CTC), both decoded with "
+                 "CTC greedy search and no LM: the protocol of the SUPERB numbers published for other "
+                 "compressed HuBERTs. WER in %, mean (± sd) over the seeds.\n\n" + superb + "\n")
     onnx = onnx_table(asr_dir, test_sets)
     if onnx:
         text += ("\n## Exported models (sherpa-onnx / ONNX Runtime)\n\nEach model exported by "

@@ -78,8 +78,10 @@ def encoded_batches(model, data_dir: str | Path, batch_seconds: float, device: s
     loader = torch.utils.data.DataLoader(ds, batch_sampler=sampler, collate_fn=collate, num_workers=workers,
                                          pin_memory=cuda)
     for b in tqdm(loader, desc=f"{what} {Path(data_dir).name}", unit="batch"):
-        enc, enc_lens = model.encode(b["wav"].to(device), b["lengths"].to(device))
-        yield b["utt"], enc, enc_lens
+        order = torch.argsort(b["lengths"], descending=True, stable=True)  # longest first: ESPnet's RNN
+        # encoder packs the batch with pack_padded_sequence, which wants it so
+        enc, enc_lens = model.encode(b["wav"][order].to(device), b["lengths"][order].to(device))
+        yield [b["utt"][i] for i in order.tolist()], enc, enc_lens
 
 
 @torch.no_grad()

@@ -14,6 +14,12 @@ from pathlib import Path
 
 from espnet_distill.config import ConfigError, read_yaml
 
+# The ASR protocols of stage 5 (--asr_protocols), each with the suffix of its experiments' names,
+# exp/asr/<frontend>_<set><suffix>[_seed<N>]: whole-model fine-tuning (the student trains with a
+# CTC layer on top), and SUPERB's (the student frozen, a learned weighted sum of its layers under a
+# BLSTM and CTC: conf/asr/superb.yaml)
+PROTOCOL_SUFFIX = {"finetune": "", "superb": "_superb"}
+
 MODEL_FILES = ("valid.acc.ave.pth", "valid.cer_ctc.ave.pth", "valid.loss.ave.pth",
                "valid.acc.best.pth", "valid.cer_ctc.best.pth", "valid.loss.best.pth")
 

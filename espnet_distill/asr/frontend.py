@@ -6,6 +6,8 @@ encoder for whole-model ("unconstrained") fine-tuning.
         checkpoint: exp/distill/dt_cnn/student.pt   # a student of ours, or any HuBERT checkpoint we read
         layer: last            # "last", "weighted" (learned softmax-weighted sum of all layers), or an int
         freeze_steps: 0        # keep the frontend frozen for the first N training forward passes
+        frozen: false          # frozen for the whole run, in eval mode (SUPERB's protocol; the layer weights
+                               # of ``layer: weighted`` still learn)
         mask_time_prob: 0.05   # SpecAugment the way HuBERT fine-tuning does: on the features entering
         mask_time_length: 10   # the transformer (time spans -> a learned mask embedding; channel
         mask_channel_prob: 0.0 # spans -> 0), never ESPnet's ``specaug`` on the frontend's output
@@ -164,7 +166,7 @@ class DistilledFrontend(AbsFrontend):
                  eq_anchors: int = 6, crop_max_ms: float = 0.0, mask_time_min_spans: int = 1,
                  onset_trim_prob: float = 0.0, feature_grad_mult: float | None = None, layerdrop: float | None = None,
                  dropout: float | None = None, attention_dropout: float | None = None,
-                 activation_dropout: float | None = None, reuse_mask_emb: bool = False):
+                 activation_dropout: float | None = None, reuse_mask_emb: bool = False, frozen: bool = False):
         """``checkpoint``: the student (or teacher) to start from. ``upstream``: its architecture
         (``describe_upstream``; ``asr_train`` records it in config.yaml), used when the checkpoint
         file is not there: a fine-tuned model moved or unpacked elsewhere has its weights in its own
@@ -182,7 +184,10 @@ class DistilledFrontend(AbsFrontend):
         (:meth:`~espnet_distill.nn.hubert.TransformerEncoder.set_dropouts`; None: as distilled);
         ``dropout`` also on the front-end's output (:func:`set_input_dropout`).
         ``reuse_mask_emb``: the time masks' embedding starts from the pretrained ``mask_emb``
-        (:func:`pretrained_mask_emb`: a HuBERT teacher's, a student's teacher's) where there is one."""
+        (:func:`pretrained_mask_emb`: a HuBERT teacher's, a student's teacher's) where there is one.
+        ``frozen``: the upstream is never trained: no gradients (``requires_grad`` off, so ESPnet
+        counts it as frozen), and in eval mode also while the model trains (no dropout or layer
+        drop), as s3prl runs a frozen upstream for SUPERB; ``layer_weights`` still learn."""
         super().__init__()
         if isinstance(fs, str):  # ESPnet style "16k"
             fs = int(float(fs[:-1]) * 1000) if fs.lower().endswith("k") else int(fs)
@@ -202,6 +207,10 @@ class DistilledFrontend(AbsFrontend):
         self.layer = layer
         self.layer_weights = nn.Parameter(torch.zeros(self.num_layers + 1)) if layer == "weighted" else None
         self.freeze_steps = int(freeze_steps)
+        self.frozen = bool(frozen)
+        if self.frozen:
+            self.upstream.requires_grad_(False)
+            self.upstream.eval()
         extractor, transformer = feature_extractor_and_transformer(self.upstream, self.kind)
         if feature_grad_mult is not None:
             extractor.grad_mult = check_grad_scale(feature_grad_mult)
@@ -221,15 +230,22 @@ class DistilledFrontend(AbsFrontend):
         self.eq_max_db, self.eq_anchors = float(eq_max_db), int(eq_anchors)
         self.crop_max_samples = round(crop_max_ms * SAMPLE_RATE / 1000)
         self.register_buffer("forward_count", torch.zeros((), dtype=torch.long))
-        logger.info("distilled frontend: %s (%s, %d layers x %d), layer=%s, frozen for %d steps, masks: time %.2f x %d "
+        logger.info("distilled frontend: %s (%s, %d layers x %d), layer=%s, frozen for %s, masks: time %.2f x %d "
                     "(>= %d spans), channel %.2f x %d, random equalisation +-%.1f dB, random crops up to %g ms, "
                     "onsets trimmed to voicing in %.0f %%, feature gradient x %g, layer drop %g", checkpoint, self.kind,
-                    self.num_layers, self.dim, layer, self.freeze_steps, mask_time_prob, mask_time_length,
+                    self.num_layers, self.dim, layer, "the whole run" if self.frozen else f"{self.freeze_steps} steps",
+                    mask_time_prob, mask_time_length,
                     mask_time_min_spans, mask_channel_prob, mask_channel_length, self.eq_max_db, crop_max_ms,
                     100 * self.onset_trim_prob, extractor.grad_mult, transformer.layerdrop)
 
     def output_size(self) -> int:
         return self.dim
+
+    def train(self, mode: bool = True) -> "DistilledFrontend":
+        super().train(mode)
+        if self.frozen:  # a frozen upstream stays in eval mode (ESPnet calls model.train() every epoch)
+            self.upstream.eval()
+        return self
 
     def reload_pretrained_parameters(self) -> None:
         """Load the checkpoint's weights into the upstream again (ESPnet calls this after ``init:``
@@ -265,7 +281,7 @@ class DistilledFrontend(AbsFrontend):
         return hidden[int(self.layer)]
 
     def forward(self, input: torch.Tensor, input_lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        frozen = self.training and int(self.forward_count) < self.freeze_steps
+        frozen = self.frozen or (self.training and int(self.forward_count) < self.freeze_steps)
         if self.training:
             self.forward_count += 1
         wav, lengths = input.float(), input_lengths

@@ -39,6 +39,7 @@ from torch import nn
 
 from espnet_distill.asr import onnx_runner
 from espnet_distill.asr.experiment import Experiment
+from espnet_distill.asr.frontend import PassThroughEncoder
 from espnet_distill.checkpoint_io import atomic_path
 from espnet_distill.data.audio import FRAME_WINDOW, SAMPLE_RATE
 from espnet_distill.nn.hubert import lengths_to_mask
@@ -122,6 +123,10 @@ def kind_of(model) -> str:
     if upstream is None:
         raise ExportError("this model's frontend is not a distilled student or teacher of ours "
                           f"({type(model.frontend).__name__}); nothing to export to sherpa-onnx")
+    if getattr(model, "preencoder", None) is not None or not isinstance(model.encoder, PassThroughEncoder):
+        raise ExportError(f"this model has an encoder of its own ({type(model.encoder).__name__}, a SUPERB-protocol "
+                          "probe): only whole-model fine-tuned models (encoder: passthrough) are exported; export "
+                          "the same frontend's fine-tuned model instead")
     fe = getattr(upstream, "frontend", None)
     return "fbank" if isinstance(fe, FbankFrontend) else "waveform"
 

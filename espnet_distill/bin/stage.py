@@ -3,6 +3,8 @@
     python -m espnet_distill.bin.stage begin NUM       # prints run or skip; moves or resumes earlier results
     python -m espnet_distill.bin.stage end NUM         # writes EXPDIR/<stage>/.done
     python -m espnet_distill.bin.stage asr-config SET  # prints the ESPnet config that fine-tunes on SET
+    python -m espnet_distill.bin.stage asr-runs SET    # per protocol of asr_protocols: PROTOCOL SUFFIX|- CONFIG
+    python -m espnet_distill.bin.stage asr-configs     # every config stage 5 trains with, one per line
 
 The recipe's options come from the environment (distill.sh exports them). An option a stage
 declares but the environment lacks, or a file system error, exits 1 with one line.
@@ -14,11 +16,20 @@ import os
 import sys
 
 from espnet_distill.bin import new_parser, setup_logging
-from espnet_distill.stages import STAGES, asr_config_for, begin, end
+from espnet_distill.stages import STAGES, asr_config_for, asr_configs, asr_runs, begin, end
+
+
+def print_runs(finetune_set: str) -> None:
+    """One ``PROTOCOL SUFFIX CONFIG`` line per protocol on ``finetune_set`` (an empty suffix as ``-``)."""
+    for protocol, suffix, config in asr_runs(os.environ, finetune_set):
+        print(protocol, suffix or "-", config)
+
 
 COMMANDS = {"begin": lambda num: print("run" if begin(num, os.environ) else "skip"),
             "end": lambda num: end(num, os.environ),
-            "asr-config": lambda finetune_set: print(asr_config_for(os.environ, finetune_set))}
+            "asr-config": lambda finetune_set: print(asr_config_for(os.environ, finetune_set)),
+            "asr-runs": print_runs,
+            "asr-configs": lambda _: print("\n".join(asr_configs(os.environ)))}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,7 +41,11 @@ def main(argv: list[str] | None = None) -> int:
                                                     help=f"stage number ({min(STAGES)}-{max(STAGES)})")
     sub.add_parser("asr-config", help="the fine-tuning config of a set (asr_set_configs, else asr_config)") \
         .add_argument("arg", metavar="SET", help="a set of finetune_sets")
+    sub.add_parser("asr-runs", help="the protocols of asr_protocols on a set: protocol, name suffix, config") \
+        .add_argument("arg", metavar="SET", help="a set of finetune_sets")
+    sub.add_parser("asr-configs", help="every ESPnet config of stage 5 (each protocol on each set), once")
     a = p.parse_args(argv)
+    a.arg = getattr(a, "arg", "")
     try:
         COMMANDS[a.cmd](a.arg)
     except KeyError as e:  # str() of a KeyError quotes its message

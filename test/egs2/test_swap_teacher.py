@@ -22,6 +22,17 @@ pytestmark = pytest.mark.slow  # a recipe run
 ASR_ATT = dict(ASR, decoder="transformer", decoder_conf={"attention_heads": 2, "linear_units": 32, "num_blocks": 1},
                model_conf={"ctc_weight": 0.5, "report_cer": False, "report_wer": False},
                best_model_criterion=[["valid", "acc", "max"]], num_att_plot=0)  # no attention plots (seconds each)
+# SUPERB's protocol (conf/asr/superb.yaml) narrowed: the student frozen, its layers weighted, a BLSTM
+SUPERB = {"frontend": "distilled", "frontend_conf": {"layer": "weighted", "frozen": True}, "specaug": "specaug",
+          "specaug_conf": {"apply_time_warp": True, "time_warp_window": 5, "apply_freq_mask": True,
+                           "freq_mask_width_range": [0, 4], "num_freq_mask": 2, "apply_time_mask": True,
+                           "time_mask_width_range": [0, 5], "num_time_mask": 2},
+          "normalize": None, "preencoder": "linear", "preencoder_conf": {"output_size": 16}, "encoder": "rnn",
+          "encoder_conf": {"rnn_type": "lstm", "bidirectional": True, "use_projection": False, "num_layers": 2,
+                           "hidden_size": 16, "output_size": 32, "dropout": 0.2, "subsample": None},
+          "model_conf": {"ctc_weight": 1.0, "report_cer": True, "report_wer": False}, "optim": "adam",
+          "optim_conf": {"lr": 0.001}, "batch_type": "sorted", "batch_size": 4, "max_epoch": 2, "num_workers": 0,
+          "best_model_criterion": [["valid", "cer_ctc", "min"]], "keep_nbest_models": 1, "grad_clip": 1.0, "seed": 0}
 
 
 def tiny_model() -> HubertModel:
@@ -113,20 +124,34 @@ def test_local_teacher_and_cnn_student_through_stage_6(copy_stage1):
             assert json.loads((out / "scores.json").read_text())["wer"]["source"] == "sclite"
             assert f"| {name}_train_1min | {graph} | onnxruntime | " in exported
 
-    # stage 6 rerun with other options: the earlier summary is kept beside the earlier results
-    p = subprocess.run([*args[:2], "6", "--stop_stage", "6", *args[5:], "--int8_inference", "false",
-                        "--export_onnx", "false"], cwd=r, env=recipe_env(), capture_output=True, text=True)
+    # stages 5-6 rerun with other options (the student's models only): ESPnet's speed perturbation of
+    # the fine-tuning set (factors 0.9 and 1.0: train_1min_sp, twice the utterances, read through sox
+    # pipes), and SUPERB's protocol beside whole-model fine-tuning; stage 6's earlier summary is kept
+    # beside its earlier results
+    (r / "conf/asr/superb_tiny.yaml").write_text(yaml.safe_dump(SUPERB))
+    n_ft = len((r / "data/train_1min/utt2spk").read_text().splitlines())
+    p = subprocess.run([*args[:2], "5", *args[5:], "--speed_perturb_factors", "0.9 1.0", "--asr_teacher", "false",
+                        "--asr_protocols", "finetune superb", "--superb_config", "conf/asr/superb_tiny.yaml",
+                        "--int8_inference", "false", "--export_onnx", "false"],
+                       cwd=r, env=recipe_env(), capture_output=True, text=True)
     assert p.returncode == 0, p.stderr[-4000:]
     kept = list(r.glob("exp/score.*/RESULTS.md"))
     assert len(kept) == 1
     assert kept[0].read_text() == results != (r / "RESULTS.md").read_text()  # the new one has its own date
-    # ESPnet's speed perturbation of the fine-tuning set (factors 0.9 and 1.0): stage 5 reruns on
-    # train_1min_sp, twice the utterances, read through sox pipes (the student's model only)
-    n_ft = len((r / "data/train_1min/utt2spk").read_text().splitlines())
-    p = subprocess.run([*args[:2], "5", "--stop_stage", "5", *args[5:], "--speed_perturb_factors", "0.9 1.0",
-                        "--asr_teacher", "false"],
-                       cwd=r, env=recipe_env(), capture_output=True, text=True)
-    assert p.returncode == 0, p.stderr[-4000:]
+    # the SUPERB model: the student's weights as distilled (frozen), decoded and scored, in RESULTS.md
+    from espnet_distill.checkpoint_io import safe_load
+    from espnet_distill.student.export import load_student
+
+    probe = r / "exp/asr/cnn_tiny_train_1min_superb"
+    distilled = load_student(r / "exp/distill/cnn_tiny/student.pt")[0].state_dict()
+    trained = safe_load(probe / "valid.cer_ctc.best.pth")
+    frozen = {k[len("frontend.upstream."):]: v for k, v in trained.items() if k.startswith("frontend.upstream.")}
+    assert frozen and all(torch.equal(v, distilled[k]) for k, v in frozen.items())
+    assert "encoder.enc.0.nbrnn.weight_hh_l1_reverse" in trained
+    assert json.loads((probe / "decode_ctc_greedy_test/scores.json").read_text())["wer"]["source"] == "sclite"
+    assert not list(probe.glob("decode_onnx_*"))  # a probe, not for deployment
+    superb = (r / "RESULTS.md").read_text().split("## SUPERB ASR")[1].split("\n## ")[0]
+    assert "| cnn_tiny_train_1min | 1 | " in superb
     trained_on = yaml.safe_load((r / "exp/asr/cnn_tiny_train_1min/config.yaml").read_text())
     assert {Path(path).parent.name for path, _, _ in trained_on["train_data_path_and_name_and_type"]} == \
         {"train_1min_sp"}

@@ -9,7 +9,7 @@ import pytest
 from helpers import make_data_dir, write_wav
 
 from espnet_distill.bin import stage as stage_bin
-from espnet_distill.stages import STAGES, asr_config_for, asr_configs, begin, end, stage_key
+from espnet_distill.stages import STAGES, asr_config_for, asr_configs, asr_runs, begin, end, stage_key
 
 DISTILL_SH = Path(__file__).resolve().parents[2] / "egs2/TEMPLATE/distill1/distill.sh"
 
@@ -88,7 +88,7 @@ def test_distill_sh_exports_every_option_a_stage_reads():
 
 def test_each_fine_tuning_set_has_one_config(capsys, caplog, monkeypatch):
     env = {"asr_config": "conf/asr/ctc.yaml", "asr_set_configs": "clean=conf/asr/a.yaml other=conf/asr/b.yaml",
-           "finetune_sets": "clean noisy other noisy2"}
+           "finetune_sets": "clean noisy other noisy2", "asr_protocols": "finetune", "superb_sets": ""}
     assert [asr_config_for(env, s) for s in ("clean", "noisy", "other")] == \
         ["conf/asr/a.yaml", "conf/asr/ctc.yaml", "conf/asr/b.yaml"]
     assert asr_configs(env) == ["conf/asr/a.yaml", "conf/asr/ctc.yaml", "conf/asr/b.yaml"]  # the stage-5 key's
@@ -99,3 +99,22 @@ def test_each_fine_tuning_set_has_one_config(capsys, caplog, monkeypatch):
     monkeypatch.delenv("asr_set_configs")
     assert stage_bin.main(["asr-config", "other"]) == 1
     assert "option asr_set_configs is not in the environment" in caplog.text
+
+
+def test_each_protocol_trains_on_each_set_with_its_config(capsys, caplog, monkeypatch):
+    env = {"asr_config": "conf/asr/ctc.yaml", "asr_set_configs": "other=conf/asr/b.yaml",
+           "finetune_sets": "clean other", "asr_protocols": "finetune superb", "superb_config": "conf/asr/superb.yaml",
+           "superb_sets": ""}
+    assert asr_runs(env, "other") == [("finetune", "", "conf/asr/b.yaml"),
+                                      ("superb", "_superb", "conf/asr/superb.yaml")]
+    assert asr_configs(env) == ["conf/asr/ctc.yaml", "conf/asr/superb.yaml", "conf/asr/b.yaml"]
+    assert asr_configs({**env, "asr_protocols": "superb"}) == ["conf/asr/superb.yaml"]
+    assert asr_runs({**env, "superb_sets": "clean"}, "other") == [("finetune", "", "conf/asr/b.yaml")]
+    for name, value in env.items():  # what distill.sh's asr_runs reads: an empty suffix as '-'
+        monkeypatch.setenv(name, value)
+    assert stage_bin.main(["asr-runs", "clean"]) == 0
+    assert capsys.readouterr().out == "finetune - conf/asr/ctc.yaml\nsuperb _superb conf/asr/superb.yaml\n"
+    for bad in ("superbb", ""):
+        monkeypatch.setenv("asr_protocols", bad)
+        assert stage_bin.main(["asr-configs"]) == 1
+        assert f"asr_protocols '{bad}': each must be one of finetune, superb" in caplog.text

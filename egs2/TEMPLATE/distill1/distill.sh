@@ -48,6 +48,9 @@ distill_args=""                              # extra distill_train options, e.g.
 # Stage 5: ESPnet ASR
 asr_config=conf/asr/ctc.yaml                       # ESPnet training config (frontend: distilled)
 asr_set_configs=""                                 # per fine-tuning set configs: "SET=CONFIG ..." (others: asr_config)
+asr_protocols=finetune                             # ASR protocols, each on every fine-tuning set: finetune (the whole model trains; asr_config) and/or superb (SUPERB's: the frontend frozen, a weighted sum of its layers, a BLSTM and CTC; superb_config): exp/asr/<model>_<set>[_superb]
+superb_config=conf/asr/superb.yaml                 # the ESPnet config of --asr_protocols superb
+superb_sets=""                                     # the fine-tuning sets --asr_protocols superb trains on ("" = all)
 asr_scratch_config=conf/distill/dt_fbank.yaml      # from-scratch baseline architecture ("" = none)
 asr_teacher=true                                   # also fine-tune the teacher as a reference
 asr_args=""                                        # extra options for espnet_distill.bin.asr_train
@@ -179,7 +182,7 @@ fi
 # The stages' bookkeeping is bin/stage's (espnet_distill/stages.py: what each stage's key reads,
 # the .done markers, moving finished results aside, reproduce.sh). It reads these options:
 export stage stop_stage force expdir datadir results_md local_data_opts teacher_config distill_configs \
-    fbank_configs distill_args asr_config asr_set_configs asr_scratch_config asr_teacher asr_args asr_seeds \
+    fbank_configs distill_args asr_config asr_set_configs asr_protocols superb_config superb_sets asr_scratch_config asr_teacher asr_args asr_seeds \
     token_type nbpe speed_perturb_factors text_norm_opts min_wav_duration max_wav_duration inference_config \
     inference_args int8_inference export_onnx grammar inference_asr_model train_set valid_set test_sets finetune_sets
 export run_args=${_run_args}
@@ -214,11 +217,13 @@ for num in 3 4; do
 done
 if in_range 5 || in_range 6; then
     [[ "${token_type}" =~ ^(char|bpe)$ ]] || { log "Error: --token_type must be char or bpe, got '${token_type}'"; exit 2; }
+    asr_configs=$(python -m espnet_distill.bin.stage asr-configs) || { log "Error: --asr_protocols (see above)"; exit 2; }
     for ft in ${finetune_sets}; do check_file "--asr_config (for ${ft})" "$(asr_config_for "${ft}")"; done
+    case " ${asr_protocols} " in *" superb "*) check_file --superb_config "${superb_config}" ;; esac
     [ -z "${asr_scratch_config}" ] || check_file --asr_scratch_config "${asr_scratch_config}"
 fi
-if in_range 5; then  # ESPnet's own parser reads each fine-tuning config with --asr_args
-    for config in $(for ft in ${finetune_sets}; do asr_config_for "${ft}"; done | sort -u); do
+if in_range 5; then  # ESPnet's own parser reads each config of stage 5 with --asr_args
+    for config in ${asr_configs}; do
         # shellcheck disable=SC2086
         if ! said=$(python -m espnet_distill.bin.asr_train --config "${config}" ${asr_args} --print_config 2>&1 > /dev/null); then
             echo "${said}" | tail -n 3 >&2
@@ -437,6 +442,22 @@ asr_frontends() {  # "name checkpoint" lines
     fi
 }
 
+# asr_runs: one "name checkpoint set seed protocol dir config" line per ASR model of stages 5 and 6: each
+# frontend, fine-tuning set, protocol (--asr_protocols; bin/stage asr-runs) and seed
+asr_runs() {
+    local name ckpt ft protocol suffix config seed
+    while read -r name ckpt <&3; do
+        for ft in ${finetune_sets}; do
+            while read -r protocol suffix config <&4; do
+                [ "${suffix}" != - ] || suffix=""
+                for seed in ${asr_seeds}; do
+                    echo "${name} ${ckpt} ${ft} ${seed} ${protocol} ${asr_dir}/${name}_${ft}${suffix}$(seed_suffix "${seed}") ${config}"
+                done
+            done 4< <(python -m espnet_distill.bin.stage asr-runs "${ft}")
+        done
+    done 3< <(asr_frontends)
+}
+
 # seed_suffix SEED: "" with one fine-tuning seed, "_seed<SEED>" with several
 seed_suffix() {
     # shellcheck disable=SC2086
@@ -467,11 +488,10 @@ speed_perturb() {
     rm -rf "${parts[@]}"
 }
 
-# finetune_one NAME CHECKPOINT SET SEED: ESPnet fine-tuning of the frontend CHECKPOINT on SET with SEED
+# finetune_one NAME CHECKPOINT SET SEED DIR CONFIG: ESPnet training of DIR with CONFIG, the frontend
+# CHECKPOINT, on SET with SEED
 finetune_one() {
-    local name=$1 ckpt=$2 ft=$3 seed=$4 d config tr
-    d=${asr_dir}/${name}_${ft}$(seed_suffix "${seed}")
-    config=$(asr_config_for "${ft}")
+    local name=$1 ckpt=$2 ft=$3 seed=$4 d=$5 config=$6 tr
     tr=$(ft_data "${ft}")
     log "ASR fine-tuning ${name} on ${tr} (${config}, seed ${seed}); log: ${d}/train.log"
     mkdir -p "${d}"
@@ -516,11 +536,9 @@ if stage_begin 5; then
             --teacher "${teacher_dir}/teacher.yaml" --train-dir "${datadir}/${train_set}" \
             --valid-dir "${datadir}/${valid_set}" --outdir "${asr_dir}/scratch_init"
     fi
-    while read -r name ckpt <&3; do  # fd 3: the jobs inside must not eat the list from stdin
-        for ft in ${finetune_sets}; do for seed in ${asr_seeds}; do
-            finetune_one "${name}" "${ckpt}" "${ft}" "${seed}"
-        done; done
-    done 3< <(asr_frontends)
+    while read -r name ckpt ft seed protocol d config <&5; do  # fd 5: the jobs inside must not eat the list from stdin
+        finetune_one "${name}" "${ckpt}" "${ft}" "${seed}" "${d}" "${config}"
+    done 5< <(asr_runs)
     stage_end 5
 fi
 
@@ -597,9 +615,10 @@ onnx_decode() {
     done
 }
 
-# decode_model EXP: every decoding of the fine-tuned experiment EXP, then EXP/RESULTS.md
+# decode_model EXP PROTOCOL: every decoding of the ASR experiment EXP, then EXP/RESULTS.md. The
+# SUPERB protocol's models are probes of a frozen student, not for deployment: no ONNX export.
 decode_model() {
-    local exp=$1 x model has_decoder
+    local exp=$1 protocol=$2 x model has_decoder
     model=$(python -m espnet_distill.bin.experiment model-file "${exp}" --name "${inference_asr_model}")
     has_decoder=$(python -m espnet_distill.bin.experiment has-decoder "${exp}")
     ctc_decode "${exp}" "${model}" ctc_greedy "${infer_cmd}" "CTC greedy, ${infer_device}" --device "${infer_device}"
@@ -614,7 +633,7 @@ decode_model() {
     if ${has_decoder}; then  # CTC-only models have no decoder
         for x in ${test_sets}; do att_decode "${exp}" "${model}" "${x}"; done
     fi
-    if ${export_onnx}; then onnx_decode "${exp}" "${model}"; fi
+    if ${export_onnx} && [ "${protocol}" = finetune ]; then onnx_decode "${exp}" "${model}"; fi
     python -m espnet_distill.bin.make_results exp-table --exp "${exp}" --out "${exp}/RESULTS.md"
 }
 
@@ -635,12 +654,10 @@ if stage_begin 6; then
         ctc_nj=$(( set_nj[${x}] > ctc_nj ? set_nj[${x}] : ctc_nj ))
     done
     frontend_ckpts=""
-    while read -r name ckpt <&3; do
-        frontend_ckpts+=" ${ckpt}"
-        for ft in ${finetune_sets}; do for seed in ${asr_seeds}; do
-            decode_model "${asr_dir}/${name}_${ft}$(seed_suffix "${seed}")"
-        done; done
-    done 3< <(asr_frontends)
+    while read -r name ckpt ft seed protocol d config <&5; do
+        case " ${frontend_ckpts} " in *" ${ckpt} "*) ;; *) frontend_ckpts+=" ${ckpt}" ;; esac
+        decode_model "${d}" "${protocol}"
+    done 5< <(asr_runs)
     log "Benchmarking the frontends (forward time per second of audio)"
     # shellcheck disable=SC2086
     python -m espnet_distill.bin.benchmark --checkpoint ${frontend_ckpts} --batch-sizes 1 $(! ${int8_inference} || echo --int8) \

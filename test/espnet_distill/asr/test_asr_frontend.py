@@ -66,6 +66,24 @@ def test_freeze_steps(ckpts):
     assert fe.layer_weights.grad is not None  # the layer weights learn from the start
 
 
+def test_a_frozen_frontend_stays_in_eval_mode_and_only_its_layer_weights_learn(ckpts):
+    """SUPERB's protocol: the upstream never trains and runs without dropout, also while ESPnet
+    trains the model around it; the weighted sum's weights are the frontend's only trainable part."""
+    fe = DistilledFrontend(str(ckpts / "student.pt"), layer="weighted", frozen=True, dropout=0.5)
+    fe.train()
+    assert fe.training and not fe.upstream.training and not any(m.training for m in fe.upstream.modules())
+    assert [n for n, p in fe.named_parameters() if p.requires_grad] == ["layer_weights"]
+    x, n = wav()
+    first, _ = fe(x, n)
+    second, _ = fe(x, n)
+    assert torch.equal(first, second)  # no dropout in training (dropout=0.5 would differ)
+    first.sum().backward()
+    assert fe.layer_weights.grad is not None
+    assert all(p.grad is None for p in fe.upstream.parameters())
+    unfrozen = DistilledFrontend(str(ckpts / "student.pt"), layer="weighted", dropout=0.5).train()
+    assert not torch.equal(unfrozen(x, n)[0], unfrozen(x, n)[0])  # the same options, not frozen: dropout acts
+
+
 def test_teacher_as_frontend(ckpts):
     fe = DistilledFrontend(str(ckpts / "teacher.pt"), layer="last")
     assert fe.kind == "teacher"

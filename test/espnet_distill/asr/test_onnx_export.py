@@ -200,3 +200,15 @@ def test_a_pack_carries_the_export(exported, tmp_path, capsys):
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert rows[0]["runtime"] == "onnxruntime"
     assert rows[0]["text"] == rows[1]["text"] == torch_texts(exp, [wav])[0]
+
+
+def test_a_superb_probe_is_refused_with_the_reason():
+    from types import SimpleNamespace
+
+    from espnet_distill.asr.onnx_export import kind_of
+    from espnet_distill.student.export import ExportError
+
+    probe = SimpleNamespace(frontend=SimpleNamespace(upstream=object()), preencoder=torch.nn.Linear(4, 4),
+                            encoder=torch.nn.LSTM(4, 4))
+    with pytest.raises(ExportError, match="SUPERB-protocol probe.*passthrough"):
+        kind_of(probe)

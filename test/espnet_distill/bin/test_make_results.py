@@ -139,3 +139,21 @@ def test_exported_models_table(tmp_path):
     shutil.rmtree(d / "decode_onnx_int8_test")
     assert results.onnx_table(asr, ["test"]) == ""
     assert "## Exported models" not in results.results_document(asr, "", ["test"])
+
+
+def test_superb_table_puts_each_probe_beside_its_fine_tuned_model(tmp_path):
+    asr = tmp_path / "asr"
+    for seed, (ft, sup) in enumerate([(40.0, 60.0), (42.0, 62.0)]):
+        experiment(asr, f"dt_10min_seed{seed}", tmp_path / "dt.pt", {"ctc_greedy_test": ft})
+        experiment(asr, f"dt_10min_superb_seed{seed}", tmp_path / "dt.pt", {"ctc_greedy_test": sup})
+    experiment(asr, "scratch_10min_seed0", tmp_path / "scratch.pt", {"ctc_greedy_test": 50.0})  # no probe: no row
+    (tmp_path / "bench.json").write_text("[]")
+    assert make_results.main(["summary", "--asr-dir", str(asr), "--benchmark", str(tmp_path / "bench.json"),
+                              "--test-sets", "test", "--out", str(tmp_path / "R.md")]) == 0
+    section = (tmp_path / "R.md").read_text().split("## SUPERB ASR")[1]
+    assert "| model | seeds | test WER fine-tuned | test WER SUPERB |" in section
+    assert "| dt_10min | 2 | 41.00 ± 1.41 | 61.00 ± 1.41 |" in section
+    assert "scratch_10min" not in section.split("\n\n##")[0]
+    shutil.rmtree(asr / "dt_10min_superb_seed0")
+    shutil.rmtree(asr / "dt_10min_superb_seed1")
+    assert results.superb_table(asr, ["test"]) == ""  # no probe: no section
