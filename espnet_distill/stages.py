@@ -59,10 +59,17 @@ def asr_protocols(env: Mapping[str, str]) -> list[str]:
     return names
 
 
+# The ESPnet config each protocol trains a fine-tuning set with: the set's fine-tuning config, or
+# superb_config
+PROTOCOL_CONFIG: dict[str, Callable[[Mapping[str, str], str], str]] = {
+    "finetune": asr_config_for,
+    "superb": lambda env, finetune_set: option(env, "superb_config"),
+}
+
+
 def protocol_config(env: Mapping[str, str], protocol: str, finetune_set: str) -> str:
-    """The ESPnet config that trains on ``finetune_set`` under ``protocol``: the fine-tuning config of
-    the set (:func:`asr_config_for`), or ``superb_config``."""
-    return asr_config_for(env, finetune_set) if protocol == "finetune" else option(env, "superb_config")
+    """The ESPnet config that trains on ``finetune_set`` under ``protocol`` (:data:`PROTOCOL_CONFIG`)."""
+    return PROTOCOL_CONFIG[protocol](env, finetune_set)
 
 
 def asr_runs(env: Mapping[str, str], finetune_set: str) -> list[tuple[str, str, str]]:

@@ -127,6 +127,12 @@ def describe_upstream(checkpoint: str | Path) -> dict:
     return {"kind": "teacher", "config": model.cfg.to_dict()}
 
 
+def described_dim(upstream: dict) -> int:
+    """The output width of the frontend :func:`describe_upstream` described."""
+    config = upstream["config"]
+    return int(config["dim"] if upstream["kind"] == "student" else config["embed_dim"])
+
+
 def build_upstream(upstream: dict) -> tuple[nn.Module, int, int, str]:
     """An upstream of the architecture ``describe_upstream`` gave, with untrained weights."""
     from espnet_distill.student.model import Student, StudentConfig

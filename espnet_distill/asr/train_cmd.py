@@ -18,15 +18,18 @@ def option(cmd: list[str], name: str, conf: dict):
     return value
 
 
+def config_of(cmd: list[str]) -> tuple[str | None, dict]:
+    """The ``--config`` file of ``cmd`` and its content ({} without one)."""
+    config = option(cmd, "config", {})
+    return config, (read_yaml(config) if config else {})
+
+
 def check_specaug(cmd: list[str]) -> str | None:
     """An error message when ESPnet's ``specaug`` is asked for with the distilled frontend under the
     passthrough encoder: ESPnet applies it to the frontend's output, which there is the student's
     last layer right before the CTC head, not the features entering the transformer that HuBERT
     fine-tuning masks. Under an encoder of its own (SUPERB's BLSTM) masking that output is the protocol."""
-    conf: dict = {}
-    config = option(cmd, "config", {})
-    if config:
-        conf = read_yaml(config)
+    config, conf = config_of(cmd)
     specaug = option(cmd, "specaug", conf)
     if (option(cmd, "frontend", conf) == "distilled" and option(cmd, "encoder", conf) == "passthrough"
             and specaug not in (None, "none", "null", "")):
@@ -44,12 +47,9 @@ def with_upstream_architecture(cmd: list[str]) -> list[str]:
     the frontend's width (one SUPERB config serves students and teachers of any width)."""
     import json
 
-    from espnet_distill.asr.frontend import describe_upstream
+    from espnet_distill.asr.frontend import describe_upstream, described_dim
 
-    conf: dict = {}
-    config = option(cmd, "config", {})
-    if config:
-        conf = read_yaml(config)
+    _, conf = config_of(cmd)
     if option(cmd, "frontend", conf) != "distilled" or "--print_config" in cmd or "--help" in cmd:
         return cmd
     checkpoint = (conf.get("frontend_conf") or {}).get("checkpoint")
@@ -60,14 +60,8 @@ def with_upstream_architecture(cmd: list[str]) -> list[str]:
         return cmd
     upstream = describe_upstream(checkpoint)
     cmd = cmd + ["--frontend_conf", "upstream=" + json.dumps(upstream)]
-    preencoder_conf = conf.get("preencoder_conf") or {}
-    if option(cmd, "preencoder", conf) == "linear" and "input_size" not in preencoder_conf:
-        cmd += ["--preencoder_conf", f"input_size={upstream_dim(upstream)}"]
+    given = "input_size" in (conf.get("preencoder_conf") or {}) or any(
+        a == "--preencoder_conf" and b.startswith("input_size=") for a, b in zip(cmd, cmd[1:]))
+    if option(cmd, "preencoder", conf) == "linear" and not given:
+        cmd += ["--preencoder_conf", f"input_size={described_dim(upstream)}"]
     return cmd
-
-
-def upstream_dim(upstream: dict) -> int:
-    """The output width of the frontend ``describe_upstream`` described: what a linear preencoder
-    (SUPERB's projection) takes, which ESPnet wants written in its config."""
-    config = upstream["config"]
-    return int(config["dim"] if upstream["kind"] == "student" else config["embed_dim"])

@@ -5,7 +5,8 @@ import json
 
 import yaml
 
-from espnet_distill.asr.train_cmd import check_specaug, option, upstream_dim, with_upstream_architecture
+from espnet_distill.asr.frontend import described_dim
+from espnet_distill.asr.train_cmd import check_specaug, option, with_upstream_architecture
 
 
 def test_the_last_option_wins_over_the_config():
@@ -35,4 +36,4 @@ def test_a_linear_preencoder_is_given_the_frontends_width(tmp_path, monkeypatch)
                                                      "preencoder_conf": {"input_size": 8, "output_size": 16}}))
     assert "--preencoder_conf" not in with_upstream_architecture(["--config", str(tmp_path / "c.yaml"),
                                                                  "--frontend_conf", "checkpoint=t.pt"])
-    assert upstream_dim({"kind": "student", "config": {"dim": 24}}) == 24
+    assert described_dim({"kind": "student", "config": {"dim": 24}}) == 24
