@@ -3,9 +3,8 @@
 #
 #   utils/download_and_untar.sh [--strip-components N] URL ARCHIVE_DIR DEST_DIR
 #
-# The archive is kept as ARCHIVE_DIR/<name> (a second call does not download it again); a
-# download in progress is ARCHIVE_DIR/<name>.partial and continues where it stopped. The
-# archive is unpacked into a staging folder inside DEST_DIR and each of its top-level entries
+# The archive is kept as ARCHIVE_DIR/<name> (utils/download.sh: a second call does not download
+# it again; a download in progress continues where it stopped). The archive is unpacked into a staging folder inside DEST_DIR and each of its top-level entries
 # (after stripping N leading path components) is then moved into DEST_DIR, so an interrupted
 # unpack never leaves a half-filled folder under its final name. An entry already in DEST_DIR
 # is left alone. URL may be http(s):// or file://. Exit status 3: the download failed.
@@ -30,20 +29,8 @@ name=${url##*/}
 archive=${archive_dir}/${name}
 mkdir -p "${archive_dir}" "${dest}"
 
-if [ ! -f "${archive}" ]; then
-    log "Downloading ${url} to ${archive}"
-    if ! curl --fail --location --silent --show-error --retry 3 --connect-timeout 20 \
-            --continue-at - --output "${archive}.partial" "${url}"; then
-        log "Error: downloading ${url} failed (${archive}.partial keeps what arrived; a rerun continues it)"
-        exit 3
-    fi
-    if ! gzip --test "${archive}.partial" 2> /dev/null; then
-        rm -f "${archive}.partial"
-        log "Error: ${url} is not a complete gzip archive; the partial file was removed, rerun to download it again"
-        exit 3
-    fi
-    mv "${archive}.partial" "${archive}"
-fi
+utils_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+"${utils_dir}/download.sh" "${url}" "${archive_dir}"  # exit status 3 when it fails
 
 staging=${dest}/.unpacking.${name}
 rm -rf "${staging}"

@@ -56,6 +56,6 @@ def test_failed_and_broken_downloads(tmp_path):
     bad.write_bytes(b"<html>not found</html>")
     p = run(bad.as_uri(), tmp_path / "arch", tmp_path / "dest")
     assert p.returncode == 3
-    assert "is not a complete gzip archive" in p.stderr
+    assert "is not a complete gzip file" in p.stderr
     assert not (tmp_path / "arch/bad.tar.gz").exists()
     assert not (tmp_path / "arch/bad.tar.gz.partial").exists()
