@@ -98,6 +98,38 @@ class Stage:
     data: tuple[str, ...] = ()
     after: tuple[str, ...] = ()
     teacher_yaml: bool = False  # the teacher stage 2 wrote
+    steps: tuple[str, ...] = ()  # the steps (:data:`STEPS`) it runs, whose keys count when they run
+
+
+def lm_text_files(env: Mapping[str, str]) -> list[str]:
+    """The files the LM of ``use_lm`` trains on when ``lm_train_text`` names any (a data dir: its
+    text; :func:`~espnet_distill.asr.lm.lm_text_source`). The default, the fine-tuning sets'
+    transcripts, is in the LM step's data key."""
+    from espnet_distill.asr.lm import lm_text_source
+
+    return [str(lm_text_source(source)[0]) for source in words(env, "lm_train_text")]
+
+
+def runs_lm(env: Mapping[str, str]) -> bool:
+    return option(env, "use_lm") == "true"
+
+
+def token_files(env: Mapping[str, str]) -> list[str]:
+    """The token list stage 5 wrote (and the BPE model), which the LM shares with the ASR models."""
+    d = Path(option(env, "dumpdir")) / "token_list" / option(env, "token_type")
+    return [str(d / "tokens.txt")] + ([str(d / "bpe.model")] if option(env, "token_type") == "bpe" else [])
+
+
+# Steps of a stage with a finished marker of their own (EXPDIR/<name>/.done), keyed as stages are:
+# stage 6 trains the LM of --use_lm once for its inputs, not at each rerun of stage 6 (on a corpus's
+# LM text that takes hours). Each: (the stage that runs it, what it reads, whether it runs).
+STEPS: dict[str, tuple[int, Stage, Callable[[Mapping[str, str]], bool]]] = {
+    "lm": (6, Stage("lm", values=("lm_args", "lm_train_text", "token_type", "nbpe", "text_norm_opts",
+                                  "finetune_sets", "valid_set"),
+                    files=("lm_config", lm_text_files, token_files),
+                    data=("finetune_sets", "valid_set")), runs_lm),
+}
+
 
 
 STAGES = {
@@ -113,23 +145,31 @@ STAGES = {
                             "min_wav_duration", "max_wav_duration"),
              files=(asr_configs, "asr_scratch_config", "distill_configs", "fbank_configs"),
              data=("finetune_sets", "valid_set"), after=("teacher", "distill", "fbank"), teacher_yaml=True),
-    6: Stage("score", values=("int8_inference", "export_onnx", "test_sets", "inference_asr_model", "inference_args"),
-             files=("inference_config", "grammar"), data=("test_sets",), after=("asr",)),
+    6: Stage("score", values=("int8_inference", "export_onnx", "test_sets", "inference_asr_model", "inference_args",
+                              "inference_batch_size", "use_lm", "lm_weight", "beam_size", "ngram_file",
+                              "ngram_weight"),
+             files=("inference_config", "grammar", "ngram_file"), data=("test_sets",), after=("asr",), steps=("lm",)),
 }
 
 
 def file_hash(path: str | os.PathLike) -> str:
-    """16 hex digits of a file's content; ``missing`` for a file that is not there."""
+    """16 hex digits of a file's content (read in blocks: an LM text or an ARPA file may be GBs);
+    ``missing`` for a file that is not there."""
+    h = hashlib.sha256()
     try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+        with open(path, "rb") as f:
+            while block := f.read(1 << 20):
+                h.update(block)
     except FileNotFoundError:
         return "missing"
+    return h.hexdigest()[:16]
 
 
-def stage_key(num: int, env: Mapping[str, str]) -> str:
-    """The key of stage ``num`` (one line): ``name=value`` for each option it reads, ``file:PATH=hash``
-    per file, ``data:SET=key`` per data set and ``after:STAGE=hash`` of each earlier marker."""
-    stage = STAGES[num]
+def stage_key(num: int | str, env: Mapping[str, str]) -> str:
+    """The key of stage ``num`` or step ``num`` (:data:`STEPS`), one line: ``name=value`` for each option it
+    reads, ``file:PATH=hash`` per file, ``data:SET=key`` per data set, ``after:STAGE=hash`` of each earlier
+    marker and ``step:NAME=(key)`` of each step that runs."""
+    stage = stage_of(num)
     missing = [n for n in (*stage.values, *(f for f in stage.files if isinstance(f, str)), *stage.data)
                if n not in env]
     if missing:
@@ -143,57 +183,69 @@ def stage_key(num: int, env: Mapping[str, str]) -> str:
     sets = list(dict.fromkeys(s for n in stage.data for s in words(env, n)))
     parts += [f"data:{s}={data_key([datadir / s])}" for s in sets]
     parts += [f"after:{a}={file_hash(Path(env['expdir']) / a / '.done')}" for a in stage.after]
+    parts += [f"step:{s}=({stage_key(s, env)})" for s in stage.steps if STEPS[s][2](env)]
     return " ".join(parts)
 
 
-def in_range(num: int, env: Mapping[str, str]) -> bool:
+def in_range(num: int | str, env: Mapping[str, str]) -> bool:
+    """Whether stage ``num`` (or the stage of step ``num``) is in the recipe's range."""
+    num = STEPS[num][0] if isinstance(num, str) else num
     return int(env["stage"]) <= num <= int(env["stop_stage"])
 
 
-def begin(num: int, env: Mapping[str, str]) -> bool:
-    """Whether stage ``num`` runs (see the module's docstring); prepares ``EXPDIR/<name>`` when it does."""
+def stage_of(num: int | str) -> Stage:
+    return STEPS[num][1] if isinstance(num, str) else STAGES[num]
+
+
+def label(num: int | str) -> str:
+    """How the log names stage ``num`` or step ``num``: ``Stage 6 (score)``, ``Step lm of stage 6``."""
+    return f"Step {num} of stage {STEPS[num][0]}" if isinstance(num, str) else f"Stage {num} ({STAGES[num].name})"
+
+
+def begin(num: int | str, env: Mapping[str, str]) -> bool:
+    """Whether stage (or step) ``num`` runs (see the module's docstring); prepares ``EXPDIR/<name>`` when it
+    does. A step writes no reproduce.sh: its stage's reruns it."""
     if not in_range(num, env):
         return False
-    name, key = STAGES[num].name, stage_key(num, env)
+    name, key = stage_of(num).name, stage_key(num, env)
     exp = Path(env["expdir"]) / name
     marker, force = exp / ".done", env.get("force") == "true"
     if marker.is_file():
         if not force and marker.read_text().split("\n", 1)[0] == key:
-            logger.info("Stage %d (%s): already done (%s); --force true or remove the marker to rerun", num, name,
-                        marker)
+            logger.info("%s: already done (%s); --force true or remove the marker to rerun", label(num), marker)
             return False
         old = exp.with_name(f"{name}.{time.strftime('%Y%m%d-%H%M%S')}")
         n = 1
         while old.exists():  # two reruns within a second
             old, n = exp.with_name(f"{name}.{time.strftime('%Y%m%d-%H%M%S')}.{n}"), n + 1
         why = "--force true" if force else "options changed since the last run"
-        logger.info("Stage %d (%s): %s; moving its results to %s and rerunning", num, name, why, old)
+        logger.info("%s: %s; moving its results to %s and rerunning", label(num), why, old)
         exp.rename(old)
         results = Path(env.get("results_md", "RESULTS.md"))
         if name == "score" and results.is_file():  # the summary stage 6 will rewrite
             shutil.copy2(results, old / results.name)
-            logger.info("Stage %d (%s): the earlier %s is kept as %s", num, name, results, old / results.name)
+            logger.info("%s: the earlier %s is kept as %s", label(num), results, old / results.name)
     elif exp.is_dir():
-        logger.info("Stage %d (%s): unfinished earlier run found; training jobs resume from their checkpoints", num,
-                    name)
+        logger.info("%s: unfinished earlier run found; training jobs resume from their checkpoints", label(num))
     marker.unlink(missing_ok=True)
     exp.mkdir(parents=True, exist_ok=True)
     (exp / ".key").write_text(key + "\n")
-    rerun = (f"cd {shlex.quote(os.getcwd())} && train_threads={env.get('train_threads', '')} "
-             f"{env.get('run_args', '').strip()} --stage {num} --stop_stage {num} --force true")
-    (exp / "reproduce.sh").write_text(f"#!/usr/bin/env bash\n# Reruns stage {num} ({name}) exactly as it ran on "
-                                      f"{time.strftime('%c')}.\n{rerun}\n")
-    (exp / "reproduce.sh").chmod(0o755)
-    logger.info("Stage %d (%s): start", num, name)
+    if isinstance(num, int):
+        rerun = (f"cd {shlex.quote(os.getcwd())} && train_threads={env.get('train_threads', '')} "
+                 f"{env.get('run_args', '').strip()} --stage {num} --stop_stage {num} --force true")
+        (exp / "reproduce.sh").write_text(f"#!/usr/bin/env bash\n# Reruns stage {num} ({name}) exactly as it ran on "
+                                          f"{time.strftime('%c')}.\n{rerun}\n")
+        (exp / "reproduce.sh").chmod(0o755)
+    logger.info("%s: start", label(num))
     return True
 
 
-def end(num: int, env: Mapping[str, str]) -> None:
-    """The finished marker of stage ``num``: the key :func:`begin` computed, then when it finished
+def end(num: int | str, env: Mapping[str, str]) -> None:
+    """The finished marker of stage (or step) ``num``: the key :func:`begin` computed, then when it finished
     (a stage that reads this one's outputs keys on the whole marker, so it reruns whenever this one reran)."""
-    exp = Path(env["expdir"]) / STAGES[num].name
+    exp = Path(env["expdir"]) / stage_of(num).name
     key = (exp / ".key").read_text().strip()
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S") + f".{time.time_ns() % 10**9:09d}"
     (exp / ".done").write_text(f"{key}\n# finished {stamp}\n")
     (exp / ".key").unlink()
-    logger.info("Stage %d (%s): done", num, STAGES[num].name)
+    logger.info("%s: done", label(num))

@@ -5,6 +5,7 @@
 - :func:`seed_table`: WER mean and spread over fine-tuning seeds, sclite's MAPSSWE against a baseline.
 - :func:`int8_table`: int8 decoding against the same model in float.
 - :func:`superb_table`: each frontend fine-tuned whole beside its SUPERB-protocol probe.
+- :func:`lm_table`: each model decoded with and without the LM of ``--use_lm``.
 - :func:`claims_table`: the paper's claims (:data:`CLAIMS`), each two models compared over seeds.
 
 ``espnet_distill.bin.make_results`` is the command line.
@@ -20,6 +21,16 @@ from espnet_distill.asr.experiment import PROTOCOL_SUFFIX, Experiment
 from espnet_distill.asr.score import Counts, results_row
 
 HEADER = "|dataset|Snt|Wrd|Corr|Sub|Del|Ins|Err|S.Err|\n|---|---|---|---|---|---|---|---|---|"
+
+
+# How a decoding kind is named in the tables (others: their words); each LM kind beside the same model's
+# decoding without the LM: attention beam search, or CTC greedy for CTC-only models
+KIND_LABELS = {"ctc_beam_lm": "ctc beam + LM", "att_beam_lm": "att beam + LM"}
+LM_KINDS = {"ctc_beam_lm": "ctc_greedy", "att_beam_lm": "att_beam"}
+
+
+def kind_label(kind: str) -> str:
+    return KIND_LABELS.get(kind, kind.replace("_", " "))
 
 
 def decodes(exp: Path) -> list[tuple[str, dict]]:
@@ -65,7 +76,7 @@ def summary(asr_dir: Path, bench: list[dict], test_sets: list[str]) -> str:
                 p = exp / f"decode_{kind}_{x}" / "scores.json"
                 s = json.loads(p.read_text()) if p.is_file() else None
                 cells += [f"{s['wer']['rate']:.2f}" if s else "-", f"{s['cer']['rate']:.2f}" if s else "-"]
-            lines.append(f"| {exp.name} | {kind.replace('_', ' ')} | {params} | {speed} | " + " | ".join(cells) + " |")
+            lines.append(f"| {exp.name} | {kind_label(kind)} | {params} | {speed} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -137,7 +148,7 @@ def seed_table(asr_dir: Path, test_sets: list[str], baseline: str = "scratch") -
                     continue
                 better, worse, n = mapsswe_counts(runs, groups[pair], kind, x)
                 tests.append(f"better in {better}/{n}, worse in {worse}/{n}" if n else "-")
-            lines.append(f"| {base} | {kind.replace('_', ' ')} | {len(runs)} | " + " | ".join(rates + tests) + " |")
+            lines.append(f"| {base} | {kind_label(kind)} | {len(runs)} | " + " | ".join(rates + tests) + " |")
     return "\n".join(lines)
 
 
@@ -163,6 +174,46 @@ def int8_table(asr_dir: Path, test_sets: list[str]) -> str:
         return ""
     header = ["model", "seeds"] + [f"{x} WER {k}" for x in test_sets for k in ("float", "int8", "change")]
     return "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + lines)
+
+
+def lm_table(asr_dir: Path, test_sets: list[str]) -> str:
+    """Per model decoded with the LM (:data:`LM_KINDS`): WER (mean over its seeds) without and with the
+    LM, and the change in points; "" when nothing was decoded with an LM."""
+    import statistics
+
+    lines = []
+    for base, runs in seed_groups(asr_dir).items():
+        for kind, without in LM_KINDS.items():
+            cells = []
+            for x in test_sets:
+                no_lm, lm = seed_wers(runs, without, x), seed_wers(runs, kind, x)
+                pairs = [(no_lm[seed], lm[seed]) for seed in lm if seed in no_lm]
+                if not pairs:
+                    cells += ["-", "-", "-"]
+                    continue
+                a, b = statistics.mean(p[0] for p in pairs), statistics.mean(p[1] for p in pairs)
+                cells += [f"{a:.2f}", f"{b:.2f}", f"{b - a:+.2f}"]
+            if any(c != "-" for c in cells):
+                lines.append(f"| {base} | {len(runs)} | {kind_label(without)} | {kind_label(kind)} | "
+                             + " | ".join(cells) + " |")
+    if not lines:
+        return ""
+    header = ["model", "seeds", "without LM", "with LM"] + \
+        [f"{x} WER {k}" for x in test_sets for k in ("without", "with", "change")]
+    return "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + lines)
+
+
+def lm_summary(lm_dir: Path) -> str:
+    """One line on the LM of ``lm_dir`` (stage 6, ``--use_lm``): its config, text and perplexity."""
+    import yaml
+
+    config = yaml.safe_load((lm_dir / "config.yaml").read_text()) if (lm_dir / "config.yaml").is_file() else {}
+    text = lm_dir / "data" / "train.text"
+    n = sum(1 for _ in text.open()) if text.is_file() else 0
+    ppl = [f"{p.parent.name.removeprefix('ppl_')} {float(p.read_text()):.2f}" for p in sorted(lm_dir.glob("ppl_*/ppl"))]
+    conf = ", ".join(f"{k} {v}" for k, v in (config.get("lm_conf") or {}).items())
+    return (f"LM: `{lm_dir}`, ESPnet's `{config.get('lm', '?')}` ({conf}), {config.get('token_type', '?')} tokens, "
+            f"trained on {n} sentences; perplexity per token: {', '.join(ppl) or 'not measured'}.")
 
 
 ONNX_KINDS = ("onnx_fp32", "onnx_int8")  # stage 6 with --export_onnx: decode_<kind>_<set>/ of the exported graphs
@@ -345,9 +396,11 @@ def claims_document(table: str, finetune_set: str, elapsed: int = 0, command: st
             "resolved at this scale.\n\n" + environments() + "\n\n" + table + "\n")
 
 
-def results_document(asr_dir: Path, table: str, test_sets: list[str], baseline: str = "scratch") -> str:
+def results_document(asr_dir: Path, table: str, test_sets: list[str], baseline: str = "scratch",
+                     lm_dir: Path | None = None) -> str:
     """RESULTS.md: ``table`` (:func:`summary`), the seed and significance table, the one-seed note,
-    and the int8 section when there are int8 decodings."""
+    and the sections of the SUPERB probes, LM decoding (the LM of ``lm_dir``), exported models and
+    int8 decoding where there are any."""
     seeds = seed_table(asr_dir, test_sets, baseline)
     text = ("# Results\n\nWritten by stage 6 of the recipe (espnet_distill.bin.make_results). WER/CER in %, "
             "scored with sclite after the recipe's text normalisation; speed is the frontend's measured forward "
@@ -369,6 +422,14 @@ def results_document(asr_dir: Path, table: str, test_sets: list[str], baseline: 
                  "weighted sum of all its hidden states, a 2-layer BLSTM and character CTC), both decoded with "
                  "CTC greedy search and no LM: the protocol of the SUPERB numbers published for other "
                  "compressed HuBERTs. WER in %, mean (± sd) over the seeds.\n\n" + superb + "\n")
+    lm = lm_table(asr_dir, test_sets)
+    if lm:
+        text += ("\n## LM decoding\n\nShallow fusion of the recipe's LM (`--use_lm true`, weight "
+                 "`--lm_weight`): CTC prefix beam search with the LM for CTC-only models (`ctc beam + LM`), "
+                 "attention + CTC + LM for models with a decoder (`att beam + LM`), each beside the same model "
+                 "decoded without the LM (CTC greedy; attention beam search). WER in %, means over the seeds, "
+                 "the change in points; the significance of each against the baseline is in the seeds table "
+                 "above.\n\n" + (lm_summary(lm_dir) + "\n\n" if lm_dir is not None else "") + lm + "\n")
     onnx = onnx_table(asr_dir, test_sets)
     if onnx:
         text += ("\n## Exported models (sherpa-onnx / ONNX Runtime)\n\nEach model exported by "

@@ -5,13 +5,17 @@ normalised beforehand by the dump (:func:`espnet_distill.data.text.normalize_tex
 """
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from functools import lru_cache
 from pathlib import Path
 
+from espnet_distill.checkpoint_io import atomic_path
 from espnet_distill.data.audio import SAMPLE_RATE
 from espnet_distill.data.kaldi_dir import utt_durations
 from espnet_distill.data.tables import read_table, write_table
+
+logger = logging.getLogger(__name__)
 
 SPECIALS_HEAD = ["<blank>", "<unk>"]
 SPECIAL_TAIL = "<sos/eos>"
@@ -66,6 +70,28 @@ def write_shapes(data_dir: Path, out: Path, token_type: str = "char", bpe_model:
     ``out/text_shape.<token_type>`` (tokens, at least 1)."""
     dur = utt_durations(data_dir)
     write_table(out / "speech_shape", [(u, str(int(round(x * SAMPLE_RATE)))) for u, x in dur.items()])
-    text = read_table(data_dir / "text").items
-    write_table(out / f"text_shape.{token_type}",
-                [(u, str(max(1, len(tokenize(v, token_type, bpe_model))))) for u, v in text])
+    read_table(data_dir / "text")  # checked whole (ids, UTF-8) before its shapes are written
+    write_text_shape(data_dir / "text", out / f"text_shape.{token_type}", token_type, bpe_model)
+
+
+def write_text_shape(text: Path, out: Path, token_type: str = "char", bpe_model: str | None = None,
+                     token_list: Path | None = None) -> None:
+    """ESPnet's text shape file of the Kaldi text file ``text``: ``<id> <tokens>`` (at least 1), read
+    line by line (an LM text may be GBs). With ``token_list``, logs how many tokens it lacks (they
+    become ``<unk>``)."""
+    from tqdm import tqdm
+
+    known = set(token_list.read_text(encoding="utf-8").split()) if token_list else None
+    total = unknown = 0
+    with atomic_path(out) as tmp, open(tmp, "w", encoding="utf-8") as f, open(text, encoding="utf-8") as lines:
+        for line in tqdm(lines, desc=f"shapes of {text}", unit=" lines", mininterval=10, disable=None):
+            key, _, value = line.rstrip("\n").partition(" ")
+            if not key:
+                continue
+            tokens = tokenize(value.strip(), token_type, bpe_model)
+            f.write(f"{key} {max(1, len(tokens))}\n")
+            total += len(tokens)
+            unknown += known is not None and sum(t not in known for t in tokens)
+    if known is not None and unknown:
+        logger.warning("%s: %d of its %d tokens (%.2f %%) are not in %s and become <unk>", text, unknown, total,
+                       100 * unknown / max(1, total), token_list)

@@ -10,7 +10,8 @@
 
 exp-table: ESPnet-style |dataset|Snt|Wrd|Corr|Sub|Del|Ins|Err|S.Err| tables (WER and CER) for
 every decode_*/scores.json of one experiment. summary: one row per ASR experiment and decoding
-(CTC greedy, CTC greedy with int8 linear layers, attention beam search) with the frontend's
+(CTC greedy, CTC greedy with int8 linear layers, attention beam search, beam search with the LM
+of --lm-dir, the exported graphs) with the frontend's
 parameters, its forward time per second of audio, and WER/CER per test set; then WER over the
 fine-tuning seeds with sclite's significance tests, and int8 against float. claims: the paper's
 claims (:data:`CLAIMS`) as run by ``local/claims.sh``, each a comparison of two models over seeds.
@@ -36,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--benchmark", required=True, help="benchmark.json from espnet_distill.bin.benchmark")
     s.add_argument("--test-sets", nargs="+", required=True, help="sets to report")
     s.add_argument("--baseline", default="scratch", help="model every other one is tested against (default scratch)")
+    s.add_argument("--lm-dir", default=None, help="the LM of LM decoding (exp/lm), described in its section")
     s.add_argument("--out", required=True, help="output markdown file")
     c = sub.add_parser("claims", help="the paper's claims table of local/claims.sh")
     c.add_argument("--asr-dir", required=True, help="folder of the claims run's ASR experiments (exp/claims/asr)")
@@ -62,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         bench = json.loads(Path(a.benchmark).read_text())
         table = summary(Path(a.asr_dir), bench, a.test_sets)
-        text = results_document(Path(a.asr_dir), table, a.test_sets, a.baseline)
+        text = results_document(Path(a.asr_dir), table, a.test_sets, a.baseline, Path(a.lm_dir) if a.lm_dir else None)
         Path(a.out).write_text(text)
         print(table)
     return 0

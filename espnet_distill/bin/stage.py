@@ -1,11 +1,12 @@
 """The bookkeeping of distill.sh's stages (espnet_distill/stages.py says what each stage reads).
 
-    python -m espnet_distill.bin.stage begin NUM       # prints run or skip; moves or resumes earlier results
-    python -m espnet_distill.bin.stage end NUM         # writes EXPDIR/<stage>/.done
+    python -m espnet_distill.bin.stage begin NUM|STEP  # prints run or skip; moves or resumes earlier results
+    python -m espnet_distill.bin.stage end NUM|STEP    # writes EXPDIR/<stage or step>/.done
     python -m espnet_distill.bin.stage asr-config SET  # prints the ESPnet config that fine-tunes on SET
     python -m espnet_distill.bin.stage asr-runs SET    # per protocol of asr_protocols: PROTOCOL SUFFIX|- CONFIG
     python -m espnet_distill.bin.stage asr-configs     # every config stage 5 trains with, one per line
 
+A STEP (``lm``: the LM of --use_lm, in stage 6) has a marker of its own, kept as stages are.
 The recipe's options come from the environment (distill.sh exports them). An option a stage
 declares but the environment lacks, or a file system error, exits 1 with one line.
 """
@@ -16,7 +17,16 @@ import os
 import sys
 
 from espnet_distill.bin import new_parser, setup_logging
-from espnet_distill.stages import STAGES, asr_config_for, asr_configs, asr_runs, begin, end
+from espnet_distill.stages import STAGES, STEPS, asr_config_for, asr_configs, asr_runs, begin, end
+
+
+def stage_or_step(arg: str) -> int | str:
+    """A stage number of :data:`STAGES` or a step name of :data:`STEPS`."""
+    if arg in STEPS:
+        return arg
+    if arg.isdigit() and int(arg) in STAGES:
+        return int(arg)
+    raise ValueError(arg)
 
 
 def print_runs(finetune_set: str) -> None:
@@ -37,8 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     p = new_parser("stage", __doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
     for cmd, what in (("begin", "run or skip the stage"), ("end", "mark the stage finished")):
-        sub.add_parser(cmd, help=what).add_argument("arg", type=int, choices=sorted(STAGES), metavar="NUM",
-                                                    help=f"stage number ({min(STAGES)}-{max(STAGES)})")
+        sub.add_parser(cmd, help=what).add_argument(
+            "arg", type=stage_or_step, metavar="NUM|STEP",
+            help=f"stage number ({min(STAGES)}-{max(STAGES)}) or step ({', '.join(STEPS)})")
     sub.add_parser("asr-config", help="the fine-tuning config of a set (asr_set_configs, else asr_config)") \
         .add_argument("arg", metavar="SET", help="a set of finetune_sets")
     sub.add_parser("asr-runs", help="the protocols of asr_protocols on a set: protocol, name suffix, config") \

@@ -4,6 +4,7 @@ stage 5 included; an s3prl HuBERT upstream and a Hugging Face folder each go thr
 exp/teacher/teacher.pt."""
 from __future__ import annotations
 
+import gzip
 import json
 import subprocess
 from pathlib import Path
@@ -14,6 +15,7 @@ import yaml
 from helpers import SYNTH_TINY_DATA, need, recipe_env, released_fairseq_file, tiny_hf
 from test_synth_en_stages import ASR, TEACHER, student
 
+from espnet_distill.data.text import normalize_text as normalized
 from espnet_distill.nn.hubert import HubertConfig, HubertModel
 from espnet_distill.teacher.checkpoints import load_hubert, save_s3prl_hubert_local
 
@@ -33,6 +35,10 @@ SUPERB = {"frontend": "distilled", "frontend_conf": {"layer": "weighted", "froze
           "model_conf": {"ctc_weight": 1.0, "report_cer": True, "report_wer": False}, "optim": "adam",
           "optim_conf": {"lr": 0.001}, "batch_type": "sorted", "batch_size": 4, "max_epoch": 2, "num_workers": 0,
           "best_model_criterion": [["valid", "cer_ctc", "min"]], "keep_nbest_models": 1, "grad_clip": 1.0, "seed": 0}
+# conf/lm/rnn.yaml narrowed: ESPnet's LSTM LM for shallow fusion
+LM = {"lm": "seq_rnn", "lm_conf": {"unit": 16, "nlayers": 1}, "optim": "adam", "optim_conf": {"lr": 0.01},
+      "batch_type": "folded", "batch_size": 8, "max_epoch": 2, "num_workers": 0,
+      "best_model_criterion": [["valid", "loss", "min"]], "keep_nbest_models": 1, "seed": 0}
 
 
 def tiny_model() -> HubertModel:
@@ -49,11 +55,18 @@ def test_local_teacher_and_cnn_student_through_stage_6(copy_stage1):
     (r / "conf/teacher/local.yaml").write_text(yaml.safe_dump({"backend": "local", "path": "hubert_tiny.pt"}))
     (r / "conf/distill/cnn_tiny.yaml").write_text(yaml.safe_dump(student("cnn")))
     (r / "conf/asr/tiny.yaml").write_text(yaml.safe_dump(ASR_ATT))  # CTC/attention: both decoders
+    # LM decoding with an LM trained on a corpus text (gzip, upper case, punctuation, no ids)
+    (r / "conf/lm").mkdir(exist_ok=True)  # the demo has conf/lm/rnn.yaml
+    (r / "conf/lm/tiny.yaml").write_text(yaml.safe_dump(LM))
+    train_text = [line.split(" ", 1)[1] for line in (r / "data/train/text").read_text().splitlines()]
+    with gzip.open(r / "lm.txt.gz", "wt") as f:
+        f.write("".join(f"{t.upper()}.\n" for t in train_text))
     args = ["./run.sh", "--stage", "1", "--stop_stage", "6", "--nj", "2",
             "--local_data_opts", SYNTH_TINY_DATA, "--finetune_sets", "train_1min", "--test_sets", "test",
             "--teacher_config", "conf/teacher/local.yaml",
             "--distill_configs", "conf/distill/cnn_tiny.yaml", "--fbank_configs", "", "--asr_scratch_config", "",
-            "--asr_config", "conf/asr/tiny.yaml", "--inference_nj", "2", "--distill_args", "--set train.max_steps=6"]
+            "--asr_config", "conf/asr/tiny.yaml", "--inference_nj", "2", "--distill_args", "--set train.max_steps=6",
+            "--use_lm", "true", "--lm_config", "conf/lm/tiny.yaml", "--lm_train_text", "lm.txt.gz", "--beam_size", "2"]
     p = subprocess.run(args, cwd=r, env=recipe_env(), capture_output=True, text=True)
     assert p.returncode == 0, p.stderr[-4000:]
     loaded, meta = load_hubert(r / "exp/teacher/teacher.pt")
@@ -124,10 +137,28 @@ def test_local_teacher_and_cnn_student_through_stage_6(copy_stage1):
             assert json.loads((out / "scores.json").read_text())["wer"]["source"] == "sclite"
             assert f"| {name}_train_1min | {graph} | onnxruntime | " in exported
 
+    # the LM: the corpus text normalised as the transcripts are, ESPnet's LM on the ASR tokens, its
+    # dev perplexity; attention + CTC + LM beside attention beam search, scored, in RESULTS.md
+    assert (r / "exp/lm/data/train.text").read_text().splitlines()[0] == f"lm000000001 {normalized(train_text[0])}"
+    assert yaml.safe_load((r / "exp/lm/config.yaml").read_text())["token_list"][-1] == "<sos/eos>"
+    assert float((r / "exp/lm/ppl_dev/ppl").read_text()) > 1
+    assert "LM perplexity on dev: " in p.stderr
+
+    def lm_decoded(model: str, kind: str) -> None:
+        out = r / f"exp/asr/{model}/decode_{kind}_test"
+        assert len((out / "text").read_text().splitlines()) == n_test
+        assert json.loads((out / "scores.json").read_text())["wer"]["source"] == "sclite"
+        logs = list(out.glob("log/decode.*.log"))
+        assert len(logs) == 2 and all(" for lm" in log.read_text() for log in logs)  # the LM's scores
+
+    for name in ("cnn_tiny", "teacher"):
+        lm_decoded(f"{name}_train_1min", "att_beam_lm")
+        assert f"| {name}_train_1min | 1 | att beam | att beam + LM | " in results.split("## LM decoding")[1]
+
     # stages 5-6 rerun with other options (the student's models only): ESPnet's speed perturbation of
     # the fine-tuning set (factors 0.9 and 1.0: train_1min_sp, twice the utterances, read through sox
     # pipes), and SUPERB's protocol beside whole-model fine-tuning; stage 6's earlier summary is kept
-    # beside its earlier results
+    # beside its earlier results; the LM, whose inputs are the same, is kept
     (r / "conf/asr/superb_tiny.yaml").write_text(yaml.safe_dump(SUPERB))
     n_ft = len((r / "data/train_1min/utt2spk").read_text().splitlines())
     p = subprocess.run([*args[:2], "5", *args[5:], "--speed_perturb_factors", "0.9 1.0", "--asr_teacher", "false",
@@ -135,6 +166,10 @@ def test_local_teacher_and_cnn_student_through_stage_6(copy_stage1):
                         "--int8_inference", "false", "--export_onnx", "false"],
                        cwd=r, env=recipe_env(), capture_output=True, text=True)
     assert p.returncode == 0, p.stderr[-4000:]
+    assert "Step lm of stage 6: already done" in p.stderr
+    lm_decoded("cnn_tiny_train_1min_superb", "ctc_beam_lm")  # CTC-only: CTC prefix beam search + LM
+    assert "| cnn_tiny_train_1min_superb | 1 | ctc greedy | ctc beam + LM | " in \
+        (r / "RESULTS.md").read_text().split("## LM decoding")[1]
     kept = list(r.glob("exp/score.*/RESULTS.md"))
     assert len(kept) == 1
     assert kept[0].read_text() == results != (r / "RESULTS.md").read_text()  # the new one has its own date

@@ -93,6 +93,9 @@ def test_template_help_runs_in_its_own_folder():
     (["--teacher_config", "conf/teacher/x.yaml"], "--teacher_config conf/teacher/x.yaml: no such file"),
     (["--asr_config", "conf/asr/ctcc.yaml"], "--asr_config (for train_10min) conf/asr/ctcc.yaml: no such file"),
     (["--token_type", "chars"], "--token_type must be char or bpe, got 'chars'"),
+    (["--lm_config", "conf/lm/rnnn.yaml"], "--lm_config conf/lm/rnnn.yaml: no such file"),  # the demo: --use_lm true
+    (["--lm_train_text", "lm.txt"], "--lm_train_text lm.txt: no such file"),
+    (["--use_lm", "false", "--ngram_file", "t.arpa"], "--ngram_file is fused with the LM's beam search"),
     (["--distill_args", "--set train.max_stepz=3"], "unknown train keys ['max_stepz']"),
     (["--asr_args", "--max_epochh 3"], "with --asr_args '--max_epochh 3' is refused by ESPnet's parser"),
 ])

@@ -79,8 +79,9 @@ def test_stages_1_to_6_tiny(copy_stage1):
             "--asr_scratch_config", "conf/distill/fbank_tiny.yaml", "--max_wav_duration", str(limit),
             "--finetune_sets", "train_1min_messy", "--teacher_config", "conf/teacher/tiny.yaml",
             "--distill_configs", "", "--fbank_configs", "conf/distill/fbank_tiny.yaml",
-            "--asr_seeds", "0 1", "--int8_inference", "false",  # int8, the exports and the teacher's fine-
-            "--export_onnx", "false", "--asr_teacher", "false"]   # tuning: test_swap_teacher.py, test_new_recipe.py
+            "--asr_seeds", "0 1", "--int8_inference", "false",  # int8, the exports, LM decoding and the
+            "--export_onnx", "false", "--use_lm", "false",       # teacher's fine-tuning: test_swap_teacher.py,
+            "--asr_teacher", "false"]                            # test_new_recipe.py
     p = subprocess.run(args, cwd=r, env=recipe_env(), capture_output=True, text=True)
     assert p.returncode == 0, p.stderr[-4000:]
     assert f"dropped 1 longer than {limit:g} s" in p.stderr

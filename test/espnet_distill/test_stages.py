@@ -9,7 +9,7 @@ import pytest
 from helpers import make_data_dir, write_wav
 
 from espnet_distill.bin import stage as stage_bin
-from espnet_distill.stages import STAGES, asr_config_for, asr_configs, asr_runs, begin, end, stage_key
+from espnet_distill.stages import STAGES, STEPS, asr_config_for, asr_configs, asr_runs, begin, end, stage_key
 
 DISTILL_SH = Path(__file__).resolve().parents[2] / "egs2/TEMPLATE/distill1/distill.sh"
 
@@ -65,10 +65,18 @@ def test_out_of_range_unfinished_forced_and_missing_options(env, caplog):
         stage_key(3, {k: v for k, v in env.items() if k != "distill_args"})
 
 
+def scoring(env: dict, **options: str) -> dict:
+    """The options of stage 6 (and of its LM step)."""
+    return {**env, "stage": "6", "stop_stage": "6", "int8_inference": "true", "export_onnx": "false",
+            "test_sets": "dev", "inference_asr_model": "auto", "inference_args": "", "inference_config": "conf/s.yaml",
+            "grammar": "", "inference_batch_size": "8", "use_lm": "false", "lm_weight": "0.5", "beam_size": "",
+            "ngram_file": "", "ngram_weight": "0.9", "lm_config": "conf/lm.yaml", "lm_train_text": "", "lm_args": "",
+            "token_type": "char", "nbpe": "100", "text_norm_opts": "--case lower", "finetune_sets": "train",
+            "dumpdir": "dump", **options}
+
+
 def test_a_rerun_of_scoring_keeps_the_earlier_summary(env):
-    env6 = {**env, "stage": "6", "stop_stage": "6", "int8_inference": "true", "export_onnx": "false",
-            "test_sets": "dev",
-            "inference_asr_model": "auto", "inference_args": "", "inference_config": "conf/s.yaml", "grammar": ""}
+    env6 = scoring(env)
     assert begin(6, env6)
     end(6, env6)
     Path("RESULTS.md").write_text("earlier table\n")
@@ -76,13 +84,48 @@ def test_a_rerun_of_scoring_keeps_the_earlier_summary(env):
     assert [p.read_text() for p in Path("exp").glob("score.*/RESULTS.md")] == ["earlier table\n"]
 
 
+def test_the_lm_step_keeps_its_lm_until_what_it_reads_changes(env):
+    """Stage 6 trains the LM of --use_lm in exp/lm, with a marker of its own: a rerun of stage 6 for
+    another reason keeps it; its config, text, token list or training data retrain it (the finished
+    LM moved aside), and stage 6 reruns with it."""
+    env6 = scoring(env, use_lm="true")
+    Path("conf/lm.yaml").write_text("lm: seq_rnn\n")
+    tokens = Path("dump/token_list/char/tokens.txt")
+    tokens.parent.mkdir(parents=True)
+    tokens.write_text("<blank>\n<unk>\na\n<sos/eos>\n")
+    key6 = stage_key(6, env6)
+    assert "step:lm=(" in key6
+    assert "step:lm" not in stage_key(6, {**env6, "use_lm": "false"})  # no LM: its inputs do not count
+    assert begin("lm", env6)
+    assert not Path("exp/lm/reproduce.sh").exists()  # stage 6's reruns it
+    end("lm", env6)
+    assert not begin("lm", env6)
+    assert not begin("lm", {**env6, "inference_args": "--nbest 2", "lm_weight": "0.3"})  # decoding only
+    for change in (lambda: Path("conf/lm.yaml").write_text("lm: transformer\n"),
+                   lambda: tokens.write_text("<blank>\n<unk>\nb\n<sos/eos>\n"),
+                   lambda: Path("data/train/text").write_text("s1-train0 a\ns1-train1 b b\n")):
+        change()
+        assert stage_key(6, env6) != key6
+        key6 = stage_key(6, env6)
+        assert begin("lm", env6)
+        end("lm", env6)
+    assert len(list(Path("exp").glob("lm.*"))) == 3  # each finished LM kept aside
+    Path("lm.txt").write_text("a a\n")  # --lm_train_text: a file, or a data dir's text
+    keys = {stage_key("lm", {**env6, "lm_train_text": t}) for t in ("lm.txt", "data/dev", "data/train")}
+    Path("lm.txt").write_text("a b\n")
+    assert len(keys | {stage_key("lm", {**env6, "lm_train_text": "lm.txt"})}) == 4
+    assert not begin("lm", {**env6, "stage": "5", "stop_stage": "5"})  # out of stage 6's range
+    assert stage_bin.main(["begin", "lm"]) == 1  # bin/stage takes step names; the options are missing here
+
+
 def test_distill_sh_exports_every_option_a_stage_reads():
     text = DISTILL_SH.read_text()
     exported = set(re.search(r"\nexport stage (.*?)\n(?!\s)", text, re.S).group(0).replace("\\",
                                                                                            " ").split()) - {"export"}
-    declared = {n for s in STAGES.values() for n in (*s.values, *s.data, *(f for f in s.files if isinstance(f, str)))}
+    stages = [*STAGES.values(), *(stage for _, stage, _ in STEPS.values())]
+    declared = {n for s in stages for n in (*s.values, *s.data, *(f for f in s.files if isinstance(f, str)))}
     declared |= {"stage", "stop_stage", "force", "expdir", "datadir", "results_md", "asr_config", "asr_set_configs",
-                 "finetune_sets"}
+                 "finetune_sets", "use_lm", "dumpdir"}
     assert declared <= exported, declared - exported
 
 

@@ -69,10 +69,19 @@ inference_config=conf/asr/decode_att.yaml          # beam search options for mod
 decode_att_config=""                               # an older name of --inference_config (kept: it sets it)
 inference_args=""                                  # extra options of asr_inference (attention beam search)
 inference_nj=2                                     # decoding jobs per test set and model (the set is split and merged)
+inference_batch_size=8                             # utterances per beam search batch (asr_inference's --batch_size: one search over the batch, the hypotheses of one at a time given the same encoder output)
 gpu_inference=auto                                 # decode on GPUs (jobs through cuda_cmd): true, false, or auto (when --ngpu > 0)
 int8_inference=true                                # also decode CTC greedy with int8 linear layers (CPU): decode_ctc_greedy_int8_<set>
 export_onnx=false                                  # also export each model for sherpa-onnx / ONNX Runtime (exp/asr/onnx/<model>) and decode with its fp32 and int8 graphs, one thread: decode_onnx_{fp32,int8}_<set>
 grammar=""                                         # closed vocabulary: a file of allowed transcripts (one per line); also decode choosing the one of highest CTC likelihood: decode_ctc_grammar_<set>
+use_lm=false                                       # also decode with shallow fusion of an ESPnet LM that stage 6 trains (${expdir}/lm, on the ASR token list): CTC prefix beam search + LM for CTC-only models (decode_ctc_beam_lm_<set>), attention + CTC + LM for the others (decode_att_beam_lm_<set>)
+lm_config=conf/lm/rnn.yaml                         # the LM's espnet2.bin.lm_train config
+lm_train_text=""                                   # LM training text: files of one sentence per line (plain or .gz) or data dirs (their text), normalised by --text_norm_opts ("" = the fine-tuning sets' data dirs)
+lm_args=""                                         # extra options of espnet2.bin.lm_train
+lm_weight=0.5                                      # the LM's weight in shallow fusion (ESPnet's name)
+beam_size=""                                       # beam size of every beam search ("" = --inference_config's; ESPnet's name)
+ngram_file=""                                      # also fuse a KenLM n-gram over the ASR tokens (ARPA or KenLM binary) with --use_lm (ESPnet's n-gram scorer; needs: pip install kenlm)
+ngram_weight=0.9                                   # the n-gram's weight (ESPnet's name)
 results_md=RESULTS.md                              # where stage 6 writes the summary table
 inference_asr_model=auto                           # model file to decode in each experiment; auto: ESPnet's average of the keep_nbest_models best by the config's best_model_criterion (bin/experiment.py)
 
@@ -107,7 +116,7 @@ done
 if [ "${gpu_inference}" = auto ]; then
     if [ "${ngpu}" -gt 0 ]; then gpu_inference=true; else gpu_inference=false; fi
 fi
-for v in force asr_teacher gpu_inference int8_inference export_onnx; do
+for v in force asr_teacher gpu_inference int8_inference export_onnx use_lm; do
     [[ "${!v}" =~ ^(true|false)$ ]] || { log "Error: --${v} must be true or false, got '${!v}'"; exit 2; }
 done
 
@@ -184,7 +193,8 @@ fi
 export stage stop_stage force expdir datadir results_md local_data_opts teacher_config distill_configs \
     fbank_configs distill_args asr_config asr_set_configs asr_protocols superb_config superb_sets asr_scratch_config asr_teacher asr_args asr_seeds \
     token_type nbpe speed_perturb_factors text_norm_opts min_wav_duration max_wav_duration inference_config \
-    inference_args int8_inference export_onnx grammar inference_asr_model train_set valid_set test_sets finetune_sets
+    inference_args int8_inference export_onnx grammar inference_asr_model train_set valid_set test_sets finetune_sets \
+    dumpdir use_lm lm_config lm_train_text lm_args lm_weight beam_size ngram_file ngram_weight inference_batch_size
 export run_args=${_run_args}
 # asr_config_for SET: the ESPnet config for fine-tuning on SET (asr_set_configs, else asr_config)
 asr_config_for() { python -m espnet_distill.bin.stage asr-config "$1"; }
@@ -234,6 +244,21 @@ if in_range 5; then  # ESPnet's own parser reads each config of stage 5 with --a
 fi
 if in_range 6; then
     [ -z "${grammar}" ] || check_file --grammar "${grammar}"
+    if ${use_lm}; then
+        check_file --lm_config "${lm_config}"
+        # shellcheck disable=SC2086
+        check_file --inference_config "${inference_config}"
+        if [ "${stage}" -gt 1 ]; then  # (stage 1 may fetch it)
+            for x in ${lm_train_text}; do [ -d "${x}" ] || check_file --lm_train_text "${x}"; done
+        fi
+        if [ -n "${ngram_file}" ]; then
+            check_file --ngram_file "${ngram_file}"
+            python -c 'import kenlm' 2> /dev/null \
+                || { log "Error: --ngram_file needs KenLM's Python module, which is not installed: pip install kenlm"; exit 2; }
+        fi
+    elif [ -n "${ngram_file}" ]; then
+        log "Error: --ngram_file is fused with the LM's beam search: give --use_lm true too"; exit 2
+    fi
 fi
 
 # stage_begin NUM: 0 (run) when stage NUM is in range and not finished with the same key, else 1
@@ -575,11 +600,14 @@ ctc_decode() {
     done
 }
 
-# att_decode EXP MODEL SET: attention beam search (espnet2's asr_inference) of SET with the model
-# file MODEL of EXP in ${set_nj[SET]} jobs, merged into EXP/decode_att_beam_SET/text and scored
-att_decode() {
-    local exp=$1 model=$2 x=$3 n out=$1/decode_att_beam_$3 x_nj=${set_nj[$3]}
-    log "Decoding ${x} with ${exp##*/} (attention beam search, ${x_nj} jobs, ${infer_device})"
+# beam_decode EXP MODEL SET KIND [asr_inference options]: espnet2's beam search (asr_inference,
+# --inference_config, then the options given, --beam_size, --inference_args) of SET with the model
+# file MODEL of EXP in ${set_nj[SET]} jobs of --inference_batch_size batches, merged into
+# EXP/decode_KIND_SET/text and scored
+beam_decode() {
+    local exp=$1 model=$2 x=$3 kind=$4 n out=$1/decode_$4_$3 x_nj=${set_nj[$3]}
+    shift 4
+    log "Decoding ${x} with ${exp##*/} (${kind//_/ }, ${x_nj} jobs, ${infer_device})"
     rm -rf "${out}/split"
     mkdir -p "${out}/split"
     # shellcheck disable=SC2046
@@ -590,9 +618,54 @@ att_decode() {
         --asr_train_config "${exp}/config.yaml" --asr_model_file "${model}" \
         --data_path_and_name_and_type "${raw}/${x}/wav.scp,speech,sound" \
         --key_file "${out}/split/keys.JOB" --output_dir "${out}/split/output.JOB" --ngpu "${infer_ngpu}" \
+        --batch_size "${inference_batch_size}" "$@" $([ -z "${beam_size}" ] || echo "--beam_size ${beam_size}") \
         ${inference_args}
     for n in $(seq "${x_nj}"); do cat "${out}/split/output.${n}/1best_recog/text"; done | sort > "${out}/text"
     score_hyps "${out}" "${x}"
+}
+
+# train_lm: the LM of --use_lm in ${lm_dir}: ESPnet's lm_train on --lm_train_text (else the
+# fine-tuning sets' transcripts), normalised as the transcripts are, with the ASR models' token
+# list, selected on ${valid_set}; its perplexity there in the log and in ${lm_dir}/ppl_${valid_set}.
+# Kept while its inputs stay the same (a marker of its own: bin/stage begin lm); a killed run
+# resumes from its checkpoint.
+lm_dir=${expdir}/lm
+train_lm() {
+    local x texts="" lm_model said
+    said=$(python -m espnet_distill.bin.stage begin lm) || { log "Error: the LM step: bookkeeping failed (see above)"; exit 1; }
+    [ "${said}" = run ] || return 0
+    mkdir -p "${lm_dir}/data"
+    if [ -n "${lm_train_text}" ]; then
+        texts=${lm_train_text}
+    else  # the sets as given, not their speed-perturbed copies
+        for x in ${finetune_sets}; do texts+=" ${datadir}/${x}"; done
+    fi
+    log "LM text: ${texts} -> ${lm_dir}/data/train.text"
+    # shellcheck disable=SC2086
+    python -m espnet_distill.bin.asr_prep lm-text --text ${texts} --out "${lm_dir}/data/train.text" ${text_norm_opts}
+    # shellcheck disable=SC2086
+    python -m espnet_distill.bin.asr_prep text-shape --text "${lm_dir}/data/train.text" --token-type "${token_type}" \
+        ${bpe_opt} --token-list "${token_dir}/tokens.txt" --out "${lm_dir}/data/train.shape"
+    log "LM training (${lm_config}); log: ${lm_dir}/train.log"
+    keep_log "${lm_dir}/train.log"
+    # shellcheck disable=SC2086
+    in_group ${cuda_cmd} "${lm_dir}/train.log" \
+        ${python_launcher} -m espnet2.bin.lm_train --config "${lm_config}" --output_dir "${lm_dir}" ${espnet_dist_opts} \
+        --token_type "${token_type}" --token_list "${token_dir}/tokens.txt" \
+        $([ "${token_type}" = bpe ] && echo "--bpemodel ${token_dir}/bpe.model") \
+        --use_preprocessor true --resume true \
+        --train_data_path_and_name_and_type "${lm_dir}/data/train.text,text,text" \
+        --valid_data_path_and_name_and_type "${raw}/${valid_set}/text,text,text" \
+        --train_shape_file "${lm_dir}/data/train.shape" \
+        --valid_shape_file "${dumpdir}/shapes/${valid_set}/text_shape.${token_type}" \
+        --fold_length 150 ${lm_args}  # batch_type folded: halve batches of longer texts (asr.sh's lm_fold_length)
+    lm_model=$(python -m espnet_distill.bin.experiment model-file "${lm_dir}")
+    in_group ${decode_cmd} "${lm_dir}/ppl_${valid_set}/log" \
+        python -m espnet2.bin.lm_calc_perplexity --ngpu 0 \
+        --data_path_and_name_and_type "${raw}/${valid_set}/text,text,text" --train_config "${lm_dir}/config.yaml" \
+        --model_file "${lm_model}" --output_dir "${lm_dir}/ppl_${valid_set}"
+    log "LM perplexity on ${valid_set}: $(cat "${lm_dir}/ppl_${valid_set}/ppl")"
+    python -m espnet_distill.bin.stage end lm
 }
 
 # onnx_decode EXP MODEL: EXP with its model file MODEL exported to ${asr_dir}/onnx/<EXP's name>
@@ -630,9 +703,14 @@ decode_model() {
         ctc_decode "${exp}" "${model}" ctc_greedy_int8 "${decode_cmd}" "CTC greedy, int8 linear layers, cpu" \
             --device cpu --quantize int8
     fi
-    if ${has_decoder}; then  # CTC-only models have no decoder
-        for x in ${test_sets}; do att_decode "${exp}" "${model}" "${x}"; done
-    fi
+    for x in ${test_sets}; do
+        if ${has_decoder}; then  # CTC-only models have no decoder
+            beam_decode "${exp}" "${model}" "${x}" att_beam
+            ! ${use_lm} || beam_decode "${exp}" "${model}" "${x}" att_beam_lm "${lm_opts[@]}"
+        elif ${use_lm}; then  # CTC prefix beam search
+            beam_decode "${exp}" "${model}" "${x}" ctc_beam_lm --ctc_weight 1.0 "${lm_opts[@]}"
+        fi
+    done
     if ${export_onnx} && [ "${protocol}" = finetune ]; then onnx_decode "${exp}" "${model}"; fi
     python -m espnet_distill.bin.make_results exp-table --exp "${exp}" --out "${exp}/RESULTS.md"
 }
@@ -653,6 +731,16 @@ if stage_begin 6; then
         set_nj[${x}]=$(( inference_nj < n_utts ? inference_nj : n_utts ))
         ctc_nj=$(( set_nj[${x}] > ctc_nj ? set_nj[${x}] : ctc_nj ))
     done
+    lm_opts=()  # asr_inference's shallow fusion options (--use_lm)
+    if ${use_lm}; then
+        train_lm
+        lm_model=$(python -m espnet_distill.bin.experiment model-file "${lm_dir}")
+        lm_opts=(--lm_train_config "${lm_dir}/config.yaml" --lm_file "${lm_model}" --lm_weight "${lm_weight}")
+        if [ -n "${ngram_file}" ]; then
+            python -m espnet_distill.bin.asr_prep check-ngram --ngram-file "${ngram_file}" --token-list "${token_dir}/tokens.txt"
+            lm_opts+=(--ngram_file "${ngram_file}" --ngram_weight "${ngram_weight}")
+        fi
+    fi
     frontend_ckpts=""
     while read -r name ckpt ft seed protocol d config <&5; do
         case " ${frontend_ckpts} " in *" ${ckpt} "*) ;; *) frontend_ckpts+=" ${ckpt}" ;; esac
@@ -663,7 +751,7 @@ if stage_begin 6; then
     python -m espnet_distill.bin.benchmark --checkpoint ${frontend_ckpts} --batch-sizes 1 $(! ${int8_inference} || echo --int8) \
         --json "${asr_dir}/benchmark.json" --markdown "${asr_dir}/benchmark.md"
     python -m espnet_distill.bin.make_results summary --asr-dir "${asr_dir}" --benchmark "${asr_dir}/benchmark.json" \
-        --test-sets ${test_sets} --out "${results_md}"
+        --test-sets ${test_sets} $(! ${use_lm} || echo "--lm-dir ${lm_dir}") --out "${results_md}"
     stage_end 6
 fi
 

@@ -14,4 +14,6 @@ exec ./distill.sh \
     --finetune_sets "train_10min" \
     --local_data_opts "--train_hours 1.0 --nj 2" \
     --export_onnx true \
+    --use_lm true \
+    --lm_train_text data/train \
     "$@"

@@ -157,3 +157,33 @@ def test_superb_table_puts_each_probe_beside_its_fine_tuned_model(tmp_path):
     shutil.rmtree(asr / "dt_10min_superb_seed0")
     shutil.rmtree(asr / "dt_10min_superb_seed1")
     assert results.superb_table(asr, ["test"]) == ""  # no probe: no section
+
+
+def test_lm_section_puts_each_lm_decoding_beside_the_same_model_without_it(tmp_path):
+    asr, lm = tmp_path / "asr", tmp_path / "lm"
+    for seed, (greedy, fused) in enumerate([(80.0, 60.0), (82.0, 61.0)]):  # CTC-only: beside CTC greedy
+        experiment(asr, f"dt_10min_seed{seed}", tmp_path / "dt.pt", {"ctc_greedy_test": greedy,
+                                                                     "ctc_beam_lm_test": fused})
+    experiment(asr, "att_10min_seed0", tmp_path / "att.pt", {"ctc_greedy_test": 70.0, "att_beam_test": 50.0,
+                                                             "att_beam_lm_test": 45.5})  # beside attention beam
+    experiment(asr, "scratch_10min_seed0", tmp_path / "scratch.pt", {"ctc_greedy_test": 90.0})  # no LM: no row
+    (lm / "ppl_dev").mkdir(parents=True)
+    (lm / "ppl_dev/ppl").write_text("2.4733\n")
+    (lm / "config.yaml").write_text(yaml.safe_dump({"lm": "seq_rnn", "lm_conf": {"unit": 256, "nlayers": 1},
+                                                    "token_type": "char"}))
+    (lm / "data").mkdir()
+    (lm / "data/train.text").write_text("lm1 a b\nlm2 c\n")
+    (tmp_path / "bench.json").write_text("[]")
+    assert make_results.main(["summary", "--asr-dir", str(asr), "--benchmark", str(tmp_path / "bench.json"),
+                              "--test-sets", "test", "--lm-dir", str(lm), "--out", str(tmp_path / "R.md")]) == 0
+    text = (tmp_path / "R.md").read_text()
+    assert "| dt_10min_seed0 | ctc beam + LM | - | - | 60.00 | 30.00 |" in text  # the summary's row
+    section = text.split("## LM decoding")[1]
+    assert "ESPnet's `seq_rnn` (nlayers 1, unit 256), char tokens, trained on 2 sentences; perplexity per " \
+           "token: dev 2.47." in section
+    assert "| dt_10min | 2 | ctc greedy | ctc beam + LM | 81.00 | 60.50 | -20.50 |" in section
+    assert "| att_10min | 1 | att beam | att beam + LM | 50.00 | 45.50 | -4.50 |" in section
+    assert "scratch_10min" not in section
+    for d in asr.glob("*/decode_*_lm_test"):
+        shutil.rmtree(d)
+    assert "## LM decoding" not in results.results_document(asr, "", ["test"], lm_dir=lm)
