@@ -3,6 +3,7 @@ unpacked, one downloaded from a mirror (file:// URLs to archives the test builds
 that cannot be reached."""
 from __future__ import annotations
 
+import gzip
 import shutil
 import subprocess
 import tarfile
@@ -38,7 +39,7 @@ def recipe(tmp: Path) -> Path:
 def run(r: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
     """local/data.sh with db.sh's defaults except for the corpus variables given in ``env``."""
     e = recipe_env(**env)
-    for k in ("LIBRISPEECH", "LIBRILIGHT", "LIBRISPEECH_URL", "LIBRILIGHT_URL"):
+    for k in ("LIBRISPEECH", "LIBRILIGHT", "LIBRISPEECH_URL", "LIBRILIGHT_URL", "LIBRISPEECH_LM", "LIBRISPEECH_LM_URL"):
         if k not in env:
             e.pop(k, None)
     return subprocess.run(["local/data.sh", *args], cwd=r, env=e, capture_output=True, text=True)
@@ -48,10 +49,26 @@ def utts(d: Path) -> int:
     return len((d / "text").read_text().splitlines())
 
 
+def lm_text(path: Path) -> Path:
+    """librispeech-lm-norm.txt.gz in small: upper-case sentences, no ids."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with gzip.open(path, "wt") as f:
+        f.write("A BOOK SENTENCE\nANOTHER ONE\n")
+    return path
+
+
 def test_unpacked_corpus(tmp_path):
     ls, ft = corpus(tmp_path / "corpora")
     r = recipe(tmp_path)
+    lm = lm_text(tmp_path / "corpora/lm-norm.txt.gz")
     p = run(r, "--train_960", "false", "--download", "false", LIBRISPEECH=str(ls), LIBRILIGHT=str(ft))
+    assert p.returncode == 1  # the LM text is wanted (--lm_text true) and is not there: said before any work
+    assert "Error: downloads/librispeech-lm-norm.txt.gz not found (--download false)." in p.stderr
+    assert "Put librispeech-lm-norm.txt.gz (openslr.org resource 11) at downloads/librispeech-lm-norm.txt.gz" \
+        in p.stderr
+    assert not (r / "data").exists()
+    p = run(r, "--train_960", "false", "--download", "false", LIBRISPEECH=str(ls), LIBRILIGHT=str(ft),
+            LIBRISPEECH_LM=str(lm))
     assert p.returncode == 0, p.stderr[-2000:]
     sizes = {d: utts(r / "data" / d) for d in ("dev_clean", "dev_other", "test_clean", "test_other",
                                                "train_clean_100", "train_10min", "train_1h", "train_10h")}
@@ -76,10 +93,12 @@ def test_downloads_what_is_missing(tmp_path):
     with tarfile.open(mirror / "librispeech_finetuning.tgz", "w:gz") as tar:
         tar.add(ft, arcname="librispeech_finetuning")
     r = recipe(tmp_path)
-    urls = {"LIBRISPEECH_URL": mirror.as_uri(), "LIBRILIGHT_URL": (mirror / "librispeech_finetuning.tgz").as_uri()}
+    urls = {"LIBRISPEECH_URL": mirror.as_uri(), "LIBRILIGHT_URL": (mirror / "librispeech_finetuning.tgz").as_uri(),
+            "LIBRISPEECH_LM_URL": lm_text(mirror / "librispeech-lm-norm.txt.gz").as_uri()}
     p = run(r, **urls)
     assert p.returncode == 0, p.stderr[-3000:]
-    assert p.stderr.count("Downloading file://") == 8
+    assert p.stderr.count("Downloading file://") == 9
+    assert gzip.open(r / "downloads/librispeech-lm-norm.txt.gz", "rt").read() == "A BOOK SENTENCE\nANOTHER ONE\n"
     assert (r / "downloads/LibriSpeech/dev-clean").is_dir()
     assert (r / "downloads/librispeech_finetuning/9h").is_dir()
     assert (r / "downloads/archives/train-other-500.tar.gz").is_file()

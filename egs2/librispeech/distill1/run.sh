@@ -3,8 +3,11 @@
 # D&T-Fbank, each fine-tuned with character CTC on train_clean_100 and Libri-light 10 h / 1 h,
 # scored on dev/test clean/other. GPU scale: see README.md in this folder for the cost per stage.
 # Stage 6 decodes on the training GPUs (--gpu_inference auto) and leaves out the int8 CPU pass over
-# the 21 h of test sets (add it with --int8_inference true).
+# the 21 h of test sets (add it with --int8_inference true); it also decodes with an LSTM LM trained
+# on LibriSpeech's LM text (stage 1 fetches it: db.sh's LIBRISPEECH_LM), CTC prefix beam search +
+# LM beside CTC greedy (--use_lm false: greedy only).
 set -euo pipefail
+. ./db.sh
 
 exec ./distill.sh \
     --ngpu 1 \
@@ -21,4 +24,8 @@ exec ./distill.sh \
     --asr_teacher false \
     --nj 16 \
     --int8_inference false \
+    --use_lm true \
+    --lm_train_text "${LIBRISPEECH_LM}" \
+    --inference_config conf/asr/decode_lm.yaml \
+    --lm_weight 0.6 \
     "$@"
