@@ -152,22 +152,25 @@ def seed_table(asr_dir: Path, test_sets: list[str], baseline: str = "scratch") -
     return "\n".join(lines)
 
 
+def wer_change(runs: dict[int | None, Path], before: str, after: str, x: str) -> list[str]:
+    """Cells ``before mean | after mean | change`` of one model's WER on set ``x`` decoded as ``before``
+    and as ``after``, over the seeds that have both; dashes when none has."""
+    import statistics
+
+    a, b = seed_wers(runs, before, x), seed_wers(runs, after, x)
+    pairs = [(a[seed], b[seed]) for seed in b if seed in a]
+    if not pairs:
+        return ["-", "-", "-"]
+    mean_a, mean_b = statistics.mean(p[0] for p in pairs), statistics.mean(p[1] for p in pairs)
+    return [f"{mean_a:.2f}", f"{mean_b:.2f}", f"{mean_b - mean_a:+.2f}"]
+
+
 def int8_table(asr_dir: Path, test_sets: list[str]) -> str:
     """Per model (mean over its seeds): CTC greedy WER with float and with int8 linear layers, and
     the change; empty when nothing was decoded in int8."""
-    import statistics
-
     lines = []
     for base, runs in seed_groups(asr_dir).items():
-        cells = []
-        for x in test_sets:
-            fl, q8 = seed_wers(runs, "ctc_greedy", x), seed_wers(runs, "ctc_greedy_int8", x)
-            pairs = [(fl[seed], q8[seed]) for seed in fl if seed in q8]
-            if not pairs:
-                cells += ["-", "-", "-"]
-                continue
-            fl_mean, q8_mean = statistics.mean(p[0] for p in pairs), statistics.mean(p[1] for p in pairs)
-            cells += [f"{fl_mean:.2f}", f"{q8_mean:.2f}", f"{q8_mean - fl_mean:+.2f}"]
+        cells = [c for x in test_sets for c in wer_change(runs, "ctc_greedy", "ctc_greedy_int8", x)]
         if any(c != "-" for c in cells):
             lines.append(f"| {base} | {len(runs)} | " + " | ".join(cells) + " |")
     if not lines:
@@ -179,20 +182,10 @@ def int8_table(asr_dir: Path, test_sets: list[str]) -> str:
 def lm_table(asr_dir: Path, test_sets: list[str]) -> str:
     """Per model decoded with the LM (:data:`LM_KINDS`): WER (mean over its seeds) without and with the
     LM, and the change in points; "" when nothing was decoded with an LM."""
-    import statistics
-
     lines = []
     for base, runs in seed_groups(asr_dir).items():
         for kind, without in LM_KINDS.items():
-            cells = []
-            for x in test_sets:
-                no_lm, lm = seed_wers(runs, without, x), seed_wers(runs, kind, x)
-                pairs = [(no_lm[seed], lm[seed]) for seed in lm if seed in no_lm]
-                if not pairs:
-                    cells += ["-", "-", "-"]
-                    continue
-                a, b = statistics.mean(p[0] for p in pairs), statistics.mean(p[1] for p in pairs)
-                cells += [f"{a:.2f}", f"{b:.2f}", f"{b - a:+.2f}"]
+            cells = [c for x in test_sets for c in wer_change(runs, without, kind, x)]
             if any(c != "-" for c in cells):
                 lines.append(f"| {base} | {len(runs)} | {kind_label(without)} | {kind_label(kind)} | "
                              + " | ".join(cells) + " |")

@@ -246,7 +246,6 @@ if in_range 6; then
     [ -z "${grammar}" ] || check_file --grammar "${grammar}"
     if ${use_lm}; then
         check_file --lm_config "${lm_config}"
-        # shellcheck disable=SC2086
         check_file --inference_config "${inference_config}"
         if [ "${stage}" -gt 1 ]; then  # (stage 1 may fetch it)
             for x in ${lm_train_text}; do [ -d "${x}" ] || check_file --lm_train_text "${x}"; done
